@@ -1,0 +1,105 @@
+import OpenAI from 'openai';
+import { Agent, OpenAIChatCompletionsModel, run, setTracingDisabled } from '@openai/agents';
+import type { AgentInputItem, Model, ModelSettings, RetryPolicyContext, Usage } from '@openai/agents';
+import { resolveProvider, type Config, type ProviderName } from '../config.js';
+import type { ChatMessage, ChatModel, ModelStreamEvent, ReplyRequest, TokenUsage } from './chat-model.js';
+import { DEMO_MODEL_NAME, DemoModel } from './demo-model.js';
+import { toUpstreamError } from './upstream-errors.js';
+
+/** The instructions the assistant runs with unless `SYSTEM_PROMPT` replaces them. */
+export const DEFAULT_INSTRUCTIONS = [
+  'You are ChatWait, a helpful, friendly and precise assistant.',
+  'Answer in clear markdown: short paragraphs, lists where they help, fenced code blocks with a language.',
+  'Keep answers as long as the question needs and no longer; say so when you are unsure.',
+].join(' ');
+
+/** The longest wait the retry policy accepts from an upstream `Retry-After` before giving up instead. */
+const MAX_RETRY_AFTER_MS = 10_000;
+
+/** Builds the model layer for a configuration: an Agents SDK agent on Gemini, an OpenAI-compatible endpoint or the demo model. */
+export function createChatModel(config: Config): ChatModel {
+  // Traces would be exported to OpenAI's servers; a self-hosted chat service never does that by default.
+  setTracingDisabled(true);
+  const provider = resolveProvider(config);
+  const { model, name } = createProviderModel(config, provider);
+  const agent = new Agent({
+    name: 'ChatWait',
+    instructions: config.SYSTEM_PROMPT ?? DEFAULT_INSTRUCTIONS,
+    model,
+    modelSettings: createModelSettings(config),
+  });
+
+  return {
+    provider,
+    name,
+    demo: provider === 'demo',
+    async *streamReply(request: ReplyRequest): AsyncIterable<ModelStreamEvent> {
+      try {
+        const result = await run(agent, request.messages.map(toInputItem), { stream: true, signal: request.signal, maxTurns: 10 });
+        for await (const event of result) {
+          if (event.type === 'raw_model_stream_event' && event.data.type === 'output_text_delta') {
+            yield { type: 'text_delta', delta: event.data.delta };
+          }
+        }
+        await result.completed;
+        if (result.error) throw result.error;
+        const finalOutput = typeof result.finalOutput === 'string' ? result.finalOutput : '';
+        yield { type: 'done', usage: toTokenUsage(result.state.usage), finalOutput };
+      } catch (error) {
+        throw toUpstreamError(error, request.signal);
+      }
+    },
+  };
+}
+
+function createProviderModel(config: Config, provider: ProviderName): { model: Model; name: string } {
+  if (provider === 'demo') {
+    return {
+      model: new DemoModel({ tokensPerSecond: config.DEMO_TOKENS_PER_SECOND, responseTokens: config.DEMO_RESPONSE_TOKENS }),
+      name: DEMO_MODEL_NAME,
+    };
+  }
+  const gemini = provider === 'gemini';
+  const client = new OpenAI({
+    apiKey: (gemini ? config.GEMINI_API_KEY : config.OPENAI_API_KEY) ?? 'not-needed',
+    baseURL: gemini ? config.GEMINI_BASE_URL : (config.OPENAI_BASE_URL ?? 'https://api.openai.com/v1'),
+    // The agent's retry policy below owns retries, so they stop at the first token and stay bounded.
+    maxRetries: 0,
+    timeout: 24 * 3600 * 1000,
+  });
+  const name = gemini ? config.GEMINI_MODEL : config.OPENAI_MODEL;
+  return { model: new OpenAIChatCompletionsModel(client, name), name };
+}
+
+function createModelSettings(config: Config): ModelSettings {
+  return {
+    ...(config.MAX_OUTPUT_TOKENS === undefined ? {} : { maxTokens: config.MAX_OUTPUT_TOKENS }),
+    retry: {
+      maxRetries: config.UPSTREAM_MAX_RETRIES,
+      backoff: { initialDelayMs: config.UPSTREAM_RETRY_DELAY_MS, maxDelayMs: 8_000, multiplier: 2, jitter: true },
+      policy: retryPolicy,
+    },
+  };
+}
+
+/** Retries rate limits, server errors and network failures; the SDK never retries once output has streamed. */
+function retryPolicy(context: RetryPolicyContext) {
+  const { statusCode, isNetworkError, isAbort, retryAfterMs } = context.normalized;
+  if (isAbort) return false;
+  const transient = isNetworkError || statusCode === 429 || statusCode === 408 || (statusCode !== undefined && statusCode >= 500);
+  if (!transient) return false;
+  if (retryAfterMs !== undefined) {
+    return retryAfterMs <= MAX_RETRY_AFTER_MS ? { retry: true, delayMs: retryAfterMs } : false;
+  }
+  return true;
+}
+
+function toInputItem(message: ChatMessage): AgentInputItem {
+  if (message.role === 'user') return { role: 'user', content: message.content };
+  return { role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: message.content }] };
+}
+
+function toTokenUsage(usage: Usage | undefined): TokenUsage | undefined {
+  if (!usage || (usage.inputTokens === 0 && usage.outputTokens === 0)) return undefined;
+  return { input_tokens: usage.inputTokens, output_tokens: usage.outputTokens, total_tokens: usage.totalTokens };
+}

@@ -1,0 +1,34 @@
+import type { ProviderName } from '../config.js';
+
+/** One message of the context sent to the model. */
+export interface ChatMessage {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+/** Token usage reported by the model for one turn. */
+export interface TokenUsage {
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens: number;
+}
+
+/** What a model emits while it answers, free of any SDK type. */
+export type ModelStreamEvent =
+  | { type: 'text_delta'; delta: string }
+  | { type: 'done'; usage: TokenUsage | undefined; finalOutput: string };
+
+/** Input of one model call: the context (oldest first, the new user message last) and a signal that aborts it. */
+export interface ReplyRequest {
+  messages: ChatMessage[];
+  signal: AbortSignal;
+}
+
+/** The model behind ChatWait, whichever provider serves it. */
+export interface ChatModel {
+  readonly provider: ProviderName;
+  readonly name: string;
+  readonly demo: boolean;
+  /** Streams one answer; throws a ChatWaitError (UPSTREAM_*, MODEL_UNAVAILABLE) when the provider fails. */
+  streamReply(request: ReplyRequest): AsyncIterable<ModelStreamEvent>;
+}

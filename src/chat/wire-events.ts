@@ -1,0 +1,48 @@
+import type { TokenUsage } from './chat-model.js';
+import type { TurnTimings } from '../store/conversation-store.js';
+
+/** Why a turn's answer ended. */
+export type FinishReason = 'stop' | 'cancelled';
+
+// Each event is serialized once, when it is appended to the replay log; readers send the string as is.
+// The field order of `token` follows the original ChatWait wire format.
+
+/** The per-connection `start` event. */
+export function startEventData(contextId: string, turnId: string, model: string, resumed: boolean): string {
+  return JSON.stringify({ type: 'start', event_type: 'start', context_id: contextId, turn_id: turnId, resumed, model });
+}
+
+/** A `token` event: a text delta exactly as the model produced it. */
+export function tokenEventData(contextIdJson: string, token: string, tokenIndex: number): string {
+  return `{"token":${JSON.stringify(token)},"token_index":${tokenIndex},"context_id":${contextIdJson},"event_type":"token","type":"token"}`;
+}
+
+/** The `end` event with the whole answer. */
+export function endEventData(fields: {
+  contextId: string;
+  turnId: string;
+  finalOutput: string;
+  tokenCount: number;
+  finishReason: FinishReason;
+  usage: TokenUsage | undefined;
+  timings: TurnTimings;
+  model: string;
+}): string {
+  return JSON.stringify({
+    type: 'end',
+    event_type: 'end',
+    context_id: fields.contextId,
+    turn_id: fields.turnId,
+    final_output: fields.finalOutput,
+    token_count: fields.tokenCount,
+    finish_reason: fields.finishReason,
+    usage: fields.usage ?? null,
+    timings: fields.timings,
+    model: fields.model,
+  });
+}
+
+/** An `error` event: a failure after the stream has begun. */
+export function errorEventData(contextId: string, turnId: string, errorCode: string, message: string, retryable: boolean): string {
+  return JSON.stringify({ type: 'error', event_type: 'error', context_id: contextId, turn_id: turnId, error_code: errorCode, message, retryable });
+}

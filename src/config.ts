@@ -1,0 +1,182 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+import { z } from 'zod';
+
+const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
+const FALSE_WORDS = new Set(['0', 'false', 'no', 'off']);
+
+/** Variables whose values must never be echoed back, even in a configuration error. */
+const SECRET_VARIABLES = new Set(['GEMINI_API_KEY', 'OPENAI_API_KEY', 'API_KEYS', 'DATABASE_URL', 'REDIS_URL']);
+
+const booleanVariable = (fallback: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((value, context) => {
+      if (value === undefined) return fallback;
+      const word = value.trim().toLowerCase();
+      if (TRUE_WORDS.has(word)) return true;
+      if (FALSE_WORDS.has(word)) return false;
+      context.addIssue({ code: 'custom', message: 'must be true or false (also 1/0, yes/no, on/off)' });
+      return z.NEVER;
+    });
+
+const numberVariable = <F extends number | undefined>(fallback: F, min: number, max: number, integer = true) =>
+  z
+    .string()
+    .optional()
+    .transform((value, context): number | F => {
+      if (value === undefined) return fallback;
+      const parsed = Number(value.trim());
+      const kind = integer ? 'an integer' : 'a number';
+      if (value.trim() === '' || !Number.isFinite(parsed) || (integer && !Number.isInteger(parsed)) || parsed < min || parsed > max) {
+        context.addIssue({ code: 'custom', message: `must be ${kind} from ${min} to ${max}` });
+        return z.NEVER;
+      }
+      return parsed;
+    });
+
+const enumVariable = <const T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) =>
+  z
+    .string()
+    .optional()
+    .transform((value, context): T[number] => {
+      if (value === undefined) return fallback;
+      const word = value.trim().toLowerCase();
+      if ((values as readonly string[]).includes(word)) return word as T[number];
+      context.addIssue({ code: 'custom', message: `must be one of ${values.join(', ')}` });
+      return z.NEVER;
+    });
+
+const urlVariable = (protocols: readonly string[], description: string) =>
+  z
+    .string()
+    .optional()
+    .transform((value, context) => {
+      if (value === undefined) return undefined;
+      try {
+        const url = new URL(value.trim());
+        if (protocols.includes(url.protocol)) return url.toString();
+      } catch {
+        // reported below
+      }
+      context.addIssue({ code: 'custom', message: `must be ${description}` });
+      return z.NEVER;
+    });
+
+const listVariable = (itemPattern: RegExp, description: string) =>
+  z
+    .string()
+    .optional()
+    .transform((value, context) => {
+      if (value === undefined) return [] as string[];
+      const items = value.split(',').map((item) => item.trim()).filter((item) => item !== '');
+      if (items.some((item) => !itemPattern.test(item))) {
+        context.addIssue({ code: 'custom', message: `must be a comma-separated list of ${description}` });
+        return z.NEVER;
+      }
+      return items;
+    });
+
+const databaseUrl = z
+  .string()
+  .optional()
+  .transform((value, context) => {
+    const url = (value ?? 'sqlite:./data/chatwait.db').trim();
+    if (url === 'memory' || /^sqlite:.+/.test(url) || /^postgres(ql)?:\/\/.+/.test(url)) return url;
+    context.addIssue({ code: 'custom', message: 'must be memory, sqlite:<path> or postgres://…' });
+    return z.NEVER;
+  });
+
+/** The schema of every configuration variable; the Config type is inferred from it. */
+const configSchema = z
+  .object({
+    HOST: z.string().default('localhost'),
+    PORT: numberVariable(8000, 0, 65535),
+    DEBUG: booleanVariable(false),
+    LOG_LEVEL: enumVariable(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    ENVIRONMENT: z.string().default('development'),
+
+    LLM_PROVIDER: enumVariable(['auto', 'gemini', 'openai', 'demo'], 'auto'),
+    GEMINI_API_KEY: z.string().optional(),
+    GEMINI_MODEL: z.string().default('gemini-2.5-flash'),
+    GEMINI_BASE_URL: urlVariable(['https:', 'http:'], 'an http(s) URL').transform(
+      (value) => value ?? 'https://generativelanguage.googleapis.com/v1beta/openai/',
+    ),
+    OPENAI_API_KEY: z.string().optional(),
+    OPENAI_BASE_URL: urlVariable(['https:', 'http:'], 'an http(s) URL such as http://localhost:11434/v1'),
+    OPENAI_MODEL: z.string().default('gpt-4o-mini'),
+    SYSTEM_PROMPT: z.string().optional(),
+    MAX_OUTPUT_TOKENS: numberVariable(undefined, 1, 1_000_000),
+    RESPONSE_TIMEOUT_SECONDS: numberVariable(30, 0.1, 3600, false),
+    UPSTREAM_MAX_RETRIES: numberVariable(2, 0, 10),
+    UPSTREAM_RETRY_DELAY_MS: numberVariable(500, 0, 60_000),
+    DEMO_TOKENS_PER_SECOND: numberVariable(40, 0, 1_000_000, false),
+    DEMO_RESPONSE_TOKENS: numberVariable(60, 1, 1_000_000),
+
+    RATE_LIMIT_REQUESTS_PER_MINUTE: numberVariable(60, 0, 1_000_000),
+    RATE_LIMIT_BURST: numberVariable(10, 0, 1_000_000),
+    STREAM_TTL_SECONDS: numberVariable(300, 1, 7 * 24 * 3600),
+    SSE_HEARTBEAT_SECONDS: numberVariable(15, 0.05, 3600, false),
+    MAX_BODY_BYTES: numberVariable(1_048_576, 1024, 100 * 1_048_576),
+    HISTORY_MAX_MESSAGES: numberVariable(50, 0, 10_000),
+    HISTORY_MAX_CHARS: numberVariable(48_000, 0, 10_000_000),
+
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: urlVariable(['redis:', 'rediss:'], 'a redis:// or rediss:// URL'),
+    API_KEYS: listVariable(/^[\x21-\x7e]{8,256}$/, 'keys of 8 to 256 visible ASCII characters'),
+    ALLOWED_ORIGINS: listVariable(/^(\*|https?:\/\/[^\s/]+)$/, 'origins such as https://chat.example.com (or *)'),
+
+    DEFAULT_CHAT_MODE: enumVariable(['wait', 'streaming'], 'streaming'),
+    SHOW_MODE_SELECTOR: booleanVariable(true),
+  })
+  .superRefine((config, context) => {
+    if (config.LLM_PROVIDER === 'gemini' && !config.GEMINI_API_KEY) {
+      context.addIssue({ code: 'custom', path: ['GEMINI_API_KEY'], message: 'is required when LLM_PROVIDER=gemini' });
+    }
+    if (config.LLM_PROVIDER === 'openai' && !config.OPENAI_BASE_URL && !config.OPENAI_API_KEY) {
+      context.addIssue({
+        code: 'custom',
+        path: ['OPENAI_BASE_URL'],
+        message: 'or OPENAI_API_KEY is required when LLM_PROVIDER=openai',
+      });
+    }
+  });
+
+/** The validated, frozen configuration of one ChatWait process. */
+export type Config = Readonly<z.output<typeof configSchema>>;
+
+/** The model provider a configuration resolves to, after `LLM_PROVIDER=auto` is decided. */
+export type ProviderName = 'gemini' | 'openai' | 'demo';
+
+/** Raised when the environment holds an invalid value; its message is one line naming the variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses and validates configuration from an environment-like record (and an optional .env file). */
+export function loadConfig(environment: NodeJS.ProcessEnv = process.env, envFile: string | undefined = '.env'): Config {
+  const fromFile = envFile && existsSync(envFile) ? parseEnv(readFileSync(envFile, 'utf8')) : {};
+  const merged: Record<string, string> = {};
+  for (const [name, value] of Object.entries({ ...fromFile, ...environment })) {
+    // An empty value in .env or the environment means "not set", as most tools read it.
+    if (value !== undefined && value.trim() !== '' && name in configSchema.shape) merged[name] = value;
+  }
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'configuration');
+    const raw = merged[name];
+    const got = raw === undefined || SECRET_VARIABLES.has(name) ? '' : ` (got ${JSON.stringify(raw)})`;
+    throw new ConfigError(`Invalid configuration: ${name} ${issue.message}${got}`);
+  }
+  return Object.freeze(result.data);
+}
+
+/** Decides which model provider serves the turns: `auto` prefers Gemini, then an OpenAI-compatible endpoint, then the demo model. */
+export function resolveProvider(config: Config): ProviderName {
+  if (config.LLM_PROVIDER !== 'auto') return config.LLM_PROVIDER;
+  if (config.GEMINI_API_KEY) return 'gemini';
+  if (config.OPENAI_BASE_URL || config.OPENAI_API_KEY) return 'openai';
+  return 'demo';
+}

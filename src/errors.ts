@@ -1,0 +1,84 @@
+/** The stable error codes of the API (`error_code`), with the HTTP status each one maps to. */
+export const ERROR_STATUS = {
+  VALIDATION_ERROR: 422,
+  EMPTY_MESSAGE: 400,
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  CONVERSATION_BUSY: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  RATE_LIMITED: 429,
+  INTERNAL_ERROR: 500,
+  UPSTREAM_ERROR: 502,
+  MODEL_UNAVAILABLE: 503,
+  SERVER_BUSY: 503,
+  SHUTTING_DOWN: 503,
+  UPSTREAM_TIMEOUT: 504,
+} as const;
+
+/** One of the API's `error_code` values. */
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** One entry of a 422 `detail` list, in FastAPI's shape. */
+export interface ValidationDetail {
+  loc: (string | number)[];
+  msg: string;
+  type: string;
+}
+
+/** Options shared by every ChatWait error. */
+export interface ChatWaitErrorOptions {
+  cause?: unknown;
+  retryable?: boolean;
+  detail?: ValidationDetail[];
+  headers?: Record<string, string>;
+}
+
+/**
+ * The one error base: a stable code, an HTTP status and a message that tells a person how to fix
+ * the problem. Its message is safe to show to clients; internals belong in `cause`.
+ */
+export class ChatWaitError extends Error {
+  override name = 'ChatWaitError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly detail: ValidationDetail[] | undefined;
+  readonly headers: Record<string, string> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: ChatWaitErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = ERROR_STATUS[code];
+    this.retryable = options.retryable ?? this.status >= 500;
+    this.detail = options.detail;
+    this.headers = options.headers;
+  }
+}
+
+/** The caller sent something wrong (4xx). */
+export class RequestError extends ChatWaitError {
+  override name = 'RequestError';
+}
+
+/** The model provider failed, timed out or is not usable (502/503/504). */
+export class UpstreamError extends ChatWaitError {
+  override name = 'UpstreamError';
+}
+
+/** Something went wrong inside ChatWait itself (500); the message shown is always generic. */
+export class InternalError extends ChatWaitError {
+  override name = 'InternalError';
+  constructor(cause?: unknown) {
+    super('INTERNAL_ERROR', 'Something went wrong on our side. Please try again; if it keeps happening, report it with the request id.', {
+      cause,
+      retryable: true,
+    });
+  }
+}
+
+/** Turns anything thrown into a ChatWaitError, hiding whatever is not one behind INTERNAL_ERROR. */
+export function toChatWaitError(error: unknown): ChatWaitError {
+  return error instanceof ChatWaitError ? error : new InternalError(error);
+}

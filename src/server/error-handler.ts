@@ -1,0 +1,75 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ChatWaitError, InternalError, RequestError } from '../errors.js';
+import { SchemaValidationError, toValidationDetails } from './validation.js';
+
+/** Installs the one error handler and the 404 handler that turn every failure into the JSON error format. */
+export function registerErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const chatWaitError = classifyError(error);
+    if (chatWaitError.status >= 500) request.log.error({ err: chatWaitError.cause ?? error }, 'request failed');
+    else request.log.info({ error_code: chatWaitError.code }, chatWaitError.message);
+    return sendError(request, reply, chatWaitError);
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendError(
+      request,
+      reply,
+      new RequestError('NOT_FOUND', `There is no ${request.method} ${request.url.split('?')[0]}. The API is described at /docs.`),
+    ),
+  );
+}
+
+/** Sends a ChatWaitError in the documented format. */
+export function sendError(request: FastifyRequest, reply: FastifyReply, error: ChatWaitError): FastifyReply {
+  if (error.headers) reply.headers(error.headers);
+  return reply
+    .code(error.status)
+    .type('application/json; charset=utf-8')
+    .send(errorBody(error, request.id));
+}
+
+/** The JSON body of an error response. */
+export function errorBody(error: ChatWaitError, requestId: string) {
+  return {
+    error_code: error.code,
+    message: error.message,
+    request_id: requestId,
+    ...(error.detail ? { detail: error.detail } : {}),
+  };
+}
+
+function classifyError(error: FastifyError | SchemaValidationError): ChatWaitError {
+  if (error instanceof ChatWaitError) return error;
+  if (error instanceof SchemaValidationError) {
+    const detail = toValidationDetails(error);
+    const first = detail[0]!;
+    return new RequestError('VALIDATION_ERROR', `Invalid request: ${first.msg}${detail.length > 1 ? ` (and ${detail.length - 1} more)` : ''}.`, { detail });
+  }
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return malformedJson('The body is not valid JSON. Send a JSON object such as {"message": "Hello"}.');
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new RequestError('PAYLOAD_TOO_LARGE', 'The request body is too large. Send a shorter message or less history.');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new RequestError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON with the header Content-Type: application/json.');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return malformedJson('The body does not match its Content-Length header.');
+  }
+  // The JSON parser's own syntax errors arrive as plain errors with a 400 status.
+  if (error instanceof SyntaxError || (error.statusCode === 400 && !error.code)) {
+    return malformedJson('The body is not valid JSON. Send a JSON object such as {"message": "Hello"}.');
+  }
+  if (error.statusCode === 413) return new RequestError('PAYLOAD_TOO_LARGE', 'The request is too large.');
+  if (error.statusCode === 415) return new RequestError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON with the header Content-Type: application/json.');
+  if (error.statusCode === 404) return new RequestError('NOT_FOUND', 'Not found. The API is described at /docs.');
+  if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+    return malformedJson('The request is malformed.');
+  }
+  return new InternalError(error);
+}
+
+function malformedJson(message: string): RequestError {
+  return new RequestError('VALIDATION_ERROR', message, { detail: [{ loc: ['body'], msg: message, type: 'json_invalid' }] });
+}

@@ -1,0 +1,53 @@
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import type { FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { jsonSchemaTransform } from 'fastify-type-provider-zod';
+
+const REDOC_PAGE = `<!doctype html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <title>ChatWait API — ReDoc</title>
+    <style>body { margin: 0; padding: 0; }</style>
+  </head>
+  <body>
+    <redoc spec-url="/openapi.json"></redoc>
+    <script src="/redoc/redoc.standalone.js"></script>
+  </body>
+</html>
+`;
+
+/** Registers the OpenAPI document (built from the route schemas) before any route is added. */
+export async function registerOpenApi(app: FastifyInstance, version: string): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'ChatWait API',
+        version,
+        description:
+          'Real-time streaming AI chat: the whole answer at once (`/api/v1/chat/wait`) or token by token over Server-Sent Events (`/api/v1/chat/streaming`). Errors are `{"error_code", "message", "request_id", "detail"?}`.',
+      },
+      tags: [
+        { name: 'chat', description: 'Send messages, get answers' },
+        { name: 'health', description: 'Health, liveness and readiness' },
+      ],
+    },
+    transform: jsonSchemaTransform,
+  });
+}
+
+/** Serves `/openapi.json`, Swagger UI at `/docs` and ReDoc at `/redoc`, all from local files (no CDN). */
+export async function registerDocsRoutes(app: FastifyInstance): Promise<void> {
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/redoc', { schema: { hide: true } }, async (_request, reply) => reply.type('text/html; charset=utf-8').send(REDOC_PAGE));
+  let redocScript: Promise<Buffer> | undefined;
+  app.get('/redoc/redoc.standalone.js', { schema: { hide: true } }, async (_request, reply) => {
+    redocScript ??= readFile(createRequire(import.meta.url).resolve('redoc/bundles/redoc.standalone.js'));
+    return reply.type('application/javascript; charset=utf-8').header('cache-control', 'public, max-age=86400').send(await redocScript);
+  });
+}

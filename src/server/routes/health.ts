@@ -1,0 +1,89 @@
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { ChatModel } from '../../chat/chat-model.js';
+import type { ConversationStore } from '../../store/conversation-store.js';
+import { healthResponseSchema } from '../schemas.js';
+
+/** Options of the health routes. */
+export interface HealthRoutesOptions {
+  model: ChatModel;
+  store: ConversationStore;
+  version: string;
+  environment: string;
+  /** True once shutdown has begun: readiness answers 503 from then on. */
+  isShuttingDown: () => boolean;
+}
+
+/** How long a dependency may take to answer a health check before it counts as down. */
+const CHECK_TIMEOUT_MS = 2000;
+
+type Check = { status: 'ok' | 'error'; detail?: string } & Record<string, unknown>;
+
+/** `/health`, `/api/v1/health`, `/api/v1/health/live` and `/api/v1/health/ready`. */
+export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (app, options) => {
+  const { model, store } = options;
+
+  async function runChecks(): Promise<Record<string, Check>> {
+    const storeCheck = await withTimeout(store.ping())
+      .then((): Check => ({ status: 'ok' }))
+      .catch((): Check => ({ status: 'error', detail: 'the conversation store does not answer' }));
+    return {
+      store: storeCheck,
+      stream_log: { status: 'ok', backend: 'memory' },
+      model: { status: 'ok', provider: model.provider, name: model.name, demo: model.demo },
+    };
+  }
+
+  const health = async () => {
+    const checks = await runChecks();
+    const healthy = Object.values(checks).every((check) => check.status === 'ok');
+    return {
+      status: healthy ? ('healthy' as const) : ('degraded' as const),
+      service: 'chatwait' as const,
+      version: options.version,
+      environment: options.environment,
+      model: { provider: model.provider, name: model.name, demo: model.demo },
+      checks,
+    };
+  };
+  const healthSchema = { tags: ['health'], summary: 'Service health, the model in use and the state of each dependency', response: { 200: healthResponseSchema } };
+  app.get('/health', { schema: healthSchema }, health);
+  app.get('/api/v1/health', { schema: healthSchema }, health);
+
+  app.get(
+    '/api/v1/health/live',
+    { schema: { tags: ['health'], summary: 'Liveness: the process is up', response: { 200: z.object({ status: z.literal('alive') }) } } },
+    async () => ({ status: 'alive' as const }),
+  );
+
+  app.get(
+    '/api/v1/health/ready',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness: 200 when every dependency answers, 503 otherwise or while shutting down',
+        response: {
+          200: z.object({ status: z.literal('ready') }),
+          503: z.object({ status: z.literal('not_ready'), reason: z.string(), checks: z.record(z.string(), z.unknown()).optional() }),
+        },
+      },
+    },
+    async (_request, reply) => {
+      if (options.isShuttingDown()) return reply.code(503).send({ status: 'not_ready' as const, reason: 'shutting down' });
+      const checks = await runChecks();
+      const failing = Object.entries(checks).filter(([, check]) => check.status !== 'ok');
+      if (failing.length > 0) {
+        return reply.code(503).send({ status: 'not_ready' as const, reason: `${failing.map(([name]) => name).join(', ')} failing`, checks });
+      }
+      return { status: 'ready' as const };
+    },
+  );
+};
+
+function withTimeout<T>(promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out')), CHECK_TIMEOUT_MS);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

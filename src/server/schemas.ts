@@ -1,0 +1,116 @@
+import { z } from 'zod';
+
+/** The longest message a user may send, in characters. */
+export const MAX_MESSAGE_CHARS = 10_000;
+const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+const message = z
+  .string({ error: 'message must be a string' })
+  .min(1, 'message must not be empty')
+  .max(MAX_MESSAGE_CHARS, `message must be at most ${MAX_MESSAGE_CHARS.toLocaleString('en')} characters`)
+  .describe('What the user says (1 to 10,000 characters).');
+
+const contextId = z
+  .string({ error: 'context_id must be a string' })
+  .regex(ID_PATTERN, 'context_id must be 1 to 128 characters from A-Z, a-z, 0-9 and . _ : -')
+  .describe('The conversation to continue. Absent: a new conversation with a random UUID.');
+
+const clientMessageId = z
+  .string({ error: 'client_message_id must be a string' })
+  .regex(ID_PATTERN, 'client_message_id must be 1 to 128 characters from A-Z, a-z, 0-9 and . _ : -')
+  .describe('Idempotency key: a retried send with the same key attaches to the turn it started.');
+
+const history = z
+  .array(
+    z.object({
+      role: z.enum(['user', 'assistant'], { error: 'role must be "user" or "assistant"' }),
+      content: z.string({ error: 'content must be a string' }).max(100_000, 'content must be at most 100,000 characters'),
+    }),
+    { error: 'history must be a list of {role, content} messages' },
+  )
+  .max(1_000, 'history must hold at most 1,000 messages')
+  .describe('Client-managed context, used instead of the stored conversation for this turn.');
+
+/** Body of `POST /api/v1/chat/wait`. */
+export const waitRequestSchema = z.object(
+  {
+    message,
+    context_id: contextId.nullish(),
+    client_message_id: clientMessageId.nullish(),
+    history: history.nullish(),
+  },
+  { error: 'the body must be a JSON object' },
+);
+
+const lastTokenIndexQuery = z.coerce
+  .number({ error: 'last_token_index must be an integer' })
+  .int('last_token_index must be an integer')
+  .min(0, 'last_token_index must be 0 or more')
+  .max(1_000_000_000, 'last_token_index is too large')
+  .optional()
+  .describe('Resume from this token index (the original ChatWait resume). Default 0.');
+
+/** Query of `GET /api/v1/chat/streaming`. */
+export const streamingQuerySchema = z.object({
+  message,
+  context_id: contextId.optional(),
+  last_token_index: lastTokenIndexQuery,
+});
+
+/** Body of `POST /api/v1/chat/streaming`: the query's fields, plus those of the wait body. */
+export const streamingBodySchema = waitRequestSchema.extend({
+  last_token_index: z
+    .number({ error: 'last_token_index must be an integer' })
+    .int('last_token_index must be an integer')
+    .min(0, 'last_token_index must be 0 or more')
+    .max(1_000_000_000, 'last_token_index is too large')
+    .nullish(),
+});
+
+/** Token usage as reported in answers. */
+export const usageSchema = z.object({ input_tokens: z.number(), output_tokens: z.number(), total_tokens: z.number() });
+
+/** Response of `POST /api/v1/chat/wait`. */
+export const waitResponseSchema = z.object({
+  message: z.string().describe('The whole answer.'),
+  context_id: z.string(),
+  token_count: z.number().int().positive(),
+  processing_time_ms: z.number().nonnegative(),
+  turn_id: z.string(),
+  usage: usageSchema.optional(),
+  model: z.string(),
+});
+
+/** Every error response. */
+export const errorResponseSchema = z.object({
+  error_code: z.string(),
+  message: z.string(),
+  request_id: z.string(),
+  detail: z.array(z.object({ loc: z.array(z.union([z.string(), z.number()])), msg: z.string(), type: z.string() })).optional(),
+});
+
+const checkSchema = z.object({ status: z.enum(['ok', 'error']), detail: z.string().optional() }).catchall(z.unknown());
+
+/** Response of the health routes. */
+export const healthResponseSchema = z.object({
+  status: z.enum(['healthy', 'degraded']),
+  service: z.literal('chatwait'),
+  version: z.string(),
+  environment: z.string(),
+  model: z.object({ provider: z.string(), name: z.string(), demo: z.boolean() }),
+  checks: z.record(z.string(), checkSchema),
+});
+
+/** The error responses every chat route may give, for the docs. */
+export const chatErrorResponses = {
+  400: errorResponseSchema.describe('EMPTY_MESSAGE: the message is only whitespace'),
+  404: errorResponseSchema.describe('NOT_FOUND'),
+  413: errorResponseSchema.describe('PAYLOAD_TOO_LARGE'),
+  415: errorResponseSchema.describe('UNSUPPORTED_MEDIA_TYPE'),
+  422: errorResponseSchema.describe('VALIDATION_ERROR, with a detail list naming each field'),
+  429: errorResponseSchema.describe('RATE_LIMITED'),
+  500: errorResponseSchema.describe('INTERNAL_ERROR'),
+  502: errorResponseSchema.describe('UPSTREAM_ERROR'),
+  503: errorResponseSchema.describe('MODEL_UNAVAILABLE, SERVER_BUSY or SHUTTING_DOWN'),
+  504: errorResponseSchema.describe('UPSTREAM_TIMEOUT'),
+};

@@ -1,0 +1,77 @@
+import type { LogEntry, ReplayLog } from './replay-log.js';
+
+interface TurnLog {
+  entries: string[];
+  ended: boolean;
+  /** Readers waiting for the next append, woken all at once. */
+  waiters: (() => void)[];
+  expiry: NodeJS.Timeout | undefined;
+}
+
+/** The replay log held in this process's memory: the default when `REDIS_URL` is not set. */
+export class MemoryReplayLog implements ReplayLog {
+  readonly #logs = new Map<string, TurnLog>();
+
+  open(turnId: string): void {
+    if (!this.#logs.has(turnId)) this.#logs.set(turnId, { entries: [], ended: false, waiters: [], expiry: undefined });
+  }
+
+  append(turnId: string, data: string, final = false): number {
+    const log = this.#logs.get(turnId);
+    if (!log) throw new Error(`replay log of turn ${turnId} is not open`);
+    if (log.ended) throw new Error(`replay log of turn ${turnId} has already ended`);
+    log.entries.push(data);
+    log.ended = final;
+    const waiters = log.waiters;
+    if (waiters.length > 0) {
+      log.waiters = [];
+      for (const wake of waiters) wake();
+    }
+    return log.entries.length - 1;
+  }
+
+  async *read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<LogEntry> {
+    let position = from;
+    for (;;) {
+      const log = this.#logs.get(turnId);
+      if (!log || signal?.aborted) return;
+      while (position < log.entries.length) {
+        yield { position, data: log.entries[position]! };
+        position++;
+        if (signal?.aborted) return;
+      }
+      if (log.ended) return;
+      await new Promise<void>((resolve) => {
+        const onAbort = () => resolve();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        log.waiters.push(() => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        });
+      });
+    }
+  }
+
+  has(turnId: string): boolean {
+    return this.#logs.has(turnId);
+  }
+
+  expire(turnId: string, ttlMs: number): void {
+    const log = this.#logs.get(turnId);
+    if (!log) return;
+    clearTimeout(log.expiry);
+    log.expiry = setTimeout(() => {
+      this.#logs.delete(turnId);
+      for (const wake of log.waiters) wake();
+    }, ttlMs);
+    log.expiry.unref();
+  }
+
+  close(): void {
+    for (const [turnId, log] of this.#logs) {
+      clearTimeout(log.expiry);
+      this.#logs.delete(turnId);
+      for (const wake of log.waiters) wake();
+    }
+  }
+}

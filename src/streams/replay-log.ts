@@ -1,0 +1,25 @@
+/** One event of a turn's log: its position (0, 1, 2, …) and its wire JSON. */
+export interface LogEntry {
+  position: number;
+  data: string;
+}
+
+/**
+ * A turn's replay log: every event a generation produces, readable by any number of readers from
+ * any position while the generation writes. Kept to what Redis Streams can do too (append, read
+ * from a position, block for new entries, expire).
+ */
+export interface ReplayLog {
+  /** Creates an empty log for a new turn, so readers can wait on it before its first event. */
+  open(turnId: string): void;
+  /** Appends an event; `final` marks the turn's last one (readers stop after it). Returns its position. */
+  append(turnId: string, data: string, final?: boolean): number;
+  /** Yields the entries from `from` on, then follows new ones until the final entry or the signal aborts. */
+  read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<LogEntry>;
+  /** Whether the log of this turn is still held. */
+  has(turnId: string): boolean;
+  /** Forgets a turn's log after `ttlMs` (again from now if called again). */
+  expire(turnId: string, ttlMs: number): void;
+  /** Releases everything. */
+  close(): void;
+}
