@@ -4,7 +4,7 @@ import type { AgentInputItem, Model, ModelSettings, RetryPolicyContext, Usage } 
 import { resolveProvider, type Config, type ProviderName } from '../config.js';
 import type { ChatMessage, ChatModel, ModelStreamEvent, ReplyRequest, TokenUsage } from './chat-model.js';
 import { DEMO_MODEL_NAME, DemoModel } from './demo-model.js';
-import { toUpstreamError } from './upstream-errors.js';
+import { emptyAnswerError, toUpstreamError } from './upstream-errors.js';
 
 /** The instructions the assistant runs with unless `SYSTEM_PROMPT` replaces them. */
 export const DEFAULT_INSTRUCTIONS = [
@@ -12,6 +12,9 @@ export const DEFAULT_INSTRUCTIONS = [
   'Answer in clear markdown: short paragraphs, lists where they help, fenced code blocks with a language.',
   'Keep answers as long as the question needs and no longer; say so when you are unsure.',
 ].join(' ');
+
+/** Model calls one turn may make (tool rounds included). */
+const MAX_AGENT_TURNS = 10;
 
 /** The longest wait the retry policy accepts from an upstream `Retry-After` before giving up instead. */
 const MAX_RETRY_AFTER_MS = 10_000;
@@ -34,19 +37,29 @@ export function createChatModel(config: Config): ChatModel {
     name,
     demo: provider === 'demo',
     async *streamReply(request: ReplyRequest): AsyncIterable<ModelStreamEvent> {
+      // Stops the run when a model response turns out empty: the SDK would otherwise ask again, up to maxTurns times.
+      const stop = new AbortController();
+      const signal = AbortSignal.any([request.signal, stop.signal]);
       try {
-        const result = await run(agent, request.messages.map(toInputItem), { stream: true, signal: request.signal, maxTurns: 10 });
+        const result = await run(agent, request.messages.map(toInputItem), { stream: true, signal, maxTurns: MAX_AGENT_TURNS });
         for await (const event of result) {
-          if (event.type === 'raw_model_stream_event' && event.data.type === 'output_text_delta') {
+          if (event.type !== 'raw_model_stream_event') continue;
+          if (event.data.type === 'output_text_delta') {
             yield { type: 'text_delta', delta: event.data.delta };
+          } else if (event.data.type === 'response_done' && isEmptyResponse(event.data.response.output)) {
+            throw emptyAnswerError();
           }
         }
         await result.completed;
+        // An abort (timeout or cancel) can end the SDK's stream quietly; its reason is the outcome.
+        if (request.signal.aborted) throw request.signal.reason;
         if (result.error) throw result.error;
         const finalOutput = typeof result.finalOutput === 'string' ? result.finalOutput : '';
         yield { type: 'done', usage: toTokenUsage(result.state.usage), finalOutput };
       } catch (error) {
         throw toUpstreamError(error, request.signal);
+      } finally {
+        stop.abort();
       }
     },
   };
@@ -92,6 +105,14 @@ function retryPolicy(context: RetryPolicyContext) {
     return retryAfterMs <= MAX_RETRY_AFTER_MS ? { retry: true, delayMs: retryAfterMs } : false;
   }
   return true;
+}
+
+function isEmptyResponse(output: readonly { type?: string; content?: unknown }[]): boolean {
+  return !output.some((item) => {
+    if (item.type === 'function_call') return true;
+    if (!Array.isArray(item.content)) return false;
+    return item.content.some((part: { text?: unknown }) => typeof part.text === 'string' && part.text !== '');
+  });
 }
 
 function toInputItem(message: ChatMessage): AgentInputItem {

@@ -8,6 +8,8 @@ export const DEMO_MODEL_NAME = 'chatwait-demo';
 
 /** The largest answer a message may ask the demo model for ("answer in 2000 tokens"). */
 const MAX_REQUESTED_TOKENS = 100_000;
+/** How far past the target an answer may run to end on a whole line. */
+const MAX_OVERSHOOT_TOKENS = 10;
 /** At zero delay, give the event loop a turn this often so one long answer never starves the others. */
 const YIELD_EVERY_TOKENS = 64;
 
@@ -91,6 +93,8 @@ export function composeDemoAnswer(input: string | AgentInputItem[], responseToke
     const line = lines[index] ?? `${index - lines.length + 1}. Here is another demo line, streamed one small token at a time as a model would.\n`;
     tokens.push(...splitIntoDeltas(line));
   }
+  // A small target cut mid-line is better than an answer several times longer than asked.
+  if (tokens.length - target > MAX_OVERSHOOT_TOKENS) tokens.length = target;
   return tokens;
 }
 

@@ -4,6 +4,7 @@ import type { Logger } from '../observability/logger.js';
 import type { ConversationStore, TurnTimings } from '../store/conversation-store.js';
 import type { LogEntry, ReplayLog } from '../streams/replay-log.js';
 import type { ChatMessage, ChatModel, TokenUsage } from './chat-model.js';
+import { emptyAnswerError } from './upstream-errors.js';
 import { buildContext, turnsToMessages, type HistoryBudget } from './history.js';
 import { endEventData, errorEventData, tokenEventData, type FinishReason } from './wire-events.js';
 
@@ -124,12 +125,10 @@ export class TurnManager {
         append(tokenEventData(contextIdJson, modelOutput, 0));
         tokens.push(modelOutput);
       }
+      // A model layer that ended quietly on an abort still ends the turn with the abort's reason.
+      if (controller.signal.aborted) throw controller.signal.reason;
       const answer = tokens.join('');
-      if (answer.trim() === '') {
-        throw new UpstreamError('UPSTREAM_ERROR', 'The model returned an empty answer. Please try again or rephrase your message.', {
-          retryable: true,
-        });
-      }
+      if (answer.trim() === '') throw emptyAnswerError();
       const result: TurnResult = {
         turnId,
         contextId,

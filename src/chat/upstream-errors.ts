@@ -74,3 +74,10 @@ function isConnectionFailure(error: unknown): boolean {
   }
   return false;
 }
+
+/** The error for a model that answered nothing: never a blank reply. */
+export function emptyAnswerError(): UpstreamError {
+  return new UpstreamError('UPSTREAM_ERROR', 'The model returned an empty answer. Please try again or rephrase your message.', {
+    retryable: true,
+  });
+}

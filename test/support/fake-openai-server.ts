@@ -1,0 +1,136 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** What the fake model does for one request. */
+export type FakeReply =
+  /** Streams these content deltas (chat.completion.chunk), then finish_reason, usage and [DONE]. */
+  | { kind: 'stream'; tokens: string[]; delayMs?: number }
+  /** Answers with this HTTP status and an error body. */
+  | { kind: 'status'; status: number; headers?: Record<string, string> }
+  /** Streams these deltas, then destroys the connection without finishing. */
+  | { kind: 'broken'; tokens: string[] }
+  /** A well-formed stream with no content at all. */
+  | { kind: 'empty' }
+  /** Sends these deltas (maybe none), then never another byte. */
+  | { kind: 'hang'; tokens?: string[] };
+
+/** One request the fake received. */
+export interface RecordedRequest {
+  path: string;
+  authorization: string | undefined;
+  body: {
+    model?: string;
+    stream?: boolean;
+    max_tokens?: number;
+    messages?: { role: string; content: unknown }[];
+    [key: string]: unknown;
+  };
+}
+
+/** A fake OpenAI-compatible server speaking the real chat-completions streaming wire format. */
+export interface FakeOpenAIServer {
+  /** Base URL to put in OPENAI_BASE_URL or GEMINI_BASE_URL (ends in /v1). */
+  baseUrl: string;
+  requests: RecordedRequest[];
+  /** Replies used in order, one per request; when none is left, `fallback` answers. */
+  enqueue(...replies: FakeReply[]): void;
+  fallback: FakeReply;
+  /** Resolves when the fake has seen `count` requests' connections close (for "nothing left running" checks). */
+  closedConnections(): number;
+  close(): Promise<void>;
+}
+
+const CREATED = 1_700_000_000;
+
+function chunk(id: string, model: string, delta: Record<string, unknown>, finishReason: string | null = null): string {
+  const payload = { id, object: 'chat.completion.chunk', created: CREATED, model, choices: [{ index: 0, delta, finish_reason: finishReason }] };
+  return `data: ${JSON.stringify(payload)}\n\n`;
+}
+
+function usageChunk(id: string, model: string, completionTokens: number): string {
+  const payload = {
+    id,
+    object: 'chat.completion.chunk',
+    created: CREATED,
+    model,
+    choices: [],
+    usage: { prompt_tokens: 11, completion_tokens: completionTokens, total_tokens: 11 + completionTokens },
+  };
+  return `data: ${JSON.stringify(payload)}\n\n`;
+}
+
+/** Starts the fake on a free loopback port. */
+export async function startFakeOpenAI(): Promise<FakeOpenAIServer> {
+  const queue: FakeReply[] = [];
+  const requests: RecordedRequest[] = [];
+  let closed = 0;
+  let sequence = 0;
+  const sockets = new Set<import('node:net').Socket>();
+
+  const server = http.createServer((request, response) => {
+    const parts: Buffer[] = [];
+    request.on('data', (part: Buffer) => parts.push(part));
+    request.on('end', () => {
+      response.on('close', () => closed++);
+      let body: RecordedRequest['body'] = {};
+      try {
+        body = JSON.parse(Buffer.concat(parts).toString('utf8')) as RecordedRequest['body'];
+      } catch {
+        // recorded as empty
+      }
+      requests.push({ path: request.url ?? '', authorization: request.headers.authorization, body });
+      if (!request.url?.endsWith('/chat/completions')) {
+        response.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"message":"not found"}}');
+        return;
+      }
+      const reply = queue.shift() ?? fake.fallback;
+      void respond(reply, body.model ?? 'fake-model', response);
+    });
+  });
+
+  async function respond(reply: FakeReply, model: string, response: http.ServerResponse): Promise<void> {
+    const id = `chatcmpl-${++sequence}`;
+    if (reply.kind === 'status') {
+      response.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
+      response.end(JSON.stringify({ error: { message: `fake upstream error ${reply.status} with secret body`, type: 'fake', code: null } }));
+      return;
+    }
+    response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    response.write(chunk(id, model, { role: 'assistant', content: '' }));
+    const tokens = reply.kind === 'empty' ? [] : (reply.tokens ?? []);
+    for (const token of tokens) {
+      if (reply.kind === 'stream' && reply.delayMs) await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
+      if (response.destroyed) return;
+      response.write(chunk(id, model, { content: token }));
+    }
+    if (reply.kind === 'broken') {
+      // Let the deltas leave before the connection dies mid-answer.
+      setTimeout(() => response.socket?.destroy(), 20);
+      return;
+    }
+    if (reply.kind === 'hang') return;
+    response.write(chunk(id, model, {}, 'stop'));
+    response.write(usageChunk(id, model, tokens.length));
+    response.end('data: [DONE]\n\n');
+  }
+
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+
+  const fake: FakeOpenAIServer = {
+    baseUrl: `http://127.0.0.1:${port}/v1`,
+    requests,
+    enqueue: (...replies) => queue.push(...replies),
+    fallback: { kind: 'stream', tokens: ['Hello', ' from', ' the', ' fake', ' model', '.'] },
+    closedConnections: () => closed,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  return fake;
+}

@@ -1,0 +1,54 @@
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { loadConfig, type Config } from '../../src/config.js';
+import { buildApp, type BuildAppOptions } from '../../src/server/build-app.js';
+import { MemoryConversationStore } from '../../src/store/memory-store.js';
+
+/** A ChatWait app listening on a free loopback port. */
+export interface TestServer {
+  url: string;
+  app: FastifyInstance;
+  config: Config;
+  store: MemoryConversationStore;
+  close(): Promise<void>;
+}
+
+/** Environment every test server starts from: quiet, in memory, a fast demo model. */
+export const TEST_ENV: Record<string, string> = {
+  LOG_LEVEL: 'silent',
+  DATABASE_URL: 'memory',
+  DEMO_TOKENS_PER_SECOND: '0',
+  UPSTREAM_RETRY_DELAY_MS: '10',
+};
+
+/** Builds and starts ChatWait with the test environment plus `env`, on 127.0.0.1 and a free port. */
+export async function startTestServer(env: Record<string, string> = {}, options: Partial<BuildAppOptions> = {}): Promise<TestServer> {
+  const config = loadConfig({ ...TEST_ENV, ...env }, undefined);
+  const store = (options.store as MemoryConversationStore | undefined) ?? new MemoryConversationStore();
+  const app = await buildApp({ ...options, config, store });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, app, config, store, close: () => app.close() };
+}
+
+/** POSTs JSON and returns the status, headers and parsed body. */
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const json: any = text ? JSON.parse(text) : undefined;
+  return { status: response.status, headers: response.headers, body: json };
+}
+
+/** GETs a URL and returns the status, headers and parsed JSON body. */
+export async function getJson(url: string, headers: Record<string, string> = {}) {
+  const response = await fetch(url, { headers });
+  const text = await response.text();
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const json: any = text ? JSON.parse(text) : undefined;
+  return { status: response.status, headers: response.headers, body: json };
+}
