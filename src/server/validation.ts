@@ -28,7 +28,9 @@ export function toValidationDetails(error: SchemaValidationError): ValidationDet
   return error.issues.map((issue) => {
     const path = issue.path.map((part) => (typeof part === 'symbol' ? String(part) : part));
     const loc = [location, ...path];
-    if (issue.code === 'invalid_type' && issue.input === undefined) {
+    // A request without a body reaches validation as null.
+    const absent = issue.input === undefined || (issue.input === null && path.length === 0);
+    if (issue.code === 'invalid_type' && absent) {
       const field = path.at(-1);
       return { loc, msg: field === undefined ? 'a JSON body is required' : `${String(field)} is required`, type: 'missing' };
     }

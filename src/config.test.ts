@@ -1,0 +1,104 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, resolveProvider } from './config.js';
+
+const load = (environment: Record<string, string>) => loadConfig(environment, undefined);
+
+describe('loadConfig', () => {
+  it('has the documented defaults', () => {
+    const config = load({});
+    expect(config).toMatchObject({
+      HOST: 'localhost',
+      PORT: 8000,
+      DEBUG: false,
+      LLM_PROVIDER: 'auto',
+      GEMINI_MODEL: 'gemini-2.5-flash',
+      RESPONSE_TIMEOUT_SECONDS: 30,
+      RATE_LIMIT_REQUESTS_PER_MINUTE: 60,
+      RATE_LIMIT_BURST: 10,
+      STREAM_TTL_SECONDS: 300,
+      SSE_HEARTBEAT_SECONDS: 15,
+      DEMO_TOKENS_PER_SECOND: 40,
+      DEMO_RESPONSE_TOKENS: 60,
+      DEFAULT_CHAT_MODE: 'streaming',
+      SHOW_MODE_SELECTOR: true,
+      DATABASE_URL: 'sqlite:./data/chatwait.db',
+      API_KEYS: [],
+      ALLOWED_ORIGINS: [],
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('parses numbers, booleans, enums and lists', () => {
+    const config = load({
+      PORT: '9000',
+      DEBUG: 'yes',
+      SHOW_MODE_SELECTOR: 'off',
+      DEFAULT_CHAT_MODE: 'WAIT',
+      RESPONSE_TIMEOUT_SECONDS: '2.5',
+      API_KEYS: 'key-one-123, key-two-456',
+      ALLOWED_ORIGINS: 'https://a.example,http://localhost:5173',
+    });
+    expect(config).toMatchObject({ PORT: 9000, DEBUG: true, SHOW_MODE_SELECTOR: false, DEFAULT_CHAT_MODE: 'wait', RESPONSE_TIMEOUT_SECONDS: 2.5 });
+    expect(config.API_KEYS).toEqual(['key-one-123', 'key-two-456']);
+    expect(config.ALLOWED_ORIGINS).toEqual(['https://a.example', 'http://localhost:5173']);
+  });
+
+  it('treats empty values as unset', () => {
+    const config = load({ PORT: '', GEMINI_API_KEY: '  ' });
+    expect(config.PORT).toBe(8000);
+    expect(config.GEMINI_API_KEY).toBeUndefined();
+    expect(resolveProvider(config)).toBe('demo');
+  });
+
+  it.each([
+    ['PORT', 'abc', /^Invalid configuration: PORT must be an integer from 0 to 65535 \(got "abc"\)$/],
+    ['PORT', '70000', /PORT must be an integer/],
+    ['DEBUG', 'maybe', /DEBUG must be true or false/],
+    ['LLM_PROVIDER', 'claude', /LLM_PROVIDER must be one of auto, gemini, openai, demo/],
+    ['LOG_LEVEL', 'loud', /LOG_LEVEL must be one of/],
+    ['OPENAI_BASE_URL', 'localhost:11434', /OPENAI_BASE_URL must be an http\(s\) URL/],
+    ['DATABASE_URL', 'mysql://x', /DATABASE_URL must be memory, sqlite:<path> or postgres/],
+    ['REDIS_URL', 'http://x', /REDIS_URL must be a redis:\/\//],
+    ['DEFAULT_CHAT_MODE', 'fast', /DEFAULT_CHAT_MODE must be one of wait, streaming/],
+    ['RESPONSE_TIMEOUT_SECONDS', '0', /RESPONSE_TIMEOUT_SECONDS must be a number/],
+  ])('stops on an invalid %s with one line naming it', (name, value, message) => {
+    expect(() => load({ [name]: value })).toThrow(ConfigError);
+    try {
+      load({ [name]: value });
+    } catch (error) {
+      expect((error as Error).message).toMatch(message);
+      expect((error as Error).message).not.toContain('\n');
+    }
+  });
+
+  it('never echoes a secret value in its error', () => {
+    expect(() => load({ API_KEYS: 'short' })).toThrow(/^Invalid configuration: API_KEYS must be a comma-separated list/);
+    expect(() => load({ API_KEYS: 'short' })).not.toThrow(/short"/);
+  });
+
+  it('requires the key of an explicitly chosen provider', () => {
+    expect(() => load({ LLM_PROVIDER: 'gemini' })).toThrow(/GEMINI_API_KEY is required when LLM_PROVIDER=gemini/);
+    expect(() => load({ LLM_PROVIDER: 'openai' })).toThrow(/OPENAI_BASE_URL or OPENAI_API_KEY is required/);
+  });
+
+  it('reads a .env file, with the environment taking precedence', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'chatwait-env-'));
+    const file = join(directory, '.env');
+    writeFileSync(file, '# a comment\nPORT=9100\nGEMINI_MODEL="gemini-pro"\nDEBUG=true\n');
+    const config = loadConfig({ PORT: '9200' }, file);
+    expect(config).toMatchObject({ PORT: 9200, GEMINI_MODEL: 'gemini-pro', DEBUG: true });
+  });
+});
+
+describe('resolveProvider', () => {
+  it('prefers Gemini, then an OpenAI-compatible endpoint, then the demo model', () => {
+    expect(resolveProvider(load({}))).toBe('demo');
+    expect(resolveProvider(load({ OPENAI_BASE_URL: 'http://localhost:11434/v1' }))).toBe('openai');
+    expect(resolveProvider(load({ OPENAI_API_KEY: 'sk-test' }))).toBe('openai');
+    expect(resolveProvider(load({ GEMINI_API_KEY: 'g', OPENAI_API_KEY: 'sk-test' }))).toBe('gemini');
+    expect(resolveProvider(load({ GEMINI_API_KEY: 'g', LLM_PROVIDER: 'demo' }))).toBe('demo');
+  });
+});

@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryConversationStore } from '../src/store/memory-store.js';
+import { getJson, startTestServer, type TestServer } from './support/test-server.js';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(() => server.close());
+
+describe('health routes', () => {
+  it('report the service, version, environment, the demo model and each check', async () => {
+    for (const path of ['/health', '/api/v1/health']) {
+      const { status, body } = await getJson(`${server.url}${path}`);
+      expect(status).toBe(200);
+      expect(body).toMatchObject({
+        status: 'healthy',
+        service: 'chatwait',
+        version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+        environment: 'development',
+        model: { provider: 'demo', name: 'chatwait-demo', demo: true },
+      });
+      expect(body.checks.store.status).toBe('ok');
+      expect(body.checks.model).toMatchObject({ status: 'ok', demo: true });
+    }
+  });
+
+  it('answer liveness and readiness', async () => {
+    expect((await getJson(`${server.url}/api/v1/health/live`)).body).toEqual({ status: 'alive' });
+    expect(await getJson(`${server.url}/api/v1/health/ready`)).toMatchObject({ status: 200, body: { status: 'ready' } });
+  });
+
+  it('turn degraded and not ready while the store fails', async () => {
+    class BrokenStore extends MemoryConversationStore {
+      override async ping(): Promise<void> {
+        throw new Error('database is gone');
+      }
+    }
+    const broken = await startTestServer({}, { store: new BrokenStore() });
+    try {
+      const health = await getJson(`${broken.url}/health`);
+      expect(health.status).toBe(200);
+      expect(health.body.status).toBe('degraded');
+      expect(health.body.checks.store.status).toBe('error');
+      expect(JSON.stringify(health.body)).not.toContain('database is gone');
+      const ready = await getJson(`${broken.url}/api/v1/health/ready`);
+      expect(ready.status).toBe(503);
+      expect(ready.body.status).toBe('not_ready');
+    } finally {
+      await broken.close();
+    }
+  });
+});
+
+describe('API docs', () => {
+  it('serve an OpenAPI document generated from the request schemas', async () => {
+    const { status, body } = await getJson(`${server.url}/openapi.json`);
+    expect(status).toBe(200);
+    expect(body.openapi).toMatch(/^3\./);
+    expect(Object.keys(body.paths)).toEqual(
+      expect.arrayContaining(['/health', '/api/v1/health/ready', '/api/v1/chat/wait', '/api/v1/chat/streaming']),
+    );
+    const waitBody = body.paths['/api/v1/chat/wait'].post.requestBody.content['application/json'].schema;
+    expect(waitBody.required).toEqual(['message']);
+    expect(waitBody.properties.message).toMatchObject({ type: 'string', minLength: 1, maxLength: 10000 });
+    const streamingParameters = body.paths['/api/v1/chat/streaming'].get.parameters.map((parameter: { name: string }) => parameter.name);
+    expect(streamingParameters).toEqual(expect.arrayContaining(['message', 'context_id', 'last_token_index']));
+    expect(body.paths['/api/v1/chat/streaming'].get.responses['200'].content).toHaveProperty(['text/event-stream']);
+  });
+
+  it('serve Swagger UI at /docs and ReDoc at /redoc from local files', async () => {
+    const swagger = await fetch(`${server.url}/docs/`);
+    expect(swagger.status).toBe(200);
+    expect(await swagger.text()).toContain('swagger');
+    const redoc = await fetch(`${server.url}/redoc`);
+    const page = await redoc.text();
+    expect(page).toContain('spec-url="/openapi.json"');
+    expect(page).not.toMatch(/https?:\/\/(cdn|unpkg|fonts)/);
+    const script = await fetch(`${server.url}/redoc/redoc.standalone.js`);
+    expect(script.status).toBe(200);
+    expect((await script.arrayBuffer()).byteLength).toBeGreaterThan(100_000);
+  });
+});
