@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, resolveProvider } from './config.js';
+import { CONFIG_VARIABLES, ConfigError, loadConfig, resolveProvider } from './config.js';
 
 const load = (environment: Record<string, string>) => loadConfig(environment, undefined);
 
@@ -100,5 +100,21 @@ describe('resolveProvider', () => {
     expect(resolveProvider(load({ OPENAI_API_KEY: 'sk-test' }))).toBe('openai');
     expect(resolveProvider(load({ GEMINI_API_KEY: 'g', OPENAI_API_KEY: 'sk-test' }))).toBe('gemini');
     expect(resolveProvider(load({ GEMINI_API_KEY: 'g', LLM_PROVIDER: 'demo' }))).toBe('demo');
+  });
+});
+
+describe('the configuration docs', () => {
+  const root = new URL('..', import.meta.url);
+  it('.env.example documents every variable, with a value that loads', () => {
+    const example = readFileSync(new URL('.env.example', root), 'utf8');
+    for (const name of CONFIG_VARIABLES) expect(example).toMatch(new RegExp(`^${name}=`, 'm'));
+    const file = join(mkdtempSync(join(tmpdir(), 'chatwait-example-')), '.env');
+    writeFileSync(file, example);
+    expect(() => loadConfig({}, file)).not.toThrow();
+  });
+
+  it('the README configuration table names every variable', () => {
+    const readme = readFileSync(new URL('README.md', root), 'utf8');
+    for (const name of CONFIG_VARIABLES) expect(readme).toContain(`\`${name}\``);
   });
 });

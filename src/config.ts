@@ -143,6 +143,9 @@ const configSchema = z
     }
   });
 
+/** The names of every configuration variable. */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(configSchema.shape);
+
 /** The validated, frozen configuration of one ChatWait process. */
 export type Config = Readonly<z.output<typeof configSchema>>;
 

@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getJson, postJson, startTestServer, type TestServer } from './support/test-server.js';
+
+describe('API keys', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ API_KEYS: 'first-key-123456,second-key-654321' });
+  });
+  afterAll(() => server.close());
+
+  it('rejects API requests without a key or with a wrong one', async () => {
+    for (const headers of [{}, { authorization: 'Bearer wrong-key-000000' }, { authorization: 'first-key-123456' }] as Record<string, string>[]) {
+      const response = await postJson(`${server.url}/api/v1/chat/wait`, { message: 'hi' }, headers);
+      expect(response.status).toBe(401);
+      expect(response.body.error_code).toBe('UNAUTHORIZED');
+      expect(response.headers.get('www-authenticate')).toBe('Bearer');
+    }
+    const streaming = await fetch(`${server.url}/api/v1/chat/streaming?message=hi`);
+    expect(streaming.status).toBe(401);
+  });
+
+  it('accepts any configured key', async () => {
+    for (const key of ['first-key-123456', 'second-key-654321']) {
+      const response = await postJson(`${server.url}/api/v1/chat/wait`, { message: 'hi' }, { authorization: `Bearer ${key}` });
+      expect(response.status).toBe(200);
+    }
+  });
+
+  it('leaves health and docs open', async () => {
+    for (const path of ['/health', '/api/v1/health', '/api/v1/health/live', '/api/v1/health/ready', '/openapi.json']) {
+      expect((await getJson(`${server.url}${path}`)).status).toBe(200);
+    }
+  });
+});
+
+describe('CORS', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ ALLOWED_ORIGINS: 'https://chat.example.com' });
+  });
+  afterAll(() => server.close());
+
+  it('allows a configured origin, preflight included', async () => {
+    const preflight = await fetch(`${server.url}/api/v1/chat/wait`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://chat.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+    });
+    expect(preflight.status).toBeLessThan(300);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://chat.example.com');
+    const response = await fetch(`${server.url}/health`, { headers: { origin: 'https://chat.example.com' } });
+    expect(response.headers.get('access-control-allow-origin')).toBe('https://chat.example.com');
+  });
+
+  it('gives other origins no CORS headers', async () => {
+    const response = await fetch(`${server.url}/health`, { headers: { origin: 'https://evil.example' } });
+    expect(response.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('puts the CORS headers on the SSE stream too', async () => {
+    const response = await fetch(`${server.url}/api/v1/chat/streaming?message=hi`, { headers: { origin: 'https://chat.example.com' } });
+    expect(response.headers.get('access-control-allow-origin')).toBe('https://chat.example.com');
+    await response.body!.cancel();
+  });
+});
