@@ -116,7 +116,8 @@ const configSchema = z
 
     RATE_LIMIT_REQUESTS_PER_MINUTE: numberVariable(60, 0, 1_000_000),
     RATE_LIMIT_BURST: numberVariable(10, 0, 1_000_000),
-    STREAM_TTL_SECONDS: numberVariable(300, 1, 7 * 24 * 3600),
+    STREAM_TTL_SECONDS: numberVariable(300, 0.01, 7 * 24 * 3600, false),
+    SHUTDOWN_DRAIN_SECONDS: numberVariable(30, 0, 3600, false),
     SSE_HEARTBEAT_SECONDS: numberVariable(15, 0.05, 3600, false),
     MAX_BODY_BYTES: numberVariable(1_048_576, 1024, 100 * 1_048_576),
     HISTORY_MAX_MESSAGES: numberVariable(50, 0, 10_000),

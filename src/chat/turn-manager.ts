@@ -1,41 +1,42 @@
 import { randomUUID } from 'node:crypto';
-import { ChatWaitError, UpstreamError, toChatWaitError } from '../errors.js';
+import { ChatWaitError, RequestError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { ConversationStore, TurnTimings } from '../store/conversation-store.js';
-import type { LogEntry, ReplayLog } from '../streams/replay-log.js';
-import type { ChatMessage, ChatModel, TokenUsage } from './chat-model.js';
-import { emptyAnswerError } from './upstream-errors.js';
+import type { ConversationStore, TurnRecord } from '../store/conversation-store.js';
+import type { ReplayLog } from '../streams/replay-log.js';
+import type { ChatMessage, ChatModel } from './chat-model.js';
 import { buildContext, turnsToMessages, type HistoryBudget } from './history.js';
-import { endEventData, errorEventData, tokenEventData, type FinishReason } from './wire-events.js';
+import { runGeneration, TurnCancelled, type TurnResult } from './turn-generation.js';
+import { fromPosition, fromTokenIndex, resyncFromRecord, type WireEvent } from './turn-reading.js';
+
+export type { TurnResult } from './turn-generation.js';
 
 /** What a turn is started with. */
 export interface StartTurnInput {
   message: string;
-  contextId?: string;
+  contextId?: string | undefined;
   /** Client-managed context, used instead of the stored conversation. */
-  history?: ChatMessage[];
-  clientMessageId?: string;
+  history?: ChatMessage[] | undefined;
+  clientMessageId?: string | undefined;
 }
 
-/** How a turn that produced an answer ended. */
-export interface TurnResult {
-  turnId: string;
-  contextId: string;
-  answer: string;
-  tokenCount: number;
-  finishReason: FinishReason;
-  usage: TokenUsage | undefined;
-  timings: TurnTimings;
-  model: string;
-}
-
-/** A running or finished turn: one generation, independent of any connection. */
-export interface Turn {
+/** A turn as a request sees it: new, or an existing one it attached to. */
+export interface TurnHandle {
   turnId: string;
   contextId: string;
   model: string;
-  /** Settles when the generation ends: the answer, or the ChatWaitError that ended it. */
+  /** True when the request joined a turn that already existed. */
+  resumed: boolean;
+  /** Settles when the turn ends: the answer, or the ChatWaitError that ended it. */
   done: Promise<TurnResult>;
+}
+
+/** A connection's view of a turn: its events from where the connection starts reading. */
+export interface TurnStream {
+  turnId: string;
+  contextId: string;
+  model: string;
+  resumed: boolean;
+  events: AsyncIterable<WireEvent>;
 }
 
 /** Options of the turn manager. */
@@ -49,12 +50,30 @@ export interface TurnManagerOptions {
   streamTtlMs: number;
 }
 
+interface ActiveTurn {
+  turnId: string;
+  contextId: string;
+  model: string;
+  userMessage: string;
+  controller: AbortController;
+  done: Promise<TurnResult>;
+}
+
+type Resolution = { kind: 'new' } | { kind: 'active'; turn: ActiveTurn } | { kind: 'ended'; record: TurnRecord };
+
+const LAST_EVENT_ID = /^([A-Za-z0-9._:-]{1,128})\/(start|resync|\d{1,9})$/;
+
 /**
- * Starts turns and runs their generations. A generation writes every event to the turn's replay
- * log and its outcome to the store; HTTP handlers only read the log or await `done`.
+ * Starts, attaches to, resumes and cancels turns. A generation writes every event to the turn's
+ * replay log and its outcome to the store; it never depends on a connection staying open.
  */
 export class TurnManager {
   readonly #options: TurnManagerOptions;
+  readonly #active = new Map<string, ActiveTurn>();
+  readonly #activeByContext = new Map<string, ActiveTurn>();
+  /** Conversations with a start in progress, so two concurrent sends cannot both begin a turn. */
+  readonly #starting = new Set<string>();
+  #refusal: ChatWaitError | undefined;
 
   constructor(options: TurnManagerOptions) {
     this.#options = options;
@@ -65,113 +84,201 @@ export class TurnManager {
     return this.#options.model;
   }
 
-  /** Records a new turn and starts its generation; resolves once the turn exists, before the first token. */
-  async start(input: StartTurnInput): Promise<Turn> {
-    const { store, model } = this.#options;
-    const contextId = input.contextId ?? randomUUID();
-    const stored = input.history ? undefined : await store.getConversation(contextId);
-    const history = input.history ?? turnsToMessages(stored?.turns ?? []);
-    const messages = buildContext(history, input.message, this.#options.history);
-    const turnId = randomUUID();
-    await store.startTurn({ turnId, contextId, userMessage: input.message, model: model.name, clientMessageId: input.clientMessageId });
-    this.#options.log.open(turnId);
-    const done = this.#generate(turnId, contextId, messages);
-    // `done` is awaited by wait requests only; a streaming turn's failure is already in its log.
-    done.catch(() => {});
-    return { turnId, contextId, model: model.name, done };
+  /** How many turns this process is generating now. */
+  get activeCount(): number {
+    return this.#active.size;
   }
 
-  /** Reads a turn's events from a position: what is logged, then live until the turn ends. */
-  read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<LogEntry> {
-    return this.#options.log.read(turnId, from, signal);
+  /** Starts a turn, or attaches to the one this send already started (same client_message_id, or same message while generating). */
+  async start(input: StartTurnInput): Promise<TurnHandle> {
+    const resolution = await this.#resolve(input);
+    if (resolution.kind === 'active') return { ...handleOf(resolution.turn), resumed: true };
+    if (resolution.kind === 'ended') return endedHandle(resolution.record);
+    return handleOf(await this.#begin(input));
   }
 
-  async #generate(turnId: string, contextId: string, messages: ChatMessage[]): Promise<TurnResult> {
-    const { model, log, logger, responseTimeoutMs, streamTtlMs } = this.#options;
-    const started = performance.now();
-    const contextIdJson = JSON.stringify(contextId);
-    const controller = new AbortController();
-    // One timer covers the wait for the first token and any later stall of the stream.
-    const timer = setTimeout(() => {
-      const seconds = Math.round(responseTimeoutMs / 100) / 10;
-      controller.abort(
-        new UpstreamError('UPSTREAM_TIMEOUT', `The model did not answer within ${seconds} seconds. Please try again.`, { retryable: true }),
+  /**
+   * Opens the stream of a streaming request: attaches (from token `lastTokenIndex`) to the
+   * conversation's running turn for the same message, replays an ended one still in the log when
+   * `lastTokenIndex > 0`, or starts a new turn.
+   */
+  async openStream(input: StartTurnInput, lastTokenIndex: number, signal: AbortSignal): Promise<TurnStream> {
+    const { log, store } = this.#options;
+    const resolution = await this.#resolve(input);
+    if (resolution.kind === 'active') {
+      const { turnId, contextId, model } = resolution.turn;
+      return { turnId, contextId, model, resumed: true, events: fromTokenIndex(log, turnId, lastTokenIndex, signal) };
+    }
+    if (resolution.kind === 'ended') return this.#replayOrResync(resolution.record, 0, signal);
+    if (lastTokenIndex > 0 && input.contextId !== undefined) {
+      const latest = await store.latestTurn(input.contextId);
+      if (latest && latest.userMessage === input.message && log.has(latest.turnId)) {
+        const { turnId, contextId, model } = latest;
+        return { turnId, contextId, model, resumed: true, events: fromTokenIndex(log, turnId, lastTokenIndex, signal) };
+      }
+    }
+    const turn = await this.#begin(input);
+    return { ...handleOf(turn), events: fromPosition(log, turn.turnId, 0, signal) };
+  }
+
+  /** Resumes from a `Last-Event-ID` (`<turn_id>/<position>`): replay then live tail, or `resync` once the turn has left the log. */
+  async resumeStream(lastEventId: string, contextId: string | undefined, signal: AbortSignal): Promise<TurnStream> {
+    const match = LAST_EVENT_ID.exec(lastEventId.trim());
+    if (!match) {
+      throw new RequestError('VALIDATION_ERROR', 'Last-Event-ID must look like <turn_id>/<position>, as sent in the id: lines.', {
+        detail: [{ loc: ['header', 'last-event-id'], msg: 'must be <turn_id>/<position>', type: 'value_error' }],
+      });
+    }
+    const turnId = match[1]!;
+    const after = match[2]!;
+    const active = this.#active.get(turnId);
+    const record = active ? undefined : await this.#options.store.getTurn(turnId);
+    const owner = active?.contextId ?? record?.contextId;
+    if (owner === undefined || (contextId !== undefined && contextId !== owner)) {
+      throw new RequestError('NOT_FOUND', 'There is no such turn to resume (it may have been deleted). Send the message again.');
+    }
+    const from = after === 'start' ? 0 : after === 'resync' ? Number.POSITIVE_INFINITY : Number(after) + 1;
+    if (active) return { turnId, contextId: owner, model: active.model, resumed: true, events: fromPosition(this.#options.log, turnId, from, signal) };
+    return this.#replayOrResync(record!, from, signal);
+  }
+
+  /** Stops a generating turn (its readers get `end` with `finish_reason: "cancelled"`); harmless on an ended one. */
+  async cancel(turnId: string): Promise<{ turnId: string; contextId: string; status: TurnRecord['status'] }> {
+    const active = this.#active.get(turnId);
+    if (active) {
+      active.controller.abort(new TurnCancelled('cancelled by the user'));
+      await active.done.catch(() => undefined);
+    }
+    const record = await this.#options.store.getTurn(turnId);
+    if (!record) throw new RequestError('NOT_FOUND', 'There is no such turn.');
+    return { turnId, contextId: record.contextId, status: record.status };
+  }
+
+  /** Cancels whatever a conversation is generating (before it is deleted). */
+  async cancelConversation(contextId: string): Promise<void> {
+    const active = this.#activeByContext.get(contextId);
+    if (active) await this.cancel(active.turnId);
+  }
+
+  /** Called when a reader leaves: an ended turn's log is kept `STREAM_TTL_SECONDS` from now. */
+  readerLeft(turnId: string): void {
+    if (!this.#active.has(turnId)) this.#options.log.expire(turnId, this.#options.streamTtlMs);
+  }
+
+  /**
+   * Stops accepting turns (new ones get `refusal`), lets running ones finish for up to `timeoutMs`,
+   * then ends the rest with `reason`, a retryable error their readers see.
+   */
+  async drain(refusal: ChatWaitError, timeoutMs: number, reason: ChatWaitError): Promise<void> {
+    this.#refusal = refusal;
+    const running = [...this.#active.values()];
+    if (running.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([Promise.allSettled(running.map((turn) => turn.done)), timedOut]);
+    clearTimeout(timer);
+    for (const turn of this.#active.values()) turn.controller.abort(reason);
+    await Promise.allSettled(running.map((turn) => turn.done));
+  }
+
+  async #resolve(input: StartTurnInput): Promise<Resolution> {
+    if (this.#refusal) throw this.#refusal;
+    const { contextId, clientMessageId } = input;
+    if (contextId === undefined) return { kind: 'new' };
+    if (clientMessageId !== undefined) {
+      const record = await this.#options.store.findTurnByClientMessageId(contextId, clientMessageId);
+      if (record) {
+        const active = this.#active.get(record.turnId);
+        return active ? { kind: 'active', turn: active } : { kind: 'ended', record };
+      }
+    }
+    const active = this.#activeByContext.get(contextId);
+    if (active?.userMessage === input.message) return { kind: 'active', turn: active };
+    if (active || this.#starting.has(contextId)) {
+      throw new RequestError(
+        'CONVERSATION_BUSY',
+        'This conversation is still answering the previous message. Wait for it to finish, or cancel it, then send again.',
       );
-    }, responseTimeoutMs);
-    const tokens: string[] = [];
-    let ttftMs: number | null = null;
-    let usage: TokenUsage | undefined;
-    let modelOutput = '';
+    }
+    return { kind: 'new' };
+  }
 
-    const append = (data: string, final = false) => log.append(turnId, data, final);
-    const timings = (): TurnTimings => ({ ttft_ms: ttftMs, total_ms: round(performance.now() - started) });
-
+  async #begin(input: StartTurnInput): Promise<ActiveTurn> {
+    const { store, model, log } = this.#options;
+    const contextId = input.contextId ?? randomUUID();
+    this.#starting.add(contextId);
     try {
-      for await (const event of model.streamReply({ messages, signal: controller.signal })) {
-        if (event.type === 'text_delta') {
-          if (event.delta === '') continue;
-          ttftMs ??= round(performance.now() - started);
-          timer.refresh();
-          append(tokenEventData(contextIdJson, event.delta, tokens.length));
-          tokens.push(event.delta);
-        } else {
-          usage = event.usage;
-          modelOutput = event.finalOutput;
-        }
-      }
-      if (tokens.length === 0 && modelOutput !== '') {
-        // A provider that answered without streaming deltas still gets its answer delivered as one token.
-        ttftMs ??= round(performance.now() - started);
-        append(tokenEventData(contextIdJson, modelOutput, 0));
-        tokens.push(modelOutput);
-      }
-      // A model layer that ended quietly on an abort still ends the turn with the abort's reason.
-      if (controller.signal.aborted) throw controller.signal.reason;
-      const answer = tokens.join('');
-      if (answer.trim() === '') throw emptyAnswerError();
-      const result: TurnResult = {
+      const stored = input.history ? undefined : await store.getConversation(contextId);
+      const history = input.history ?? turnsToMessages(stored?.turns ?? []);
+      const messages = buildContext(history, input.message, this.#options.history);
+      const turnId = randomUUID();
+      await store.startTurn({ turnId, contextId, userMessage: input.message, model: model.name, clientMessageId: input.clientMessageId });
+      log.open(turnId);
+      const controller = new AbortController();
+      const turn: ActiveTurn = { turnId, contextId, model: model.name, userMessage: input.message, controller, done: undefined! };
+      turn.done = runGeneration({
         turnId,
         contextId,
-        answer,
-        tokenCount: tokens.length,
-        finishReason: 'stop',
-        usage,
-        timings: timings(),
-        model: model.name,
-      };
-      await this.#finish(turnId, { status: 'complete', answer, usage, timings: result.timings, errorCode: undefined });
-      append(endEventData({ ...result, finalOutput: answer, finishReason: 'stop' }), true);
-      logger.info({ turn_id: turnId, context_id: contextId, status: 'complete', model: model.name, tokens: tokens.length, ...result.timings }, 'turn finished');
-      return result;
-    } catch (thrown) {
-      const error = toChatWaitError(thrown);
-      const status = tokens.length > 0 ? 'interrupted' : 'error';
-      await this.#finish(turnId, { status, answer: tokens.join(''), usage, timings: timings(), errorCode: error.code });
-      append(errorEventData(contextId, turnId, error.code, error.message, error.retryable), true);
-      logTurnFailure(logger, error, { turn_id: turnId, context_id: contextId, status, model: model.name, tokens: tokens.length, ...timings() });
-      throw error;
+        messages,
+        signal: controller.signal,
+        abort: (reason) => controller.abort(reason),
+        model,
+        store,
+        log,
+        logger: this.#options.logger,
+        responseTimeoutMs: this.#options.responseTimeoutMs,
+      }).finally(() => {
+        this.#active.delete(turnId);
+        if (this.#activeByContext.get(contextId) === turn) this.#activeByContext.delete(contextId);
+        log.expire(turnId, this.#options.streamTtlMs);
+      });
+      // Only wait requests await `done`; a streaming turn's failure is already in its log.
+      turn.done.catch(() => {});
+      this.#active.set(turnId, turn);
+      this.#activeByContext.set(contextId, turn);
+      return turn;
     } finally {
-      clearTimeout(timer);
-      controller.abort();
-      log.expire(turnId, streamTtlMs);
+      this.#starting.delete(contextId);
     }
   }
 
-  async #finish(turnId: string, outcome: Parameters<ConversationStore['finishTurn']>[1]): Promise<void> {
-    try {
-      await this.#options.store.finishTurn(turnId, outcome);
-    } catch (error) {
-      // The readers still get their answer; the failure is for the operator to see.
-      this.#options.logger.error({ err: error, turn_id: turnId }, 'could not store the end of a turn');
-    }
+  #replayOrResync(record: TurnRecord, from: number, signal: AbortSignal): TurnStream {
+    const { turnId, contextId, model } = record;
+    const { log } = this.#options;
+    const events = Number.isFinite(from) && log.has(turnId) ? fromPosition(log, turnId, from, signal) : listOf(resyncFromRecord(record));
+    return { turnId, contextId, model, resumed: true, events };
   }
 }
 
-function logTurnFailure(logger: Logger, error: ChatWaitError, fields: Record<string, unknown>): void {
-  const level = error.code === 'INTERNAL_ERROR' ? 'error' : 'warn';
-  logger[level]({ ...fields, error_code: error.code, err: error.cause ?? error }, 'turn failed');
+function handleOf(turn: ActiveTurn): TurnHandle {
+  return { turnId: turn.turnId, contextId: turn.contextId, model: turn.model, resumed: false, done: turn.done };
 }
 
-function round(milliseconds: number): number {
-  return Math.round(milliseconds * 10) / 10;
+/** The handle of a turn that already ended: its stored answer, or the error it ended with. */
+function endedHandle(record: TurnRecord): TurnHandle {
+  const done =
+    record.status === 'complete' || record.status === 'cancelled'
+      ? Promise.resolve<TurnResult>({
+          turnId: record.turnId,
+          contextId: record.contextId,
+          answer: record.answer,
+          tokenCount: record.tokenCount,
+          finishReason: record.status === 'complete' ? 'stop' : 'cancelled',
+          usage: record.usage,
+          timings: record.timings ?? { ttft_ms: null, total_ms: 0 },
+          model: record.model,
+        })
+      : Promise.reject(
+          new ChatWaitError(
+            record.errorCode === 'UPSTREAM_TIMEOUT' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_ERROR',
+            'This message (same client_message_id) already failed. Send it with a new client_message_id to try again.',
+            { retryable: true },
+          ),
+        );
+  done.catch(() => {});
+  return { turnId: record.turnId, contextId: record.contextId, model: record.model, resumed: true, done };
+}
+
+async function* listOf(events: WireEvent[]): AsyncIterable<WireEvent> {
+  yield* events;
 }

@@ -65,12 +65,11 @@ function findStatus(error: unknown): number | undefined {
 function isConnectionFailure(error: unknown): boolean {
   for (let current = error, depth = 0; current && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
     if (current instanceof APIConnectionError) return true;
-    const name = (current as { name?: unknown }).name;
     const code = (current as { code?: unknown }).code;
-    if (name === 'AbortError' || name === 'TypeError') return true;
     if (typeof code === 'string' && /^(ECONN|EPIPE|ETIMEDOUT|UND_ERR|ENOTFOUND|EAI_AGAIN)/.test(code)) return true;
+    // What fetch (undici) throws when a response body dies mid-stream or a connection fails.
     const message = (current as { message?: unknown }).message;
-    if (typeof message === 'string' && /terminated|socket|stream|network|fetch failed|premature/i.test(message)) return true;
+    if (current instanceof TypeError && (message === 'terminated' || message === 'fetch failed')) return true;
   }
   return false;
 }

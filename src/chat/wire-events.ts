@@ -1,8 +1,8 @@
 import type { TokenUsage } from './chat-model.js';
 import type { TurnTimings } from '../store/conversation-store.js';
 
-/** Why a turn's answer ended. */
-export type FinishReason = 'stop' | 'cancelled';
+/** Why a turn's answer ended: `stop` (complete), `cancelled`; a resync also reports `interrupted` or `error`. */
+export type FinishReason = 'stop' | 'cancelled' | 'interrupted' | 'error';
 
 // Each event is serialized once, when it is appended to the replay log; readers send the string as is.
 // The field order of `token` follows the original ChatWait wire format.
@@ -45,4 +45,9 @@ export function endEventData(fields: {
 /** An `error` event: a failure after the stream has begun. */
 export function errorEventData(contextId: string, turnId: string, errorCode: string, message: string, retryable: boolean): string {
   return JSON.stringify({ type: 'error', event_type: 'error', context_id: contextId, turn_id: turnId, error_code: errorCode, message, retryable });
+}
+
+/** A `resync` event: the whole stored answer of a turn that has left the replay log. */
+export function resyncEventData(turnId: string, finalOutput: string, tokenCount: number): string {
+  return JSON.stringify({ type: 'resync', event_type: 'resync', turn_id: turnId, final_output: finalOutput, token_count: tokenCount });
 }

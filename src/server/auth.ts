@@ -2,19 +2,20 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { RequestError } from '../errors.js';
 
-/** Paths anyone may call even when API keys are on: health, docs and the page. */
-const PUBLIC_PATH = /^\/(health|api\/v1\/health(\/live|\/ready)?|docs|docs\/.*|openapi\.json|redoc(\/.*)?)?$/;
+/** API routes anyone may call even when keys are on. */
+const PUBLIC_API_ROUTES = new Set(['/api/v1/health', '/api/v1/health/live', '/api/v1/health/ready']);
 
 /**
- * With `API_KEYS` set, every API route but health and docs requires `Authorization: Bearer <key>`.
- * Keys are compared as SHA-256 digests in constant time, so neither their content nor length leaks.
+ * With `API_KEYS` set, every API route but health requires `Authorization: Bearer <key>`.
+ * The decision is on the matched route pattern, never the raw URL, so no encoding of the path gets
+ * around it. Keys are compared as SHA-256 digests in constant time.
  */
 export function registerApiKeyAuth(app: FastifyInstance, keys: readonly string[]): void {
   if (keys.length === 0) return;
   const digests = keys.map(digest);
   app.addHook('onRequest', async (request) => {
-    const path = request.url.split('?')[0]!;
-    if (PUBLIC_PATH.test(path) || !path.startsWith('/api/')) return;
+    const route = request.routeOptions.url;
+    if (route === undefined || !route.startsWith('/api/') || PUBLIC_API_ROUTES.has(route)) return;
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     const presented = match ? digest(match[1]!) : undefined;

@@ -9,15 +9,17 @@ import type { ChatModel } from '../chat/chat-model.js';
 import { TurnManager } from '../chat/turn-manager.js';
 import { createLogger } from '../observability/logger.js';
 import type { ConversationStore } from '../store/conversation-store.js';
-import { MemoryConversationStore } from '../store/memory-store.js';
+import { createConversationStore } from '../store/create-store.js';
 import { MemoryReplayLog } from '../streams/memory-replay-log.js';
 import type { ReplayLog } from '../streams/replay-log.js';
 import { readPackageVersion } from '../version.js';
 import { registerApiKeyAuth } from './auth.js';
-import { registerErrorHandlers } from './error-handler.js';
+import { registerErrorHandlers, sendError } from './error-handler.js';
+import { RequestError, UpstreamError } from '../errors.js';
 import { RequestLogController } from './request-logging.js';
 import { validatorCompiler } from './validation.js';
 import { chatRoutes } from './routes/chat.js';
+import { conversationRoutes } from './routes/conversations.js';
 import { registerDocsRoutes, registerOpenApi } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
 
@@ -39,7 +41,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const { config } = options;
   const logger = options.logger ?? createLogger(config);
   const model = options.model ?? createChatModel(config);
-  const store = options.store ?? new MemoryConversationStore();
+  const store = options.store ?? createConversationStore(config.DATABASE_URL);
   const replayLog = options.replayLog ?? new MemoryReplayLog();
   const version = options.version ?? readPackageVersion();
   let shuttingDown = false;
@@ -54,7 +56,19 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       return typeof incoming === 'string' && REQUEST_ID_PATTERN.test(incoming) ? incoming : randomUUID();
     },
     return503OnClosing: false,
+    // Errors Fastify raises before routing (a malformed URL, say) get the same JSON format as the rest.
+    frameworkErrors: (error, request, reply) => {
+      reply.header('x-request-id', request.id);
+      void sendError(request, reply, new RequestError('BAD_REQUEST', 'The request URL is malformed (check its percent-encoding).', { cause: error }));
+    },
   }).withTypeProvider<ZodTypeProvider>();
+  app.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    // Requests too broken to reach Fastify (bad HTTP, oversized headers) still get a JSON error.
+    if (error.code === 'ECONNRESET' || !socket.writable) return;
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const body = JSON.stringify({ error_code: 'BAD_REQUEST', message: 'The HTTP request is malformed.', request_id: randomUUID() });
+    socket.end(`HTTP/1.1 ${status} Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -94,11 +108,22 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     isShuttingDown: () => shuttingDown,
   });
   await app.register(chatRoutes, { turns, heartbeatMs: config.SSE_HEARTBEAT_SECONDS * 1000 });
+  await app.register(conversationRoutes, { store, turns });
   await registerDocsRoutes(app);
   app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs'));
 
+  app.addHook('onReady', async () => {
+    // Turns a dead process left generating can never finish: say so, rather than leave them spinning.
+    const interrupted = await store.markInterrupted();
+    if (interrupted > 0) logger.warn({ turns: interrupted }, 'marked turns left generating by a previous process as interrupted');
+  });
   app.addHook('preClose', async () => {
     shuttingDown = true;
+    await turns.drain(
+      new UpstreamError('SHUTTING_DOWN', 'The server is restarting. Please send your message again in a moment.', { retryable: true }),
+      config.SHUTDOWN_DRAIN_SECONDS * 1000,
+      new UpstreamError('SHUTTING_DOWN', 'The server restarted before this answer finished. Send the message again to continue.', { retryable: true }),
+    );
   });
   app.addHook('onClose', async () => {
     replayLog.close();

@@ -67,14 +67,28 @@ export const streamingBodySchema = waitRequestSchema.extend({
     .nullish(),
 });
 
+/** Path parameters naming a turn. */
+export const turnParamsSchema = z.object({
+  turn_id: z.string().regex(ID_PATTERN, 'turn_id must be 1 to 128 characters from A-Z, a-z, 0-9 and . _ : -'),
+});
+
+/** Path parameters naming a conversation. */
+export const conversationParamsSchema = z.object({ context_id: contextId });
+
+const turnStatus = z.enum(['streaming', 'complete', 'cancelled', 'interrupted', 'error']);
+
+/** Response of the cancel route. */
+export const cancelResponseSchema = z.object({ turn_id: z.string(), context_id: z.string(), status: turnStatus });
+
 /** Token usage as reported in answers. */
 export const usageSchema = z.object({ input_tokens: z.number(), output_tokens: z.number(), total_tokens: z.number() });
 
 /** Response of `POST /api/v1/chat/wait`. */
 export const waitResponseSchema = z.object({
   message: z.string().describe('The whole answer.'),
+  finish_reason: z.enum(['stop', 'cancelled']).describe('"cancelled" when the turn was stopped: `message` is then what was produced so far.'),
   context_id: z.string(),
-  token_count: z.number().int().positive(),
+  token_count: z.number().int().nonnegative().describe('How many tokens the answer was streamed as (more than 0 unless cancelled before the first).'),
   processing_time_ms: z.number().nonnegative(),
   turn_id: z.string(),
   usage: usageSchema.optional(),

@@ -37,6 +37,8 @@ export class SseStream {
     const onClose = () => this.#close();
     response.once('close', onClose);
     response.once('error', onClose);
+    // The client may have gone while the turn was being set up: then 'close' has already fired.
+    if (response.destroyed || !response.writable) this.#close();
   }
 
   /** Aborts when the client goes away (or the stream is ended). */

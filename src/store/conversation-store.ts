@@ -23,31 +23,60 @@ export interface TurnRecord {
   timings: TurnTimings | undefined;
   errorCode: string | undefined;
   clientMessageId: string | undefined;
+  /** How many token events the answer was streamed as (0 until the turn ends). */
+  tokenCount: number;
 }
 
-/** A conversation and its turns, oldest first. */
-export interface ConversationRecord {
+/** A conversation without its turns, as listed. */
+export interface ConversationSummary {
   contextId: string;
   title: string;
   createdAt: Date;
   updatedAt: Date;
+  turnCount: number;
+}
+
+/** A conversation and its turns, oldest first. */
+export interface ConversationRecord extends ConversationSummary {
   turns: TurnRecord[];
+}
+
+/** One page of the conversation list, newest first. */
+export interface ConversationPage {
+  conversations: ConversationSummary[];
+  /** Pass back as `cursor` for the next page; absent on the last page. */
+  nextCursor: string | undefined;
 }
 
 /** What a new turn starts with. */
 export type NewTurn = Pick<TurnRecord, 'turnId' | 'contextId' | 'userMessage' | 'model' | 'clientMessageId'>;
 
 /** How a turn ended. */
-export type TurnOutcome = Pick<TurnRecord, 'status' | 'answer' | 'usage' | 'timings' | 'errorCode'>;
+export type TurnOutcome = Pick<TurnRecord, 'status' | 'answer' | 'usage' | 'timings' | 'errorCode' | 'tokenCount'>;
 
-/** The conversations store: memory now, SQLite and PostgreSQL behind the same interface. */
+/** The conversations store: memory, SQLite and (later) PostgreSQL behind one interface and one contract suite. */
 export interface ConversationStore {
   /** Records a turn as `streaming`, creating its conversation (titled from the message) if it is new. */
   startTurn(turn: NewTurn): Promise<TurnRecord>;
-  /** Records how a turn ended and its answer. */
+  /** Saves the answer so far of a generating turn (called in batches, never once per token). */
+  saveProgress(turnId: string, answer: string): Promise<void>;
+  /** Records how a turn ended and its whole answer. */
   finishTurn(turnId: string, outcome: TurnOutcome): Promise<void>;
+  getTurn(turnId: string): Promise<TurnRecord | undefined>;
+  /** The turn a `client_message_id` started in a conversation, if any. */
+  findTurnByClientMessageId(contextId: string, clientMessageId: string): Promise<TurnRecord | undefined>;
+  /** The newest turn of a conversation. */
+  latestTurn(contextId: string): Promise<TurnRecord | undefined>;
   /** A conversation with all its turns, or undefined. */
   getConversation(contextId: string): Promise<ConversationRecord | undefined>;
+  /** Conversations, most recently active first. */
+  listConversations(options: { limit: number; cursor?: string | undefined }): Promise<ConversationPage>;
+  /** Sets a conversation's title; undefined when there is no such conversation. */
+  renameConversation(contextId: string, title: string): Promise<ConversationSummary | undefined>;
+  /** Deletes a conversation and its turns; false when there was none. */
+  deleteConversation(contextId: string): Promise<boolean>;
+  /** Marks turns left `streaming` by a process that died as `interrupted`; returns how many. */
+  markInterrupted(): Promise<number>;
   /** Resolves when the store answers; rejects when it cannot. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -58,4 +87,27 @@ export function titleFromMessage(message: string): string {
   const line = message.replace(/\s+/g, ' ').trim();
   const characters = [...line];
   return characters.length <= 60 ? line : `${characters.slice(0, 59).join('').trimEnd()}…`;
+}
+
+/** A list position: the last conversation of a page, by activity time then id. */
+export interface ListPosition {
+  updatedAt: number;
+  contextId: string;
+}
+
+/** Encodes a list position as an opaque cursor. */
+export function encodeCursor(position: ListPosition): string {
+  return Buffer.from(`${position.updatedAt}|${position.contextId}`, 'utf8').toString('base64url');
+}
+
+/** Decodes a cursor; undefined when it is not one of ours. */
+export function decodeCursor(cursor: string): ListPosition | undefined {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const match = /^(\d{1,15})\|([A-Za-z0-9._:-]{1,128})$/.exec(text);
+  return match ? { updatedAt: Number(match[1]), contextId: match[2]! } : undefined;
+}
+
+/** Whether a conversation comes after a list position (newest first, then id descending). */
+export function isAfter(summary: ListPosition, position: ListPosition): boolean {
+  return summary.updatedAt < position.updatedAt || (summary.updatedAt === position.updatedAt && summary.contextId < position.contextId);
 }

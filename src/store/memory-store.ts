@@ -1,19 +1,33 @@
 import {
+  decodeCursor,
+  encodeCursor,
+  isAfter,
   titleFromMessage,
+  type ConversationPage,
   type ConversationRecord,
   type ConversationStore,
+  type ConversationSummary,
   type NewTurn,
   type TurnOutcome,
   type TurnRecord,
 } from './conversation-store.js';
 
+interface StoredConversation {
+  contextId: string;
+  title: string;
+  createdAt: Date;
+  updatedAt: Date;
+  turns: TurnRecord[];
+}
+
 /** Conversations held in process memory: for tests and `DATABASE_URL=memory`; gone when the process ends. */
 export class MemoryConversationStore implements ConversationStore {
-  readonly #conversations = new Map<string, ConversationRecord>();
+  readonly #conversations = new Map<string, StoredConversation>();
   readonly #turns = new Map<string, TurnRecord>();
+  #clock = 0;
 
   async startTurn(turn: NewTurn): Promise<TurnRecord> {
-    const now = new Date();
+    const now = this.#now();
     let conversation = this.#conversations.get(turn.contextId);
     if (!conversation) {
       conversation = { contextId: turn.contextId, title: titleFromMessage(turn.userMessage), createdAt: now, updatedAt: now, turns: [] };
@@ -28,6 +42,7 @@ export class MemoryConversationStore implements ConversationStore {
       usage: undefined,
       timings: undefined,
       errorCode: undefined,
+      tokenCount: 0,
     };
     conversation.turns.push(record);
     conversation.updatedAt = now;
@@ -35,18 +50,94 @@ export class MemoryConversationStore implements ConversationStore {
     return { ...record };
   }
 
+  async saveProgress(turnId: string, answer: string): Promise<void> {
+    const record = this.#turns.get(turnId);
+    if (record && record.status === 'streaming') record.answer = answer;
+  }
+
   async finishTurn(turnId: string, outcome: TurnOutcome): Promise<void> {
     const record = this.#turns.get(turnId);
     if (!record) return;
-    Object.assign(record, outcome, { finishedAt: new Date() });
+    const now = this.#now();
+    Object.assign(record, outcome, { finishedAt: now });
+    const conversation = this.#conversations.get(record.contextId);
+    if (conversation) conversation.updatedAt = now;
+  }
+
+  async getTurn(turnId: string): Promise<TurnRecord | undefined> {
+    const record = this.#turns.get(turnId);
+    return record && { ...record };
+  }
+
+  async findTurnByClientMessageId(contextId: string, clientMessageId: string): Promise<TurnRecord | undefined> {
+    const record = this.#conversations.get(contextId)?.turns.find((turn) => turn.clientMessageId === clientMessageId);
+    return record && { ...record };
+  }
+
+  async latestTurn(contextId: string): Promise<TurnRecord | undefined> {
+    const record = this.#conversations.get(contextId)?.turns.at(-1);
+    return record && { ...record };
   }
 
   async getConversation(contextId: string): Promise<ConversationRecord | undefined> {
     const conversation = this.#conversations.get(contextId);
-    return conversation && { ...conversation, turns: conversation.turns.map((turn) => ({ ...turn })) };
+    return conversation && { ...summarize(conversation), turns: conversation.turns.map((turn) => ({ ...turn })) };
+  }
+
+  async listConversations(options: { limit: number; cursor?: string | undefined }): Promise<ConversationPage> {
+    const position = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
+    const sorted = [...this.#conversations.values()]
+      .map(summarize)
+      .filter((summary) => !position || isAfter({ updatedAt: summary.updatedAt.getTime(), contextId: summary.contextId }, position))
+      .sort((a, b) => b.updatedAt.getTime() - a.updatedAt.getTime() || (a.contextId < b.contextId ? 1 : -1));
+    const page = sorted.slice(0, options.limit);
+    const last = page.at(-1);
+    const nextCursor =
+      sorted.length > options.limit && last ? encodeCursor({ updatedAt: last.updatedAt.getTime(), contextId: last.contextId }) : undefined;
+    return { conversations: page, nextCursor };
+  }
+
+  async renameConversation(contextId: string, title: string): Promise<ConversationSummary | undefined> {
+    const conversation = this.#conversations.get(contextId);
+    if (!conversation) return undefined;
+    conversation.title = title;
+    return summarize(conversation);
+  }
+
+  async deleteConversation(contextId: string): Promise<boolean> {
+    const conversation = this.#conversations.get(contextId);
+    if (!conversation) return false;
+    for (const turn of conversation.turns) this.#turns.delete(turn.turnId);
+    return this.#conversations.delete(contextId);
+  }
+
+  async markInterrupted(): Promise<number> {
+    let count = 0;
+    for (const record of this.#turns.values()) {
+      if (record.status !== 'streaming') continue;
+      Object.assign(record, { status: 'interrupted', finishedAt: this.#now() });
+      count++;
+    }
+    return count;
   }
 
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {}
+
+  /** A clock that never repeats a millisecond, so the newest-first order is total even within one. */
+  #now(): Date {
+    this.#clock = Math.max(Date.now(), this.#clock + 1);
+    return new Date(this.#clock);
+  }
+}
+
+function summarize(conversation: StoredConversation): ConversationSummary {
+  return {
+    contextId: conversation.contextId,
+    title: conversation.title,
+    createdAt: conversation.createdAt,
+    updatedAt: conversation.updatedAt,
+    turnCount: conversation.turns.length,
+  };
 }

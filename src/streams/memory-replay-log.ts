@@ -4,7 +4,7 @@ interface TurnLog {
   entries: string[];
   ended: boolean;
   /** Readers waiting for the next append, woken all at once. */
-  waiters: (() => void)[];
+  waiters: Set<() => void>;
   expiry: NodeJS.Timeout | undefined;
 }
 
@@ -13,7 +13,7 @@ export class MemoryReplayLog implements ReplayLog {
   readonly #logs = new Map<string, TurnLog>();
 
   open(turnId: string): void {
-    if (!this.#logs.has(turnId)) this.#logs.set(turnId, { entries: [], ended: false, waiters: [], expiry: undefined });
+    if (!this.#logs.has(turnId)) this.#logs.set(turnId, { entries: [], ended: false, waiters: new Set(), expiry: undefined });
   }
 
   append(turnId: string, data: string, final = false): number {
@@ -22,9 +22,9 @@ export class MemoryReplayLog implements ReplayLog {
     if (log.ended) throw new Error(`replay log of turn ${turnId} has already ended`);
     log.entries.push(data);
     log.ended = final;
-    const waiters = log.waiters;
-    if (waiters.length > 0) {
-      log.waiters = [];
+    if (log.waiters.size > 0) {
+      const waiters = log.waiters;
+      log.waiters = new Set();
       for (const wake of waiters) wake();
     }
     return log.entries.length - 1;
@@ -42,12 +42,17 @@ export class MemoryReplayLog implements ReplayLog {
       }
       if (log.ended) return;
       await new Promise<void>((resolve) => {
-        const onAbort = () => resolve();
-        signal?.addEventListener('abort', onAbort, { once: true });
-        log.waiters.push(() => {
+        const wake = () => {
           signal?.removeEventListener('abort', onAbort);
           resolve();
-        });
+        };
+        // A reader that leaves while waiting takes itself off the list at once.
+        const onAbort = () => {
+          log.waiters.delete(wake);
+          resolve();
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        log.waiters.add(wake);
       });
     }
   }

@@ -1,11 +1,13 @@
 import { z } from 'zod';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { Turn, TurnManager } from '../../chat/turn-manager.js';
+import type { StartTurnInput, TurnManager } from '../../chat/turn-manager.js';
 import { startEventData } from '../../chat/wire-events.js';
 import { RequestError } from '../../errors.js';
 import {
+  cancelResponseSchema,
   chatErrorResponses,
+  turnParamsSchema,
   streamingBodySchema,
   streamingQuerySchema,
   waitRequestSchema,
@@ -52,6 +54,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
       const result = await turn.done;
       return {
         message: result.answer,
+        finish_reason: result.finishReason,
         context_id: result.contextId,
         token_count: result.tokenCount,
         processing_time_ms: Math.round((performance.now() - started) * 10) / 10,
@@ -65,17 +68,20 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
   app.get(
     '/api/v1/chat/streaming',
     {
+      // A HEAD request must never start a generation.
+      exposeHeadRoute: false,
       schema: {
         tags: ['chat'],
         summary: 'Send a message and receive the answer token by token (Server-Sent Events)',
+        description: RESUME_DESCRIPTION,
         querystring: streamingQuerySchema,
         response: sseResponse,
       },
     },
     async (request, reply) => {
       const { query } = request;
-      const turn = await turns.start({ message: requireText(query.message), contextId: query.context_id });
-      await streamTurn(request, reply, turn);
+      const input = { message: requireText(query.message), contextId: query.context_id };
+      await streamTurn(request, reply, input, query.last_token_index ?? 0);
     },
   );
 
@@ -85,38 +91,68 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
       schema: {
         tags: ['chat'],
         summary: 'The streaming route with the fields as a JSON body',
+        description: RESUME_DESCRIPTION,
         body: streamingBodySchema,
         response: sseResponse,
       },
     },
     async (request, reply) => {
       const { body } = request;
-      const turn = await turns.start({
+      const input = {
         message: requireText(body.message),
         contextId: body.context_id ?? undefined,
         history: body.history ?? undefined,
         clientMessageId: body.client_message_id ?? undefined,
-      });
-      await streamTurn(request, reply, turn);
+      };
+      await streamTurn(request, reply, input, body.last_token_index ?? 0);
     },
   );
 
-  async function streamTurn(request: FastifyRequest, reply: FastifyReply, turn: Turn): Promise<void> {
+  app.post(
+    '/api/v1/chat/turns/:turn_id/cancel',
+    {
+      schema: {
+        tags: ['chat'],
+        summary: 'Stop a generating turn; its stream ends with finish_reason "cancelled" and the partial answer is kept',
+        params: turnParamsSchema,
+        response: { 200: cancelResponseSchema, ...chatErrorResponses },
+      },
+    },
+    async (request) => {
+      const { turnId, contextId, status } = await turns.cancel(request.params.turn_id);
+      return { turn_id: turnId, context_id: contextId, status };
+    },
+  );
+
+  /** Opens the turn's stream (errors before this point are JSON responses), then relays it as SSE. */
+  async function streamTurn(request: FastifyRequest, reply: FastifyReply, input: StartTurnInput, lastTokenIndex: number): Promise<void> {
+    const connection = new AbortController();
+    reply.raw.once('close', () => connection.abort());
+    const lastEventId = request.headers['last-event-id'];
+    const stream =
+      typeof lastEventId === 'string' && lastEventId.trim() !== ''
+        ? await turns.resumeStream(lastEventId, input.contextId, connection.signal)
+        : await turns.openStream(input, lastTokenIndex, connection.signal);
     reply.hijack();
     const sse = new SseStream(reply.raw, { heartbeatMs, headers: reply.getHeaders() });
+    sse.signal.addEventListener('abort', () => connection.abort(), { once: true });
     try {
-      await sse.send(`${turn.turnId}/start`, startEventData(turn.contextId, turn.turnId, turn.model, false));
-      for await (const entry of turns.read(turn.turnId, 0, sse.signal)) {
-        const drained = sse.send(`${turn.turnId}/${entry.position}`, entry.data);
+      await sse.send(`${stream.turnId}/start`, startEventData(stream.contextId, stream.turnId, stream.model, stream.resumed));
+      for await (const event of stream.events) {
+        const drained = sse.send(event.id, event.data);
         if (drained) await drained;
       }
     } catch (error) {
-      request.log.error({ err: error, turn_id: turn.turnId }, 'streaming a turn failed');
+      request.log.error({ err: error, turn_id: stream.turnId }, 'streaming a turn failed');
     } finally {
       sse.end();
+      turns.readerLeft(stream.turnId);
     }
   }
 };
+
+const RESUME_DESCRIPTION =
+  'Resume a dropped stream with the `Last-Event-ID: <turn_id>/<position>` header (EventSource sends it by itself), or with the same `message`, `context_id` and `last_token_index`: no token is sent twice or skipped, and the model is not called again.';
 
 /** Rejects a message of only whitespace with EMPTY_MESSAGE (the schema already rejects an empty one). */
 function requireText(message: string): string {

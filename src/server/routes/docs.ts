@@ -32,7 +32,8 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
           'Real-time streaming AI chat: the whole answer at once (`/api/v1/chat/wait`) or token by token over Server-Sent Events (`/api/v1/chat/streaming`). Errors are `{"error_code", "message", "request_id", "detail"?}`.',
       },
       tags: [
-        { name: 'chat', description: 'Send messages, get answers' },
+        { name: 'chat', description: 'Send messages, get answers, resume and cancel' },
+        { name: 'conversations', description: 'Stored conversations and their turns' },
         { name: 'health', description: 'Health, liveness and readiness' },
       ],
     },

@@ -1,0 +1,160 @@
+import { UpstreamError, toChatWaitError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { ConversationStore, TurnOutcome, TurnTimings } from '../store/conversation-store.js';
+import type { ReplayLog } from '../streams/replay-log.js';
+import type { ChatMessage, ChatModel, TokenUsage } from './chat-model.js';
+import { emptyAnswerError } from './upstream-errors.js';
+import { endEventData, errorEventData, tokenEventData } from './wire-events.js';
+
+/** How often, at most, a generating turn's answer so far is written to the store. */
+const PROGRESS_INTERVAL_MS = 1000;
+
+/** How a turn that produced an answer ended. */
+export interface TurnResult {
+  turnId: string;
+  contextId: string;
+  answer: string;
+  tokenCount: number;
+  finishReason: 'stop' | 'cancelled';
+  usage: TokenUsage | undefined;
+  timings: TurnTimings;
+  model: string;
+}
+
+/** The abort reason of a turn stopped by the cancel endpoint. */
+export class TurnCancelled extends Error {
+  override name = 'TurnCancelled';
+}
+
+/** What one generation needs. */
+export interface GenerationOptions {
+  turnId: string;
+  contextId: string;
+  messages: ChatMessage[];
+  signal: AbortSignal;
+  abort: (reason: unknown) => void;
+  model: ChatModel;
+  store: ConversationStore;
+  log: ReplayLog;
+  logger: Logger;
+  responseTimeoutMs: number;
+}
+
+/**
+ * Runs one turn's generation: every delta becomes a `token` event in the replay log, the answer so
+ * far is saved in batches, and the turn ends with exactly one `end` (complete or cancelled) or
+ * `error` event, after its outcome is in the store.
+ */
+export async function runGeneration(options: GenerationOptions): Promise<TurnResult> {
+  const { turnId, contextId, model, log, logger, signal } = options;
+  const started = performance.now();
+  const contextIdJson = JSON.stringify(contextId);
+  // One timer covers the wait for the first token and any later stall of the stream.
+  const timeout = setTimeout(() => {
+    const seconds = Math.round(options.responseTimeoutMs / 100) / 10;
+    options.abort(new UpstreamError('UPSTREAM_TIMEOUT', `The model did not answer within ${seconds} seconds. Please try again.`, { retryable: true }));
+  }, options.responseTimeoutMs);
+  const tokens: string[] = [];
+  let progress: NodeJS.Timeout | undefined;
+  let ttftMs: number | null = null;
+  let usage: TokenUsage | undefined;
+  let modelOutput = '';
+
+  const appendToken = (token: string) => {
+    ttftMs ??= round(performance.now() - started);
+    log.append(turnId, tokenEventData(contextIdJson, token, tokens.length));
+    tokens.push(token);
+    progress ??= setTimeout(() => {
+      progress = undefined;
+      void options.store.saveProgress(turnId, tokens.join('')).catch((error: unknown) => {
+        logger.warn({ err: error, turn_id: turnId }, 'could not save the progress of a turn');
+      });
+    }, PROGRESS_INTERVAL_MS);
+  };
+  const timings = (): TurnTimings => ({ ttft_ms: ttftMs, total_ms: round(performance.now() - started) });
+  const result = (finishReason: TurnResult['finishReason']): TurnResult => ({
+    turnId,
+    contextId,
+    answer: tokens.join(''),
+    tokenCount: tokens.length,
+    finishReason,
+    usage,
+    timings: timings(),
+    model: model.name,
+  });
+
+  try {
+    try {
+      for await (const event of model.streamReply({ messages: options.messages, signal })) {
+        if (event.type === 'text_delta') {
+          if (event.delta === '') continue;
+          timeout.refresh();
+          appendToken(event.delta);
+        } else {
+          usage = event.usage;
+          modelOutput = event.finalOutput;
+        }
+      }
+      // A model layer that ended quietly on an abort still ends the turn with the abort's reason.
+      if (signal.aborted) throw signal.reason;
+      // A provider that answered without streaming deltas still gets its answer delivered as one token.
+      if (tokens.length === 0 && modelOutput !== '') appendToken(modelOutput);
+      if (tokens.join('').trim() === '') throw emptyAnswerError();
+    } catch (thrown) {
+      if (!(signal.reason instanceof TurnCancelled)) throw thrown;
+      const cancelled = result('cancelled');
+      await finish(options, cancelled, { status: 'cancelled', errorCode: undefined });
+      log.append(turnId, endEventData({ ...cancelled, finalOutput: cancelled.answer }), true);
+      logger.info(turnLogFields(cancelled, 'cancelled'), 'turn finished');
+      return cancelled;
+    }
+    const complete = result('stop');
+    await finish(options, complete, { status: 'complete', errorCode: undefined });
+    log.append(turnId, endEventData({ ...complete, finalOutput: complete.answer }), true);
+    logger.info(turnLogFields(complete, 'complete'), 'turn finished');
+    return complete;
+  } catch (thrown) {
+    const error = toChatWaitError(thrown);
+    const failed = result('stop');
+    const status = tokens.length > 0 ? 'interrupted' : 'error';
+    await finish(options, failed, { status, errorCode: error.code });
+    log.append(turnId, errorEventData(contextId, turnId, error.code, error.message, error.retryable), true);
+    const level = error.code === 'INTERNAL_ERROR' ? 'error' : 'warn';
+    logger[level]({ ...turnLogFields(failed, status), error_code: error.code, err: error.cause ?? error }, 'turn failed');
+    throw error;
+  } finally {
+    clearTimeout(timeout);
+    clearTimeout(progress);
+  }
+}
+
+/** Stores a turn's outcome; a store failure is logged, and readers still get their answer. */
+async function finish(options: GenerationOptions, result: TurnResult, outcome: Pick<TurnOutcome, 'status' | 'errorCode'>): Promise<void> {
+  try {
+    await options.store.finishTurn(result.turnId, {
+      ...outcome,
+      answer: result.answer,
+      usage: result.usage,
+      timings: result.timings,
+      tokenCount: result.tokenCount,
+    });
+  } catch (error) {
+    options.logger.error({ err: error, turn_id: result.turnId }, 'could not store the end of a turn');
+  }
+}
+
+function turnLogFields(result: TurnResult, status: string) {
+  return {
+    turn_id: result.turnId,
+    context_id: result.contextId,
+    status,
+    model: result.model,
+    tokens: result.tokenCount,
+    ttft_ms: result.timings.ttft_ms,
+    total_ms: result.timings.total_ms,
+  };
+}
+
+function round(milliseconds: number): number {
+  return Math.round(milliseconds * 10) / 10;
+}

@@ -1,0 +1,62 @@
+import type { TurnRecord } from '../store/conversation-store.js';
+import type { LogEntry, ReplayLog } from '../streams/replay-log.js';
+import { endEventData, resyncEventData, type FinishReason } from './wire-events.js';
+
+/** One event ready for the wire: its SSE id and its JSON. */
+export interface WireEvent {
+  id: string;
+  data: string;
+}
+
+const TOKEN_PREFIX = '{"token":';
+const TOKEN_INDEX = /"token_index":(\d+)/;
+
+/** A turn's log events from a position, with their SSE ids `<turn_id>/<position>`. */
+export async function* fromPosition(log: ReplayLog, turnId: string, from: number, signal?: AbortSignal): AsyncIterable<WireEvent> {
+  for await (const entry of log.read(turnId, from, signal)) yield { id: `${turnId}/${entry.position}`, data: entry.data };
+}
+
+/**
+ * A turn's log events from token index `n` (the original ChatWait resume): tokens before `n` are
+ * skipped, and so are other events until token `n - 1` has gone by, so nothing the client holds is sent again.
+ */
+export async function* fromTokenIndex(log: ReplayLog, turnId: string, n: number, signal?: AbortSignal): AsyncIterable<WireEvent> {
+  let passed = n === 0;
+  for await (const entry of log.read(turnId, 0, signal)) {
+    if (!passed) {
+      const index = tokenIndexOf(entry);
+      if (index === undefined || index < n - 1) continue;
+      passed = true;
+      if (index === n - 1) continue;
+    }
+    yield { id: `${turnId}/${entry.position}`, data: entry.data };
+  }
+}
+
+/** `resync` with a stored answer, then its `end`: what a resume gets once the turn has left the replay log. */
+export function resyncFromRecord(record: TurnRecord): WireEvent[] {
+  const finishReason: FinishReason = record.status === 'complete' ? 'stop' : record.status === 'streaming' ? 'interrupted' : record.status;
+  const tokenCount = record.tokenCount;
+  const end = endEventData({
+    contextId: record.contextId,
+    turnId: record.turnId,
+    finalOutput: record.answer,
+    tokenCount,
+    finishReason,
+    usage: record.usage,
+    timings: record.timings ?? { ttft_ms: null, total_ms: 0 },
+    model: record.model,
+  });
+  return [
+    { id: `${record.turnId}/resync`, data: resyncEventData(record.turnId, record.answer, tokenCount) },
+    { id: `${record.turnId}/${tokenCount}`, data: end },
+  ];
+}
+
+function tokenIndexOf(entry: LogEntry): number | undefined {
+  if (!entry.data.startsWith(TOKEN_PREFIX)) return undefined;
+  // The token text comes before token_index and may itself contain the pattern, so search after it.
+  const afterToken = entry.data.lastIndexOf('"token_index":');
+  const match = TOKEN_INDEX.exec(entry.data.slice(afterToken));
+  return match ? Number(match[1]) : undefined;
+}

@@ -1,0 +1,143 @@
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { TurnManager } from '../../chat/turn-manager.js';
+import { RequestError } from '../../errors.js';
+import type { ConversationStore, ConversationSummary, TurnRecord } from '../../store/conversation-store.js';
+import { chatErrorResponses, conversationParamsSchema, usageSchema } from '../schemas.js';
+
+/** Options of the conversation routes. */
+export interface ConversationRoutesOptions {
+  store: ConversationStore;
+  turns: TurnManager;
+}
+
+const summarySchema = z.object({
+  context_id: z.string(),
+  title: z.string(),
+  created_at: z.string().describe('ISO 8601'),
+  updated_at: z.string().describe('ISO 8601: the last turn started or ended'),
+  turn_count: z.number().int(),
+});
+
+const turnSchema = z.object({
+  turn_id: z.string(),
+  user_message: z.string(),
+  answer: z.string().describe('The assistant message: whole, or what was produced before a cancel or failure.'),
+  status: z.enum(['streaming', 'complete', 'cancelled', 'interrupted', 'error']),
+  model: z.string(),
+  token_count: z.number().int(),
+  created_at: z.string(),
+  finished_at: z.string().nullable(),
+  usage: usageSchema.nullable(),
+  timings: z.object({ ttft_ms: z.number().nullable(), total_ms: z.number() }).nullable(),
+  error_code: z.string().nullable(),
+});
+
+const listQuerySchema = z.object({
+  limit: z.coerce.number({ error: 'limit must be an integer' }).int('limit must be an integer').min(1, 'limit must be 1 to 100').max(100, 'limit must be 1 to 100').optional(),
+  cursor: z.string({ error: 'cursor must be a string' }).max(512, 'cursor is too long').optional().describe('next_cursor of the previous page'),
+});
+
+const titleBodySchema = z.object(
+  { title: z.string({ error: 'title must be a string' }).trim().min(1, 'title must not be empty').max(200, 'title must be at most 200 characters') },
+  { error: 'the body must be a JSON object' },
+);
+
+const notFound = () => new RequestError('NOT_FOUND', 'There is no such conversation.');
+
+/** `GET /api/v1/conversations`, and `GET`, `PATCH` (title), `DELETE` of one conversation. */
+export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions> = async (app, { store, turns }) => {
+  app.get(
+    '/api/v1/conversations',
+    {
+      schema: {
+        tags: ['conversations'],
+        summary: 'List conversations, most recently active first, a page at a time',
+        querystring: listQuerySchema,
+        response: { 200: z.object({ conversations: z.array(summarySchema), next_cursor: z.string().nullable() }), ...chatErrorResponses },
+      },
+    },
+    async (request) => {
+      const page = await store.listConversations({ limit: request.query.limit ?? 20, cursor: request.query.cursor });
+      return { conversations: page.conversations.map(toSummaryJson), next_cursor: page.nextCursor ?? null };
+    },
+  );
+
+  app.get(
+    '/api/v1/conversations/:context_id',
+    {
+      schema: {
+        tags: ['conversations'],
+        summary: 'One conversation with its turns, oldest first',
+        params: conversationParamsSchema,
+        response: { 200: summarySchema.extend({ turns: z.array(turnSchema) }), ...chatErrorResponses },
+      },
+    },
+    async (request) => {
+      const conversation = await store.getConversation(request.params.context_id);
+      if (!conversation) throw notFound();
+      return { ...toSummaryJson(conversation), turns: conversation.turns.map(toTurnJson) };
+    },
+  );
+
+  app.patch(
+    '/api/v1/conversations/:context_id',
+    {
+      schema: {
+        tags: ['conversations'],
+        summary: 'Rename a conversation',
+        params: conversationParamsSchema,
+        body: titleBodySchema,
+        response: { 200: summarySchema, ...chatErrorResponses },
+      },
+    },
+    async (request) => {
+      const summary = await store.renameConversation(request.params.context_id, request.body.title);
+      if (!summary) throw notFound();
+      return toSummaryJson(summary);
+    },
+  );
+
+  app.delete(
+    '/api/v1/conversations/:context_id',
+    {
+      schema: {
+        tags: ['conversations'],
+        summary: 'Delete a conversation and its turns (a turn still generating is cancelled first)',
+        params: conversationParamsSchema,
+        response: { 204: z.null().describe('Deleted'), ...chatErrorResponses },
+      },
+    },
+    async (request, reply) => {
+      await turns.cancelConversation(request.params.context_id);
+      if (!(await store.deleteConversation(request.params.context_id))) throw notFound();
+      return reply.code(204).send(null);
+    },
+  );
+};
+
+function toSummaryJson(summary: ConversationSummary) {
+  return {
+    context_id: summary.contextId,
+    title: summary.title,
+    created_at: summary.createdAt.toISOString(),
+    updated_at: summary.updatedAt.toISOString(),
+    turn_count: summary.turnCount,
+  };
+}
+
+function toTurnJson(turn: TurnRecord) {
+  return {
+    turn_id: turn.turnId,
+    user_message: turn.userMessage,
+    answer: turn.answer,
+    status: turn.status,
+    model: turn.model,
+    token_count: turn.tokenCount,
+    created_at: turn.createdAt.toISOString(),
+    finished_at: turn.finishedAt?.toISOString() ?? null,
+    usage: turn.usage ?? null,
+    timings: turn.timings ?? null,
+    error_code: turn.errorCode ?? null,
+  };
+}

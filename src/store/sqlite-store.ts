@@ -1,0 +1,209 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
+import {
+  decodeCursor,
+  encodeCursor,
+  titleFromMessage,
+  type ConversationPage,
+  type ConversationRecord,
+  type ConversationStore,
+  type ConversationSummary,
+  type NewTurn,
+  type TurnOutcome,
+  type TurnRecord,
+  type TurnStatus,
+} from './conversation-store.js';
+import { migrate } from './sqlite-migrations.js';
+
+interface TurnRow {
+  turn_id: string;
+  context_id: string;
+  user_message: string;
+  answer: string;
+  status: TurnStatus;
+  model: string;
+  created_at: number;
+  finished_at: number | null;
+  usage: string | null;
+  timings: string | null;
+  error_code: string | null;
+  client_message_id: string | null;
+  token_count: number;
+}
+
+interface ConversationRow {
+  context_id: string;
+  title: string;
+  created_at: number;
+  updated_at: number;
+  turn_count: number;
+}
+
+const SUMMARY_COLUMNS = `c.context_id, c.title, c.created_at, c.updated_at,
+  (SELECT COUNT(*) FROM turns t WHERE t.context_id = c.context_id) AS turn_count`;
+
+/** Conversations in a SQLite file (WAL mode): the default store, durable across restarts and crashes. */
+export class SqliteConversationStore implements ConversationStore {
+  readonly #database: Database;
+  readonly #statements: Record<string, Statement>;
+  #clock = 0;
+
+  /** Opens (creating if needed) and migrates the database at `path` (`:memory:` for a throwaway one). */
+  constructor(path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.#database = new BetterSqlite3(path);
+    this.#database.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode survives a process crash (kill -9); only a power loss can cost the last commits.
+    this.#database.pragma('synchronous = NORMAL');
+    this.#database.pragma('foreign_keys = ON');
+    this.#database.pragma('busy_timeout = 5000');
+    migrate(this.#database);
+    const prepare = (sql: string) => this.#database.prepare(sql);
+    this.#statements = {
+      insertConversation: prepare(
+        'INSERT INTO conversations (context_id, title, created_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (context_id) DO UPDATE SET updated_at = excluded.updated_at',
+      ),
+      insertTurn: prepare(`INSERT INTO turns (turn_id, context_id, sequence, user_message, status, model, created_at, client_message_id)
+        VALUES (?, ?, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM turns WHERE context_id = ?), ?, 'streaming', ?, ?, ?)`),
+      saveProgress: prepare("UPDATE turns SET answer = ? WHERE turn_id = ? AND status = 'streaming'"),
+      finishTurn: prepare(
+        'UPDATE turns SET status = ?, answer = ?, usage = ?, timings = ?, error_code = ?, token_count = ?, finished_at = ? WHERE turn_id = ?',
+      ),
+      touchConversation: prepare('UPDATE conversations SET updated_at = ? WHERE context_id = (SELECT context_id FROM turns WHERE turn_id = ?)'),
+      getTurn: prepare('SELECT * FROM turns WHERE turn_id = ?'),
+      findByClientMessage: prepare('SELECT * FROM turns WHERE context_id = ? AND client_message_id = ?'),
+      latestTurn: prepare('SELECT * FROM turns WHERE context_id = ? ORDER BY sequence DESC LIMIT 1'),
+      conversationTurns: prepare('SELECT * FROM turns WHERE context_id = ? ORDER BY sequence'),
+      getSummary: prepare(`SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE c.context_id = ?`),
+      firstPage: prepare(`SELECT ${SUMMARY_COLUMNS} FROM conversations c ORDER BY c.updated_at DESC, c.context_id DESC LIMIT ?`),
+      nextPage: prepare(`SELECT ${SUMMARY_COLUMNS} FROM conversations c
+        WHERE c.updated_at < ? OR (c.updated_at = ? AND c.context_id < ?)
+        ORDER BY c.updated_at DESC, c.context_id DESC LIMIT ?`),
+      rename: prepare('UPDATE conversations SET title = ? WHERE context_id = ?'),
+      deleteConversation: prepare('DELETE FROM conversations WHERE context_id = ?'),
+      markInterrupted: prepare("UPDATE turns SET status = 'interrupted', finished_at = ? WHERE status = 'streaming'"),
+      ping: prepare('SELECT 1'),
+    };
+  }
+
+  async startTurn(turn: NewTurn): Promise<TurnRecord> {
+    const now = this.#now();
+    this.#database.transaction(() => {
+      this.#statements.insertConversation!.run(turn.contextId, titleFromMessage(turn.userMessage), now, now);
+      this.#statements.insertTurn!.run(turn.turnId, turn.contextId, turn.contextId, turn.userMessage, turn.model, now, turn.clientMessageId ?? null);
+    })();
+    return toTurn(this.#statements.getTurn!.get(turn.turnId) as TurnRow);
+  }
+
+  async saveProgress(turnId: string, answer: string): Promise<void> {
+    this.#statements.saveProgress!.run(answer, turnId);
+  }
+
+  async finishTurn(turnId: string, outcome: TurnOutcome): Promise<void> {
+    const now = this.#now();
+    this.#database.transaction(() => {
+      this.#statements.finishTurn!.run(
+        outcome.status,
+        outcome.answer,
+        outcome.usage ? JSON.stringify(outcome.usage) : null,
+        outcome.timings ? JSON.stringify(outcome.timings) : null,
+        outcome.errorCode ?? null,
+        outcome.tokenCount,
+        now,
+        turnId,
+      );
+      this.#statements.touchConversation!.run(now, turnId);
+    })();
+  }
+
+  async getTurn(turnId: string): Promise<TurnRecord | undefined> {
+    const row = this.#statements.getTurn!.get(turnId) as TurnRow | undefined;
+    return row && toTurn(row);
+  }
+
+  async findTurnByClientMessageId(contextId: string, clientMessageId: string): Promise<TurnRecord | undefined> {
+    const row = this.#statements.findByClientMessage!.get(contextId, clientMessageId) as TurnRow | undefined;
+    return row && toTurn(row);
+  }
+
+  async latestTurn(contextId: string): Promise<TurnRecord | undefined> {
+    const row = this.#statements.latestTurn!.get(contextId) as TurnRow | undefined;
+    return row && toTurn(row);
+  }
+
+  async getConversation(contextId: string): Promise<ConversationRecord | undefined> {
+    const summary = this.#statements.getSummary!.get(contextId) as ConversationRow | undefined;
+    if (!summary) return undefined;
+    const turns = (this.#statements.conversationTurns!.all(contextId) as TurnRow[]).map(toTurn);
+    return { ...toSummary(summary), turns };
+  }
+
+  async listConversations(options: { limit: number; cursor?: string | undefined }): Promise<ConversationPage> {
+    const position = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
+    const rows = (
+      position
+        ? this.#statements.nextPage!.all(position.updatedAt, position.updatedAt, position.contextId, options.limit + 1)
+        : this.#statements.firstPage!.all(options.limit + 1)
+    ) as ConversationRow[];
+    const conversations = rows.slice(0, options.limit).map(toSummary);
+    const last = conversations.at(-1);
+    const nextCursor = rows.length > options.limit && last ? encodeCursor({ updatedAt: last.updatedAt.getTime(), contextId: last.contextId }) : undefined;
+    return { conversations, nextCursor };
+  }
+
+  async renameConversation(contextId: string, title: string): Promise<ConversationSummary | undefined> {
+    if (this.#statements.rename!.run(title, contextId).changes === 0) return undefined;
+    return toSummary(this.#statements.getSummary!.get(contextId) as ConversationRow);
+  }
+
+  async deleteConversation(contextId: string): Promise<boolean> {
+    return this.#statements.deleteConversation!.run(contextId).changes > 0;
+  }
+
+  async markInterrupted(): Promise<number> {
+    return this.#statements.markInterrupted!.run(Date.now()).changes;
+  }
+
+  async ping(): Promise<void> {
+    this.#statements.ping!.get();
+  }
+
+  async close(): Promise<void> {
+    if (this.#database.open) this.#database.close();
+  }
+
+  /** A clock that never repeats a millisecond within this process, so the newest-first order is total. */
+  #now(): number {
+    this.#clock = Math.max(Date.now(), this.#clock + 1);
+    return this.#clock;
+  }
+}
+
+function toTurn(row: TurnRow): TurnRecord {
+  return {
+    turnId: row.turn_id,
+    contextId: row.context_id,
+    userMessage: row.user_message,
+    answer: row.answer,
+    status: row.status,
+    model: row.model,
+    createdAt: new Date(row.created_at),
+    finishedAt: row.finished_at === null ? undefined : new Date(row.finished_at),
+    usage: row.usage === null ? undefined : JSON.parse(row.usage),
+    timings: row.timings === null ? undefined : JSON.parse(row.timings),
+    errorCode: row.error_code ?? undefined,
+    clientMessageId: row.client_message_id ?? undefined,
+    tokenCount: row.token_count,
+  };
+}
+
+function toSummary(row: ConversationRow): ConversationSummary {
+  return {
+    contextId: row.context_id,
+    title: row.title,
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+    turnCount: row.turn_count,
+  };
+}

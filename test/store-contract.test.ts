@@ -1,0 +1,149 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ConversationStore, NewTurn } from '../src/store/conversation-store.js';
+import { MemoryConversationStore } from '../src/store/memory-store.js';
+import { SqliteConversationStore } from '../src/store/sqlite-store.js';
+
+/** Every store backend, each run through the same contract. */
+const backends: [string, () => ConversationStore][] = [
+  ['memory', () => new MemoryConversationStore()],
+  ['sqlite', () => new SqliteConversationStore(join(mkdtempSync(join(tmpdir(), 'chatwait-store-')), 'chat.db'))],
+];
+
+let sequence = 0;
+const newTurn = (contextId: string, overrides: Partial<NewTurn> = {}): NewTurn => ({
+  turnId: `turn-${++sequence}`,
+  contextId,
+  userMessage: `message ${sequence}`,
+  model: 'test-model',
+  clientMessageId: undefined,
+  ...overrides,
+});
+
+describe.each(backends)('the %s conversation store', (_name, create) => {
+  let store: ConversationStore;
+  beforeEach(() => {
+    store = create();
+  });
+  afterEach(() => store.close());
+
+  it('creates a conversation on its first turn, titled from the message', async () => {
+    const turn = await store.startTurn(newTurn('c1', { userMessage: '  How do   streams\nwork?  ' }));
+    expect(turn).toMatchObject({ contextId: 'c1', status: 'streaming', answer: '', tokenCount: 0 });
+    const conversation = await store.getConversation('c1');
+    expect(conversation).toMatchObject({ contextId: 'c1', title: 'How do streams work?', turnCount: 1 });
+    expect(conversation!.turns).toHaveLength(1);
+  });
+
+  it('shortens a long title', async () => {
+    await store.startTurn(newTurn('c1', { userMessage: 'word '.repeat(40) }));
+    const title = (await store.getConversation('c1'))!.title;
+    expect([...title].length).toBeLessThanOrEqual(60);
+    expect(title.endsWith('…')).toBe(true);
+  });
+
+  it('saves progress, then the whole outcome of a turn', async () => {
+    const { turnId } = await store.startTurn(newTurn('c1'));
+    await store.saveProgress(turnId, 'Hello');
+    expect((await store.getTurn(turnId))!.answer).toBe('Hello');
+    await store.finishTurn(turnId, {
+      status: 'complete',
+      answer: 'Hello world',
+      usage: { input_tokens: 3, output_tokens: 2, total_tokens: 5 },
+      timings: { ttft_ms: 1.5, total_ms: 9 },
+      errorCode: undefined,
+      tokenCount: 2,
+    });
+    const turn = await store.getTurn(turnId);
+    expect(turn).toMatchObject({
+      status: 'complete',
+      answer: 'Hello world',
+      tokenCount: 2,
+      usage: { input_tokens: 3, output_tokens: 2, total_tokens: 5 },
+      timings: { ttft_ms: 1.5, total_ms: 9 },
+    });
+    expect(turn!.finishedAt).toBeInstanceOf(Date);
+    await store.saveProgress(turnId, 'late progress');
+    expect((await store.getTurn(turnId))!.answer).toBe('Hello world');
+  });
+
+  it('keeps turns in order and finds the latest one', async () => {
+    const first = await store.startTurn(newTurn('c1'));
+    const second = await store.startTurn(newTurn('c1'));
+    expect((await store.latestTurn('c1'))!.turnId).toBe(second.turnId);
+    expect((await store.getConversation('c1'))!.turns.map((turn) => turn.turnId)).toEqual([first.turnId, second.turnId]);
+    expect(await store.latestTurn('nope')).toBeUndefined();
+  });
+
+  it('finds a turn by its client_message_id within its conversation', async () => {
+    const turn = await store.startTurn(newTurn('c1', { clientMessageId: 'send-1' }));
+    expect((await store.findTurnByClientMessageId('c1', 'send-1'))!.turnId).toBe(turn.turnId);
+    expect(await store.findTurnByClientMessageId('c2', 'send-1')).toBeUndefined();
+  });
+
+  it('lists conversations newest first, a page at a time', async () => {
+    for (const id of ['a', 'b', 'c', 'd', 'e']) await store.startTurn(newTurn(id));
+    await store.startTurn(newTurn('b'));
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await store.listConversations({ limit: 2, cursor });
+      expect(page.conversations.length).toBeLessThanOrEqual(2);
+      seen.push(...page.conversations.map((conversation) => conversation.contextId));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual(['b', 'e', 'd', 'c', 'a']);
+  });
+
+  it('ignores a cursor that is not one of its own', async () => {
+    await store.startTurn(newTurn('a'));
+    const page = await store.listConversations({ limit: 10, cursor: 'garbage' });
+    expect(page.conversations.map((conversation) => conversation.contextId)).toEqual(['a']);
+  });
+
+  it('renames and deletes conversations', async () => {
+    const { turnId } = await store.startTurn(newTurn('c1'));
+    expect(await store.renameConversation('c1', 'New title')).toMatchObject({ contextId: 'c1', title: 'New title', turnCount: 1 });
+    expect(await store.renameConversation('nope', 'x')).toBeUndefined();
+    expect(await store.deleteConversation('c1')).toBe(true);
+    expect(await store.deleteConversation('c1')).toBe(false);
+    expect(await store.getConversation('c1')).toBeUndefined();
+    expect(await store.getTurn(turnId)).toBeUndefined();
+  });
+
+  it('marks turns left streaming as interrupted, keeping their partial answers', async () => {
+    const done = await store.startTurn(newTurn('c1'));
+    await store.finishTurn(done.turnId, { status: 'complete', answer: 'ok', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1 });
+    const left = await store.startTurn(newTurn('c1'));
+    await store.saveProgress(left.turnId, 'half an');
+    expect(await store.markInterrupted()).toBe(1);
+    expect(await store.getTurn(left.turnId)).toMatchObject({ status: 'interrupted', answer: 'half an' });
+    expect(await store.getTurn(done.turnId)).toMatchObject({ status: 'complete', answer: 'ok' });
+  });
+
+  it('keeps text exactly, Unicode and whitespace included', async () => {
+    const text = 'Zürich 👋\n\n\t  "quotes" \\ and \u0000 nul';
+    const { turnId } = await store.startTurn(newTurn('c1', { userMessage: text }));
+    await store.finishTurn(turnId, { status: 'complete', answer: text, usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1 });
+    expect(await store.getTurn(turnId)).toMatchObject({ userMessage: text, answer: text });
+  });
+
+  it('answers ping', async () => {
+    await expect(store.ping()).resolves.toBeUndefined();
+  });
+});
+
+describe('the SQLite store on disk', () => {
+  it('keeps everything across a reopen', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'chatwait-reopen-')), 'nested', 'chat.db');
+    const first = new SqliteConversationStore(path);
+    const { turnId } = await first.startTurn(newTurn('kept'));
+    await first.finishTurn(turnId, { status: 'complete', answer: 'still here', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 2 });
+    await first.close();
+    const second = new SqliteConversationStore(path);
+    expect(await second.getTurn(turnId)).toMatchObject({ answer: 'still here', status: 'complete' });
+    await second.close();
+  });
+});
