@@ -71,8 +71,8 @@ export class TurnManager {
   readonly #options: TurnManagerOptions;
   readonly #active = new Map<string, ActiveTurn>();
   readonly #activeByContext = new Map<string, ActiveTurn>();
-  /** Conversations with a start in progress, so two concurrent sends cannot both begin a turn. */
-  readonly #starting = new Set<string>();
+  /** Starts in progress by conversation, so two concurrent sends cannot both begin a turn. */
+  readonly #starting = new Map<string, { message: string; turn: Promise<ActiveTurn> }>();
   #refusal: ChatWaitError | undefined;
 
   constructor(options: TurnManagerOptions) {
@@ -192,9 +192,12 @@ export class TurnManager {
         return active ? { kind: 'active', turn: active } : { kind: 'ended', record };
       }
     }
+    const starting = this.#starting.get(contextId);
+    // The same message sent twice at once (a double click, a retry racing the original) joins the first.
+    if (starting?.message === input.message) return { kind: 'active', turn: await starting.turn };
     const active = this.#activeByContext.get(contextId);
     if (active?.userMessage === input.message) return { kind: 'active', turn: active };
-    if (active || this.#starting.has(contextId)) {
+    if (active || starting) {
       throw new RequestError(
         'CONVERSATION_BUSY',
         'This conversation is still answering the previous message. Wait for it to finish, or cancel it, then send again.',
@@ -204,42 +207,47 @@ export class TurnManager {
   }
 
   async #begin(input: StartTurnInput): Promise<ActiveTurn> {
-    const { store, model, log } = this.#options;
     const contextId = input.contextId ?? randomUUID();
-    this.#starting.add(contextId);
+    const turn = this.#create(input, contextId);
+    this.#starting.set(contextId, { message: input.message, turn });
     try {
-      const stored = input.history ? undefined : await store.getConversation(contextId);
-      const history = input.history ?? turnsToMessages(stored?.turns ?? []);
-      const messages = buildContext(history, input.message, this.#options.history);
-      const turnId = randomUUID();
-      await store.startTurn({ turnId, contextId, userMessage: input.message, model: model.name, clientMessageId: input.clientMessageId });
-      log.open(turnId);
-      const controller = new AbortController();
-      const turn: ActiveTurn = { turnId, contextId, model: model.name, userMessage: input.message, controller, done: undefined! };
-      turn.done = runGeneration({
-        turnId,
-        contextId,
-        messages,
-        signal: controller.signal,
-        abort: (reason) => controller.abort(reason),
-        model,
-        store,
-        log,
-        logger: this.#options.logger,
-        responseTimeoutMs: this.#options.responseTimeoutMs,
-      }).finally(() => {
-        this.#active.delete(turnId);
-        if (this.#activeByContext.get(contextId) === turn) this.#activeByContext.delete(contextId);
-        log.expire(turnId, this.#options.streamTtlMs);
-      });
-      // Only wait requests await `done`; a streaming turn's failure is already in its log.
-      turn.done.catch(() => {});
-      this.#active.set(turnId, turn);
-      this.#activeByContext.set(contextId, turn);
-      return turn;
+      return await turn;
     } finally {
       this.#starting.delete(contextId);
     }
+  }
+
+  async #create(input: StartTurnInput, contextId: string): Promise<ActiveTurn> {
+    const { store, model, log } = this.#options;
+    const stored = input.history ? undefined : await store.getConversation(contextId);
+    const history = input.history ?? turnsToMessages(stored?.turns ?? []);
+    const messages = buildContext(history, input.message, this.#options.history);
+    const turnId = randomUUID();
+    await store.startTurn({ turnId, contextId, userMessage: input.message, model: model.name, clientMessageId: input.clientMessageId });
+    log.open(turnId);
+    const controller = new AbortController();
+    const turn: ActiveTurn = { turnId, contextId, model: model.name, userMessage: input.message, controller, done: undefined! };
+    turn.done = runGeneration({
+      turnId,
+      contextId,
+      messages,
+      signal: controller.signal,
+      abort: (reason) => controller.abort(reason),
+      model,
+      store,
+      log,
+      logger: this.#options.logger,
+      responseTimeoutMs: this.#options.responseTimeoutMs,
+    }).finally(() => {
+      this.#active.delete(turnId);
+      if (this.#activeByContext.get(contextId) === turn) this.#activeByContext.delete(contextId);
+      log.expire(turnId, this.#options.streamTtlMs);
+    });
+    // Only wait requests await `done`; a streaming turn's failure is already in its log.
+    turn.done.catch(() => {});
+    this.#active.set(turnId, turn);
+    this.#activeByContext.set(contextId, turn);
+    return turn;
   }
 
   #replayOrResync(record: TurnRecord, from: number, signal: AbortSignal): TurnStream {

@@ -57,6 +57,11 @@ export class MemoryReplayLog implements ReplayLog {
     }
   }
 
+  /** How many turns' logs are held now. */
+  get size(): number {
+    return this.#logs.size;
+  }
+
   has(turnId: string): boolean {
     return this.#logs.has(turnId);
   }
