@@ -19,6 +19,16 @@ describe('API keys', () => {
     expect(streaming.status).toBe(401);
   });
 
+  it('cannot be bypassed by encoding the path', async () => {
+    for (const path of ['/%61pi/v1/chat/wait', '/api/v1/chat/%77ait', '/API/v1/chat/wait', '/api//v1/chat/wait']) {
+      const response = await postJson(`${server.url}${path}`, { message: 'hi' });
+      expect([401, 404]).toContain(response.status);
+      expect(response.body.error_code).not.toBeUndefined();
+    }
+    const conversations = await getJson(`${server.url}/api/v1/conversations`);
+    expect(conversations.status).toBe(401);
+  });
+
   it('accepts any configured key', async () => {
     for (const key of ['first-key-123456', 'second-key-654321']) {
       const response = await postJson(`${server.url}/api/v1/chat/wait`, { message: 'hi' }, { authorization: `Bearer ${key}` });

@@ -10,6 +10,7 @@ function expectWellFormedTurn(events: SseEvent[]) {
   expect(start!.id).toBe(`${turnId}/start`);
   const end = rest.at(-1)!;
   expect(end.json.type).toBe('end');
+  for (const event of events) expect(event.fields).toEqual(['id', 'data']);
   rest.forEach((event, position) => {
     expect(event.id).toBe(`${turnId}/${position}`);
     expect(event.json.event_type).toBe(event.json.type);
@@ -54,6 +55,12 @@ describe('GET /api/v1/chat/streaming on the demo model', () => {
     expect(result.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     expect(result.retry).toBeGreaterThan(0);
     expect(result.comments).toContain('connected');
+  });
+
+  it('never starts a generation for a HEAD request', async () => {
+    const response = await fetch(`${server.url}/api/v1/chat/streaming?message=head&context_id=head-check`, { method: 'HEAD' });
+    expect(response.status).toBe(404);
+    expect((await fetch(`${server.url}/api/v1/conversations/head-check`)).status).toBe(404);
   });
 
   it('keeps whitespace-only tokens, and their concatenation equals the stored answer', async () => {
@@ -122,16 +129,6 @@ describe('SSE delivery timing', () => {
     server = await startTestServer({ DEMO_TOKENS_PER_SECOND: '5', DEMO_RESPONSE_TOKENS: '3', SSE_HEARTBEAT_SECONDS: '0.1' });
   });
   afterAll(() => server.close());
-
-  it('flushes headers and the start event before the first token exists', async () => {
-    const response = await fetch(`${server.url}/api/v1/chat/streaming?message=hi`);
-    expect(response.status).toBe(200);
-    const reader = response.body!.getReader();
-    const { value } = await reader.read();
-    const text = new TextDecoder().decode(value);
-    expect(text).toContain(': connected');
-    await reader.cancel();
-  });
 
   it('sends ping comments while the model is slow', async () => {
     const result = await readSse(`${server.url}/api/v1/chat/streaming?message=${encodeURIComponent('answer in 3 tokens')}`);

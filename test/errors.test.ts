@@ -108,6 +108,14 @@ describe('the other error codes', () => {
     expect(((await wrongMethod.json()) as { error_code: string }).error_code).toBe('NOT_FOUND');
   });
 
+  it('400 BAD_REQUEST for a malformed URL, in the JSON format', async () => {
+    const result = await fetch(`${server.url}/api/v1/%E0%A4%A`);
+    expect(result.status).toBe(400);
+    const body = (await result.json()) as { error_code: string; request_id: string };
+    expect(body.error_code).toBe('BAD_REQUEST');
+    expect(body.request_id).toBe(result.headers.get('x-request-id'));
+  });
+
   it('413 PAYLOAD_TOO_LARGE for a body over the limit', async () => {
     expectErrorFormat(await wait({ message: 'x'.repeat(8000) }), 413, 'PAYLOAD_TOO_LARGE');
   });

@@ -2,6 +2,8 @@
 export interface SseEvent {
   id: string | undefined;
   data: string;
+  /** The field names of the event's block, in order (a well-formed ChatWait event has exactly id, data). */
+  fields: string[];
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json: any;
 }
@@ -15,6 +17,7 @@ export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerato
   let buffer = '';
   let id: string | undefined;
   let data: string[] = [];
+  let fields: string[] = [];
   for await (const bytes of body) {
     buffer += decoder.decode(bytes, { stream: true });
     let newline: number;
@@ -24,9 +27,10 @@ export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerato
       if (line === '') {
         if (data.length > 0) {
           const text = data.join('\n');
-          yield { kind: 'event', event: { id, data: text, json: JSON.parse(text) } };
+          yield { kind: 'event', event: { id, data: text, json: JSON.parse(text), fields } };
         }
         data = [];
+        fields = [];
         continue;
       }
       if (line.startsWith(':')) {
@@ -36,6 +40,7 @@ export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerato
       const colon = line.indexOf(':');
       const field = colon < 0 ? line : line.slice(0, colon);
       const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+      if (field !== 'retry') fields.push(field);
       if (field === 'data') data.push(value);
       else if (field === 'id') id = value;
       else if (field === 'retry' && /^\d+$/.test(value)) yield { kind: 'retry', ms: Number(value) };

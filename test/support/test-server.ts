@@ -2,14 +2,15 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../src/config.js';
 import { buildApp, type BuildAppOptions } from '../../src/server/build-app.js';
-import { MemoryConversationStore } from '../../src/store/memory-store.js';
+import type { ConversationStore } from '../../src/store/conversation-store.js';
+import { createConversationStore } from '../../src/store/create-store.js';
 
 /** A ChatWait app listening on a free loopback port. */
 export interface TestServer {
   url: string;
   app: FastifyInstance;
   config: Config;
-  store: MemoryConversationStore;
+  store: ConversationStore;
   close(): Promise<void>;
 }
 
@@ -24,7 +25,7 @@ export const TEST_ENV: Record<string, string> = {
 /** Builds and starts ChatWait with the test environment plus `env`, on 127.0.0.1 and a free port. */
 export async function startTestServer(env: Record<string, string> = {}, options: Partial<BuildAppOptions> = {}): Promise<TestServer> {
   const config = loadConfig({ ...TEST_ENV, ...env }, undefined);
-  const store = (options.store as MemoryConversationStore | undefined) ?? new MemoryConversationStore();
+  const store = options.store ?? createConversationStore(config.DATABASE_URL);
   const app = await buildApp({ ...options, config, store });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;

@@ -1,0 +1,66 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readSse, tokensOf } from './support/sse-client.js';
+import { getJson, postJson } from './support/test-server.js';
+
+const MAIN = resolve(import.meta.dirname, '../dist/main.js');
+const children: ChildProcessWithoutNullStreams[] = [];
+
+/** Starts the compiled server on a database file and resolves with its URL once it listens. */
+function startServer(databasePath: string): Promise<{ url: string; child: ChildProcessWithoutNullStreams }> {
+  const child = spawn(process.execPath, [MAIN], {
+    cwd: mkdtempSync(join(tmpdir(), 'chatwait-restart-cwd-')),
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', DATABASE_URL: `sqlite:${databasePath}`, DEMO_TOKENS_PER_SECOND: '50' },
+  });
+  children.push(child);
+  let output = '';
+  return new Promise((resolveStart, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening on (http:\/\/[^\s"]+)/.exec(output);
+      if (match) resolveStart({ url: match[1]!, child });
+    });
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${output}`)));
+  });
+}
+
+afterEach(() => {
+  for (const child of children.splice(0)) child.kill('SIGKILL');
+});
+
+describe('a crash mid-stream (SIGKILL) on SQLite', () => {
+  it('keeps every ended turn intact and marks the in-flight one interrupted after a restart', async () => {
+    const databasePath = join(mkdtempSync(join(tmpdir(), 'chatwait-restart-')), 'chat.db');
+    const first = await startServer(databasePath);
+    const finished = await postJson(`${first.url}/api/v1/chat/wait`, { message: 'quick one, 5 tokens', context_id: 'crash' });
+    expect(finished.status).toBe(200);
+
+    // 80 tokens at 50 tokens/s take over a second, so at least one batched progress write has happened.
+    const partial = await readSse(`${first.url}/api/v1/chat/streaming?message=${encodeURIComponent('long one, 2000 tokens')}&context_id=crash`, {
+      until: (_event, events) => events.filter((event) => event.json.type === 'token').length === 80,
+    });
+    first.child.kill('SIGKILL');
+    await new Promise((resolveExit) => first.child.once('exit', resolveExit));
+
+    const second = await startServer(databasePath);
+    const conversation = (await getJson(`${second.url}/api/v1/conversations/crash`)).body;
+    expect(conversation.turns).toHaveLength(2);
+    expect(conversation.turns[0]).toMatchObject({ status: 'complete', answer: finished.body.message, token_count: finished.body.token_count });
+    const interrupted = conversation.turns[1];
+    expect(interrupted.status).toBe('interrupted');
+    expect(interrupted.answer.length).toBeGreaterThan(0);
+    expect(tokensOf(partial.events).join('').startsWith(interrupted.answer)).toBe(true);
+
+    const resync = await readSse(`${second.url}/api/v1/chat/streaming?message=x&context_id=crash`, {
+      headers: { 'last-event-id': `${interrupted.turn_id}/10` },
+    });
+    expect(resync.events.map((event) => event.json.type)).toEqual(['start', 'resync', 'end']);
+    expect(resync.events[2]!.json).toMatchObject({ finish_reason: 'interrupted', final_output: interrupted.answer });
+
+    const next = await postJson(`${second.url}/api/v1/chat/wait`, { message: 'still usable? 5 tokens', context_id: 'crash' });
+    expect(next.status).toBe(200);
+  });
+});
