@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { RequestError } from '../errors.js';
 
 /** API routes anyone may call even when keys are on. */
-const PUBLIC_API_ROUTES = new Set(['/api/v1/health', '/api/v1/health/live', '/api/v1/health/ready']);
+const PUBLIC_API_ROUTES = new Set(['/api/v1/health', '/api/v1/health/live', '/api/v1/health/ready', '/api/v1/config']);
 
 /**
  * With `API_KEYS` set, every API route but health requires `Authorization: Bearer <key>`.

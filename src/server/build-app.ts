@@ -22,9 +22,19 @@ import { chatRoutes } from './routes/chat.js';
 import { conversationRoutes } from './routes/conversations.js';
 import { registerDocsRoutes, registerOpenApi } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
+import { pageConfigRoute, registerPage } from './routes/page.js';
 
 /** A valid incoming X-Request-ID is echoed; anything else is replaced by a new UUID. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Headers on every response (the page adds its Content Security Policy). */
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+};
 
 /** What the app is built from; everything but the config has a default, so tests can swap in fakes. */
 export interface BuildAppOptions {
@@ -34,6 +44,8 @@ export interface BuildAppOptions {
   replayLog?: ReplayLog;
   logger?: ReturnType<typeof createLogger>;
   version?: string;
+  /** Where the built chat page is (dist/web by default). */
+  pageDirectory?: string;
 }
 
 /** Builds the HTTP app with every dependency wired explicitly; it does no I/O until it listens. */
@@ -77,6 +89,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    reply.headers(SECURITY_HEADERS);
   });
   registerErrorHandlers(app);
   if (config.ALLOWED_ORIGINS.length > 0) {
@@ -110,7 +123,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(chatRoutes, { turns, heartbeatMs: config.SSE_HEARTBEAT_SECONDS * 1000 });
   await app.register(conversationRoutes, { store, turns });
   await registerDocsRoutes(app);
-  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs'));
+  await app.register(pageConfigRoute, { config, model });
+  await registerPage(app, options.pageDirectory);
 
   app.addHook('onReady', async () => {
     // Turns a dead process left generating can never finish: say so, rather than leave them spinning.

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 
-/** Compiles dist/ once, so tests can run the real entry point as `npm start` does. */
+/** Builds dist/ (server and chat page) once, so tests run the real entry point and serve the real page. */
 export default function setup(): void {
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
 }

@@ -11,6 +11,8 @@ export interface TestServer {
   app: FastifyInstance;
   config: Config;
   store: ConversationStore;
+  /** Destroys every open streaming connection from the server side, as a proxy restart or a network cut would. */
+  dropStreams(): number;
   close(): Promise<void>;
 }
 
@@ -28,8 +30,20 @@ export async function startTestServer(env: Record<string, string> = {}, options:
   const store = options.store ?? createConversationStore(config.DATABASE_URL);
   const app = await buildApp({ ...options, config, store });
   await app.listen({ host: '127.0.0.1', port: 0 });
+  const streaming = new Set<import('node:net').Socket>();
+  app.server.on('request', (request: import('node:http').IncomingMessage) => {
+    if (!request.url?.startsWith('/api/v1/chat/streaming')) return;
+    streaming.add(request.socket);
+    request.socket.once('close', () => streaming.delete(request.socket));
+  });
+  const dropStreams = () => {
+    const count = streaming.size;
+    for (const socket of streaming) socket.destroy();
+    streaming.clear();
+    return count;
+  };
   const { port } = app.server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, app, config, store, close: () => app.close() };
+  return { url: `http://127.0.0.1:${port}`, app, config, store, dropStreams, close: () => app.close() };
 }
 
 /** POSTs JSON and returns the status, headers and parsed body. */

@@ -1,0 +1,129 @@
+/** The server's settings for the page (GET /api/v1/config). */
+export interface ServerConfig {
+  default_chat_mode: 'wait' | 'streaming';
+  show_mode_selector: boolean;
+  auth_required: boolean;
+  model: { provider: string; name: string; demo: boolean };
+}
+
+/** A conversation as listed. */
+export interface ConversationSummary {
+  context_id: string;
+  title: string;
+  created_at: string;
+  updated_at: string;
+  turn_count: number;
+}
+
+/** A stored turn. */
+export interface StoredTurn {
+  turn_id: string;
+  user_message: string;
+  answer: string;
+  status: 'streaming' | 'complete' | 'cancelled' | 'interrupted' | 'error';
+  model: string;
+  token_count: number;
+  timings: { ttft_ms: number | null; total_ms: number } | null;
+  error_code: string | null;
+}
+
+/** A conversation with its turns. */
+export interface ConversationDetail extends ConversationSummary {
+  turns: StoredTurn[];
+}
+
+/** The answer of POST /api/v1/chat/wait. */
+export interface WaitAnswer {
+  message: string;
+  finish_reason: 'stop' | 'cancelled';
+  context_id: string;
+  token_count: number;
+  processing_time_ms: number;
+  turn_id: string;
+  model: string;
+}
+
+/** An error the API answered with, or a network failure (status 0). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+
+  /** Whether trying again, unchanged, may work. */
+  get retryable(): boolean {
+    return this.status === 0 || this.status === 429 || this.status === 502 || this.status === 503 || this.status === 504;
+  }
+}
+
+const KEY_STORAGE = 'chatwait.apiKey';
+
+/** The API key kept in this browser, if the server needs one. */
+export function storedApiKey(): string | undefined {
+  return localStorage.getItem(KEY_STORAGE) ?? undefined;
+}
+
+/** Remembers (or forgets, with undefined) the API key in this browser. */
+export function storeApiKey(key: string | undefined): void {
+  if (key) localStorage.setItem(KEY_STORAGE, key);
+  else localStorage.removeItem(KEY_STORAGE);
+}
+
+/** Headers for an API request: JSON, and the API key when there is one. */
+export function apiHeaders(extra: Record<string, string> = {}): Record<string, string> {
+  const key = storedApiKey();
+  return { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}), ...extra };
+}
+
+/** Turns a failed response into an ApiError with the server's message. */
+export async function toApiError(response: Response): Promise<ApiError> {
+  let code = 'HTTP_ERROR';
+  let message = `The server answered ${response.status}.`;
+  try {
+    const body = (await response.json()) as { error_code?: string; message?: string };
+    code = body.error_code ?? code;
+    message = body.message ?? message;
+  } catch {
+    // not JSON: keep the generic message
+  }
+  const retryAfter = Number(response.headers.get('retry-after'));
+  return new ApiError(response.status, code, message, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined);
+}
+
+async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers: apiHeaders(),
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      ...(signal ? { signal } : {}),
+    });
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    throw new ApiError(0, 'NETWORK_ERROR', 'The server cannot be reached. Check your connection.');
+  }
+  if (!response.ok) throw await toApiError(response);
+  return (response.status === 204 ? undefined : await response.json()) as T;
+}
+
+/** The API the page uses, besides streaming. */
+export const api = {
+  config: () => request<ServerConfig>('GET', '/api/v1/config'),
+  listConversations: (cursor?: string) =>
+    request<{ conversations: ConversationSummary[]; next_cursor: string | null }>(
+      'GET',
+      `/api/v1/conversations?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    ),
+  conversation: (contextId: string) => request<ConversationDetail>('GET', `/api/v1/conversations/${encodeURIComponent(contextId)}`),
+  rename: (contextId: string, title: string) =>
+    request<ConversationSummary>('PATCH', `/api/v1/conversations/${encodeURIComponent(contextId)}`, { title }),
+  remove: (contextId: string) => request<void>('DELETE', `/api/v1/conversations/${encodeURIComponent(contextId)}`),
+  cancel: (turnId: string) => request<{ status: string }>('POST', `/api/v1/chat/turns/${encodeURIComponent(turnId)}/cancel`, {}),
+  wait: (body: { message: string; context_id: string; client_message_id: string }, signal?: AbortSignal) =>
+    request<WaitAnswer>('POST', '/api/v1/chat/wait', body, signal),
+};
