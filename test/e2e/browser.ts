@@ -46,5 +46,6 @@ export function watchErrors(page: Page): string[] {
 
 /** Markdown and whitespace removed, to compare an answer's raw text with what the page shows. */
 export function normalize(text: string): string {
-  return text.replace(/[*`#]/g, '').replace(/^\s*[-•]\s+/gm, '').replace(/\s+/g, ' ').trim();
+  // List markers are drawn by CSS, so the page's text has none: drop them from the raw answer too.
+  return text.replace(/[*`#]/g, '').replace(/^\s*([-•]|\d+\.)\s+/gm, '').replace(/\s+/g, ' ').trim();
 }

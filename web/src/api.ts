@@ -73,10 +73,10 @@ export function storeApiKey(key: string | undefined): void {
   else localStorage.removeItem(KEY_STORAGE);
 }
 
-/** Headers for an API request: JSON, and the API key when there is one. */
-export function apiHeaders(extra: Record<string, string> = {}): Record<string, string> {
+/** Headers for an API request: the API key when there is one, and JSON when there is a body. */
+export function apiHeaders(extra: Record<string, string> = {}, withBody = true): Record<string, string> {
   const key = storedApiKey();
-  return { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}), ...extra };
+  return { ...(withBody ? { 'content-type': 'application/json' } : {}), ...(key ? { authorization: `Bearer ${key}` } : {}), ...extra };
 }
 
 /** Turns a failed response into an ApiError with the server's message. */
@@ -99,7 +99,7 @@ async function request<T>(method: string, path: string, body?: unknown, signal?:
   try {
     response = await fetch(path, {
       method,
-      headers: apiHeaders(),
+      headers: apiHeaders({}, body !== undefined),
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       ...(signal ? { signal } : {}),
     });

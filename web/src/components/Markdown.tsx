@@ -11,7 +11,16 @@ const sanitizeSchema = {
   ...defaultSchema,
   attributes: { ...defaultSchema.attributes, code: [...(defaultSchema.attributes?.code ?? []), ['className', /^language-./]] },
 };
-const remarkPlugins = [remarkGfm];
+/** Shows raw HTML in an answer as the text it is, instead of dropping it. */
+function remarkHtmlAsText() {
+  const visit = (node: { type: string; children?: unknown[] }) => {
+    if (node.type === 'html') node.type = 'text';
+    for (const child of node.children ?? []) visit(child as { type: string; children?: unknown[] });
+  };
+  return visit;
+}
+
+const remarkPlugins = [remarkGfm, remarkHtmlAsText];
 const rehypePlugins = [[rehypeSanitize, sanitizeSchema], [rehypeHighlight, { detect: false, ignoreMissing: true }]] as const;
 
 const components: Components = {
