@@ -32,7 +32,7 @@ export async function startTestServer(env: Record<string, string> = {}, options:
   await app.listen({ host: '127.0.0.1', port: 0 });
   const streaming = new Set<import('node:net').Socket>();
   app.server.on('request', (request: import('node:http').IncomingMessage) => {
-    if (!request.url?.startsWith('/api/v1/chat/streaming')) return;
+    if (!request.url?.startsWith('/api/v1/chat/streaming') || streaming.has(request.socket)) return;
     streaming.add(request.socket);
     request.socket.once('close', () => streaming.delete(request.socket));
   });
