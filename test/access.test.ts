@@ -36,6 +36,35 @@ describe('API keys', () => {
     }
   });
 
+  it('gives each key only its own conversations: another key gets 404, never the content', async () => {
+    const a = { authorization: 'Bearer first-key-123456' };
+    const b = { authorization: 'Bearer second-key-654321' };
+    const created = await postJson(`${server.url}/api/v1/chat/wait`, { message: 'private to a', context_id: 'owned-by-a' }, a);
+    expect(created.status).toBe(200);
+    expect((await getJson(`${server.url}/api/v1/conversations/owned-by-a`, a)).status).toBe(200);
+    const asB = await getJson(`${server.url}/api/v1/conversations/owned-by-a`, b);
+    expect(asB.status).toBe(404);
+    expect(JSON.stringify(asB.body)).not.toContain('private to a');
+    const listB = (await getJson(`${server.url}/api/v1/conversations`, b)).body;
+    expect(listB.conversations.map((conversation: { context_id: string }) => conversation.context_id)).not.toContain('owned-by-a');
+    const listA = (await getJson(`${server.url}/api/v1/conversations`, a)).body;
+    expect(listA.conversations.map((conversation: { context_id: string }) => conversation.context_id)).toContain('owned-by-a');
+    expect((await postJson(`${server.url}/api/v1/chat/wait`, { message: 'hijack', context_id: 'owned-by-a' }, b)).status).toBe(404);
+    const resumed = await fetch(`${server.url}/api/v1/chat/streaming?message=x`, {
+      headers: { ...b, 'last-event-id': `${created.body.turn_id}/start` },
+    });
+    expect(resumed.status).toBe(404);
+    expect((await postJson(`${server.url}/api/v1/chat/turns/${created.body.turn_id}/cancel`, {}, b)).status).toBe(404);
+    const patched = await fetch(`${server.url}/api/v1/conversations/owned-by-a`, {
+      method: 'PATCH',
+      headers: { ...b, 'content-type': 'application/json' },
+      body: '{"title":"mine now"}',
+    });
+    expect(patched.status).toBe(404);
+    expect((await fetch(`${server.url}/api/v1/conversations/owned-by-a`, { method: 'DELETE', headers: b })).status).toBe(404);
+    expect((await getJson(`${server.url}/api/v1/conversations/owned-by-a`, a)).body.title).toBe('private to a');
+  });
+
   it('leaves health and docs open', async () => {
     for (const path of ['/health', '/api/v1/health', '/api/v1/health/live', '/api/v1/health/ready', '/openapi.json']) {
       expect((await getJson(`${server.url}${path}`)).status).toBe(200);

@@ -19,6 +19,7 @@ const newTurn = (contextId: string, overrides: Partial<NewTurn> = {}): NewTurn =
   userMessage: `message ${sequence}`,
   model: 'test-model',
   clientMessageId: undefined,
+  owner: null,
   ...overrides,
 });
 
@@ -89,7 +90,7 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
     const seen: string[] = [];
     let cursor: string | undefined;
     do {
-      const page = await store.listConversations({ limit: 2, cursor });
+      const page = await store.listConversations({ owner: null, limit: 2, cursor });
       expect(page.conversations.length).toBeLessThanOrEqual(2);
       seen.push(...page.conversations.map((conversation) => conversation.contextId));
       cursor = page.nextCursor;
@@ -99,8 +100,23 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
 
   it('ignores a cursor that is not one of its own', async () => {
     await store.startTurn(newTurn('a'));
-    const page = await store.listConversations({ limit: 10, cursor: 'garbage' });
+    const page = await store.listConversations({ owner: null, limit: 10, cursor: 'garbage' });
     expect(page.conversations.map((conversation) => conversation.contextId)).toEqual(['a']);
+  });
+
+  it('keeps each owner to its own conversations', async () => {
+    await store.startTurn(newTurn('mine', { owner: 'key-a' }));
+    await store.startTurn(newTurn('theirs', { owner: 'key-b' }));
+    await store.startTurn(newTurn('open', { owner: null }));
+    const ids = async (owner: string | null) =>
+      (await store.listConversations({ owner, limit: 10 })).conversations.map((conversation) => conversation.contextId);
+    expect(await ids('key-a')).toEqual(['mine']);
+    expect(await ids('key-b')).toEqual(['theirs']);
+    expect(await ids(null)).toEqual(['open']);
+    expect(await store.conversationOwner('mine')).toBe('key-a');
+    expect(await store.conversationOwner('open')).toBeNull();
+    expect(await store.conversationOwner('nothing')).toBeUndefined();
+    expect((await store.getConversation('theirs'))!.owner).toBe('key-b');
   });
 
   it('renames and deletes conversations', async () => {

@@ -17,6 +17,10 @@ export interface StartTurnInput {
   /** Client-managed context, used instead of the stored conversation. */
   history?: ChatMessage[] | undefined;
   clientMessageId?: string | undefined;
+  /** Whose conversation this is: a digest of the caller's API key, or null when keys are off. */
+  owner?: string | null;
+  /** Called before a new turn begins (never for an attach or a resume): throws to refuse it, as a rate limit does. */
+  admit?: () => Promise<void> | void;
 }
 
 /** A turn as a request sees it: new, or an existing one it attached to. */
@@ -122,7 +126,7 @@ export class TurnManager {
   }
 
   /** Resumes from a `Last-Event-ID` (`<turn_id>/<position>`): replay then live tail, or `resync` once the turn has left the log. */
-  async resumeStream(lastEventId: string, contextId: string | undefined, signal: AbortSignal): Promise<TurnStream> {
+  async resumeStream(lastEventId: string, contextId: string | undefined, owner: string | null, signal: AbortSignal): Promise<TurnStream> {
     const match = LAST_EVENT_ID.exec(lastEventId.trim());
     if (!match) {
       throw new RequestError('VALIDATION_ERROR', 'Last-Event-ID must look like <turn_id>/<position>, as sent in the id: lines.', {
@@ -133,18 +137,26 @@ export class TurnManager {
     const after = match[2]!;
     const active = this.#active.get(turnId);
     const record = active ? undefined : await this.#options.store.getTurn(turnId);
-    const owner = active?.contextId ?? record?.contextId;
-    if (owner === undefined || (contextId !== undefined && contextId !== owner)) {
+    const turnContext = active?.contextId ?? record?.contextId;
+    if (
+      turnContext === undefined ||
+      (contextId !== undefined && contextId !== turnContext) ||
+      (await this.#options.store.conversationOwner(turnContext)) !== owner
+    ) {
       throw new RequestError('NOT_FOUND', 'There is no such turn to resume (it may have been deleted). Send the message again.');
     }
     const from = after === 'start' ? 0 : after === 'resync' ? Number.POSITIVE_INFINITY : Number(after) + 1;
-    if (active) return { turnId, contextId: owner, model: active.model, resumed: true, events: fromPosition(this.#options.log, turnId, from, signal) };
+    if (active) return { turnId, contextId: turnContext, model: active.model, resumed: true, events: fromPosition(this.#options.log, turnId, from, signal) };
     return this.#replayOrResync(record!, from, signal);
   }
 
   /** Stops a generating turn (its readers get `end` with `finish_reason: "cancelled"`); harmless on an ended one. */
-  async cancel(turnId: string): Promise<{ turnId: string; contextId: string; status: TurnRecord['status'] }> {
+  async cancel(turnId: string, owner: string | null): Promise<{ turnId: string; contextId: string; status: TurnRecord['status'] }> {
     const active = this.#active.get(turnId);
+    const contextId = active?.contextId ?? (await this.#options.store.getTurn(turnId))?.contextId;
+    if (contextId === undefined || (await this.#options.store.conversationOwner(contextId)) !== owner) {
+      throw new RequestError('NOT_FOUND', 'There is no such turn.');
+    }
     if (active) {
       active.controller.abort(new TurnCancelled('cancelled by the user'));
       await active.done.catch(() => undefined);
@@ -157,7 +169,10 @@ export class TurnManager {
   /** Cancels whatever a conversation is generating (before it is deleted). */
   async cancelConversation(contextId: string): Promise<void> {
     const active = this.#activeByContext.get(contextId);
-    if (active) await this.cancel(active.turnId);
+    if (active) {
+      active.controller.abort(new TurnCancelled('the conversation was deleted'));
+      await active.done.catch(() => undefined);
+    }
   }
 
   /** Called when a reader leaves: an ended turn's log is kept `STREAM_TTL_SECONDS` from now. */
@@ -185,6 +200,9 @@ export class TurnManager {
     if (this.#refusal) throw this.#refusal;
     const { contextId, clientMessageId } = input;
     if (contextId === undefined) return { kind: 'new' };
+    const owner = await this.#options.store.conversationOwner(contextId);
+    // Another key's conversation does not exist, as far as this caller can tell.
+    if (owner !== undefined && owner !== (input.owner ?? null)) throw new RequestError('NOT_FOUND', 'There is no such conversation.');
     if (clientMessageId !== undefined) {
       const record = await this.#options.store.findTurnByClientMessageId(contextId, clientMessageId);
       if (record) {
@@ -207,6 +225,7 @@ export class TurnManager {
   }
 
   async #begin(input: StartTurnInput): Promise<ActiveTurn> {
+    await input.admit?.();
     const contextId = input.contextId ?? randomUUID();
     const turn = this.#create(input, contextId);
     this.#starting.set(contextId, { message: input.message, turn });
@@ -223,7 +242,14 @@ export class TurnManager {
     const history = input.history ?? turnsToMessages(stored?.turns ?? []);
     const messages = buildContext(history, input.message, this.#options.history);
     const turnId = randomUUID();
-    await store.startTurn({ turnId, contextId, userMessage: input.message, model: model.name, clientMessageId: input.clientMessageId });
+    await store.startTurn({
+      turnId,
+      contextId,
+      userMessage: input.message,
+      model: model.name,
+      clientMessageId: input.clientMessageId,
+      owner: input.owner ?? null,
+    });
     log.open(turnId);
     const controller = new AbortController();
     const turn: ActiveTurn = { turnId, contextId, model: model.name, userMessage: input.message, controller, done: undefined! };

@@ -11,6 +11,7 @@ const PUBLIC_API_ROUTES = new Set(['/api/v1/health', '/api/v1/health/live', '/ap
  * around it. Keys are compared as SHA-256 digests in constant time.
  */
 export function registerApiKeyAuth(app: FastifyInstance, keys: readonly string[]): void {
+  app.decorateRequest('owner', null);
   if (keys.length === 0) return;
   const digests = keys.map(digest);
   app.addHook('onRequest', async (request) => {
@@ -22,7 +23,9 @@ export function registerApiKeyAuth(app: FastifyInstance, keys: readonly string[]
     // Compare against every key, whatever matches, so the time taken says nothing about which one.
     let valid = false;
     for (const candidate of digests) valid = (presented !== undefined && timingSafeEqual(candidate, presented)) || valid;
-    if (!valid) {
+    // Conversations belong to the key that created them; the key itself is never stored, only a digest.
+    if (valid) request.owner = presented!.subarray(0, 16).toString('hex');
+    else {
       throw new RequestError('UNAUTHORIZED', 'This server needs an API key: send the header Authorization: Bearer <key>.', {
         headers: { 'www-authenticate': 'Bearer' },
       });
@@ -32,4 +35,11 @@ export function registerApiKeyAuth(app: FastifyInstance, keys: readonly string[]
 
 function digest(key: string): Buffer {
   return createHash('sha256').update(key).digest();
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Whose conversations this request sees: a digest of its API key, or null when keys are off. */
+    owner: string | null;
+  }
 }

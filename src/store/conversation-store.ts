@@ -30,6 +30,8 @@ export interface TurnRecord {
 /** A conversation without its turns, as listed. */
 export interface ConversationSummary {
   contextId: string;
+  /** Who may see it: a digest of the API key that created it, or null when keys are off. */
+  owner: string | null;
   title: string;
   createdAt: Date;
   updatedAt: Date;
@@ -48,8 +50,8 @@ export interface ConversationPage {
   nextCursor: string | undefined;
 }
 
-/** What a new turn starts with. */
-export type NewTurn = Pick<TurnRecord, 'turnId' | 'contextId' | 'userMessage' | 'model' | 'clientMessageId'>;
+/** What a new turn starts with; `owner` is used when the turn creates its conversation. */
+export type NewTurn = Pick<TurnRecord, 'turnId' | 'contextId' | 'userMessage' | 'model' | 'clientMessageId'> & { owner: string | null };
 
 /** How a turn ended. */
 export type TurnOutcome = Pick<TurnRecord, 'status' | 'answer' | 'usage' | 'timings' | 'errorCode' | 'tokenCount'>;
@@ -67,10 +69,12 @@ export interface ConversationStore {
   findTurnByClientMessageId(contextId: string, clientMessageId: string): Promise<TurnRecord | undefined>;
   /** The newest turn of a conversation. */
   latestTurn(contextId: string): Promise<TurnRecord | undefined>;
+  /** The owner of a conversation (null when keys are off), or undefined when there is no such conversation. */
+  conversationOwner(contextId: string): Promise<string | null | undefined>;
   /** A conversation with all its turns, or undefined. */
   getConversation(contextId: string): Promise<ConversationRecord | undefined>;
-  /** Conversations, most recently active first. */
-  listConversations(options: { limit: number; cursor?: string | undefined }): Promise<ConversationPage>;
+  /** One owner's conversations, most recently active first. */
+  listConversations(options: { owner: string | null; limit: number; cursor?: string | undefined }): Promise<ConversationPage>;
   /** Sets a conversation's title; undefined when there is no such conversation. */
   renameConversation(contextId: string, title: string): Promise<ConversationSummary | undefined>;
   /** Deletes a conversation and its turns; false when there was none. */

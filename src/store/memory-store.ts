@@ -14,6 +14,7 @@ import {
 
 interface StoredConversation {
   contextId: string;
+  owner: string | null;
   title: string;
   createdAt: Date;
   updatedAt: Date;
@@ -30,11 +31,12 @@ export class MemoryConversationStore implements ConversationStore {
     const now = this.#now();
     let conversation = this.#conversations.get(turn.contextId);
     if (!conversation) {
-      conversation = { contextId: turn.contextId, title: titleFromMessage(turn.userMessage), createdAt: now, updatedAt: now, turns: [] };
+      conversation = { contextId: turn.contextId, owner: turn.owner, title: titleFromMessage(turn.userMessage), createdAt: now, updatedAt: now, turns: [] };
       this.#conversations.set(turn.contextId, conversation);
     }
+    const { owner: _owner, ...fields } = turn;
     const record: TurnRecord = {
-      ...turn,
+      ...fields,
       answer: '',
       status: 'streaming',
       createdAt: now,
@@ -79,14 +81,19 @@ export class MemoryConversationStore implements ConversationStore {
     return record && { ...record };
   }
 
+  async conversationOwner(contextId: string): Promise<string | null | undefined> {
+    return this.#conversations.get(contextId)?.owner;
+  }
+
   async getConversation(contextId: string): Promise<ConversationRecord | undefined> {
     const conversation = this.#conversations.get(contextId);
     return conversation && { ...summarize(conversation), turns: conversation.turns.map((turn) => ({ ...turn })) };
   }
 
-  async listConversations(options: { limit: number; cursor?: string | undefined }): Promise<ConversationPage> {
+  async listConversations(options: { owner: string | null; limit: number; cursor?: string | undefined }): Promise<ConversationPage> {
     const position = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
     const sorted = [...this.#conversations.values()]
+      .filter((conversation) => conversation.owner === options.owner)
       .map(summarize)
       .filter((summary) => !position || isAfter({ updatedAt: summary.updatedAt.getTime(), contextId: summary.contextId }, position))
       .sort((a, b) => b.updatedAt.getTime() - a.updatedAt.getTime() || (a.contextId < b.contextId ? 1 : -1));
@@ -135,6 +142,7 @@ export class MemoryConversationStore implements ConversationStore {
 function summarize(conversation: StoredConversation): ConversationSummary {
   return {
     contextId: conversation.contextId,
+    owner: conversation.owner,
     title: conversation.title,
     createdAt: conversation.createdAt,
     updatedAt: conversation.updatedAt,

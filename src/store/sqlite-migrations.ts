@@ -28,6 +28,10 @@ const MIGRATIONS: readonly string[] = [
    CREATE UNIQUE INDEX turns_by_conversation ON turns (context_id, sequence);
    CREATE UNIQUE INDEX turns_by_client_message ON turns (context_id, client_message_id) WHERE client_message_id IS NOT NULL;
    CREATE INDEX turns_streaming ON turns (status) WHERE status = 'streaming';`,
+  // 2: conversations belong to the API key that created them (a digest of it; NULL when keys are off).
+  `ALTER TABLE conversations ADD COLUMN owner TEXT;
+   DROP INDEX conversations_by_activity;
+   CREATE INDEX conversations_by_owner_activity ON conversations (owner, updated_at DESC, context_id DESC);`,
 ];
 
 /** Brings a database up to the latest schema; returns the version it ends at. */

@@ -34,13 +34,14 @@ interface TurnRow {
 
 interface ConversationRow {
   context_id: string;
+  owner: string | null;
   title: string;
   created_at: number;
   updated_at: number;
   turn_count: number;
 }
 
-const SUMMARY_COLUMNS = `c.context_id, c.title, c.created_at, c.updated_at,
+const SUMMARY_COLUMNS = `c.context_id, c.owner, c.title, c.created_at, c.updated_at,
   (SELECT COUNT(*) FROM turns t WHERE t.context_id = c.context_id) AS turn_count`;
 
 /** Conversations in a SQLite file (WAL mode): the default store, durable across restarts and crashes. */
@@ -62,7 +63,7 @@ export class SqliteConversationStore implements ConversationStore {
     const prepare = (sql: string) => this.#database.prepare(sql);
     this.#statements = {
       insertConversation: prepare(
-        'INSERT INTO conversations (context_id, title, created_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (context_id) DO UPDATE SET updated_at = excluded.updated_at',
+        'INSERT INTO conversations (context_id, owner, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (context_id) DO UPDATE SET updated_at = excluded.updated_at',
       ),
       insertTurn: prepare(`INSERT INTO turns (turn_id, context_id, sequence, user_message, status, model, created_at, client_message_id)
         VALUES (?, ?, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM turns WHERE context_id = ?), ?, 'streaming', ?, ?, ?)`),
@@ -75,10 +76,11 @@ export class SqliteConversationStore implements ConversationStore {
       findByClientMessage: prepare('SELECT * FROM turns WHERE context_id = ? AND client_message_id = ?'),
       latestTurn: prepare('SELECT * FROM turns WHERE context_id = ? ORDER BY sequence DESC LIMIT 1'),
       conversationTurns: prepare('SELECT * FROM turns WHERE context_id = ? ORDER BY sequence'),
+      owner: prepare('SELECT owner FROM conversations WHERE context_id = ?'),
       getSummary: prepare(`SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE c.context_id = ?`),
-      firstPage: prepare(`SELECT ${SUMMARY_COLUMNS} FROM conversations c ORDER BY c.updated_at DESC, c.context_id DESC LIMIT ?`),
+      firstPage: prepare(`SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE c.owner IS ? ORDER BY c.updated_at DESC, c.context_id DESC LIMIT ?`),
       nextPage: prepare(`SELECT ${SUMMARY_COLUMNS} FROM conversations c
-        WHERE c.updated_at < ? OR (c.updated_at = ? AND c.context_id < ?)
+        WHERE c.owner IS ? AND (c.updated_at < ? OR (c.updated_at = ? AND c.context_id < ?))
         ORDER BY c.updated_at DESC, c.context_id DESC LIMIT ?`),
       rename: prepare('UPDATE conversations SET title = ? WHERE context_id = ?'),
       deleteConversation: prepare('DELETE FROM conversations WHERE context_id = ?'),
@@ -90,7 +92,7 @@ export class SqliteConversationStore implements ConversationStore {
   async startTurn(turn: NewTurn): Promise<TurnRecord> {
     const now = this.#now();
     this.#database.transaction(() => {
-      this.#statements.insertConversation!.run(turn.contextId, titleFromMessage(turn.userMessage), now, now);
+      this.#statements.insertConversation!.run(turn.contextId, turn.owner, titleFromMessage(turn.userMessage), now, now);
       this.#statements.insertTurn!.run(turn.turnId, turn.contextId, turn.contextId, turn.userMessage, turn.model, now, turn.clientMessageId ?? null);
     })();
     return toTurn(this.#statements.getTurn!.get(turn.turnId) as TurnRow);
@@ -132,6 +134,11 @@ export class SqliteConversationStore implements ConversationStore {
     return row && toTurn(row);
   }
 
+  async conversationOwner(contextId: string): Promise<string | null | undefined> {
+    const row = this.#statements.owner!.get(contextId) as { owner: string | null } | undefined;
+    return row?.owner;
+  }
+
   async getConversation(contextId: string): Promise<ConversationRecord | undefined> {
     const summary = this.#statements.getSummary!.get(contextId) as ConversationRow | undefined;
     if (!summary) return undefined;
@@ -139,12 +146,12 @@ export class SqliteConversationStore implements ConversationStore {
     return { ...toSummary(summary), turns };
   }
 
-  async listConversations(options: { limit: number; cursor?: string | undefined }): Promise<ConversationPage> {
+  async listConversations(options: { owner: string | null; limit: number; cursor?: string | undefined }): Promise<ConversationPage> {
     const position = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
     const rows = (
       position
-        ? this.#statements.nextPage!.all(position.updatedAt, position.updatedAt, position.contextId, options.limit + 1)
-        : this.#statements.firstPage!.all(options.limit + 1)
+        ? this.#statements.nextPage!.all(options.owner, position.updatedAt, position.updatedAt, position.contextId, options.limit + 1)
+        : this.#statements.firstPage!.all(options.owner, options.limit + 1)
     ) as ConversationRow[];
     const conversations = rows.slice(0, options.limit).map(toSummary);
     const last = conversations.at(-1);
@@ -201,6 +208,7 @@ function toTurn(row: TurnRow): TurnRecord {
 function toSummary(row: ConversationRow): ConversationSummary {
   return {
     contextId: row.context_id,
+    owner: row.owner,
     title: row.title,
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),

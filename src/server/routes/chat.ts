@@ -50,6 +50,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
         contextId: body.context_id ?? undefined,
         history: body.history ?? undefined,
         clientMessageId: body.client_message_id ?? undefined,
+        owner: request.owner,
       });
       const result = await turn.done;
       return {
@@ -119,7 +120,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
       },
     },
     async (request) => {
-      const { turnId, contextId, status } = await turns.cancel(request.params.turn_id);
+      const { turnId, contextId, status } = await turns.cancel(request.params.turn_id, request.owner);
       return { turn_id: turnId, context_id: contextId, status };
     },
   );
@@ -131,8 +132,8 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
     const lastEventId = request.headers['last-event-id'];
     const stream =
       typeof lastEventId === 'string' && lastEventId.trim() !== ''
-        ? await turns.resumeStream(lastEventId, input.contextId, connection.signal)
-        : await turns.openStream(input, lastTokenIndex, connection.signal);
+        ? await turns.resumeStream(lastEventId, input.contextId, request.owner, connection.signal)
+        : await turns.openStream({ ...input, owner: request.owner }, lastTokenIndex, connection.signal);
     reply.hijack();
     const sse = new SseStream(reply.raw, { heartbeatMs, headers: reply.getHeaders() });
     sse.signal.addEventListener('abort', () => connection.abort(), { once: true });

@@ -58,7 +58,7 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
       },
     },
     async (request) => {
-      const page = await store.listConversations({ limit: request.query.limit ?? 20, cursor: request.query.cursor });
+      const page = await store.listConversations({ owner: request.owner, limit: request.query.limit ?? 20, cursor: request.query.cursor });
       return { conversations: page.conversations.map(toSummaryJson), next_cursor: page.nextCursor ?? null };
     },
   );
@@ -75,7 +75,7 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
     },
     async (request) => {
       const conversation = await store.getConversation(request.params.context_id);
-      if (!conversation) throw notFound();
+      if (!conversation || conversation.owner !== request.owner) throw notFound();
       return { ...toSummaryJson(conversation), turns: conversation.turns.map(toTurnJson) };
     },
   );
@@ -92,6 +92,7 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
       },
     },
     async (request) => {
+      if ((await store.conversationOwner(request.params.context_id)) !== request.owner) throw notFound();
       const summary = await store.renameConversation(request.params.context_id, request.body.title);
       if (!summary) throw notFound();
       return toSummaryJson(summary);
@@ -109,6 +110,7 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
       },
     },
     async (request, reply) => {
+      if ((await store.conversationOwner(request.params.context_id)) !== request.owner) throw notFound();
       await turns.cancelConversation(request.params.context_id);
       if (!(await store.deleteConversation(request.params.context_id))) throw notFound();
       return reply.code(204).send(null);
