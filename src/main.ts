@@ -29,8 +29,9 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  // 'on', not 'once': the Agents SDK adds its own SIGTERM listener that exits at once when it thinks it is alone.
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
 
   const address = await app.listen({ host: config.HOST, port: config.PORT });
   const provider = resolveProvider(config);

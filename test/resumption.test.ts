@@ -37,9 +37,22 @@ describe('resuming a dropped stream', () => {
     expect(lastId).toMatch(/\/14$/);
     const rest = await readSse(streamUrl(message, 'resume-header'), { headers: { 'last-event-id': lastId } });
     expect(rest.events[0]!.json).toMatchObject({ type: 'start', resumed: true, turn_id: first.events[0]!.json.turn_id });
-    expect(rest.events[0]!.id).toBe(`${first.events[0]!.json.turn_id}/start`);
+    // The resumed start carries the position the client holds, so a new drop resumes from there, not from the beginning.
+    expect(rest.events[0]!.id).toBe(lastId);
     expect(rest.events[1]!.json.token_index).toBe(15);
     await expectExactlyOnce([first.events.slice(1), rest.events.slice(1)], 'resume-header');
+  });
+
+  it('resumes correctly from the id of a resumed start event, as an EventSource dropped again at once does', async () => {
+    const message = 'double drop, 200 tokens';
+    const first = await readSse(streamUrl(message, 'double-drop'), { until: (_event, events) => tokenCount(events) === 12 });
+    const second = await readSse(streamUrl(message, 'double-drop'), {
+      headers: { 'last-event-id': first.events.at(-1)!.id! },
+      until: (event) => event.json.type === 'start',
+    });
+    const third = await readSse(streamUrl(message, 'double-drop'), { headers: { 'last-event-id': second.events[0]!.id! } });
+    expect(third.events[1]!.json.token_index).toBe(12);
+    await expectExactlyOnce([first.events.slice(1), third.events.slice(1)], 'double-drop');
   });
 
   it('resumes the original way, with the same message, context_id and last_token_index', async () => {
@@ -47,6 +60,7 @@ describe('resuming a dropped stream', () => {
     const first = await readSse(streamUrl(message, 'resume-query'), { until: (_event, events) => tokenCount(events) === 7 });
     const rest = await readSse(streamUrl(message, 'resume-query', 7));
     expect(rest.events[0]!.json).toMatchObject({ resumed: true, turn_id: first.events[0]!.json.turn_id });
+    expect(rest.events[0]!.id).toBe(`${first.events[0]!.json.turn_id}/6`);
     expect(rest.events[1]!.json.token_index).toBe(7);
     await expectExactlyOnce([first.events.slice(1), rest.events.slice(1)], 'resume-query');
   });
@@ -107,6 +121,29 @@ describe('resuming a dropped stream', () => {
     await readSse(streamUrl('count me, 10 tokens', 'ttl-count'));
     expect(replayLog.size).toBeGreaterThan(0);
     await expect.poll(() => replayLog.size, { timeout: 5000 }).toBe(0);
+  });
+
+  it('answers a resume from at or past the end with the end again, never silence', async () => {
+    const whole = await readSse(streamUrl('end again, 8 tokens', 'past-end'));
+    const end = whole.events.at(-1)!;
+    for (const lastId of [end.id!, `${whole.events[0]!.json.turn_id}/999`]) {
+      const again = await readSse(streamUrl('end again, 8 tokens', 'past-end'), { headers: { 'last-event-id': lastId } });
+      expect(again.events.map((event) => event.json.type)).toEqual(['start', 'end']);
+      expect(again.events[1]!.data).toBe(end.data);
+    }
+    const beyond = await readSse(streamUrl('end again, 8 tokens', 'past-end', 500));
+    expect(beyond.events.map((event) => event.json.type)).toEqual(['start', 'end']);
+  });
+
+  it('resumes an idempotent send from last_token_index, not from the beginning', async () => {
+    const body = { message: 'idempotent resume, 40 tokens', context_id: 'idem-resume', client_message_id: 'send-7' };
+    const post = (extra: object) =>
+      readSse(`${server.url}/api/v1/chat/streaming`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, ...extra }) });
+    const whole = await post({});
+    const again = await post({ last_token_index: 30 });
+    expect(again.events[0]!.json).toMatchObject({ resumed: true, turn_id: whole.events[0]!.json.turn_id });
+    expect(again.events[1]!.json.token_index).toBe(30);
+    expect(tokensOf(again.events)).toEqual(tokensOf(whole.events).slice(30));
   });
 
   it('answers 404 for an unknown turn and 422 for a malformed Last-Event-ID', async () => {

@@ -40,6 +40,12 @@ export interface TurnStream {
   contextId: string;
   model: string;
   resumed: boolean;
+  /**
+   * The SSE id of this connection's `start` event: `<turn_id>/start` on a fresh read, and on a resume
+   * the position the client already holds, so an EventSource that drops again right away resumes
+   * from there instead of from the beginning.
+   */
+  startId: string;
   events: AsyncIterable<WireEvent>;
 }
 
@@ -63,7 +69,19 @@ interface ActiveTurn {
   done: Promise<TurnResult>;
 }
 
-type Resolution = { kind: 'new' } | { kind: 'active'; turn: ActiveTurn } | { kind: 'ended'; record: TurnRecord };
+type Resolution =
+  | { kind: 'new'; reservation: Reservation }
+  | { kind: 'active'; turn: ActiveTurn }
+  | { kind: 'ended'; record: TurnRecord }
+  | { kind: 'replay'; record: TurnRecord };
+
+/** A conversation's place held for a turn that is being set up. */
+interface Reservation {
+  contextId: string;
+  message: string;
+  turn: Promise<ActiveTurn>;
+  settle(result: Promise<ActiveTurn>): void;
+}
 
 const LAST_EVENT_ID = /^([A-Za-z0-9._:-]{1,128})\/(start|resync|\d{1,9})$/;
 
@@ -95,10 +113,10 @@ export class TurnManager {
 
   /** Starts a turn, or attaches to the one this send already started (same client_message_id, or same message while generating). */
   async start(input: StartTurnInput): Promise<TurnHandle> {
-    const resolution = await this.#resolve(input);
+    const resolution = await this.#resolve(input, undefined);
     if (resolution.kind === 'active') return { ...handleOf(resolution.turn), resumed: true };
-    if (resolution.kind === 'ended') return endedHandle(resolution.record);
-    return handleOf(await this.#begin(input));
+    if (resolution.kind === 'new') return handleOf(await this.#begin(input, resolution.reservation));
+    return endedHandle(resolution.record);
   }
 
   /**
@@ -108,21 +126,21 @@ export class TurnManager {
    */
   async openStream(input: StartTurnInput, lastTokenIndex: number, signal: AbortSignal): Promise<TurnStream> {
     const { log, store } = this.#options;
-    const resolution = await this.#resolve(input);
-    if (resolution.kind === 'active') {
-      const { turnId, contextId, model } = resolution.turn;
-      return { turnId, contextId, model, resumed: true, events: fromTokenIndex(log, turnId, lastTokenIndex, signal) };
-    }
-    if (resolution.kind === 'ended') return this.#replayOrResync(resolution.record, 0, signal);
+    // The original resume: the conversation's latest turn, for the same message, still in the log.
+    let replay: TurnRecord | undefined;
     if (lastTokenIndex > 0 && input.contextId !== undefined) {
       const latest = await store.latestTurn(input.contextId);
-      if (latest && latest.userMessage === input.message && log.has(latest.turnId)) {
-        const { turnId, contextId, model } = latest;
-        return { turnId, contextId, model, resumed: true, events: fromTokenIndex(log, turnId, lastTokenIndex, signal) };
-      }
+      if (latest && latest.userMessage === input.message && log.has(latest.turnId)) replay = latest;
     }
-    const turn = await this.#begin(input);
-    return { ...handleOf(turn), events: fromPosition(log, turn.turnId, 0, signal) };
+    const resolution = await this.#resolve(input, replay);
+    if (resolution.kind === 'new') {
+      const turn = await this.#begin(input, resolution.reservation);
+      return { ...handleOf(turn), startId: `${turn.turnId}/start`, events: fromPosition(log, turn.turnId, 0, signal) };
+    }
+    const { turnId, contextId, model } = resolution.kind === 'active' ? resolution.turn : resolution.record;
+    const startId = lastTokenIndex > 0 ? `${turnId}/${lastTokenIndex - 1}` : `${turnId}/start`;
+    if (resolution.kind === 'ended' && !log.has(turnId)) return { turnId, contextId, model, resumed: true, startId, events: listOf(resyncFromRecord(resolution.record)) };
+    return { turnId, contextId, model, resumed: true, startId, events: fromTokenIndex(log, turnId, lastTokenIndex, signal) };
   }
 
   /** Resumes from a `Last-Event-ID` (`<turn_id>/<position>`): replay then live tail, or `resync` once the turn has left the log. */
@@ -145,9 +163,13 @@ export class TurnManager {
     ) {
       throw new RequestError('NOT_FOUND', 'There is no such turn to resume (it may have been deleted). Send the message again.');
     }
-    const from = after === 'start' ? 0 : after === 'resync' ? Number.POSITIVE_INFINITY : Number(after) + 1;
-    if (active) return { turnId, contextId: turnContext, model: active.model, resumed: true, events: fromPosition(this.#options.log, turnId, from, signal) };
-    return this.#replayOrResync(record!, from, signal);
+    const { log } = this.#options;
+    const startId = `${turnId}/${after}`;
+    const from = after === 'start' ? 0 : Number(after) + 1;
+    if (active) return { turnId, contextId: turnContext, model: active.model, resumed: true, startId, events: fromPosition(log, turnId, from, signal) };
+    const { model } = record!;
+    const events = after !== 'resync' && log.has(turnId) ? fromPosition(log, turnId, from, signal) : listOf(resyncFromRecord(record!));
+    return { turnId, contextId: turnContext, model, resumed: true, startId, events };
   }
 
   /** Stops a generating turn (its readers get `end` with `finish_reason: "cancelled"`); harmless on an ended one. */
@@ -186,6 +208,8 @@ export class TurnManager {
    */
   async drain(refusal: ChatWaitError, timeoutMs: number, reason: ChatWaitError): Promise<void> {
     this.#refusal = refusal;
+    // Turns past the admission check but still being set up are waited for too.
+    await Promise.allSettled([...this.#starting.values()].map((reservation) => reservation.turn));
     const running = [...this.#active.values()];
     if (running.length === 0) return;
     let timer: NodeJS.Timeout | undefined;
@@ -196,24 +220,30 @@ export class TurnManager {
     await Promise.allSettled(running.map((turn) => turn.done));
   }
 
-  async #resolve(input: StartTurnInput): Promise<Resolution> {
+  /**
+   * Decides what a send does. The awaits come first; the checks and the reservation of the
+   * conversation then happen in one synchronous step, so two concurrent sends cannot both start a turn.
+   */
+  async #resolve(input: StartTurnInput, replay: TurnRecord | undefined): Promise<Resolution> {
     if (this.#refusal) throw this.#refusal;
     const { contextId, clientMessageId } = input;
-    if (contextId === undefined) return { kind: 'new' };
-    const owner = await this.#options.store.conversationOwner(contextId);
+    const owner = contextId === undefined ? undefined : await this.#options.store.conversationOwner(contextId);
     // Another key's conversation does not exist, as far as this caller can tell.
     if (owner !== undefined && owner !== (input.owner ?? null)) throw new RequestError('NOT_FOUND', 'There is no such conversation.');
-    if (clientMessageId !== undefined) {
-      const record = await this.#options.store.findTurnByClientMessageId(contextId, clientMessageId);
-      if (record) {
-        const active = this.#active.get(record.turnId);
-        return active ? { kind: 'active', turn: active } : { kind: 'ended', record };
-      }
+    const sent =
+      contextId !== undefined && clientMessageId !== undefined
+        ? await this.#options.store.findTurnByClientMessageId(contextId, clientMessageId)
+        : undefined;
+    if (this.#refusal) throw this.#refusal;
+    if (sent) {
+      const active = this.#active.get(sent.turnId);
+      return active ? { kind: 'active', turn: active } : { kind: 'ended', record: sent };
     }
-    const starting = this.#starting.get(contextId);
+    const id = contextId ?? randomUUID();
+    const starting = this.#starting.get(id);
     // The same message sent twice at once (a double click, a retry racing the original) joins the first.
     if (starting?.message === input.message) return { kind: 'active', turn: await starting.turn };
-    const active = this.#activeByContext.get(contextId);
+    const active = this.#activeByContext.get(id);
     if (active?.userMessage === input.message) return { kind: 'active', turn: active };
     if (active || starting) {
       throw new RequestError(
@@ -221,18 +251,30 @@ export class TurnManager {
         'This conversation is still answering the previous message. Wait for it to finish, or cancel it, then send again.',
       );
     }
-    return { kind: 'new' };
+    if (replay) return { kind: 'replay', record: replay };
+    return { kind: 'new', reservation: this.#reserve(id, input.message) };
   }
 
-  async #begin(input: StartTurnInput): Promise<ActiveTurn> {
-    await input.admit?.();
-    const contextId = input.contextId ?? randomUUID();
-    const turn = this.#create(input, contextId);
-    this.#starting.set(contextId, { message: input.message, turn });
+  #reserve(contextId: string, message: string): Reservation {
+    let settle!: (result: Promise<ActiveTurn>) => void;
+    const turn = new Promise<ActiveTurn>((resolve) => (settle = resolve));
+    // A send that joins a reservation whose turn then fails to start gets that failure.
+    turn.catch(() => {});
+    const reservation: Reservation = { contextId, message, turn, settle };
+    this.#starting.set(contextId, reservation);
+    return reservation;
+  }
+
+  async #begin(input: StartTurnInput, reservation: Reservation): Promise<ActiveTurn> {
+    const turn = (async () => {
+      await input.admit?.();
+      return this.#create(input, reservation.contextId);
+    })();
+    reservation.settle(turn);
     try {
       return await turn;
     } finally {
-      this.#starting.delete(contextId);
+      if (this.#starting.get(reservation.contextId) === reservation) this.#starting.delete(reservation.contextId);
     }
   }
 
@@ -274,13 +316,6 @@ export class TurnManager {
     this.#active.set(turnId, turn);
     this.#activeByContext.set(contextId, turn);
     return turn;
-  }
-
-  #replayOrResync(record: TurnRecord, from: number, signal: AbortSignal): TurnStream {
-    const { turnId, contextId, model } = record;
-    const { log } = this.#options;
-    const events = Number.isFinite(from) && log.has(turnId) ? fromPosition(log, turnId, from, signal) : listOf(resyncFromRecord(record));
-    return { turnId, contextId, model, resumed: true, events };
   }
 }
 

@@ -11,8 +11,16 @@ export interface WireEvent {
 const TOKEN_PREFIX = '{"token":';
 const TOKEN_INDEX = /"token_index":(\d+)/;
 
-/** A turn's log events from a position, with their SSE ids `<turn_id>/<position>`. */
+/**
+ * A turn's log events from a position, with their SSE ids `<turn_id>/<position>`. A reader already
+ * past the end gets the final event again: a resume is never answered with silence.
+ */
 export async function* fromPosition(log: ReplayLog, turnId: string, from: number, signal?: AbortSignal): AsyncIterable<WireEvent> {
+  const final = log.final(turnId);
+  if (final && from > final.position) {
+    yield { id: `${turnId}/${final.position}`, data: final.data };
+    return;
+  }
   for await (const entry of log.read(turnId, from, signal)) yield { id: `${turnId}/${entry.position}`, data: entry.data };
 }
 
@@ -22,7 +30,9 @@ export async function* fromPosition(log: ReplayLog, turnId: string, from: number
  */
 export async function* fromTokenIndex(log: ReplayLog, turnId: string, n: number, signal?: AbortSignal): AsyncIterable<WireEvent> {
   let passed = n === 0;
+  let last: LogEntry | undefined;
   for await (const entry of log.read(turnId, 0, signal)) {
+    last = entry;
     if (!passed) {
       const index = tokenIndexOf(entry);
       if (index === undefined || index < n - 1) continue;
@@ -31,6 +41,8 @@ export async function* fromTokenIndex(log: ReplayLog, turnId: string, n: number,
     }
     yield { id: `${turnId}/${entry.position}`, data: entry.data };
   }
+  // Asked for more tokens than the turn has: the client still gets how it ended.
+  if (!passed && last && !signal?.aborted) yield { id: `${turnId}/${last.position}`, data: last.data };
 }
 
 /** `resync` with a stored answer, then its `end`: what a resume gets once the turn has left the replay log. */

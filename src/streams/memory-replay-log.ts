@@ -57,6 +57,12 @@ export class MemoryReplayLog implements ReplayLog {
     }
   }
 
+  final(turnId: string): LogEntry | undefined {
+    const log = this.#logs.get(turnId);
+    if (!log?.ended) return undefined;
+    return { position: log.entries.length - 1, data: log.entries.at(-1)! };
+  }
+
   /** How many turns' logs are held now. */
   get size(): number {
     return this.#logs.size;

@@ -16,6 +16,8 @@ export interface ReplayLog {
   append(turnId: string, data: string, final?: boolean): number;
   /** Yields the entries from `from` on, then follows new ones until the final entry or the signal aborts. */
   read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<LogEntry>;
+  /** The last entry of a turn whose log has ended, or undefined (still generating, or not held). */
+  final(turnId: string): LogEntry | undefined;
   /** Whether the log of this turn is still held. */
   has(turnId: string): boolean;
   /** Forgets a turn's log after `ttlMs` (again from now if called again). */

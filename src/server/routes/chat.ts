@@ -138,7 +138,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
     const sse = new SseStream(reply.raw, { heartbeatMs, headers: reply.getHeaders() });
     sse.signal.addEventListener('abort', () => connection.abort(), { once: true });
     try {
-      await sse.send(`${stream.turnId}/start`, startEventData(stream.contextId, stream.turnId, stream.model, stream.resumed));
+      await sse.send(stream.startId, startEventData(stream.contextId, stream.turnId, stream.model, stream.resumed));
       for await (const event of stream.events) {
         const drained = sse.send(event.id, event.data);
         if (drained) await drained;
