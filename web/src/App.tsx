@@ -24,6 +24,8 @@ export function App() {
   const [conversations, setConversations] = useState<ConversationSummary[]>([]);
   const [nextCursor, setNextCursor] = useState<string | null>(null);
   const [sidebarOpen, setSidebarOpen] = useState(false);
+  const [keyVersion, setKeyVersion] = useState(0);
+  const askForKey = useCallback(() => setNeedsKey(true), []);
 
   useEffect(() => {
     api
@@ -66,15 +68,21 @@ export function App() {
     mode,
     onConversationCreated: navigate,
     onActivity: refreshConversations,
+    onUnauthorized: askForKey,
+    keyVersion,
   });
-
-  useEffect(() => {
-    if (chat.messages.some((message) => message.error?.status === 401)) setNeedsKey(true);
-  }, [chat.messages]);
 
   if (configError) return <main className="fatal">{configError}</main>;
   if (!config) return <main className="fatal" aria-busy="true" />;
-  if (needsKey) return <ApiKeyDialog onSaved={() => setNeedsKey(false)} />;
+  if (needsKey)
+    return (
+      <ApiKeyDialog
+        onSaved={() => {
+          setNeedsKey(false);
+          setKeyVersion((version) => version + 1);
+        }}
+      />
+    );
 
   const title = conversations.find((conversation) => conversation.context_id === contextId)?.title ?? 'New chat';
   return (
@@ -123,7 +131,7 @@ export function App() {
           </div>
         )}
         <MessageList chat={chat} onStarter={chat.send} />
-        <Composer busy={chat.busy} onSend={chat.send} onStop={chat.stop} />
+        <Composer busy={chat.busy} disabled={chat.loading} onSend={chat.send} onStop={chat.stop} />
       </main>
     </div>
   );

@@ -23,12 +23,16 @@ export interface UseChatOptions {
   onConversationCreated(contextId: string): void;
   /** Called when a turn starts or ends, so the conversation list can refresh. */
   onActivity(): void;
+  /** Called when the server refuses the API key. */
+  onUnauthorized(): void;
+  /** Changes when the API key does: the conversation is loaded again. */
+  keyVersion: number;
 }
 
 const AUTO_RETRIES = 2;
 
 /** The state and the actions of one conversation, with streams that survive dropped connections. */
-export function useChat({ contextId, mode, onConversationCreated, onActivity }: UseChatOptions): Chat {
+export function useChat({ contextId, mode, onConversationCreated, onActivity, onUnauthorized, keyVersion }: UseChatOptions): Chat {
   const [messages, setMessages] = useState<ChatMessage[]>([]);
   const [loading, setLoading] = useState(false);
   const [loadError, setLoadError] = useState<ApiError>();
@@ -94,6 +98,8 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity }: 
               update(messageId, {
                 text: end.final_output,
                 status,
+                // A resync of a turn that failed earlier: say so, and offer Retry, rather than a silent (maybe blank) bubble.
+                ...(status === 'interrupted' ? { error: new ApiError(502, 'UPSTREAM_ERROR', 'This answer did not finish. Retry to ask again.') } : {}),
                 reconnecting: false,
                 details: { model: end.model, ttftMs: end.timings?.ttft_ms ?? null, totalMs: end.timings?.total_ms ?? null, tokenCount: end.token_count },
               });
@@ -109,13 +115,14 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity }: 
       } catch (error) {
         finishPending(messageId);
         const apiError = error instanceof ApiError ? error : new ApiError(0, 'NETWORK_ERROR', 'The connection dropped.');
+        if (apiError.status === 401) onUnauthorized();
         update(messageId, { text, status: text === '' ? 'error' : 'interrupted', error: apiError, reconnecting: false });
       } finally {
         if (running.current?.abort === abort) running.current = undefined;
         onActivity();
       }
     },
-    [appendText, onActivity, update],
+    [appendText, onActivity, onUnauthorized, update],
   );
 
   /** Runs a wait-mode turn into `messageId`, retrying network failures with the same idempotency key. */
@@ -142,6 +149,7 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity }: 
             await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
             continue;
           }
+          if (apiError.status === 401) onUnauthorized();
           update(messageId, { status: 'error', error: apiError });
           break;
         }
@@ -149,7 +157,7 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity }: 
       if (running.current?.abort === abort) running.current = undefined;
       onActivity();
     },
-    [onActivity, update],
+    [onActivity, onUnauthorized, update],
   );
 
   const start = useCallback(
@@ -170,7 +178,7 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity }: 
 
   const send = useCallback(
     (text: string) => {
-      if (running.current || text.trim() === '') return;
+      if (running.current || loading || text.trim() === '') return;
       const assistantId = crypto.randomUUID();
       setMessages((current) => [
         ...current,
@@ -179,7 +187,7 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity }: 
       ]);
       start(text, assistantId);
     },
-    [start],
+    [loading, start],
   );
 
   const retry = useCallback(
@@ -197,20 +205,7 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity }: 
     if (!current) return;
     current.stopRequested = true;
     if (current.turnId) void api.cancel(current.turnId).catch(() => undefined);
-    else if (mode === 'wait') {
-      // A wait request has no turn id until it returns: find it through the conversation.
-      const id = conversationId.current;
-      if (id) {
-        void api
-          .conversation(id)
-          .then((conversation) => {
-            const turn = conversation.turns.at(-1);
-            if (turn?.status === 'streaming') return api.cancel(turn.turn_id);
-            return undefined;
-          })
-          .catch(() => undefined);
-      }
-    }
+    else if (mode === 'wait' && conversationId.current) void cancelWaitTurn(conversationId.current, current.abort.signal);
   }, [mode]);
 
   const regenerate = useCallback(() => {
@@ -257,12 +252,31 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity }: 
     return () => {
       active = false;
     };
-  }, [contextId, stream, update]);
+  }, [contextId, keyVersion, stream, update]);
 
   useEffect(() => () => running.current?.abort.abort(), []);
 
   const busy = messages.some((message) => message.status === 'waiting' || message.status === 'streaming');
   return { messages, loading, loadError, busy, send, stop, regenerate, retry };
+}
+
+/**
+ * A wait request has no turn id until it returns: find its turn through the conversation, looking a
+ * few times, since the click may come before the server has stored the turn.
+ */
+async function cancelWaitTurn(contextId: string, finished: AbortSignal): Promise<void> {
+  for (let attempt = 0; attempt < 10 && !finished.aborted; attempt++) {
+    try {
+      const turn = (await api.conversation(contextId)).turns.at(-1);
+      if (turn?.status === 'streaming') {
+        await api.cancel(turn.turn_id);
+        return;
+      }
+    } catch {
+      // not stored yet: look again
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
 }
 
 function toMessages(turn: StoredTurn): ChatMessage[] {

@@ -3,16 +3,18 @@ import { useRef, useState, type KeyboardEvent } from 'react';
 /** Options of the message box. */
 interface ComposerProps {
   busy: boolean;
+  /** True while the conversation loads: nothing can be sent yet. */
+  disabled: boolean;
   onSend(text: string): void;
   onStop(): void;
 }
 
 /** The message box: Enter sends, Shift+Enter adds a line; Stop while an answer is running. */
-export function Composer({ busy, onSend, onStop }: ComposerProps) {
+export function Composer({ busy, disabled, onSend, onStop }: ComposerProps) {
   const [text, setText] = useState('');
   const input = useRef<HTMLTextAreaElement>(null);
   const submit = () => {
-    if (busy || text.trim() === '') return;
+    if (busy || disabled || text.trim() === '') return;
     onSend(text);
     setText('');
     input.current?.focus();
@@ -50,7 +52,7 @@ export function Composer({ busy, onSend, onStop }: ComposerProps) {
           Stop
         </button>
       ) : (
-        <button type="submit" className="send" disabled={text.trim() === ''} aria-label="Send message">
+        <button type="submit" className="send" disabled={disabled || text.trim() === ''} aria-label="Send message">
           Send
         </button>
       )}
