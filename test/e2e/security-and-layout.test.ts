@@ -100,6 +100,8 @@ describe.skipIf(!hasBrowser)('layout and themes', () => {
     await page.getByRole('button', { name: 'Show conversations' }).click();
     await page.waitForTimeout(250);
     await page.screenshot({ path: `${SCREENSHOTS}/phone-menu.png` });
+    await page.mouse.click(340, 400);
+    await expect.poll(async () => (await page.getByRole('navigation', { name: 'Conversations' }).boundingBox())!.x < -100).toBe(true);
     await page.close();
   });
 

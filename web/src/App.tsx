@@ -109,7 +109,8 @@ export function App() {
           })
         }
       />
-      <main className="chat">
+      {sidebarOpen && <div className="backdrop" aria-hidden="true" onClick={() => setSidebarOpen(false)} />}
+      <main className="chat" onKeyDown={(event) => event.key === 'Escape' && setSidebarOpen(false)}>
         <header className="topbar">
           <button type="button" className="icon menu" aria-label="Show conversations" aria-expanded={sidebarOpen} onClick={() => setSidebarOpen((open) => !open)}>
             <MenuIcon />
