@@ -7,6 +7,7 @@ const FALSE_WORDS = new Set(['0', 'false', 'no', 'off']);
 
 /** Variables whose values must never be echoed back, even in a configuration error. */
 const SECRET_VARIABLES = new Set(['GEMINI_API_KEY', 'OPENAI_API_KEY', 'API_KEYS', 'DATABASE_URL', 'REDIS_URL']);
+const KEY_PATTERN = /^[\x21-\x7e]{8,256}$/;
 
 const booleanVariable = (fallback: boolean) =>
   z
@@ -126,6 +127,23 @@ const configSchema = z
     DATABASE_URL: databaseUrl,
     REDIS_URL: urlVariable(['redis:', 'rediss:'], 'a redis:// or rediss:// URL'),
     API_KEYS: listVariable(/^[\x21-\x7e]{8,256}$/, 'keys of 8 to 256 visible ASCII characters'),
+    API_KEYS_FILE: z.string().optional(),
+    TRUST_PROXY: z
+      .string()
+      .optional()
+      .transform((value, context): boolean | number | string[] => {
+        if (value === undefined) return false;
+        const word = value.trim().toLowerCase();
+        if (TRUE_WORDS.has(word)) return true;
+        if (FALSE_WORDS.has(word)) return false;
+        if (/^\d{1,2}$/.test(word)) return Number(word);
+        const addresses = value.split(',').map((item) => item.trim()).filter((item) => item !== '');
+        if (addresses.length > 0 && addresses.every((item) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(item))) return addresses;
+        context.addIssue({ code: 'custom', message: 'must be true, false, a number of proxy hops, or a comma-separated list of proxy addresses (CIDR allowed)' });
+        return z.NEVER;
+      }),
+    MAX_STREAMS_PER_CLIENT: numberVariable(5, 0, 100_000),
+    SSE_MAX_BUFFER_BYTES: numberVariable(262_144, 16_384, 1_073_741_824),
     ALLOWED_ORIGINS: listVariable(/^(\*|https?:\/\/[^\s/]+)$/, 'origins such as https://chat.example.com (or *)'),
 
     DEFAULT_CHAT_MODE: enumVariable(['wait', 'streaming'], 'streaming'),
@@ -167,6 +185,9 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env, envFile
     if (value !== undefined && value.trim() !== '' && name in configSchema.shape) merged[name] = value;
   }
   const result = configSchema.safeParse(merged);
+  if (result.success && result.data.API_KEYS_FILE) {
+    result.data.API_KEYS = [...result.data.API_KEYS, ...readKeysFile(result.data.API_KEYS_FILE)];
+  }
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const name = String(issue.path[0] ?? 'configuration');
@@ -175,6 +196,21 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env, envFile
     throw new ConfigError(`Invalid configuration: ${name} ${issue.message}${got}`);
   }
   return Object.freeze(result.data);
+}
+
+/** Reads API keys from a file: one per line; blank lines and lines starting with # are skipped. */
+function readKeysFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new ConfigError(`Invalid configuration: API_KEYS_FILE must name a readable file (got ${JSON.stringify(path)})`);
+  }
+  const keys = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+  if (keys.some((key) => !KEY_PATTERN.test(key))) {
+    throw new ConfigError('Invalid configuration: API_KEYS_FILE must hold keys of 8 to 256 visible ASCII characters, one per line');
+  }
+  return keys;
 }
 
 /** Decides which model provider serves the turns: `auto` prefers Gemini, then an OpenAI-compatible endpoint, then the demo model. */

@@ -1,8 +1,8 @@
-import OpenAI from 'openai';
+import OpenAI, { APIError } from 'openai';
 import { Agent, OpenAIChatCompletionsModel, run, setTracingDisabled } from '@openai/agents';
 import type { AgentInputItem, Model, ModelSettings, RetryPolicyContext, Usage } from '@openai/agents';
 import { resolveProvider, type Config, type ProviderName } from '../config.js';
-import type { ChatMessage, ChatModel, ModelStreamEvent, ReplyRequest, TokenUsage } from './chat-model.js';
+import type { ChatMessage, ChatModel, ModelHealth, ModelStreamEvent, ReplyRequest, TokenUsage } from './chat-model.js';
 import { DEMO_MODEL_NAME, DemoModel } from './demo-model.js';
 import { emptyAnswerError, toUpstreamError } from './upstream-errors.js';
 
@@ -24,7 +24,8 @@ export function createChatModel(config: Config): ChatModel {
   // Traces would be exported to OpenAI's servers; a self-hosted chat service never does that by default.
   setTracingDisabled(true);
   const provider = resolveProvider(config);
-  const { model, name } = createProviderModel(config, provider);
+  const { model, name, client } = createProviderModel(config, provider);
+  const checkHealth = client ? cachedProbe(client) : async (): Promise<ModelHealth> => ({ status: 'ok', misconfigured: false });
   const agent = new Agent({
     name: 'ChatWait',
     instructions: config.SYSTEM_PROMPT ?? DEFAULT_INSTRUCTIONS,
@@ -36,6 +37,7 @@ export function createChatModel(config: Config): ChatModel {
     provider,
     name,
     demo: provider === 'demo',
+    checkHealth,
     async *streamReply(request: ReplyRequest): AsyncIterable<ModelStreamEvent> {
       // Stops the run when a model response turns out empty: the SDK would otherwise ask again, up to maxTurns times.
       const stop = new AbortController();
@@ -65,7 +67,7 @@ export function createChatModel(config: Config): ChatModel {
   };
 }
 
-function createProviderModel(config: Config, provider: ProviderName): { model: Model; name: string } {
+function createProviderModel(config: Config, provider: ProviderName): { model: Model; name: string; client?: OpenAI } {
   if (provider === 'demo') {
     return {
       model: new DemoModel({ tokensPerSecond: config.DEMO_TOKENS_PER_SECOND, responseTokens: config.DEMO_RESPONSE_TOKENS }),
@@ -81,7 +83,31 @@ function createProviderModel(config: Config, provider: ProviderName): { model: M
     timeout: 24 * 3600 * 1000,
   });
   const name = gemini ? config.GEMINI_MODEL : config.OPENAI_MODEL;
-  return { model: new OpenAIChatCompletionsModel(client, name), name };
+  return { model: new OpenAIChatCompletionsModel(client, name), name, client };
+}
+
+/** How long a provider check is reused, so health probes never hammer the provider. */
+const PROBE_CACHE_MS = 30_000;
+const PROBE_TIMEOUT_MS = 3_000;
+
+/** Checks the provider for real: lists its models with our key. A 404 (no /models route) still proves it answers. */
+function cachedProbe(client: OpenAI): () => Promise<ModelHealth> {
+  let cached: { at: number; result: Promise<ModelHealth> } | undefined;
+  const probe = async (): Promise<ModelHealth> => {
+    try {
+      await client.models.list({ timeout: PROBE_TIMEOUT_MS, maxRetries: 0 });
+      return { status: 'ok', misconfigured: false };
+    } catch (error) {
+      const status = error instanceof APIError ? error.status : undefined;
+      if (status === 401 || status === 403) return { status: 'error', misconfigured: true, detail: 'the model provider rejects the API key' };
+      if (status !== undefined && status < 500) return { status: 'ok', misconfigured: false };
+      return { status: 'error', misconfigured: false, detail: 'the model provider does not answer' };
+    }
+  };
+  return () => {
+    if (!cached || performance.now() - cached.at > PROBE_CACHE_MS) cached = { at: performance.now(), result: probe() };
+    return cached.result;
+  };
 }
 
 function createModelSettings(config: Config): ModelSettings {

@@ -31,4 +31,14 @@ export interface ChatModel {
   readonly demo: boolean;
   /** Streams one answer; throws a ChatWaitError (UPSTREAM_*, MODEL_UNAVAILABLE) when the provider fails. */
   streamReply(request: ReplyRequest): AsyncIterable<ModelStreamEvent>;
+  /** Whether the provider answers and accepts the key (cached briefly); `detail` is safe to show. */
+  checkHealth(): Promise<ModelHealth>;
+}
+
+/** The outcome of a provider check. */
+export interface ModelHealth {
+  status: 'ok' | 'error';
+  /** True when the provider refused the key or the model: a configuration error, not an outage. */
+  misconfigured: boolean;
+  detail?: string;
 }

@@ -21,6 +21,15 @@ export interface TurnResult {
   model: string;
 }
 
+/** Told what each turn does, for metrics; every method is called on the generation's hot path, so keep them cheap. */
+export interface TurnObserver {
+  turnStarted(): void;
+  firstToken(milliseconds: number): void;
+  /** One token out; `gapMilliseconds` since the previous one (undefined for the first). */
+  token(gapMilliseconds: number | undefined): void;
+  turnEnded(status: string, errorCode: string | undefined): void;
+}
+
 /** The abort reason of a turn stopped by the cancel endpoint. */
 export class TurnCancelled extends Error {
   override name = 'TurnCancelled';
@@ -38,6 +47,7 @@ export interface GenerationOptions {
   log: ReplayLog;
   logger: Logger;
   responseTimeoutMs: number;
+  observer?: TurnObserver | undefined;
 }
 
 /**
@@ -46,8 +56,10 @@ export interface GenerationOptions {
  * `error` event, after its outcome is in the store.
  */
 export async function runGeneration(options: GenerationOptions): Promise<TurnResult> {
-  const { turnId, contextId, model, log, logger, signal } = options;
+  const { turnId, contextId, model, log, logger, signal, observer } = options;
   const started = performance.now();
+  let lastTokenAt = 0;
+  observer?.turnStarted();
   const contextIdJson = JSON.stringify(contextId);
   // One timer covers the wait for the first token and any later stall of the stream.
   const timeout = setTimeout(() => {
@@ -61,7 +73,13 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
   let modelOutput = '';
 
   const appendToken = (token: string) => {
-    ttftMs ??= round(performance.now() - started);
+    const now = performance.now();
+    if (ttftMs === null) {
+      ttftMs = round(now - started);
+      observer?.firstToken(ttftMs);
+    }
+    observer?.token(tokens.length === 0 ? undefined : now - lastTokenAt);
+    lastTokenAt = now;
     log.append(turnId, tokenEventData(contextIdJson, token, tokens.length));
     tokens.push(token);
     progress ??= setTimeout(() => {
@@ -106,12 +124,14 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
       await finish(options, cancelled, { status: 'cancelled', errorCode: undefined });
       log.append(turnId, endEventData({ ...cancelled, finalOutput: cancelled.answer }), true);
       logger.info(turnLogFields(cancelled, 'cancelled'), 'turn finished');
+      observer?.turnEnded('cancelled', undefined);
       return cancelled;
     }
     const complete = result('stop');
     await finish(options, complete, { status: 'complete', errorCode: undefined });
     log.append(turnId, endEventData({ ...complete, finalOutput: complete.answer }), true);
     logger.info(turnLogFields(complete, 'complete'), 'turn finished');
+    observer?.turnEnded('complete', undefined);
     return complete;
   } catch (thrown) {
     const error = toChatWaitError(thrown);
@@ -121,6 +141,7 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
     log.append(turnId, errorEventData(contextId, turnId, error.code, error.message, error.retryable), true);
     const level = error.code === 'INTERNAL_ERROR' ? 'error' : 'warn';
     logger[level]({ ...turnLogFields(failed, status), error_code: error.code, err: error.cause ?? error }, 'turn failed');
+    observer?.turnEnded(status, error.code);
     throw error;
   } finally {
     clearTimeout(timeout);

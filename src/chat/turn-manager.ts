@@ -5,7 +5,7 @@ import type { ConversationStore, TurnRecord } from '../store/conversation-store.
 import type { ReplayLog } from '../streams/replay-log.js';
 import type { ChatMessage, ChatModel } from './chat-model.js';
 import { buildContext, turnsToMessages, type HistoryBudget } from './history.js';
-import { runGeneration, TurnCancelled, type TurnResult } from './turn-generation.js';
+import { runGeneration, TurnCancelled, type TurnObserver, type TurnResult } from './turn-generation.js';
 import { fromPosition, fromTokenIndex, resyncFromRecord, type WireEvent } from './turn-reading.js';
 
 export type { TurnResult } from './turn-generation.js';
@@ -58,6 +58,7 @@ export interface TurnManagerOptions {
   history: HistoryBudget;
   responseTimeoutMs: number;
   streamTtlMs: number;
+  observer?: TurnObserver | undefined;
 }
 
 interface ActiveTurn {
@@ -306,6 +307,7 @@ export class TurnManager {
       log,
       logger: this.#options.logger,
       responseTimeoutMs: this.#options.responseTimeoutMs,
+      observer: this.#options.observer,
     }).finally(() => {
       this.#active.delete(turnId);
       if (this.#activeByContext.get(contextId) === turn) this.#activeByContext.delete(contextId);

@@ -8,12 +8,15 @@ import { createChatModel } from '../chat/agent.js';
 import type { ChatModel } from '../chat/chat-model.js';
 import { TurnManager } from '../chat/turn-manager.js';
 import { createLogger } from '../observability/logger.js';
+import { createMetrics, timedStore, turnObserverFor, type Metrics } from '../observability/metrics.js';
 import type { ConversationStore } from '../store/conversation-store.js';
 import { createConversationStore } from '../store/create-store.js';
 import { MemoryReplayLog } from '../streams/memory-replay-log.js';
 import type { ReplayLog } from '../streams/replay-log.js';
 import { readPackageVersion } from '../version.js';
 import { registerApiKeyAuth } from './auth.js';
+import { registerClientLimits } from './client-limits.js';
+import { registerMetrics } from './observability-routes.js';
 import { registerErrorHandlers, sendError } from './error-handler.js';
 import { RequestError, UpstreamError } from '../errors.js';
 import { RequestLogController } from './request-logging.js';
@@ -36,6 +39,9 @@ const SECURITY_HEADERS = {
   'cross-origin-resource-policy': 'same-origin',
 };
 
+/** How long a stream may wait for its reader to take more data before its connection is closed. */
+const SLOW_READER_TIMEOUT_MS = 30_000;
+
 /** What the app is built from; everything but the config has a default, so tests can swap in fakes. */
 export interface BuildAppOptions {
   config: Config;
@@ -44,6 +50,7 @@ export interface BuildAppOptions {
   replayLog?: ReplayLog;
   logger?: ReturnType<typeof createLogger>;
   version?: string;
+  metrics?: Metrics;
   /** Where the built chat page is (dist/web by default). */
   pageDirectory?: string;
 }
@@ -53,7 +60,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const { config } = options;
   const logger = options.logger ?? createLogger(config);
   const model = options.model ?? createChatModel(config);
-  const store = options.store ?? createConversationStore(config.DATABASE_URL);
+  const metrics = options.metrics ?? createMetrics();
+  const store = timedStore(options.store ?? createConversationStore(config.DATABASE_URL), metrics);
   const replayLog = options.replayLog ?? new MemoryReplayLog();
   const version = options.version ?? readPackageVersion();
   let shuttingDown = false;
@@ -61,6 +69,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: config.MAX_BODY_BYTES,
+    // Fastify accepts a hop count at run time; its types only list the other forms.
+    trustProxy: config.TRUST_PROXY as boolean | string[],
+    // Path ids may be 128 characters; the default (100) would turn longer ones into 404s.
+    routerOptions: { maxParamLength: 256 },
     requestIdHeader: false,
     logController: new RequestLogController(),
     genReqId: (request: IncomingMessage) => {
@@ -101,7 +113,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     });
   }
   registerApiKeyAuth(app, config.API_KEYS);
+  const limits = registerClientLimits(app, config, (kind) => metrics.rateLimited.inc({ kind }));
   await registerOpenApi(app, version);
+  const streamObserver = registerMetrics(app, metrics);
 
   const turns = new TurnManager({
     model,
@@ -111,6 +125,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     history: { maxMessages: config.HISTORY_MAX_MESSAGES, maxChars: config.HISTORY_MAX_CHARS },
     responseTimeoutMs: config.RESPONSE_TIMEOUT_SECONDS * 1000,
     streamTtlMs: config.STREAM_TTL_SECONDS * 1000,
+    observer: turnObserverFor(metrics),
   });
 
   await app.register(healthRoutes, {
@@ -120,7 +135,16 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     environment: config.ENVIRONMENT,
     isShuttingDown: () => shuttingDown,
   });
-  await app.register(chatRoutes, { turns, heartbeatMs: config.SSE_HEARTBEAT_SECONDS * 1000 });
+  await app.register(chatRoutes, {
+    turns,
+    limits,
+    observer: streamObserver,
+    sse: {
+      heartbeatMs: config.SSE_HEARTBEAT_SECONDS * 1000,
+      maxBufferedBytes: config.SSE_MAX_BUFFER_BYTES,
+      drainTimeoutMs: SLOW_READER_TIMEOUT_MS,
+    },
+  });
   await app.register(conversationRoutes, { store, turns });
   await registerDocsRoutes(app);
   await app.register(pageConfigRoute, { config, model });

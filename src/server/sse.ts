@@ -6,21 +6,32 @@ export const SSE_RETRY_MS = 2000;
 /** Options of one SSE stream. */
 export interface SseStreamOptions {
   heartbeatMs: number;
+  /** Unsent bytes a reader may leave queued before its connection is closed (the turn goes on, resumable). */
+  maxBufferedBytes: number;
+  /** How long to wait for a full socket buffer to drain before closing the connection. */
+  drainTimeoutMs: number;
   /** Headers already decided for the response (request id, CORS, security headers). */
   headers: OutgoingHttpHeaders | Record<string, string | number | string[] | undefined>;
 }
 
+/** Why a stream's connection ended. */
+export type ClosedBy = 'server' | 'client' | 'slow_reader';
+
 /**
  * One Server-Sent Events response: headers and a first comment flushed at once, `id:` + `data:`
- * blocks, a `: ping` comment when idle, and the socket's backpressure respected.
+ * blocks, a `: ping` comment when idle, and the socket's backpressure respected: a reader that does
+ * not read is disconnected before the server buffers more than `maxBufferedBytes` for it.
  */
 export class SseStream {
   readonly #response: ServerResponse;
+  readonly #options: SseStreamOptions;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #closed: AbortController = new AbortController();
+  #closedBy: ClosedBy | undefined;
 
   constructor(response: ServerResponse, options: SseStreamOptions) {
     this.#response = response;
+    this.#options = options;
     response.writeHead(200, {
       ...options.headers,
       'content-type': 'text/event-stream; charset=utf-8',
@@ -34,45 +45,66 @@ export class SseStream {
       if (!response.writableNeedDrain) response.write(': ping\n\n');
     }, options.heartbeatMs);
     this.#heartbeat.unref();
-    const onClose = () => this.#close();
+    const onClose = () => this.#close('client');
     response.once('close', onClose);
     response.once('error', onClose);
     // The client may have gone while the turn was being set up: then 'close' has already fired.
-    if (response.destroyed || !response.writable) this.#close();
+    if (response.destroyed || !response.writable) this.#close('client');
   }
 
-  /** Aborts when the client goes away (or the stream is ended). */
+  /** Aborts when the connection ends, whoever ends it. */
   get signal(): AbortSignal {
     return this.#closed.signal;
+  }
+
+  /** Who ended the connection, once it has ended. */
+  get closedBy(): ClosedBy | undefined {
+    return this.#closedBy;
   }
 
   /** Sends one event; resolves at once unless the socket's buffer is full, then when it drains. */
   send(id: string, data: string): Promise<void> | undefined {
     if (this.#closed.signal.aborted) return undefined;
     if (this.#response.write(`id: ${id}\ndata: ${data}\n\n`)) return undefined;
+    if (this.#response.writableLength > this.#options.maxBufferedBytes) {
+      this.#disconnectSlowReader();
+      return undefined;
+    }
     return this.#drained();
   }
 
   /** Ends the response. */
   end(): void {
     if (!this.#closed.signal.aborted) this.#response.end();
-    this.#close();
+    this.#close('server');
   }
 
   #drained(): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
+        clearTimeout(timer);
         this.#response.off('drain', done);
         this.#closed.signal.removeEventListener('abort', done);
         resolve();
       };
+      const timer = setTimeout(() => {
+        this.#disconnectSlowReader();
+        done();
+      }, this.#options.drainTimeoutMs);
       this.#response.once('drain', done);
       this.#closed.signal.addEventListener('abort', done, { once: true });
     });
   }
 
-  #close(): void {
+  #disconnectSlowReader(): void {
+    this.#close('slow_reader');
+    this.#response.destroy();
+  }
+
+  #close(by: ClosedBy): void {
     clearInterval(this.#heartbeat);
-    if (!this.#closed.signal.aborted) this.#closed.abort();
+    if (this.#closed.signal.aborted) return;
+    this.#closedBy = by;
+    this.#closed.abort();
   }
 }

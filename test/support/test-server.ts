@@ -22,6 +22,9 @@ export const TEST_ENV: Record<string, string> = {
   DATABASE_URL: 'memory',
   DEMO_TOKENS_PER_SECOND: '0',
   UPSTREAM_RETRY_DELAY_MS: '10',
+  // Limits have their own tests; elsewhere they would only make tests depend on their own pace.
+  RATE_LIMIT_REQUESTS_PER_MINUTE: '0',
+  MAX_STREAMS_PER_CLIENT: '0',
 };
 
 /** Builds and starts ChatWait with the test environment plus `env`, on 127.0.0.1 and a free port. */

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { StartTurnInput, TurnManager } from '../../chat/turn-manager.js';
+import type { StartTurnInput, TurnManager, TurnStream } from '../../chat/turn-manager.js';
+import type { ClientLimits } from '../client-limits.js';
 import { startEventData } from '../../chat/wire-events.js';
 import { RequestError } from '../../errors.js';
 import {
@@ -13,12 +14,22 @@ import {
   waitRequestSchema,
   waitResponseSchema,
 } from '../schemas.js';
-import { SseStream } from '../sse.js';
+import { SseStream, type SseStreamOptions } from '../sse.js';
 
 /** Options of the chat routes. */
 export interface ChatRoutesOptions {
   turns: TurnManager;
-  heartbeatMs: number;
+  limits: ClientLimits;
+  sse: Omit<SseStreamOptions, 'headers'>;
+  /** Told when a stream opens and closes, and when one resumes, for metrics. */
+  observer?: StreamObserver;
+}
+
+/** What the chat routes report about streams. */
+export interface StreamObserver {
+  streamOpened(): void;
+  streamClosed(method: string, seconds: number): void;
+  resumed(method: 'last_event_id' | 'last_token_index'): void;
 }
 
 const sseResponse = {
@@ -31,7 +42,7 @@ const sseResponse = {
 };
 
 /** `POST /api/v1/chat/wait` and `GET|POST /api/v1/chat/streaming`: both run the same turn pipeline. */
-export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, { turns, heartbeatMs }) => {
+export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, { turns, limits, sse: sseOptions, observer }) => {
   app.post(
     '/api/v1/chat/wait',
     {
@@ -51,6 +62,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
         history: body.history ?? undefined,
         clientMessageId: body.client_message_id ?? undefined,
         owner: request.owner,
+        admit: () => limits.admitTurn(request),
       });
       const result = await turn.done;
       return {
@@ -127,16 +139,26 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
 
   /** Opens the turn's stream (errors before this point are JSON responses), then relays it as SSE. */
   async function streamTurn(request: FastifyRequest, reply: FastifyReply, input: StartTurnInput, lastTokenIndex: number): Promise<void> {
+    const release = await limits.openStream(request);
     const connection = new AbortController();
     reply.raw.once('close', () => connection.abort());
     const lastEventId = request.headers['last-event-id'];
-    const stream =
-      typeof lastEventId === 'string' && lastEventId.trim() !== ''
-        ? await turns.resumeStream(lastEventId, input.contextId, request.owner, connection.signal)
-        : await turns.openStream({ ...input, owner: request.owner }, lastTokenIndex, connection.signal);
+    let stream: TurnStream;
+    try {
+      stream =
+        typeof lastEventId === 'string' && lastEventId.trim() !== ''
+          ? await turns.resumeStream(lastEventId, input.contextId, request.owner, connection.signal)
+          : await turns.openStream({ ...input, owner: request.owner, admit: () => limits.admitTurn(request) }, lastTokenIndex, connection.signal);
+    } catch (error) {
+      release();
+      throw error;
+    }
+    if (stream.resumed) observer?.resumed(typeof lastEventId === 'string' && lastEventId.trim() !== '' ? 'last_event_id' : 'last_token_index');
     reply.hijack();
-    const sse = new SseStream(reply.raw, { heartbeatMs, headers: reply.getHeaders() });
+    const sse = new SseStream(reply.raw, { ...sseOptions, headers: reply.getHeaders() });
     sse.signal.addEventListener('abort', () => connection.abort(), { once: true });
+    observer?.streamOpened();
+    const started = performance.now();
     try {
       await sse.send(stream.startId, startEventData(stream.contextId, stream.turnId, stream.model, stream.resumed));
       for await (const event of stream.events) {
@@ -147,7 +169,22 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
       request.log.error({ err: error, turn_id: stream.turnId }, 'streaming a turn failed');
     } finally {
       sse.end();
+      release();
+      observer?.streamClosed(request.method, (performance.now() - started) / 1000);
       turns.readerLeft(stream.turnId);
+      // A hijacked reply is not logged by Fastify: this is the stream's one request line.
+      request.log.info(
+        {
+          method: request.method,
+          path: request.url.split('?')[0],
+          status: 200,
+          duration_ms: Math.round((performance.now() - started) * 10) / 10,
+          turn_id: stream.turnId,
+          resumed: stream.resumed,
+          closed_by: sse.closedBy,
+        },
+        'request',
+      );
     }
   }
 };

@@ -27,10 +27,17 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
     const storeCheck = await withTimeout(store.ping())
       .then((): Check => ({ status: 'ok' }))
       .catch((): Check => ({ status: 'error', detail: 'the conversation store does not answer' }));
+    const modelHealth = await model.checkHealth();
     return {
       store: storeCheck,
       stream_log: { status: 'ok', backend: 'memory' },
-      model: { status: 'ok', provider: model.provider, name: model.name, demo: model.demo },
+      model: {
+        status: modelHealth.status,
+        provider: model.provider,
+        name: model.name,
+        demo: model.demo,
+        ...(modelHealth.detail ? { detail: modelHealth.detail } : {}),
+      },
     };
   }
 
@@ -71,7 +78,10 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
     async (_request, reply) => {
       if (options.isShuttingDown()) return reply.code(503).send({ status: 'not_ready' as const, reason: 'shutting down' });
       const checks = await runChecks();
-      const failing = Object.entries(checks).filter(([, check]) => check.status !== 'ok');
+      // An unreachable provider is an outage to report, not a reason to take this instance out of rotation;
+      // a refused key is a configuration error, and so is a store that does not answer.
+      const misconfigured = (await model.checkHealth()).misconfigured;
+      const failing = Object.entries(checks).filter(([name, check]) => check.status !== 'ok' && (name !== 'model' || misconfigured));
       if (failing.length > 0) {
         return reply.code(503).send({ status: 'not_ready' as const, reason: `${failing.map(([name]) => name).join(', ')} failing`, checks });
       }

@@ -1,0 +1,82 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
+import { RequestError } from '../errors.js';
+import { MemoryRateLimiter, rateLimitHeaders, type RateLimiter } from './rate-limit.js';
+
+/** Routes never limited: health, readiness and the page's settings. Metrics and static files are not under /api. */
+const UNLIMITED_ROUTES = new Set(['/api/v1/health', '/api/v1/health/live', '/api/v1/health/ready', '/api/v1/config']);
+/** Other API calls (lists, renames) are cheap: they get this many times the model request rate. */
+const API_RATE_FACTOR = 10;
+
+/** The per-client limits the chat routes apply. */
+export interface ClientLimits {
+  /** Charges a request that starts a new turn against the model rate; throws RATE_LIMITED over it. */
+  admitTurn(request: FastifyRequest): Promise<void>;
+  /** Counts an open stream; throws RATE_LIMITED past MAX_STREAMS_PER_CLIENT. Returns its release. */
+  openStream(request: FastifyRequest): Promise<() => void>;
+}
+
+/** Who a client is: its API key (a digest of it) when keys are on, else its address (TRUST_PROXY decides which). */
+export function clientOf(request: FastifyRequest): string {
+  return request.owner ?? `ip:${request.ip}`;
+}
+
+/** Installs the general API rate limit and returns the turn and stream limits for the chat routes. */
+export function registerClientLimits(
+  app: FastifyInstance,
+  config: Config,
+  onLimited: (kind: 'turns' | 'api' | 'streams') => void,
+  limiters?: { turns: RateLimiter; api: RateLimiter },
+): ClientLimits {
+  const rpm = config.RATE_LIMIT_REQUESTS_PER_MINUTE;
+  const burst = config.RATE_LIMIT_BURST;
+  const turns = limiters?.turns ?? new MemoryRateLimiter({ requestsPerMinute: rpm, burst, maxStreams: config.MAX_STREAMS_PER_CLIENT });
+  const api = limiters?.api ?? new MemoryRateLimiter({ requestsPerMinute: rpm * API_RATE_FACTOR, burst: burst * API_RATE_FACTOR, maxStreams: 0 });
+  app.addHook('onClose', async () => {
+    for (const limiter of [turns, api]) (limiter as { close?: () => void }).close?.();
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    const route = request.routeOptions.url;
+    if (rpm === 0 || route === undefined || !route.startsWith('/api/') || UNLIMITED_ROUTES.has(route)) return;
+    const decision = await api.consume(clientOf(request));
+    reply.headers(rateLimitHeaders(decision, burst * API_RATE_FACTOR));
+    if (!decision.allowed) {
+      onLimited('api');
+      throw tooMany(`Too many requests. Try again in ${decision.retryAfterSeconds} s.`, rateLimitHeaders(decision, burst * API_RATE_FACTOR));
+    }
+  });
+
+  return {
+    async admitTurn(request) {
+      if (rpm === 0) return;
+      const decision = await turns.consume(clientOf(request));
+      if (!decision.allowed) {
+        onLimited('turns');
+        throw tooMany(
+          `Too many messages: the limit is ${rpm} a minute (bursts of ${burst}). Try again in ${decision.retryAfterSeconds} s.`,
+          rateLimitHeaders(decision, burst),
+        );
+      }
+    },
+    async openStream(request) {
+      const client = clientOf(request);
+      if (!(await turns.acquireStream(client))) {
+        onLimited('streams');
+        throw tooMany(`Too many open streams: at most ${config.MAX_STREAMS_PER_CLIENT} at once. Close one and try again.`, {
+          'retry-after': '1',
+        });
+      }
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        turns.releaseStream(client);
+      };
+    },
+  };
+}
+
+function tooMany(message: string, headers: Record<string, string>): RequestError {
+  return new RequestError('RATE_LIMITED', message, { headers, retryable: true });
+}
