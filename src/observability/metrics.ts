@@ -8,7 +8,7 @@ const TOKEN_GAP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 /** ChatWait's Prometheus metrics, in a registry of their own (so several apps can live in one process). */
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'chatwait_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'chatwait_' });
   const metric = { registers: [registry] };
   return {
     registry,

@@ -12,14 +12,10 @@ export function registerMetrics(app: FastifyInstance, metrics: Metrics): StreamO
   app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics', hide: false } }, async (_request, reply) =>
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
   );
-  // Streams are hijacked replies, which Fastify does not report: the chat routes do.
+  // Streams are counted by the hook above when their response ends; what is open now, the chat routes report.
   return {
     streamOpened: () => metrics.openStreams.inc(),
-    streamClosed: (method, seconds) => {
-      metrics.openStreams.dec();
-      metrics.requests.inc({ route: '/api/v1/chat/streaming', method, status: 200 });
-      metrics.requestDuration.observe({ route: '/api/v1/chat/streaming', method }, seconds);
-    },
+    streamClosed: () => metrics.openStreams.dec(),
     resumed: (method) => metrics.resumes.inc({ method }),
   };
 }

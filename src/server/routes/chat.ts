@@ -28,7 +28,7 @@ export interface ChatRoutesOptions {
 /** What the chat routes report about streams. */
 export interface StreamObserver {
   streamOpened(): void;
-  streamClosed(method: string, seconds: number): void;
+  streamClosed(): void;
   resumed(method: 'last_event_id' | 'last_token_index'): void;
 }
 
@@ -158,7 +158,6 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
     const sse = new SseStream(reply.raw, { ...sseOptions, headers: reply.getHeaders() });
     sse.signal.addEventListener('abort', () => connection.abort(), { once: true });
     observer?.streamOpened();
-    const started = performance.now();
     try {
       await sse.send(stream.startId, startEventData(stream.contextId, stream.turnId, stream.model, stream.resumed));
       for await (const event of stream.events) {
@@ -168,23 +167,12 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
     } catch (error) {
       request.log.error({ err: error, turn_id: stream.turnId }, 'streaming a turn failed');
     } finally {
+      // Fastify's one line for this request is written when the response ends: give it the turn's fields.
+      reply.log = reply.log.child({ turn_id: stream.turnId, resumed: stream.resumed, closed_by: sse.closedBy ?? 'server' });
       sse.end();
       release();
-      observer?.streamClosed(request.method, (performance.now() - started) / 1000);
+      observer?.streamClosed();
       turns.readerLeft(stream.turnId);
-      // A hijacked reply is not logged by Fastify: this is the stream's one request line.
-      request.log.info(
-        {
-          method: request.method,
-          path: request.url.split('?')[0],
-          status: 200,
-          duration_ms: Math.round((performance.now() - started) * 10) / 10,
-          turn_id: stream.turnId,
-          resumed: stream.resumed,
-          closed_by: sse.closedBy,
-        },
-        'request',
-      );
     }
   }
 };
