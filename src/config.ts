@@ -144,6 +144,7 @@ const configSchema = z
       }),
     MAX_STREAMS_PER_CLIENT: numberVariable(5, 0, 100_000),
     SSE_MAX_BUFFER_BYTES: numberVariable(262_144, 16_384, 1_073_741_824),
+    SSE_STALL_TIMEOUT_SECONDS: numberVariable(30, 0.1, 3600, false),
     ALLOWED_ORIGINS: listVariable(/^(\*|https?:\/\/[^\s/]+)$/, 'origins such as https://chat.example.com (or *)'),
 
     DEFAULT_CHAT_MODE: enumVariable(['wait', 'streaming'], 'streaming'),

@@ -39,9 +39,6 @@ const SECURITY_HEADERS = {
   'cross-origin-resource-policy': 'same-origin',
 };
 
-/** How long a stream may wait for its reader to take more data before its connection is closed. */
-const SLOW_READER_TIMEOUT_MS = 30_000;
-
 /** What the app is built from; everything but the config has a default, so tests can swap in fakes. */
 export interface BuildAppOptions {
   config: Config;
@@ -142,7 +139,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     sse: {
       heartbeatMs: config.SSE_HEARTBEAT_SECONDS * 1000,
       maxBufferedBytes: config.SSE_MAX_BUFFER_BYTES,
-      drainTimeoutMs: SLOW_READER_TIMEOUT_MS,
+      drainTimeoutMs: config.SSE_STALL_TIMEOUT_SECONDS * 1000,
     },
   });
   await app.register(conversationRoutes, { store, turns });

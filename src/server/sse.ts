@@ -19,8 +19,9 @@ export type ClosedBy = 'server' | 'client' | 'slow_reader';
 
 /**
  * One Server-Sent Events response: headers and a first comment flushed at once, `id:` + `data:`
- * blocks, a `: ping` comment when idle, and the socket's backpressure respected: a reader that does
- * not read is disconnected before the server buffers more than `maxBufferedBytes` for it.
+ * blocks, a `: ping` comment when idle, and the socket's backpressure respected: nothing more is
+ * written while the socket's buffer is full, and a reader that takes nothing for `drainTimeoutMs`
+ * is disconnected (its turn goes on, resumable).
  */
 export class SseStream {
   readonly #response: ServerResponse;
@@ -65,11 +66,13 @@ export class SseStream {
   /** Sends one event; resolves at once unless the socket's buffer is full, then when it drains. */
   send(id: string, data: string): Promise<void> | undefined {
     if (this.#closed.signal.aborted) return undefined;
-    if (this.#response.write(`id: ${id}\ndata: ${data}\n\n`)) return undefined;
+    // Callers wait for 'drain' whenever a write fills the buffer, so it only grows past the limit when
+    // something else keeps writing to a reader that does not read. One large event (a long `end`) is fine.
     if (this.#response.writableLength > this.#options.maxBufferedBytes) {
       this.#disconnectSlowReader();
       return undefined;
     }
+    if (this.#response.write(`id: ${id}\ndata: ${data}\n\n`)) return undefined;
     return this.#drained();
   }
 
