@@ -82,14 +82,19 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       reply.header('x-request-id', request.id);
       void sendError(request, reply, new RequestError('BAD_REQUEST', 'The request URL is malformed (check its percent-encoding).', { cause: error }));
     },
-  }).withTypeProvider<ZodTypeProvider>();
-  app.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     // Requests too broken to reach Fastify (bad HTTP, oversized headers) still get a JSON error.
-    if (error.code === 'ECONNRESET' || !socket.writable) return;
-    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    const body = JSON.stringify({ error_code: 'BAD_REQUEST', message: 'The HTTP request is malformed.', request_id: randomUUID() });
-    socket.end(`HTTP/1.1 ${status} Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-  });
+    clientErrorHandler: (error: NodeJS.ErrnoException, socket) => {
+      if (error.code === 'ECONNRESET' || !socket.writable) return;
+      const [status, reason, message] =
+        error.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'Request Header Fields Too Large', 'The request line or headers are too large (16 KB at most).']
+          : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? [408, 'Request Timeout', 'The request took too long to arrive.']
+            : [400, 'Bad Request', 'The HTTP request is malformed.'];
+      const body = JSON.stringify({ error_code: 'BAD_REQUEST', message, request_id: randomUUID() });
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    },
+  }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
