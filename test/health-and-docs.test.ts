@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryConversationStore } from '../src/store/memory-store.js';
+import { startFakeOpenAI } from './support/fake-openai-server.js';
 import { getJson, startTestServer, type TestServer } from './support/test-server.js';
 
 let server: TestServer;
@@ -48,6 +49,39 @@ describe('health routes', () => {
       expect(ready.body.status).toBe('not_ready');
     } finally {
       await broken.close();
+    }
+  });
+});
+
+describe('the model provider check', () => {
+  it('probes the provider for real: a refused key makes health degraded and readiness 503; an outage only degrades health', async () => {
+    const fake = await startFakeOpenAI();
+    fake.modelsStatus = 401;
+    const refused = await startTestServer({ OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: 'sk-wrong' });
+    try {
+      const health = await getJson(`${refused.url}/health`);
+      expect(health.body.status).toBe('degraded');
+      expect(health.body.checks.model).toMatchObject({ status: 'error', detail: 'the model provider rejects the API key' });
+      expect(JSON.stringify(health.body)).not.toContain('sk-wrong');
+      expect((await getJson(`${refused.url}/api/v1/health/ready`)).status).toBe(503);
+    } finally {
+      await refused.close();
+    }
+    fake.modelsStatus = 200;
+    const fine = await startTestServer({ OPENAI_BASE_URL: fake.baseUrl });
+    try {
+      expect((await getJson(`${fine.url}/health`)).body.checks.model.status).toBe('ok');
+    } finally {
+      await fine.close();
+    }
+    await fake.close();
+    const down = await startTestServer({ OPENAI_BASE_URL: fake.baseUrl });
+    try {
+      const health = await getJson(`${down.url}/health`);
+      expect(health.body.checks.model).toMatchObject({ status: 'error', detail: 'the model provider does not answer' });
+      expect((await getJson(`${down.url}/api/v1/health/ready`)).status).toBe(200);
+    } finally {
+      await down.close();
     }
   });
 });

@@ -35,6 +35,8 @@ export interface FakeOpenAIServer {
   /** Replies used in order, one per request; when none is left, `fallback` answers. */
   enqueue(...replies: FakeReply[]): void;
   fallback: FakeReply;
+  /** Status of GET /models (the provider health probe); 404 by default, as servers without the route answer. */
+  modelsStatus: number;
   /** Resolves when the fake has seen `count` requests' connections close (for "nothing left running" checks). */
   closedConnections(): number;
   close(): Promise<void>;
@@ -79,6 +81,11 @@ export async function startFakeOpenAI(): Promise<FakeOpenAIServer> {
         // recorded as empty
       }
       requests.push({ path: request.url ?? '', authorization: request.headers.authorization, body });
+      if (request.url?.endsWith('/models')) {
+        response.writeHead(fake.modelsStatus, { 'content-type': 'application/json' });
+        response.end(fake.modelsStatus === 200 ? '{"object":"list","data":[{"id":"fake-model","object":"model"}]}' : '{"error":{"message":"no"}}');
+        return;
+      }
       if (!request.url?.endsWith('/chat/completions')) {
         response.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"message":"not found"}}');
         return;
@@ -126,6 +133,7 @@ export async function startFakeOpenAI(): Promise<FakeOpenAIServer> {
     requests,
     enqueue: (...replies) => queue.push(...replies),
     fallback: { kind: 'stream', tokens: ['Hello', ' from', ' the', ' fake', ' model', '.'] },
+    modelsStatus: 404,
     closedConnections: () => closed,
     close: async () => {
       for (const socket of sockets) socket.destroy();
