@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startFakeOpenAI } from './support/fake-openai-server.js';
 import { readSse } from './support/sse-client.js';
 
 const MAIN = resolve(import.meta.dirname, '../dist/main.js');
@@ -56,6 +57,27 @@ describe('the entry point', () => {
     expect(await main.exited).toBe(1);
     const { stderr } = main.output();
     expect(stderr.trim()).toBe('Invalid configuration: PORT must be an integer from 0 to 65535 (got "eighty")');
+  });
+
+  it('never logs an upstream response body or a stack trace', async () => {
+    const fake = await startFakeOpenAI();
+    fake.enqueue({ kind: 'status', status: 500 }, { kind: 'status', status: 500 }, { kind: 'status', status: 500 }, { kind: 'status', status: 401 });
+    const main = startMain({ OPENAI_BASE_URL: fake.baseUrl, UPSTREAM_RETRY_DELAY_MS: '1' });
+    try {
+      const url = await main.listening;
+      for (let index = 0; index < 2; index++) {
+        await fetch(`${url}/api/v1/chat/wait`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"message":"hi"}' });
+      }
+      main.child.kill('SIGTERM');
+      await main.exited;
+      const { stdout } = main.output();
+      expect(stdout).toContain('"error_code":"UPSTREAM_ERROR"');
+      expect(stdout).toContain('"error_code":"MODEL_UNAVAILABLE"');
+      expect(stdout).not.toContain('secret body');
+      expect(stdout).not.toMatch(/\n\s+at |"stack"/);
+    } finally {
+      await fake.close();
+    }
   });
 
   it('never logs an API key', async () => {
