@@ -1,0 +1,189 @@
+// The load generator: reads SSE as a real client does (parses every event, checks token order and
+// that the joined tokens equal final_output), so a server that drops or repeats tokens fails the
+// run instead of winning it. Usage: node bench/load.mjs '<scenario JSON>' → one JSON line of results.
+import http from 'node:http';
+
+const scenario = JSON.parse(process.argv[2]);
+const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+
+/** Percentile of a sorted-on-demand list of numbers. */
+function percentile(values, p) {
+  if (values.length === 0) return null;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Reads one SSE stream; resolves with per-token timings once `end` arrives (or rejects). */
+function readStream(url, headers = {}, onFirstToken) {
+  return new Promise((resolve, reject) => {
+    const sentAt = process.hrtime.bigint();
+    const request = http.get(url, { agent, headers }, (response) => {
+      if (response.statusCode !== 200) {
+        response.resume();
+        return reject(new Error(`status ${response.statusCode}`));
+      }
+      response.setEncoding('utf8');
+      let buffer = '';
+      const tokens = [];
+      const added = [];
+      let firstTokenAt;
+      let done = false;
+      response.on('data', (text) => {
+        const receivedAt = process.hrtime.bigint();
+        buffer += text;
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const dataLine = block.split('\n').find((line) => line.startsWith('data: '));
+          if (!dataLine) continue;
+          const event = JSON.parse(dataLine.slice(6));
+          if (event.type === 'token') {
+            if (event.token_index !== tokens.length) return reject(new Error(`token ${event.token_index} where ${tokens.length} was expected`));
+            tokens.push(event.token);
+            const stamp = /@(\d+)/.exec(event.token);
+            if (stamp) added.push(Number(receivedAt - BigInt(stamp[1])) / 1e6);
+            if (firstTokenAt === undefined) {
+              firstTokenAt = receivedAt;
+              onFirstToken?.(Number(receivedAt - sentAt) / 1e6);
+            }
+          } else if (event.type === 'end') {
+            done = true;
+            if (event.final_output !== tokens.join('')) return reject(new Error('joined tokens differ from final_output'));
+            response.destroy();
+            return resolve({ tokens: tokens.length, added, firstAdded: added[0] ?? null, turnId: event.turn_id });
+          } else if (event.type === 'error') {
+            return reject(new Error(`error event ${event.error_code}`));
+          }
+        }
+      });
+      response.on('end', () => !done && reject(new Error('stream ended without end')));
+      response.on('error', (error) => !done && reject(error));
+    });
+    request.on('error', reject);
+  });
+}
+
+async function streams({ url, concurrency, rounds = 1 }) {
+  const firstAdded = [];
+  const tokenAdded = [];
+  let tokens = 0;
+  let failures = 0;
+  const errors = new Set();
+  const started = performance.now();
+  let next = 0;
+  const total = concurrency * rounds;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        const index = next++;
+        try {
+          const result = await readStream(`${url}/api/v1/chat/streaming?message=bench%20${index}`);
+          tokens += result.tokens;
+          if (result.firstAdded !== null) firstAdded.push(result.firstAdded);
+          for (const value of result.added) tokenAdded.push(value);
+        } catch (error) {
+          failures++;
+          errors.add(error.message);
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    streams: total,
+    failures,
+    errors: [...errors].slice(0, 5),
+    seconds,
+    tokens,
+    tokensPerSecond: tokens / seconds,
+    firstTokenAdded: { p50: percentile(firstAdded, 50), p99: percentile(firstAdded, 99) },
+    tokenAdded: { p50: percentile(tokenAdded, 50), p99: percentile(tokenAdded, 99) },
+  };
+}
+
+async function wait({ url, connections, seconds }) {
+  let ok = 0;
+  let failures = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const latencies = [];
+  const post = () =>
+    new Promise((resolve) => {
+      const body = '{"message":"bench"}';
+      const started = performance.now();
+      const request = http.request(`${url}/api/v1/chat/wait?message=bench`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (response) => {
+        response.resume();
+        response.on('end', () => {
+          if (response.statusCode === 200) ok++;
+          else failures++;
+          latencies.push(performance.now() - started);
+          resolve();
+        });
+      });
+      request.on('error', () => {
+        failures++;
+        resolve();
+      });
+      request.end(body);
+    });
+  const started = performance.now();
+  await Promise.all(Array.from({ length: connections }, async () => {
+    while (performance.now() < deadline) await post();
+  }));
+  const elapsed = (performance.now() - started) / 1000;
+  return { requests: ok, failures, seconds: elapsed, requestsPerSecond: ok / elapsed, latency: { p50: percentile(latencies, 50), p99: percentile(latencies, 99) } };
+}
+
+async function resume({ url, turnId, reconnects, concurrency }) {
+  const firstReplayed = [];
+  let failures = 0;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < reconnects) {
+        next++;
+        try {
+          await readStream(`${url}/api/v1/chat/streaming?message=resume`, { 'last-event-id': `${turnId}/start` }, (milliseconds) => firstReplayed.push(milliseconds));
+        } catch {
+          failures++;
+        }
+      }
+    }),
+  );
+  return { reconnects, failures, firstReplayed: { p50: percentile(firstReplayed, 50), p99: percentile(firstReplayed, 99) } };
+}
+
+/** Opens `count` streams that stay open (the upstream is told to be slow), reports when all started, and holds them until stdin closes. */
+async function idle({ url, count }) {
+  let open = 0;
+  let failures = 0;
+  const sockets = [];
+  await Promise.all(
+    Array.from({ length: count }, (_, index) =>
+      new Promise((resolve) => {
+        const request = http.get(`${url}/api/v1/chat/streaming?message=idle%20${index}`, { agent: false }, (response) => {
+          response.once('data', () => {
+            open++;
+            resolve();
+          });
+          response.on('error', () => {});
+        });
+        request.on('error', () => {
+          failures++;
+          resolve();
+        });
+        sockets.push(request);
+      }),
+    ),
+  );
+  process.stdout.write(`${JSON.stringify({ open, failures })}\n`);
+  process.stdin.resume();
+  await new Promise((resolve) => process.stdin.on('end', resolve));
+  for (const request of sockets) request.destroy();
+  return undefined;
+}
+
+const run = { streams, wait, resume, idle }[scenario.kind];
+const result = await run(scenario);
+if (result) process.stdout.write(`${JSON.stringify(result)}\n`);
+process.exit(0);
