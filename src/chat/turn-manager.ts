@@ -46,7 +46,8 @@ export interface TurnStream {
    * from there instead of from the beginning.
    */
   startId: string;
-  events: AsyncIterable<WireEvent>;
+  /** The events in batches: whatever was there when the reader looked. */
+  events: AsyncIterable<WireEvent[]>;
 }
 
 /** Options of the turn manager. */
@@ -350,6 +351,6 @@ function endedHandle(record: TurnRecord): TurnHandle {
   return { turnId: record.turnId, contextId: record.contextId, model: record.model, resumed: true, done };
 }
 
-async function* listOf(events: WireEvent[]): AsyncIterable<WireEvent> {
-  yield* events;
+async function* listOf(events: WireEvent[]): AsyncIterable<WireEvent[]> {
+  yield events;
 }

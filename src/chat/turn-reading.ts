@@ -15,34 +15,43 @@ const TOKEN_INDEX = /"token_index":(\d+)/;
  * A turn's log events from a position, with their SSE ids `<turn_id>/<position>`. A reader already
  * past the end gets the final event again: a resume is never answered with silence.
  */
-export async function* fromPosition(log: ReplayLog, turnId: string, from: number, signal?: AbortSignal): AsyncIterable<WireEvent> {
+export async function* fromPosition(log: ReplayLog, turnId: string, from: number, signal?: AbortSignal): AsyncIterable<WireEvent[]> {
   const final = log.final(turnId);
   if (final && from > final.position) {
-    yield { id: `${turnId}/${final.position}`, data: final.data };
+    yield [{ id: `${turnId}/${final.position}`, data: final.data }];
     return;
   }
-  for await (const entry of log.read(turnId, from, signal)) yield { id: `${turnId}/${entry.position}`, data: entry.data };
+  for await (const batch of log.read(turnId, from, signal)) yield toWireEvents(turnId, batch.first, batch.data);
+}
+
+function toWireEvents(turnId: string, first: number, data: readonly string[]): WireEvent[] {
+  const events = new Array<WireEvent>(data.length);
+  for (let index = 0; index < data.length; index++) events[index] = { id: `${turnId}/${first + index}`, data: data[index]! };
+  return events;
 }
 
 /**
  * A turn's log events from token index `n` (the original ChatWait resume): tokens before `n` are
  * skipped, and so are other events until token `n - 1` has gone by, so nothing the client holds is sent again.
  */
-export async function* fromTokenIndex(log: ReplayLog, turnId: string, n: number, signal?: AbortSignal): AsyncIterable<WireEvent> {
+export async function* fromTokenIndex(log: ReplayLog, turnId: string, n: number, signal?: AbortSignal): AsyncIterable<WireEvent[]> {
   let passed = n === 0;
   let last: LogEntry | undefined;
-  for await (const entry of log.read(turnId, 0, signal)) {
-    last = entry;
-    if (!passed) {
+  for await (const batch of log.read(turnId, 0, signal)) {
+    let start = 0;
+    for (; !passed && start < batch.data.length; start++) {
+      const entry = { position: batch.first + start, data: batch.data[start]! };
+      last = entry;
       const index = tokenIndexOf(entry);
       if (index === undefined || index < n - 1) continue;
       passed = true;
-      if (index === n - 1) continue;
+      if (index !== n - 1) break;
     }
-    yield { id: `${turnId}/${entry.position}`, data: entry.data };
+    if (passed && start < batch.data.length) yield toWireEvents(turnId, batch.first + start, batch.data.slice(start));
+    if (batch.data.length > 0) last = { position: batch.first + batch.data.length - 1, data: batch.data.at(-1)! };
   }
   // Asked for more tokens than the turn has: the client still gets how it ended.
-  if (!passed && last && !signal?.aborted) yield { id: `${turnId}/${last.position}`, data: last.data };
+  if (!passed && last && !signal?.aborted) yield [{ id: `${turnId}/${last.position}`, data: last.data }];
 }
 
 /** `resync` with a stored answer, then its `end`: what a resume gets once the turn has left the replay log. */

@@ -1,10 +1,10 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { LogEntry } from './replay-log.js';
+import type { LogBatch, LogEntry } from './replay-log.js';
 import { MemoryReplayLog } from './memory-replay-log.js';
 
-async function collect(entries: AsyncIterable<LogEntry>): Promise<LogEntry[]> {
+async function collect(batches: AsyncIterable<LogBatch>): Promise<LogEntry[]> {
   const seen: LogEntry[] = [];
-  for await (const entry of entries) seen.push(entry);
+  for await (const batch of batches) batch.data.forEach((data, index) => seen.push({ position: batch.first + index, data }));
   return seen;
 }
 
@@ -43,6 +43,19 @@ describe('MemoryReplayLog', () => {
     await new Promise((resolve) => setTimeout(resolve, 5));
     controller.abort();
     expect(await reading).toEqual([{ position: 0, data: 'a' }]);
+  });
+
+  it('hands a reader that fell behind what there is in a few batches', async () => {
+    const log = new MemoryReplayLog();
+    log.open('t');
+    for (let index = 0; index < 600; index++) log.append('t', `e${index}`, index === 599);
+    const batches: LogBatch[] = [];
+    for await (const batch of log.read('t', 10)) batches.push(batch);
+    expect(batches.map((batch) => [batch.first, batch.data.length])).toEqual([
+      [10, 256],
+      [266, 256],
+      [522, 78],
+    ]);
   });
 
   it('reads nothing from an unknown turn', async () => {

@@ -1,4 +1,4 @@
-import type { LogEntry, ReplayLog } from './replay-log.js';
+import type { LogBatch, LogEntry, ReplayLog } from './replay-log.js';
 
 interface TurnLog {
   entries: string[];
@@ -7,6 +7,9 @@ interface TurnLog {
   waiters: Set<() => void>;
   expiry: NodeJS.Timeout | undefined;
 }
+
+/** The most entries one read hands out at once. */
+const MAX_BATCH = 256;
 
 /** The replay log held in this process's memory: the default when `REDIS_URL` is not set. */
 export class MemoryReplayLog implements ReplayLog {
@@ -30,15 +33,18 @@ export class MemoryReplayLog implements ReplayLog {
     return log.entries.length - 1;
   }
 
-  async *read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<LogEntry> {
+  async *read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<LogBatch> {
     let position = from;
     for (;;) {
       const log = this.#logs.get(turnId);
       if (!log || signal?.aborted) return;
-      while (position < log.entries.length) {
-        yield { position, data: log.entries[position]! };
-        position++;
+      if (position < log.entries.length) {
+        // What there is, in batches: a reader that fell behind catches up in few writes, with bounded memory.
+        const data = log.entries.slice(position, position + MAX_BATCH);
+        yield { first: position, data };
+        position += data.length;
         if (signal?.aborted) return;
+        continue;
       }
       if (log.ended) return;
       await new Promise<void>((resolve) => {

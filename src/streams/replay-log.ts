@@ -4,6 +4,12 @@ export interface LogEntry {
   data: string;
 }
 
+/** Consecutive entries read at once: `data[i]` is at position `first + i`. Readers write a batch in one go. */
+export interface LogBatch {
+  first: number;
+  data: readonly string[];
+}
+
 /**
  * A turn's replay log: every event a generation produces, readable by any number of readers from
  * any position while the generation writes. Kept to what Redis Streams can do too (append, read
@@ -14,8 +20,8 @@ export interface ReplayLog {
   open(turnId: string): void;
   /** Appends an event; `final` marks the turn's last one (readers stop after it). Returns its position. */
   append(turnId: string, data: string, final?: boolean): number;
-  /** Yields the entries from `from` on, then follows new ones until the final entry or the signal aborts. */
-  read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<LogEntry>;
+  /** Yields the entries from `from` on, in batches of whatever is there, then follows new ones until the final entry or the signal aborts. */
+  read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<LogBatch>;
   /** The last entry of a turn whose log has ended, or undefined (still generating, or not held). */
   final(turnId: string): LogEntry | undefined;
   /** Whether the log of this turn is still held. */

@@ -160,8 +160,8 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
     observer?.streamOpened();
     try {
       await sse.send(stream.startId, startEventData(stream.contextId, stream.turnId, stream.model, stream.resumed));
-      for await (const event of stream.events) {
-        const drained = sse.send(event.id, event.data);
+      for await (const batch of stream.events) {
+        const drained = sse.sendBatch(batch);
         if (drained) await drained;
       }
     } catch (error) {
