@@ -21,7 +21,7 @@ const load = {
   // Each idle stream costs the server two descriptors (client and upstream); this sandbox's hard limit is 20,000.
   idle: Number(flags.idle ?? (smoke ? 200 : 8_000)),
   seconds: Number(flags.seconds ?? (smoke ? 3 : 15)),
-  rise: smoke ? [50, 100] : [500, 1000, 2000, 3000],
+  rise: smoke ? [50, 100] : [500, 1000, 2000],
   throughputStreams: smoke ? 10 : 100,
   throughputTokens: smoke ? 200 : 2000,
   resumeTokens: smoke ? 200 : 2000,
