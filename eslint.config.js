@@ -17,4 +17,13 @@ export default tseslint.config(
     files: ['test/**', 'scripts/**', 'bench/**', '**/*.test.ts'],
     rules: { 'no-console': 'off' },
   },
+  {
+    // Plain JavaScript run by Node (the benchmark processes): Node's globals are defined.
+    files: ['**/*.mjs'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        ['process', 'console', 'URL', 'performance', 'setTimeout', 'clearTimeout', 'setImmediate', 'setInterval', 'clearInterval', 'Buffer', 'fetch'].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
 );

@@ -113,7 +113,7 @@ async function main() {
   const common = { HOST: '127.0.0.1', RATE_LIMIT_REQUESTS_PER_MINUTE: '0', MAX_STREAMS_PER_CLIENT: '0', RESPONSE_TIMEOUT_SECONDS: '3600', SSE_STALL_TIMEOUT_SECONDS: '600', LOG_LEVEL: 'warn', NODE_ENV: 'production' };
   const listening = /listening|Server listening/;
   const chatwait = await start('dist/main.js', [], { ...common, LOG_LEVEL: 'info', PORT: String(chatwaitPort), OPENAI_BASE_URL: `${upstreamUrl}/v1`, OPENAI_MODEL: 'bench', DATABASE_URL: `sqlite:${join(data, 'bench.db')}` }, listening);
-  const demo = await start('dist/main.js', [], { ...common, LOG_LEVEL: 'info', PORT: String(demoPort), LLM_PROVIDER: 'demo', DEMO_TOKENS_PER_SECOND: '0', DATABASE_URL: `sqlite:${join(data, 'demo.db')}` }, listening);
+  await start('dist/main.js', [], { ...common, LOG_LEVEL: 'info', PORT: String(demoPort), LLM_PROVIDER: 'demo', DEMO_TOKENS_PER_SECOND: '0', DATABASE_URL: `sqlite:${join(data, 'demo.db')}` }, listening);
   const relay = await start('bench/relay.mjs', [String(relayPort), `${upstreamUrl}/v1`]);
   const targets = { chatwait: `http://127.0.0.1:${chatwaitPort}`, relay: `http://127.0.0.1:${relayPort}` };
   const results = {};
