@@ -1,40 +1,19 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeOpenAI } from './support/fake-openai-server.js';
 import { readSse } from './support/sse-client.js';
+import { spawnServer, type SpawnedServer } from './support/spawn-server.js';
 
-const MAIN = resolve(import.meta.dirname, '../dist/main.js');
-const children: ChildProcessWithoutNullStreams[] = [];
+const servers: SpawnedServer[] = [];
 
-/** Runs the compiled entry point (what `npm start` runs) in an empty directory, so no developer .env is read. */
+/** Runs the compiled entry point (what `npm start` runs). */
 function startMain(env: Record<string, string>) {
-  const child = spawn(process.execPath, [MAIN], {
-    cwd: mkdtempSync(join(tmpdir(), 'chatwait-main-')),
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', DATABASE_URL: 'memory', ...env },
-  });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolveExit) => child.on('exit', (code) => resolveExit(code)));
-  const listening = new Promise<string>((resolveUrl, reject) => {
-    child.stdout.on('data', () => {
-      const match = /listening on (http:\/\/[^\s"]+)/.exec(stdout);
-      if (match) resolveUrl(match[1]!);
-    });
-    void exited.then((code) => reject(new Error(`exited with ${code}: ${stderr}`)));
-  });
-  // Not every test waits for `listening` (a refused start never listens).
-  listening.catch(() => {});
-  return { child, exited, listening, output: () => ({ stdout, stderr }) };
+  const server = spawnServer(env);
+  servers.push(server);
+  return { ...server, listening: server.url };
 }
 
 afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
+  for (const server of servers.splice(0)) server.child.kill('SIGKILL');
 });
 
 describe('the entry point', () => {

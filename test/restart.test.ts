@@ -1,34 +1,22 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readSse, tokensOf } from './support/sse-client.js';
+import { spawnServer, type SpawnedServer } from './support/spawn-server.js';
 import { getJson, postJson } from './support/test-server.js';
 
-const MAIN = resolve(import.meta.dirname, '../dist/main.js');
-const children: ChildProcessWithoutNullStreams[] = [];
+const servers: SpawnedServer[] = [];
 
 /** Starts the compiled server on a database file and resolves with its URL once it listens. */
-function startServer(databasePath: string): Promise<{ url: string; child: ChildProcessWithoutNullStreams }> {
-  const child = spawn(process.execPath, [MAIN], {
-    cwd: mkdtempSync(join(tmpdir(), 'chatwait-restart-cwd-')),
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', DATABASE_URL: `sqlite:${databasePath}`, DEMO_TOKENS_PER_SECOND: '50' },
-  });
-  children.push(child);
-  let output = '';
-  return new Promise((resolveStart, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/[^\s"]+)/.exec(output);
-      if (match) resolveStart({ url: match[1]!, child });
-    });
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${output}`)));
-  });
+async function startServer(databasePath: string) {
+  const server = spawnServer({ DATABASE_URL: `sqlite:${databasePath}`, DEMO_TOKENS_PER_SECOND: '50' });
+  servers.push(server);
+  return { url: await server.url, child: server.child };
 }
 
 afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
+  for (const server of servers.splice(0)) server.child.kill('SIGKILL');
 });
 
 describe('a crash mid-stream (SIGKILL) on SQLite', () => {

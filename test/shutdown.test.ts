@@ -1,36 +1,21 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteConversationStore } from '../src/store/sqlite-store.js';
 import { readSse } from './support/sse-client.js';
+import { spawnServer, type SpawnedServer } from './support/spawn-server.js';
 import { getJson, postJson } from './support/test-server.js';
 
-const MAIN = resolve(import.meta.dirname, '../dist/main.js');
-const children: ChildProcessWithoutNullStreams[] = [];
+const servers: SpawnedServer[] = [];
 afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
+  for (const server of servers.splice(0)) server.child.kill('SIGKILL');
 });
 
 function startServer(env: Record<string, string>) {
-  const child = spawn(process.execPath, [MAIN], {
-    cwd: mkdtempSync(join(tmpdir(), 'chatwait-shutdown-')),
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
-  });
-  children.push(child);
-  let output = '';
-  const exited = new Promise<number | null>((resolveExit) => child.on('exit', (code) => resolveExit(code)));
-  const url = new Promise<string>((resolveUrl, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/[^\s"]+)/.exec(output);
-      if (match) resolveUrl(match[1]!);
-    });
-    void exited.then((code) => reject(new Error(`exited with ${code}: ${output}`)));
-  });
-  url.catch(() => {});
-  return { child, url, exited, output: () => output };
+  const server = spawnServer(env);
+  servers.push(server);
+  return server;
 }
 
 describe('graceful shutdown on SIGTERM', () => {
