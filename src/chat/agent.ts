@@ -1,10 +1,11 @@
 import OpenAI, { APIError } from 'openai';
-import { OpenAIChatCompletionsModel, setTracingDisabled } from '@openai/agents';
+import { setTracingDisabled } from '@openai/agents';
 import type { AgentInputItem, Model, ModelSettings } from '@openai/agents';
 import { resolveProvider, type Config, type ProviderName } from '../config.js';
 import type { ChatMessage, ChatModel, ModelHealth, ModelStreamEvent, ReplyRequest } from './chat-model.js';
 import { streamDirect } from './direct-stream.js';
 import { DEMO_MODEL_NAME, DemoModel } from './demo-model.js';
+import { OpenAICompatibleModel } from './openai-compatible-model.js';
 import { toUpstreamError } from './upstream-errors.js';
 
 /** The instructions the assistant runs with unless `SYSTEM_PROMPT` replaces them. */
@@ -53,15 +54,12 @@ function createProviderModel(config: Config, provider: ProviderName): { model: M
     };
   }
   const gemini = provider === 'gemini';
-  const client = new OpenAI({
-    apiKey: (gemini ? config.GEMINI_API_KEY : config.OPENAI_API_KEY) ?? 'not-needed',
-    baseURL: gemini ? config.GEMINI_BASE_URL : (config.OPENAI_BASE_URL ?? 'https://api.openai.com/v1'),
-    // The agent's retry policy below owns retries, so they stop at the first token and stay bounded.
-    maxRetries: 0,
-    timeout: 24 * 3600 * 1000,
-  });
+  const apiKey = (gemini ? config.GEMINI_API_KEY : config.OPENAI_API_KEY) ?? 'not-needed';
+  const baseUrl = gemini ? config.GEMINI_BASE_URL : (config.OPENAI_BASE_URL ?? 'https://api.openai.com/v1');
   const name = gemini ? config.GEMINI_MODEL : config.OPENAI_MODEL;
-  return { model: new OpenAIChatCompletionsModel(client, name), name, client };
+  // The official client serves the health probe; answers stream through the leaner model (bench/README.md).
+  const client = new OpenAI({ apiKey, baseURL: baseUrl, maxRetries: 0 });
+  return { model: new OpenAICompatibleModel({ baseUrl, apiKey, model: name }), name, client };
 }
 
 /** How long a provider check is reused, so health probes never hammer the provider. */
