@@ -49,6 +49,7 @@ export class SqliteConversationStore implements ConversationStore {
   readonly #database: Database;
   readonly #statements: Record<string, Statement>;
   #clock = 0;
+  #pending: { operation: () => void; resolve: () => void; reject: (error: unknown) => void }[] = [];
 
   /** Opens (creating if needed) and migrates the database at `path` (`:memory:` for a throwaway one). */
   constructor(path: string) {
@@ -91,20 +92,21 @@ export class SqliteConversationStore implements ConversationStore {
 
   async startTurn(turn: NewTurn): Promise<TurnRecord> {
     const now = this.#now();
-    this.#database.transaction(() => {
+    await this.#write(() => {
       this.#statements.insertConversation!.run(turn.contextId, turn.owner, titleFromMessage(turn.userMessage), now, now);
       this.#statements.insertTurn!.run(turn.turnId, turn.contextId, turn.contextId, turn.userMessage, turn.model, now, turn.clientMessageId ?? null);
-    })();
-    return toTurn(this.#statements.getTurn!.get(turn.turnId) as TurnRow);
+    });
+    const { owner: _owner, ...fields } = turn;
+    return { ...fields, answer: '', status: 'streaming', createdAt: new Date(now), finishedAt: undefined, usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 0 };
   }
 
   async saveProgress(turnId: string, answer: string): Promise<void> {
-    this.#statements.saveProgress!.run(answer, turnId);
+    await this.#write(() => this.#statements.saveProgress!.run(answer, turnId));
   }
 
   async finishTurn(turnId: string, outcome: TurnOutcome): Promise<void> {
     const now = this.#now();
-    this.#database.transaction(() => {
+    await this.#write(() => {
       this.#statements.finishTurn!.run(
         outcome.status,
         outcome.answer,
@@ -116,30 +118,35 @@ export class SqliteConversationStore implements ConversationStore {
         turnId,
       );
       this.#statements.touchConversation!.run(now, turnId);
-    })();
+    });
   }
 
   async getTurn(turnId: string): Promise<TurnRecord | undefined> {
+    this.#flush();
     const row = this.#statements.getTurn!.get(turnId) as TurnRow | undefined;
     return row && toTurn(row);
   }
 
   async findTurnByClientMessageId(contextId: string, clientMessageId: string): Promise<TurnRecord | undefined> {
+    this.#flush();
     const row = this.#statements.findByClientMessage!.get(contextId, clientMessageId) as TurnRow | undefined;
     return row && toTurn(row);
   }
 
   async latestTurn(contextId: string): Promise<TurnRecord | undefined> {
+    this.#flush();
     const row = this.#statements.latestTurn!.get(contextId) as TurnRow | undefined;
     return row && toTurn(row);
   }
 
   async conversationOwner(contextId: string): Promise<string | null | undefined> {
+    this.#flush();
     const row = this.#statements.owner!.get(contextId) as { owner: string | null } | undefined;
     return row?.owner;
   }
 
   async getConversation(contextId: string): Promise<ConversationRecord | undefined> {
+    this.#flush();
     const summary = this.#statements.getSummary!.get(contextId) as ConversationRow | undefined;
     if (!summary) return undefined;
     const turns = (this.#statements.conversationTurns!.all(contextId) as TurnRow[]).map(toTurn);
@@ -147,6 +154,7 @@ export class SqliteConversationStore implements ConversationStore {
   }
 
   async listConversations(options: { owner: string | null; limit: number; cursor?: string | undefined }): Promise<ConversationPage> {
+    this.#flush();
     const position = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
     const rows = (
       position
@@ -160,24 +168,62 @@ export class SqliteConversationStore implements ConversationStore {
   }
 
   async renameConversation(contextId: string, title: string): Promise<ConversationSummary | undefined> {
+    this.#flush();
     if (this.#statements.rename!.run(title, contextId).changes === 0) return undefined;
     return toSummary(this.#statements.getSummary!.get(contextId) as ConversationRow);
   }
 
   async deleteConversation(contextId: string): Promise<boolean> {
+    this.#flush();
     return this.#statements.deleteConversation!.run(contextId).changes > 0;
   }
 
   async markInterrupted(): Promise<number> {
+    this.#flush();
     return this.#statements.markInterrupted!.run(Date.now()).changes;
   }
 
   async ping(): Promise<void> {
+    this.#flush();
     this.#statements.ping!.get();
   }
 
   async close(): Promise<void> {
+    this.#flush();
     if (this.#database.open) this.#database.close();
+  }
+
+  /**
+   * Queues a write; every write queued in the same turn of the event loop commits in one transaction
+   * (a commit costs ~90 µs here, a write inside one a few µs). Reads flush the queue first, so
+   * they always see every write asked for before them.
+   */
+  #write(operation: () => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ operation, resolve, reject });
+      if (this.#pending.length === 1) setImmediate(() => this.#flush());
+    });
+  }
+
+  #flush(): void {
+    if (this.#pending.length === 0 || !this.#database.open) return;
+    const batch = this.#pending.splice(0);
+    try {
+      this.#database.transaction(() => {
+        for (const write of batch) write.operation();
+      })();
+      for (const write of batch) write.resolve();
+    } catch {
+      // One bad write must not fail the others: apply them one by one, failing only the bad one.
+      for (const write of batch) {
+        try {
+          this.#database.transaction(write.operation)();
+          write.resolve();
+        } catch (error) {
+          write.reject(error);
+        }
+      }
+    }
   }
 
   /** A clock that never repeats a millisecond within this process, so the newest-first order is total. */
