@@ -142,20 +142,37 @@ export function App() {
 function MessageList({ chat, onStarter }: { chat: ReturnType<typeof useChat>; onStarter(text: string): void }) {
   const container = useRef<HTMLDivElement>(null);
   const pinned = useRef(true);
+  /** Where auto-scroll last put the view: anything above it is the reader's doing. */
+  const autoTop = useRef(0);
   const [showJump, setShowJump] = useState(false);
+  const unpin = () => {
+    pinned.current = false;
+    setShowJump(true);
+  };
   const onScroll = () => {
     const element = container.current!;
-    pinned.current = element.scrollHeight - element.scrollTop - element.clientHeight < 48;
-    setShowJump(!pinned.current);
+    const atBottom = element.scrollHeight - element.scrollTop - element.clientHeight < 48;
+    if (element.scrollTop < autoTop.current - 4 && !atBottom) unpin();
+    else if (atBottom) {
+      pinned.current = true;
+      setShowJump(false);
+    }
   };
   useLayoutEffect(() => {
     const element = container.current;
-    if (element && pinned.current) element.scrollTop = element.scrollHeight;
+    if (!element || !pinned.current) return;
+    // The reader may have scrolled up since the last frame, before its scroll event ran: respect that.
+    if (element.scrollTop < autoTop.current - 4) return unpin();
+    element.scrollTop = element.scrollHeight;
+    autoTop.current = element.scrollTop;
   }, [chat.messages]);
   const jump = () => {
     pinned.current = true;
     setShowJump(false);
-    container.current?.scrollTo({ top: container.current.scrollHeight, behavior: 'smooth' });
+    const element = container.current;
+    if (!element) return;
+    element.scrollTop = element.scrollHeight;
+    autoTop.current = element.scrollTop;
   };
   const lastAssistant = chat.messages.findLastIndex((message) => message.role === 'assistant');
   return (
