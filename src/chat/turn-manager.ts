@@ -6,7 +6,7 @@ import type { ReplayLog } from '../streams/replay-log.js';
 import type { ChatMessage, ChatModel } from './chat-model.js';
 import { buildContext, turnsToMessages, type HistoryBudget } from './history.js';
 import { runGeneration, TurnCancelled, type TurnObserver, type TurnResult } from './turn-generation.js';
-import { fromPosition, fromTokenIndex, resyncFromRecord, type WireEvent } from './turn-reading.js';
+import { fromPosition, fromTokenIndex, resyncFromRecord, type WireBatch, type WireEvent } from './turn-reading.js';
 
 export type { TurnResult } from './turn-generation.js';
 
@@ -46,8 +46,8 @@ export interface TurnStream {
    * from there instead of from the beginning.
    */
   startId: string;
-  /** The events in batches: whatever was there when the reader looked. */
-  events: AsyncIterable<WireEvent[]>;
+  /** The events in batches (whatever was there when the reader looked), or already framed SSE text. */
+  events: AsyncIterable<WireBatch>;
 }
 
 /** Options of the turn manager. */
@@ -351,6 +351,6 @@ function endedHandle(record: TurnRecord): TurnHandle {
   return { turnId: record.turnId, contextId: record.contextId, model: record.model, resumed: true, done };
 }
 
-async function* listOf(events: WireEvent[]): AsyncIterable<WireEvent[]> {
+async function* listOf(events: WireEvent[]): AsyncIterable<WireBatch> {
   yield events;
 }

@@ -8,6 +8,21 @@ export interface WireEvent {
   data: string;
 }
 
+/**
+ * What a reader sends at once: events, or (replaying an ended turn) their SSE blocks already framed
+ * as `id: …\ndata: …\n\n` text, shared by every reader of that turn.
+ */
+export type WireBatch = readonly WireEvent[] | string;
+
+/** An ended turn's SSE text and where each position's block starts in it, built on its first replay. */
+interface Framed {
+  text: string;
+  offsets: Uint32Array;
+}
+
+/** Keyed by the log's own array of an ended turn, so an entry goes when the log expires. */
+const framedLogs = new WeakMap<readonly string[], Framed>();
+
 const TOKEN_PREFIX = '{"token":';
 const TOKEN_INDEX = /"token_index":(\d+)/;
 
@@ -15,13 +30,31 @@ const TOKEN_INDEX = /"token_index":(\d+)/;
  * A turn's log events from a position, with their SSE ids `<turn_id>/<position>`. A reader already
  * past the end gets the final event again: a resume is never answered with silence.
  */
-export async function* fromPosition(log: ReplayLog, turnId: string, from: number, signal?: AbortSignal): AsyncIterable<WireEvent[]> {
-  const final = log.final(turnId);
-  if (final && from > final.position) {
-    yield [{ id: `${turnId}/${final.position}`, data: final.data }];
+export async function* fromPosition(log: ReplayLog, turnId: string, from: number, signal?: AbortSignal): AsyncIterable<WireBatch> {
+  const ended = log.ended(turnId);
+  if (ended && ended.length > 0) {
+    // An ended turn is replayed from text framed once for all its readers: a resume costs one slice.
+    const framed = framedOf(turnId, ended);
+    yield framed.text.slice(framed.offsets[Math.min(from, ended.length - 1)]);
     return;
   }
   for await (const batch of log.read(turnId, from, signal)) yield toWireEvents(turnId, batch.first, batch.data);
+}
+
+function framedOf(turnId: string, entries: readonly string[]): Framed {
+  let framed = framedLogs.get(entries);
+  if (framed) return framed;
+  const offsets = new Uint32Array(entries.length);
+  const parts = new Array<string>(entries.length);
+  let length = 0;
+  for (let position = 0; position < entries.length; position++) {
+    offsets[position] = length;
+    parts[position] = `id: ${turnId}/${position}\ndata: ${entries[position]!}\n\n`;
+    length += parts[position]!.length;
+  }
+  framed = { text: parts.join(''), offsets };
+  framedLogs.set(entries, framed);
+  return framed;
 }
 
 function toWireEvents(turnId: string, first: number, data: readonly string[]): WireEvent[] {
@@ -34,7 +67,7 @@ function toWireEvents(turnId: string, first: number, data: readonly string[]): W
  * A turn's log events from token index `n` (the original ChatWait resume): tokens before `n` are
  * skipped, and so are other events until token `n - 1` has gone by, so nothing the client holds is sent again.
  */
-export async function* fromTokenIndex(log: ReplayLog, turnId: string, n: number, signal?: AbortSignal): AsyncIterable<WireEvent[]> {
+export async function* fromTokenIndex(log: ReplayLog, turnId: string, n: number, signal?: AbortSignal): AsyncIterable<WireBatch> {
   let passed = n === 0;
   let last: LogEntry | undefined;
   for await (const batch of log.read(turnId, 0, signal)) {

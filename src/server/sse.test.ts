@@ -62,6 +62,28 @@ describe('SseStream', () => {
     expect(stream.closedBy).toBe('slow_reader');
   });
 
+  it('sends framed text in pieces cut at block ends, one piece per drain', async () => {
+    const response = stuckResponse();
+    const stream = new SseStream(response as unknown as ServerResponse, { heartbeatMs: 1000, maxBufferedBytes: 1_000_000, drainTimeoutMs: 60_000, headers: {} });
+    const blocks = Array.from({ length: 2000 }, (_, position) => `id: t/${position}\ndata: {"token":"${'y'.repeat(position % 90)}"}\n\n`);
+    const text = blocks.join('');
+    const before = response.written.length;
+    const waiting = stream.sendFramed(text);
+    const pieces = () => response.written.slice(before);
+    expect(pieces()).toHaveLength(1);
+    let settled = false;
+    void waiting?.then(() => (settled = true));
+    while (!settled) {
+      response.writableLength = 0;
+      response.writableNeedDrain = false;
+      response.emit('drain');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(pieces().join('')).toBe(text);
+    expect(pieces().length).toBeGreaterThan(1);
+    for (const piece of pieces()) expect(piece.endsWith('\n\n') && piece.startsWith('id: ')).toBe(true);
+  });
+
   it('notices a client that left before the stream was set up', () => {
     const response = stuckResponse();
     response.destroyed = true;

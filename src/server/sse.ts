@@ -90,6 +90,22 @@ export class SseStream {
     return text === '' ? undefined : this.#write(text);
   }
 
+  /**
+   * Sends text already framed as SSE blocks, in pieces of about WRITE_CHUNK_BYTES (cut only at a
+   * block's end), waiting for the socket to drain between pieces.
+   */
+  sendFramed(text: string, start = 0): Promise<void> | undefined {
+    while (start < text.length) {
+      const cut = text.length - start <= WRITE_CHUNK_BYTES ? text.length : text.indexOf('\n\n', start + WRITE_CHUNK_BYTES) + 2;
+      const end = cut < 2 ? text.length : cut;
+      const drained = this.#write(text.slice(start, end));
+      if (this.#closed.signal.aborted) return undefined;
+      start = end;
+      if (drained) return start < text.length ? drained.then(() => this.sendFramed(text, start)) : drained;
+    }
+    return undefined;
+  }
+
   #write(text: string): Promise<void> | undefined {
     if (this.#closed.signal.aborted) return undefined;
     // Callers wait for 'drain' whenever a write fills the buffer, so it only grows past the limit when

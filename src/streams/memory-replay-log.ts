@@ -69,6 +69,11 @@ export class MemoryReplayLog implements ReplayLog {
     return { position: log.entries.length - 1, data: log.entries.at(-1)! };
   }
 
+  ended(turnId: string): readonly string[] | undefined {
+    const log = this.#logs.get(turnId);
+    return log?.ended ? log.entries : undefined;
+  }
+
   /** How many turns' logs are held now. */
   get size(): number {
     return this.#logs.size;

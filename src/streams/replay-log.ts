@@ -24,6 +24,11 @@ export interface ReplayLog {
   read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<LogBatch>;
   /** The last entry of a turn whose log has ended, or undefined (still generating, or not held). */
   final(turnId: string): LogEntry | undefined;
+  /**
+   * Every entry of a turn whose log has ended, as one array that stays the same object for as long as
+   * the log is held (readers may cache what they derive from it), or undefined while it is generating.
+   */
+  ended(turnId: string): readonly string[] | undefined;
   /** Whether the log of this turn is still held. */
   has(turnId: string): boolean;
   /** Forgets a turn's log after `ttlMs` (again from now if called again). */

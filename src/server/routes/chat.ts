@@ -161,7 +161,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
     try {
       await sse.send(stream.startId, startEventData(stream.contextId, stream.turnId, stream.model, stream.resumed));
       for await (const batch of stream.events) {
-        const drained = sse.sendBatch(batch);
+        const drained = typeof batch === 'string' ? sse.sendFramed(batch) : sse.sendBatch(batch);
         if (drained) await drained;
       }
     } catch (error) {

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryReplayLog } from '../streams/memory-replay-log.js';
+import { fromPosition, fromTokenIndex, type WireBatch } from './turn-reading.js';
+
+/** What a client would receive: the SSE text of every batch. */
+async function wireText(batches: AsyncIterable<WireBatch>): Promise<string> {
+  let text = '';
+  for await (const batch of batches) {
+    text += typeof batch === 'string' ? batch : batch.map((event) => `id: ${event.id}\ndata: ${event.data}\n\n`).join('');
+  }
+  return text;
+}
+
+const token = (index: number) => JSON.stringify({ token: `t${index}`, token_index: index, type: 'token' });
+const blocks = (turnId: string, entries: string[], from: number) =>
+  entries
+    .slice(from)
+    .map((data, offset) => `id: ${turnId}/${from + offset}\ndata: ${data}\n\n`)
+    .join('');
+
+describe('reading a turn', () => {
+  const entries = [...Array.from({ length: 700 }, (_, index) => token(index)), '{"type":"end"}'];
+
+  it('replays an ended turn from any position exactly as the live reader saw it, and the end again past it', async () => {
+    const log = new MemoryReplayLog();
+    log.open('turn');
+    const live = wireText(fromPosition(log, 'turn', 0));
+    entries.forEach((data, position) => log.append('turn', data, position === entries.length - 1));
+    const liveText = await live;
+    expect(liveText).toBe(blocks('turn', entries, 0));
+    for (const from of [0, 1, 255, 256, 699, 700]) expect(await wireText(fromPosition(log, 'turn', from))).toBe(blocks('turn', entries, from));
+    expect(await wireText(fromPosition(log, 'turn', 701))).toBe(blocks('turn', entries, 700));
+    expect(await wireText(fromPosition(log, 'turn', 5_000))).toBe(blocks('turn', entries, 700));
+  });
+
+  it('resumes from a token index on an ended turn, and gives how it ended when asked for more', async () => {
+    const log = new MemoryReplayLog();
+    log.open('turn');
+    entries.forEach((data, position) => log.append('turn', data, position === entries.length - 1));
+    expect(await wireText(fromTokenIndex(log, 'turn', 0))).toBe(blocks('turn', entries, 0));
+    expect(await wireText(fromTokenIndex(log, 'turn', 300))).toBe(blocks('turn', entries, 300));
+    expect(await wireText(fromTokenIndex(log, 'turn', 9_999))).toBe(blocks('turn', entries, 700));
+  });
+});
