@@ -282,7 +282,8 @@ export class TurnManager {
 
   async #create(input: StartTurnInput, contextId: string): Promise<ActiveTurn> {
     const { store, model, log } = this.#options;
-    const stored = input.history ? undefined : await store.getConversation(contextId);
+    // A new conversation has no history to read (and a read would commit the queued writes early).
+    const stored = input.history || input.contextId === undefined ? undefined : await store.getConversation(contextId);
     const history = input.history ?? turnsToMessages(stored?.turns ?? []);
     const messages = buildContext(history, input.message, this.#options.history);
     const turnId = randomUUID();
