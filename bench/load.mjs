@@ -105,6 +105,7 @@ async function streams({ url, concurrency, rounds = 1 }) {
 async function wait({ url, connections, seconds }) {
   let ok = 0;
   let failures = 0;
+  const errors = new Set();
   const deadline = performance.now() + seconds * 1000;
   const latencies = [];
   const post = () =>
@@ -115,13 +116,17 @@ async function wait({ url, connections, seconds }) {
         response.resume();
         response.on('end', () => {
           if (response.statusCode === 200) ok++;
-          else failures++;
+          else {
+            failures++;
+            errors.add(`status ${response.statusCode}`);
+          }
           latencies.push(performance.now() - started);
           resolve();
         });
       });
-      request.on('error', () => {
+      request.on('error', (error) => {
         failures++;
+        errors.add(error.message);
         resolve();
       });
       request.end(body);
@@ -131,7 +136,7 @@ async function wait({ url, connections, seconds }) {
     while (performance.now() < deadline) await post();
   }));
   const elapsed = (performance.now() - started) / 1000;
-  return { requests: ok, failures, seconds: elapsed, requestsPerSecond: ok / elapsed, latency: { p50: percentile(latencies, 50), p99: percentile(latencies, 99) } };
+  return { requests: ok, failures, errors: [...errors].slice(0, 5), seconds: elapsed, requestsPerSecond: ok / elapsed, latency: { p50: percentile(latencies, 50), p99: percentile(latencies, 99) } };
 }
 
 async function resume({ url, turnId, reconnects, concurrency }) {
@@ -153,33 +158,45 @@ async function resume({ url, turnId, reconnects, concurrency }) {
   return { reconnects, failures, firstReplayed: { p50: percentile(firstReplayed, 50), p99: percentile(firstReplayed, 99) } };
 }
 
-/** Opens `count` streams that stay open (the upstream is told to be slow), reports when all started, and holds them until stdin closes. */
-async function idle({ url, count }) {
+/**
+ * Opens `count` streams that stay open (the upstream is told to be slow), at most `opening` being set
+ * up at once as clients arriving over a few seconds would, reports when all started, and holds them
+ * until stdin closes.
+ */
+async function idle({ url, count, opening = 500 }) {
   let open = 0;
   let failures = 0;
-  const sockets = [];
-  await Promise.all(
-    Array.from({ length: count }, (_, index) =>
-      new Promise((resolve) => {
-        const request = http.get(`${url}/api/v1/chat/streaming?message=idle%20${index}`, { agent: false }, (response) => {
-          response.once('data', () => {
-            open++;
-            resolve();
-          });
-          response.on('error', () => {});
-        });
-        request.on('error', () => {
+  const errors = new Set();
+  const requests = [];
+  let next = 0;
+  const openOne = (index) =>
+    new Promise((resolve) => {
+      const request = http.get(`${url}/api/v1/chat/streaming?message=idle%20${index}`, { agent: false }, (response) => {
+        if (response.statusCode !== 200) {
           failures++;
+          errors.add(`status ${response.statusCode}`);
+          return resolve();
+        }
+        response.once('data', () => {
+          open++;
           resolve();
         });
-        sockets.push(request);
-      }),
-    ),
-  );
-  process.stdout.write(`${JSON.stringify({ open, failures })}\n`);
+        response.on('error', () => {});
+      });
+      request.on('error', (error) => {
+        failures++;
+        errors.add(error.message);
+        resolve();
+      });
+      requests.push(request);
+    });
+  await Promise.all(Array.from({ length: Math.min(opening, count) }, async () => {
+    while (next < count) await openOne(next++);
+  }));
+  process.stdout.write(`${JSON.stringify({ open, failures, errors: [...errors].slice(0, 5) })}\n`);
   process.stdin.resume();
   await new Promise((resolve) => process.stdin.on('end', resolve));
-  for (const request of sockets) request.destroy();
+  for (const request of requests) request.destroy();
   return undefined;
 }
 
