@@ -102,7 +102,8 @@ async function streams({ url, concurrency, rounds = 1 }) {
   };
 }
 
-async function wait({ url, connections, seconds }) {
+/** Requests as fast as `connections` keep-alive connections allow: POST /chat/wait, or `path` with GET (a ceiling to compare with). */
+async function wait({ url, connections, seconds, path }) {
   let ok = 0;
   let failures = 0;
   const errors = new Set();
@@ -112,7 +113,8 @@ async function wait({ url, connections, seconds }) {
     new Promise((resolve) => {
       const body = '{"message":"bench"}';
       const started = performance.now();
-      const request = http.request(`${url}/api/v1/chat/wait?message=bench`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (response) => {
+      const options = path ? { method: 'GET', agent } : { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } };
+      const request = http.request(`${url}${path ?? '/api/v1/chat/wait'}`, options, (response) => {
         response.resume();
         response.on('end', () => {
           if (response.statusCode === 200) ok++;
@@ -129,7 +131,7 @@ async function wait({ url, connections, seconds }) {
         errors.add(error.message);
         resolve();
       });
-      request.end(body);
+      request.end(path ? undefined : body);
     });
   const started = performance.now();
   await Promise.all(Array.from({ length: connections }, async () => {
