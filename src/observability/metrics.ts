@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { TurnObserver } from '../chat/turn-generation.js';
 import type { ConversationStore } from '../store/conversation-store.js';
+import { HotCounter, HotHistogram } from './hot-metrics.js';
 
 const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const TOKEN_GAP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
@@ -21,8 +22,9 @@ export function createMetrics() {
       buckets: LATENCY_BUCKETS,
     }),
     timeToFirstToken: new Histogram({ ...metric, name: 'chatwait_time_to_first_token_seconds', help: 'Time from a turn starting to its first token', buckets: LATENCY_BUCKETS }),
-    interTokenDelay: new Histogram({ ...metric, name: 'chatwait_inter_token_delay_seconds', help: 'Time between consecutive tokens of a turn', buckets: TOKEN_GAP_BUCKETS }),
-    tokens: new Counter({ ...metric, name: 'chatwait_tokens_total', help: 'Tokens streamed out' }),
+    // Observed once per token: kept out of prom-client's per-call label handling.
+    interTokenDelay: new HotHistogram('chatwait_inter_token_delay_seconds', 'Time between consecutive tokens of a turn', TOKEN_GAP_BUCKETS, registry),
+    tokens: new HotCounter('chatwait_tokens_total', 'Tokens streamed out', registry),
     turns: new Counter({ ...metric, name: 'chatwait_turns_total', help: 'Turns ended, by status', labelNames: ['status'] }),
     openStreams: new Gauge({ ...metric, name: 'chatwait_open_streams', help: 'SSE connections open now' }),
     activeTurns: new Gauge({ ...metric, name: 'chatwait_active_turns', help: 'Turns generating now' }),
