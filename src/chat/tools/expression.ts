@@ -165,10 +165,9 @@ class Parser {
       return value;
     }
     if (token.kind === 'name') {
-      const fn = FUNCTIONS[token.value];
-      if (fn) return this.#parseCall(token.value, fn, token.at);
-      const constant = CONSTANTS[token.value];
-      if (constant !== undefined) return constant;
+      // Own properties only: "constructor" or "toString" must never reach Object.prototype.
+      if (Object.hasOwn(FUNCTIONS, token.value)) return this.#parseCall(token.value, FUNCTIONS[token.value]!, token.at);
+      if (Object.hasOwn(CONSTANTS, token.value)) return CONSTANTS[token.value]!;
       fail(`unknown name "${token.value}" at position ${token.at + 1}`);
     }
     if (token.kind === 'end') fail('the expression ends too early: a number is missing');

@@ -45,7 +45,7 @@ export async function runToolCall(tools: ReadonlyMap<string, ChatTool>, call: To
 
   options.signal.throwIfAborted();
   const controller = new AbortController();
-  const seconds = Math.round(options.timeoutMs / 100) / 10;
+  const seconds = Number((options.timeoutMs / 1000).toFixed(3));
   let timer: NodeJS.Timeout | undefined;
   let onTurnAbort: (() => void) | undefined;
   const stopped = new Promise<never>((_, reject) => {
