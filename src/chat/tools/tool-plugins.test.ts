@@ -56,7 +56,10 @@ describe('tool plugins', () => {
     const { directory, path } = folderWith('broken.mjs', text);
     const loading = loadToolPlugins(directory, new Set());
     await expect(loading).rejects.toBeInstanceOf(ConfigError);
-    const message = await loading.catch((error: Error) => error.message);
+    const message = await loading.then(
+      () => '',
+      (error: Error) => error.message,
+    );
     expect(message.startsWith(`Invalid tool plugin ${path}: `)).toBe(true);
     expect(message).toMatch(problem);
     expect(message).not.toContain('\n');
