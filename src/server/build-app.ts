@@ -56,11 +56,13 @@ export interface BuildAppOptions {
   tools?: ReadonlyMap<string, ChatTool>;
 }
 
-/** Builds the HTTP app with every dependency wired explicitly; it does no I/O until it listens. */
+/** Builds the HTTP app with every dependency wired explicitly; besides loading TOOLS_DIR plugins, it does no I/O until it listens. */
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const logger = options.logger ?? createLogger(config);
-  const model = options.model ?? createChatModel(config, options.tools ?? (await createToolSet(config)));
+  const tools = options.model ? undefined : (options.tools ?? (await createToolSet(config)));
+  const model = options.model ?? createChatModel(config, tools);
+  if (tools && tools.size > 0) logger.info({ tools: [...tools.keys()] }, 'tools the model may call');
   const metrics = options.metrics ?? createMetrics();
   const store = timedStore(options.store ?? createConversationStore(config.DATABASE_URL), metrics);
   const replayLog = options.replayLog ?? new MemoryReplayLog();

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -33,6 +33,13 @@ describe('tool plugins', () => {
     });
     await expect(run(tools, 'word_count', {})).resolves.toMatchObject({ output: 'Error: the argument "text" is missing', isError: true });
     await expect(run(tools, 'word_count', { text: 42 })).resolves.toMatchObject({ output: 'Error: the argument "text" must be of type string', isError: true });
+  });
+
+  it('are documented in the README with the very example that loads here', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const example = readFileSync(join(ROOT, 'examples/tools/word-count.mjs'), 'utf8');
+    expect(readme).toContain('This one is `examples/tools/word-count.mjs`:');
+    expect(readme).toContain(`\`\`\`js\n${example}\`\`\``);
   });
 
   it('take zod parameters, validated by the SDK, and skip helper files starting with _', async () => {
