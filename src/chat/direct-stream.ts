@@ -47,7 +47,7 @@ export interface DirectStreamRequest {
  */
 export async function* streamDirect(request: DirectStreamRequest): AsyncIterable<ModelStreamEvent> {
   const loop = request.toolLoop && request.toolLoop.tools.size > 0 ? request.toolLoop : undefined;
-  const serializedTools = loop ? [...loop.tools.values()].map(serializeTool) : [];
+  const serializedTools = loop ? serializeTools(loop.tools) : [];
   let input = request.input;
   let finalOutput = '';
   let emittedAny = false;
@@ -115,8 +115,16 @@ export async function* streamDirect(request: DirectStreamRequest): AsyncIterable
 
 type UsageFields = { inputTokens: number; outputTokens: number; totalTokens: number };
 
-function serializeTool(tool: ChatTool): SerializedTool {
-  return { type: 'function', name: tool.name, description: tool.description, parameters: tool.parameters, strict: tool.strict };
+const serialized = new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>();
+
+/** The tools as the model is told of them, worked out once per tool set. */
+function serializeTools(tools: ReadonlyMap<string, ChatTool>): SerializedTool[] {
+  let list = serialized.get(tools);
+  if (!list) {
+    list = [...tools.values()].map((tool) => ({ type: 'function', name: tool.name, description: tool.description, parameters: tool.parameters, strict: tool.strict }));
+    serialized.set(tools, list);
+  }
+  return list;
 }
 
 /** The function calls of a response, with empty arguments read as `{}` (some servers send "" for a tool without parameters). */
