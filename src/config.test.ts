@@ -64,6 +64,9 @@ describe('loadConfig', () => {
     ['REDIS_URL', 'http://x', /REDIS_URL must be a redis:\/\//],
     ['DEFAULT_CHAT_MODE', 'fast', /DEFAULT_CHAT_MODE must be one of wait, streaming/],
     ['RESPONSE_TIMEOUT_SECONDS', '0', /RESPONSE_TIMEOUT_SECONDS must be a number/],
+    ['TOOLS', 'calculate,weather', /^Invalid configuration: TOOLS must be none or a comma-separated list of get_current_time, calculate, convert_units \(got "calculate,weather"\)$/],
+    ['TOOL_MAX_ROUNDS', '0', /TOOL_MAX_ROUNDS must be an integer from 1 to 50/],
+    ['TOOL_TIMEOUT_SECONDS', 'soon', /TOOL_TIMEOUT_SECONDS must be a number/],
   ])('stops on an invalid %s with one line naming it', (name, value, message) => {
     expect(() => load({ [name]: value })).toThrow(ConfigError);
     try {
@@ -72,6 +75,13 @@ describe('loadConfig', () => {
       expect((error as Error).message).toMatch(message);
       expect((error as Error).message).not.toContain('\n');
     }
+  });
+
+  it('turns every built-in tool on by default, a chosen few with TOOLS, and none with TOOLS=none', () => {
+    expect(load({})).toMatchObject({ TOOLS: ['get_current_time', 'calculate', 'convert_units'], TOOL_TIMEOUT_SECONDS: 10, TOOL_MAX_ROUNDS: 5 });
+    expect(load({ TOOLS: ' calculate , convert_units,calculate' }).TOOLS).toEqual(['calculate', 'convert_units']);
+    expect(load({ TOOLS: 'NONE' }).TOOLS).toEqual([]);
+    expect(load({ TOOLS: '' }).TOOLS).toHaveLength(3);
   });
 
   it('never echoes a secret value in its error', () => {

@@ -79,6 +79,27 @@ const listVariable = (itemPattern: RegExp, description: string) =>
       return items;
     });
 
+/** The tools ChatWait ships with, as `TOOLS` names them (src/chat/tools/ implements each). */
+export const BUILT_IN_TOOLS = ['get_current_time', 'calculate', 'convert_units'] as const;
+
+/** The name of one built-in tool. */
+export type BuiltInToolName = (typeof BUILT_IN_TOOLS)[number];
+
+const toolsVariable = z
+  .string()
+  .optional()
+  .transform((value, context): BuiltInToolName[] => {
+    if (value === undefined) return [...BUILT_IN_TOOLS];
+    const names = value.split(',').map((item) => item.trim()).filter((item) => item !== '');
+    if (names.length === 1 && names[0]!.toLowerCase() === 'none') return [];
+    const unknown = names.find((name) => !(BUILT_IN_TOOLS as readonly string[]).includes(name));
+    if (unknown !== undefined || names.length === 0) {
+      context.addIssue({ code: 'custom', message: `must be none or a comma-separated list of ${BUILT_IN_TOOLS.join(', ')}` });
+      return z.NEVER;
+    }
+    return [...new Set(names as BuiltInToolName[])];
+  });
+
 const databaseUrl = z
   .string()
   .optional()
@@ -114,6 +135,10 @@ const configSchema = z
     UPSTREAM_RETRY_DELAY_MS: numberVariable(500, 0, 60_000),
     DEMO_TOKENS_PER_SECOND: numberVariable(40, 0, 1_000_000, false),
     DEMO_RESPONSE_TOKENS: numberVariable(60, 1, 1_000_000),
+    TOOLS: toolsVariable,
+    TOOLS_DIR: z.string().optional(),
+    TOOL_TIMEOUT_SECONDS: numberVariable(10, 0.01, 3600, false),
+    TOOL_MAX_ROUNDS: numberVariable(5, 1, 50),
 
     RATE_LIMIT_REQUESTS_PER_MINUTE: numberVariable(60, 0, 1_000_000),
     RATE_LIMIT_BURST: numberVariable(10, 0, 1_000_000),

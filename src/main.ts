@@ -13,7 +13,17 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const app = await buildApp({ config });
+  let app;
+  try {
+    app = await buildApp({ config });
+  } catch (error) {
+    // A broken tool plugin is a configuration error too: one line, no stack.
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
   if (config.REDIS_URL) app.log.warn('REDIS_URL is set, but this version keeps stream replay logs in process memory.');
 
   let closing = false;

@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ConversationStore, NewTurn } from '../src/store/conversation-store.js';
 import { MemoryConversationStore } from '../src/store/memory-store.js';
@@ -146,12 +147,42 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
     expect(await store.getTurn(turnId)).toMatchObject({ userMessage: text, answer: text });
   });
 
+  it('keeps a turn\'s tool steps, saved with its progress and with its outcome', async () => {
+    const { turnId } = await store.startTurn(newTurn('c1'));
+    expect((await store.getTurn(turnId))!.toolSteps).toEqual([]);
+    const running = { callId: 'call_1', name: 'calculate', arguments: '{"expression":"1+1"}', output: null, isError: false, durationMs: null, tokenOffset: 0 };
+    await store.saveProgress(turnId, '', [running]);
+    expect((await store.getTurn(turnId))!.toolSteps).toEqual([running]);
+    await store.saveProgress(turnId, 'Two');
+    expect((await store.getTurn(turnId))!.toolSteps).toEqual([running]);
+    const done = { ...running, output: '1+1 = 2', durationMs: 0.4 };
+    await store.finishTurn(turnId, { status: 'complete', answer: 'Two', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1, toolSteps: [done] });
+    expect((await store.getConversation('c1'))!.turns[0]!.toolSteps).toEqual([done]);
+    const read = await store.getTurn(turnId);
+    read!.toolSteps[0]!.output = 'changed by a reader';
+    expect((await store.getTurn(turnId))!.toolSteps[0]!.output).toBe('1+1 = 2');
+  });
+
   it('answers ping', async () => {
     await expect(store.ping()).resolves.toBeUndefined();
   });
 });
 
 describe('the SQLite store on disk', () => {
+  it('upgrades a database from before tool steps (schema 2), keeping its turns', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'chatwait-upgrade-')), 'chat.db');
+    const first = new SqliteConversationStore(path);
+    const { turnId } = await first.startTurn(newTurn('old'));
+    await first.finishTurn(turnId, { status: 'complete', answer: 'from before', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 2 });
+    await first.close();
+    const database = new BetterSqlite3(path);
+    database.exec('ALTER TABLE turns DROP COLUMN tool_steps; DELETE FROM schema_migrations WHERE version = 3;');
+    database.close();
+    const upgraded = new SqliteConversationStore(path);
+    expect(await upgraded.getTurn(turnId)).toMatchObject({ answer: 'from before', toolSteps: [] });
+    await upgraded.close();
+  });
+
   it('keeps everything across a reopen', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'chatwait-reopen-')), 'nested', 'chat.db');
     const first = new SqliteConversationStore(path);

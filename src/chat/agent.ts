@@ -6,6 +6,7 @@ import type { ChatMessage, ChatModel, ModelHealth, ModelStreamEvent, ReplyReques
 import { streamDirect } from './direct-stream.js';
 import { DEMO_MODEL_NAME, DemoModel } from './demo-model.js';
 import { OpenAICompatibleModel } from './openai-compatible-model.js';
+import type { ChatTool } from './tools/chat-tool.js';
 import { toUpstreamError } from './upstream-errors.js';
 
 /** The instructions the assistant runs with unless `SYSTEM_PROMPT` replaces them. */
@@ -18,8 +19,11 @@ export const DEFAULT_INSTRUCTIONS = [
 /** The longest wait the retry policy accepts from an upstream `Retry-After` before giving up instead. */
 const MAX_RETRY_AFTER_MS = 10_000;
 
-/** Builds the model layer for a configuration: an Agents SDK model on Gemini, an OpenAI-compatible endpoint or the demo model. */
-export function createChatModel(config: Config): ChatModel {
+/**
+ * Builds the model layer for a configuration: an Agents SDK model on Gemini, an OpenAI-compatible
+ * endpoint or the demo model, with the tools it may call (see `createToolSet`).
+ */
+export function createChatModel(config: Config, tools: ReadonlyMap<string, ChatTool> = new Map()): ChatModel {
   // Traces would be exported to OpenAI's servers; a self-hosted chat service never does that by default.
   setTracingDisabled(true);
   const provider = resolveProvider(config);
@@ -28,6 +32,7 @@ export function createChatModel(config: Config): ChatModel {
   const instructions = config.SYSTEM_PROMPT ?? DEFAULT_INSTRUCTIONS;
   const settings: ModelSettings = config.MAX_OUTPUT_TOKENS === undefined ? {} : { maxTokens: config.MAX_OUTPUT_TOKENS };
   const retry = { maxRetries: config.UPSTREAM_MAX_RETRIES, initialDelayMs: config.UPSTREAM_RETRY_DELAY_MS, maxRetryAfterMs: MAX_RETRY_AFTER_MS };
+  const toolLoop = { tools, timeoutMs: config.TOOL_TIMEOUT_SECONDS * 1000, maxRounds: config.TOOL_MAX_ROUNDS };
 
   return {
     provider,
@@ -36,7 +41,7 @@ export function createChatModel(config: Config): ChatModel {
     checkHealth,
     async *streamReply(request: ReplyRequest): AsyncIterable<ModelStreamEvent> {
       try {
-        yield* streamDirect({ model, instructions, input: request.messages.map(toInputItem), settings, signal: request.signal, retry });
+        yield* streamDirect({ model, instructions, input: request.messages.map(toInputItem), settings, signal: request.signal, retry, toolLoop });
         // An abort (timeout or cancel) can end a model's stream quietly; its reason is the outcome.
         if (request.signal.aborted) throw request.signal.reason;
       } catch (error) {

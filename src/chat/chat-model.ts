@@ -13,9 +13,14 @@ export interface TokenUsage {
   total_tokens: number;
 }
 
-/** What a model emits while it answers, free of any SDK type. */
+/**
+ * What a model emits while it answers, free of any SDK type. A turn with tools emits, between
+ * rounds of text, each call the model asked for (`tool_call`) and then its outcome (`tool_result`).
+ */
 export type ModelStreamEvent =
   | { type: 'text_delta'; delta: string }
+  | { type: 'tool_call'; callId: string; name: string; arguments: string }
+  | { type: 'tool_result'; callId: string; output: string; isError: boolean; durationMs: number }
   | { type: 'done'; usage: TokenUsage | undefined; finalOutput: string };
 
 /** Input of one model call: the context (oldest first, the new user message last) and a signal that aborts it. */

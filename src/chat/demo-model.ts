@@ -1,7 +1,8 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
-import type { AgentInputItem, Model, ModelRequest, ModelResponse, StreamEvent } from '@openai/agents';
+import type { AgentInputItem, Model, ModelRequest, ModelResponse, protocol, StreamEvent } from '@openai/agents';
 import { Usage } from '@openai/agents';
+import { planDemoToolStep } from './demo-tool-calls.js';
 
 /** The name the demo model goes by in `/health`, `start` events and stored turns. */
 export const DEMO_MODEL_NAME = 'chatwait-demo';
@@ -24,6 +25,7 @@ export interface DemoModelOptions {
 /**
  * The built-in offline model: a real Agents SDK model that answers deterministically in markdown,
  * says it is the demo model, reflects the user's message and streams many small deltas at a set pace.
+ * Offered tools, it calls them for a few kinds of message (see `planDemoToolStep`).
  */
 export class DemoModel implements Model {
   readonly #options: DemoModelOptions;
@@ -33,12 +35,13 @@ export class DemoModel implements Model {
   }
 
   async getResponse(request: ModelRequest): Promise<ModelResponse> {
-    const text = composeDemoAnswer(request.input, this.#options.responseTokens).join('');
-    return { usage: usageFor(request.input, text, countTokens(text)), output: [assistantOutput(text)], responseId: randomUUID() };
+    const reply = this.#reply(request);
+    const text = reply.tokens.join('');
+    return { usage: usageFor(request.input, text, countTokens(text)), output: reply.output ?? [assistantOutput(text)], responseId: randomUUID() };
   }
 
   async *getStreamedResponse(request: ModelRequest): AsyncIterable<StreamEvent> {
-    const tokens = composeDemoAnswer(request.input, this.#options.responseTokens);
+    const { tokens, output } = this.#reply(request);
     const intervalMs = this.#options.tokensPerSecond > 0 ? 1000 / this.#options.tokensPerSecond : 0;
     const started = performance.now();
     const responseId = randomUUID();
@@ -53,12 +56,25 @@ export class DemoModel implements Model {
       }
       yield { type: 'output_text_delta', delta: tokens[index]! };
     }
+    // A tool call takes about as long to "write" as a token.
+    if (output) await sleep(intervalMs, request.signal);
     throwIfAborted(request.signal);
     const text = tokens.join('');
     yield {
       type: 'response_done',
-      response: { id: responseId, usage: usageFor(request.input, text, tokens.length), output: [assistantOutput(text)] },
+      response: { id: responseId, usage: usageFor(request.input, text, tokens.length || 1), output: output ?? [assistantOutput(text)] },
     };
+  }
+
+  /** The deltas of the answer, or (for a tool call) no deltas and the call as the output. */
+  #reply(request: ModelRequest): { tokens: string[]; output?: protocol.FunctionCallItem[] } {
+    const step = planDemoToolStep(request);
+    if (step?.kind === 'call') {
+      const call = { type: 'function_call' as const, callId: `call_${randomUUID()}`, name: step.name, arguments: JSON.stringify(step.arguments), status: 'completed' as const };
+      return { tokens: [], output: [call] };
+    }
+    if (step?.kind === 'answer') return { tokens: splitIntoDeltas(step.text) };
+    return { tokens: composeDemoAnswer(request.input, this.#options.responseTokens) };
   }
 }
 

@@ -1,7 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
-import type { AgentInputItem, Model, ModelSettings } from '@openai/agents';
+import type { AgentInputItem, Model, ModelSettings, SerializedTool } from '@openai/agents';
+import { UpstreamError } from '../errors.js';
 import type { ModelStreamEvent, TokenUsage } from './chat-model.js';
+import type { ChatTool } from './tools/chat-tool.js';
+import { runToolCall, type ToolCallRequest } from './tools/tool-runner.js';
 import { emptyAnswerError } from './upstream-errors.js';
 
 /** How the direct path retries a model call that failed before its first token. */
@@ -12,6 +15,15 @@ export interface RetryOptions {
   maxRetryAfterMs: number;
 }
 
+/** The tools a turn may call, and the limits on them. */
+export interface ToolLoopOptions {
+  tools: ReadonlyMap<string, ChatTool>;
+  /** The longest one call may run before its result becomes an error for the model. */
+  timeoutMs: number;
+  /** Rounds of tool calls per answer; the call after the last round may not ask for tools. */
+  maxRounds: number;
+}
+
 /** One answer asked of an Agents SDK model directly. */
 export interface DirectStreamRequest {
   model: Model;
@@ -20,47 +32,127 @@ export interface DirectStreamRequest {
   settings: ModelSettings;
   signal: AbortSignal;
   retry: RetryOptions;
+  toolLoop?: ToolLoopOptions | undefined;
 }
 
 /**
- * Streams one answer from an Agents SDK `Model` without the Runner's agent loop. A turn without
- * tools is a single model call, and the Runner's per-event work and async context tracking cost
- * more than the relaying itself (see bench/README.md). Retries transient failures (429, 408, 5xx,
- * connection errors) with exponential backoff, and only before the first token.
+ * Streams one answer from an Agents SDK `Model` without the Runner's agent loop: the Runner's
+ * per-event work and async context tracking cost more than the relaying itself (see
+ * bench/README.md). The tool loop is ours instead: when the model's response holds function calls,
+ * they run (in parallel), the calls and their results are appended to the input, and the model is
+ * called again, for at most `maxRounds` rounds; the call after the last round gets
+ * `toolChoice: 'none'`. A turn whose model calls no tool does the same per-token work as before.
+ * Each model call is retried on transient failures (429, 408, 5xx, connection errors) with
+ * exponential backoff, but only before its first token.
  */
 export async function* streamDirect(request: DirectStreamRequest): AsyncIterable<ModelStreamEvent> {
-  for (let attempt = 0; ; attempt++) {
-    let emitted = false;
-    try {
-      const events = request.model.getStreamedResponse({
-        systemInstructions: request.instructions,
-        input: request.input,
-        modelSettings: request.settings,
-        tools: [],
-        outputType: 'text',
-        handoffs: [],
-        tracing: false,
-        signal: request.signal,
-      });
-      for await (const event of events) {
-        if (event.type === 'output_text_delta') {
-          emitted = true;
-          yield { type: 'text_delta', delta: event.delta };
-        } else if (event.type === 'response_done') {
-          const finalOutput = outputText(event.response.output);
-          if (finalOutput === '' && !emitted) throw emptyAnswerError();
-          yield { type: 'done', usage: toTokenUsage(event.response.usage), finalOutput };
+  const loop = request.toolLoop && request.toolLoop.tools.size > 0 ? request.toolLoop : undefined;
+  const serializedTools = loop ? serializeTools(loop.tools) : [];
+  let input = request.input;
+  let finalOutput = '';
+  let emittedAny = false;
+  let usage: TokenUsage | undefined;
+  for (let round = 0; ; round++) {
+    const lastRound = loop !== undefined && round >= loop.maxRounds;
+    const modelSettings: ModelSettings = lastRound ? { ...request.settings, toolChoice: 'none' } : request.settings;
+    let response: { output: AgentInputItem[]; usage?: UsageFields } | undefined;
+    for (let attempt = 0; ; attempt++) {
+      let emitted = false;
+      try {
+        const events = request.model.getStreamedResponse({
+          systemInstructions: request.instructions,
+          input,
+          modelSettings,
+          tools: serializedTools,
+          outputType: 'text',
+          handoffs: [],
+          tracing: false,
+          signal: request.signal,
+        });
+        for await (const event of events) {
+          if (event.type === 'output_text_delta') {
+            emitted = true;
+            yield { type: 'text_delta', delta: event.delta };
+          } else if (event.type === 'response_done') {
+            response = event.response as typeof response;
+          }
         }
+        emittedAny ||= emitted;
+        break;
+      } catch (error) {
+        if (emitted || request.signal.aborted || attempt >= request.retry.maxRetries) throw error;
+        const delay = retryDelay(error, attempt, request.retry);
+        if (delay === undefined) throw error;
+        await sleep(delay, undefined, { signal: request.signal }).catch(() => undefined);
+        if (request.signal.aborted) throw error;
       }
-      return;
-    } catch (error) {
-      if (emitted || request.signal.aborted || attempt >= request.retry.maxRetries) throw error;
-      const delay = retryDelay(error, attempt, request.retry);
-      if (delay === undefined) throw error;
-      await sleep(delay, undefined, { signal: request.signal }).catch(() => undefined);
-      if (request.signal.aborted) throw error;
     }
+    if (!response) return;
+    finalOutput += outputText(response.output);
+    usage = addUsage(usage, response.usage);
+    const calls = loop && !lastRound ? functionCalls(response.output) : [];
+    if (calls.length === 0) {
+      if (finalOutput === '' && !emittedAny) {
+        // Still asking for tools after the last round, with nothing said: a clear failure rather than an empty answer.
+        throw lastRound && functionCalls(response.output).length > 0 ? toolRoundsExhausted(loop!.maxRounds) : emptyAnswerError();
+      }
+      yield { type: 'done', usage, finalOutput };
+      return;
+    }
+    for (const call of calls) yield { type: 'tool_call', callId: call.callId, name: call.name, arguments: call.arguments };
+    // The calls run at once; their results are reported in call order, each as soon as it and those before it are in.
+    const outcomes = calls.map((call) => runToolCall(loop!.tools, call, { timeoutMs: loop!.timeoutMs, signal: request.signal }));
+    outcomes.forEach((outcome) => outcome.catch(() => undefined));
+    const results: AgentInputItem[] = [];
+    for (const [index, call] of calls.entries()) {
+      const outcome = await outcomes[index]!;
+      yield { type: 'tool_result', callId: call.callId, output: outcome.output, isError: outcome.isError, durationMs: outcome.durationMs };
+      results.push({ type: 'function_call_result', name: call.name, callId: call.callId, status: 'completed', output: outcome.output });
+    }
+    input = [...input, ...response.output, ...results];
   }
+}
+
+type UsageFields = { inputTokens: number; outputTokens: number; totalTokens: number };
+
+const serialized = new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>();
+
+/** The tools as the model is told of them, worked out once per tool set. */
+function serializeTools(tools: ReadonlyMap<string, ChatTool>): SerializedTool[] {
+  let list = serialized.get(tools);
+  if (!list) {
+    list = [...tools.values()].map((tool) => ({ type: 'function', name: tool.name, description: tool.description, parameters: tool.parameters, strict: tool.strict }));
+    serialized.set(tools, list);
+  }
+  return list;
+}
+
+/** The function calls of a response, with empty arguments read as `{}` (some servers send "" for a tool without parameters). */
+function functionCalls(output: readonly AgentInputItem[]): ToolCallRequest[] {
+  const calls: ToolCallRequest[] = [];
+  for (const item of output) {
+    if (item.type !== 'function_call') continue;
+    calls.push({ callId: item.callId, name: item.name, arguments: item.arguments.trim() === '' ? '{}' : item.arguments });
+  }
+  return calls;
+}
+
+function addUsage(total: TokenUsage | undefined, usage: UsageFields | undefined): TokenUsage | undefined {
+  const next = toTokenUsage(usage);
+  if (!total || !next) return next ?? total;
+  return {
+    input_tokens: total.input_tokens + next.input_tokens,
+    output_tokens: total.output_tokens + next.output_tokens,
+    total_tokens: total.total_tokens + next.total_tokens,
+  };
+}
+
+function toolRoundsExhausted(maxRounds: number): UpstreamError {
+  return new UpstreamError(
+    'UPSTREAM_ERROR',
+    `The model kept calling tools for ${maxRounds} rounds (TOOL_MAX_ROUNDS) without answering. Try rephrasing the message.`,
+    { retryable: false },
+  );
 }
 
 /** How long to wait before retrying, or undefined when the failure is not worth retrying. */
@@ -86,9 +178,9 @@ function retryAfterMs(headers: Headers | undefined): number | undefined {
   return undefined;
 }
 
-function outputText(output: readonly unknown[]): string {
+function outputText(output: readonly AgentInputItem[]): string {
   let text = '';
-  for (const item of output as { type?: string; content?: { type?: string; text?: string }[] }[]) {
+  for (const item of output as unknown as { type?: string; content?: { type?: string; text?: string }[] }[]) {
     if (item.type !== 'message' || !Array.isArray(item.content)) continue;
     for (const part of item.content) if (part.type === 'output_text' && typeof part.text === 'string') text += part.text;
   }

@@ -1,7 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { APIConnectionError, APIError } from 'openai';
-import { Usage, type AgentInputItem, type Model, type ModelRequest, type ModelResponse, type StreamEvent } from '@openai/agents';
+import { Usage, type Model, type ModelRequest, type ModelResponse, type StreamEvent } from '@openai/agents';
+import { toChatMessages, toolFields, ToolCallAssembler, type ToolCallDelta } from './chat-completions-format.js';
 
 /** Where and how to reach an OpenAI-compatible chat-completions endpoint. */
 export interface OpenAICompatibleOptions {
@@ -49,6 +50,7 @@ export class OpenAICompatibleModel implements Model {
     let usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0 };
     let buffer = '';
     let done = false;
+    const toolCalls = new ToolCallAssembler();
     try {
       for await (const chunk of response as AsyncIterable<string>) {
         buffer += chunk;
@@ -65,11 +67,13 @@ export class OpenAICompatibleModel implements Model {
           const parsed = JSON.parse(data) as ChatCompletionChunk;
           if (parsed.error) throw APIError.generate(500, parsed.error, 'The model stream reported an error.', new Headers());
           id ||= parsed.id ?? '';
-          const delta = parsed.choices?.[0]?.delta?.content;
+          const chunkDelta = parsed.choices?.[0]?.delta;
+          const delta = chunkDelta?.content;
           if (typeof delta === 'string' && delta !== '') {
             text += delta;
             yield { type: 'output_text_delta', delta };
           }
+          if (chunkDelta?.tool_calls) toolCalls.add(chunkDelta.tool_calls);
           if (parsed.usage) {
             usage = {
               inputTokens: parsed.usage.prompt_tokens ?? 0,
@@ -91,7 +95,10 @@ export class OpenAICompatibleModel implements Model {
       response: {
         id: id || 'chatcmpl',
         usage: { requests: 1, ...usage },
-        output: text === '' ? [] : [{ type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text }] }],
+        output: [
+          ...(text === '' ? [] : [{ type: 'message' as const, role: 'assistant' as const, status: 'completed' as const, content: [{ type: 'output_text' as const, text }] }]),
+          ...toolCalls.items(),
+        ],
       },
     };
   }
@@ -100,11 +107,12 @@ export class OpenAICompatibleModel implements Model {
   #post(request: ModelRequest): Promise<http.IncomingMessage> {
     const body = JSON.stringify({
       model: this.#options.model,
-      messages: toMessages(request.systemInstructions, request.input),
+      messages: toChatMessages(request.systemInstructions, request.input),
       stream: true,
       stream_options: { include_usage: true },
       ...(request.modelSettings.maxTokens === undefined ? {} : { max_tokens: request.modelSettings.maxTokens }),
       ...(request.modelSettings.temperature === undefined ? {} : { temperature: request.modelSettings.temperature }),
+      ...toolFields(request),
     });
     return new Promise((resolve, reject) => {
       const outgoing = (this.#url.protocol === 'https:' ? https : http).request(this.#url, {
@@ -141,23 +149,9 @@ export class OpenAICompatibleModel implements Model {
 
 interface ChatCompletionChunk {
   id?: string;
-  choices?: { delta?: { content?: string | null } }[];
+  choices?: { delta?: { content?: string | null; tool_calls?: ToolCallDelta[] } }[];
   usage?: { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number } | null;
   error?: object;
-}
-
-function toMessages(system: string | undefined, input: string | AgentInputItem[]): { role: string; content: string }[] {
-  const messages: { role: string; content: string }[] = system ? [{ role: 'system', content: system }] : [];
-  if (typeof input === 'string') return [...messages, { role: 'user', content: input }];
-  for (const item of input) {
-    if (!('role' in item)) continue;
-    const content =
-      typeof item.content === 'string'
-        ? item.content
-        : item.content.map((part) => ('text' in part && typeof part.text === 'string' ? part.text : '')).join('');
-    messages.push({ role: item.role, content });
-  }
-  return messages;
 }
 
 async function readError(response: http.IncomingMessage): Promise<object | undefined> {

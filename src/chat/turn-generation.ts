@@ -1,10 +1,10 @@
 import { UpstreamError, toChatWaitError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { ConversationStore, TurnOutcome, TurnTimings } from '../store/conversation-store.js';
+import type { ConversationStore, ToolStep, TurnOutcome, TurnTimings } from '../store/conversation-store.js';
 import type { ReplayLog } from '../streams/replay-log.js';
-import type { ChatMessage, ChatModel, TokenUsage } from './chat-model.js';
+import type { ChatMessage, ChatModel, ModelStreamEvent, TokenUsage } from './chat-model.js';
 import { emptyAnswerError } from './upstream-errors.js';
-import { endEventData, errorEventData, tokenEventData } from './wire-events.js';
+import { endEventData, errorEventData, tokenEventData, toolCallEventData, toolResultEventData } from './wire-events.js';
 
 /** How often, at most, a generating turn's answer so far is written to the store. */
 const PROGRESS_INTERVAL_MS = 1000;
@@ -19,6 +19,7 @@ export interface TurnResult {
   usage: TokenUsage | undefined;
   timings: TurnTimings;
   model: string;
+  toolSteps: ToolStep[];
 }
 
 /** Told what each turn does, for metrics; every method is called on the generation's hot path, so keep them cheap. */
@@ -48,6 +49,8 @@ export interface GenerationOptions {
   logger: Logger;
   responseTimeoutMs: number;
   observer?: TurnObserver | undefined;
+  /** Filled with the turn's tool steps as they happen (the turn manager reads it to map token indexes to log positions). */
+  toolSteps?: ToolStep[] | undefined;
 }
 
 /**
@@ -61,8 +64,12 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
   let lastTokenAt = 0;
   observer?.turnStarted();
   const contextIdJson = JSON.stringify(contextId);
-  // One timer covers the wait for the first token and any later stall of the stream.
+  const toolSteps = options.toolSteps ?? [];
+  let toolsRunning = 0;
+  // One timer covers the wait for the first token and any later stall of the stream. Tools have their
+  // own limit (TOOL_TIMEOUT_SECONDS): while one runs the timer lets go, and it starts again when all are done.
   const timeout = setTimeout(() => {
+    if (toolsRunning > 0) return;
     const seconds = Math.round(options.responseTimeoutMs / 100) / 10;
     options.abort(new UpstreamError('UPSTREAM_TIMEOUT', `The model did not answer within ${seconds} seconds. Please try again.`, { retryable: true }));
   }, options.responseTimeoutMs);
@@ -82,12 +89,26 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
     lastTokenAt = now;
     log.append(turnId, tokenEventData(contextIdJson, token, tokens.length));
     tokens.push(token);
-    progress ??= setTimeout(() => {
-      progress = undefined;
-      void options.store.saveProgress(turnId, tokens.join('')).catch((error: unknown) => {
-        logger.warn({ err: error, turn_id: turnId }, 'could not save the progress of a turn');
-      });
-    }, PROGRESS_INTERVAL_MS);
+    progress ??= setTimeout(saveProgress, PROGRESS_INTERVAL_MS);
+  };
+  const saveProgress = () => {
+    progress = undefined;
+    void options.store.saveProgress(turnId, tokens.join(''), toolSteps.length > 0 ? toolSteps : undefined).catch((error: unknown) => {
+      logger.warn({ err: error, turn_id: turnId }, 'could not save the progress of a turn');
+    });
+  };
+  const recordToolEvent = (event: Extract<ModelStreamEvent, { type: 'tool_call' | 'tool_result' }>) => {
+    if (event.type === 'tool_call') {
+      toolsRunning++;
+      log.append(turnId, toolCallEventData(event.callId, event.name, event.arguments));
+      toolSteps.push({ callId: event.callId, name: event.name, arguments: event.arguments, output: null, isError: false, durationMs: null, tokenOffset: tokens.length });
+    } else {
+      log.append(turnId, toolResultEventData(event.callId, event.output, event.isError, event.durationMs));
+      const step = toolSteps.find((candidate) => candidate.callId === event.callId && candidate.output === null);
+      if (step) Object.assign(step, { output: event.output, isError: event.isError, durationMs: event.durationMs });
+      if (--toolsRunning === 0) timeout.refresh();
+    }
+    progress ??= setTimeout(saveProgress, PROGRESS_INTERVAL_MS);
   };
   const timings = (): TurnTimings => ({ ttft_ms: ttftMs, total_ms: round(performance.now() - started) });
   const result = (finishReason: TurnResult['finishReason']): TurnResult => ({
@@ -99,6 +120,7 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
     usage,
     timings: timings(),
     model: model.name,
+    toolSteps: toolSteps.map((step) => ({ ...step })),
   });
 
   try {
@@ -108,9 +130,11 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
           if (event.delta === '') continue;
           timeout.refresh();
           appendToken(event.delta);
-        } else {
+        } else if (event.type === 'done') {
           usage = event.usage;
           modelOutput = event.finalOutput;
+        } else {
+          recordToolEvent(event);
         }
       }
       // A model layer that ended quietly on an abort still ends the turn with the abort's reason.
@@ -158,6 +182,7 @@ async function finish(options: GenerationOptions, result: TurnResult, outcome: P
       usage: result.usage,
       timings: result.timings,
       tokenCount: result.tokenCount,
+      toolSteps: result.toolSteps,
     });
   } catch (error) {
     options.logger.error({ err: error, turn_id: result.turnId }, 'could not store the end of a turn');

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { ChatWaitError, RequestError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { ConversationStore, TurnRecord } from '../store/conversation-store.js';
+import type { ConversationStore, ToolStep, TurnRecord } from '../store/conversation-store.js';
 import type { ReplayLog } from '../streams/replay-log.js';
 import type { ChatMessage, ChatModel } from './chat-model.js';
 import { buildContext, turnsToMessages, type HistoryBudget } from './history.js';
 import { runGeneration, TurnCancelled, type TurnObserver, type TurnResult } from './turn-generation.js';
-import { fromPosition, fromTokenIndex, resyncFromRecord, type WireBatch, type WireEvent } from './turn-reading.js';
+import { fromPosition, fromTokenIndex, resyncFromRecord, tokenPosition, type WireBatch, type WireEvent } from './turn-reading.js';
 
 export type { TurnResult } from './turn-generation.js';
 
@@ -69,6 +69,8 @@ interface ActiveTurn {
   userMessage: string;
   controller: AbortController;
   done: Promise<TurnResult>;
+  /** The tool steps so far, filled by the generation. */
+  toolSteps: ToolStep[];
 }
 
 type Resolution =
@@ -139,8 +141,8 @@ export class TurnManager {
       const turn = await this.#begin(input, resolution.reservation);
       return { ...handleOf(turn), startId: `${turn.turnId}/start`, events: fromPosition(log, turn.turnId, 0, signal) };
     }
-    const { turnId, contextId, model } = resolution.kind === 'active' ? resolution.turn : resolution.record;
-    const startId = lastTokenIndex > 0 ? `${turnId}/${lastTokenIndex - 1}` : `${turnId}/start`;
+    const { turnId, contextId, model, toolSteps } = resolution.kind === 'active' ? resolution.turn : resolution.record;
+    const startId = lastTokenIndex > 0 ? `${turnId}/${tokenPosition(lastTokenIndex - 1, toolSteps)}` : `${turnId}/start`;
     if (resolution.kind === 'ended' && !log.has(turnId)) return { turnId, contextId, model, resumed: true, startId, events: listOf(resyncFromRecord(resolution.record)) };
     return { turnId, contextId, model, resumed: true, startId, events: fromTokenIndex(log, turnId, lastTokenIndex, signal) };
   }
@@ -297,7 +299,8 @@ export class TurnManager {
     });
     log.open(turnId);
     const controller = new AbortController();
-    const turn: ActiveTurn = { turnId, contextId, model: model.name, userMessage: input.message, controller, done: undefined! };
+    const toolSteps: ToolStep[] = [];
+    const turn: ActiveTurn = { turnId, contextId, model: model.name, userMessage: input.message, controller, done: undefined!, toolSteps };
     turn.done = runGeneration({
       turnId,
       contextId,
@@ -310,6 +313,7 @@ export class TurnManager {
       logger: this.#options.logger,
       responseTimeoutMs: this.#options.responseTimeoutMs,
       observer: this.#options.observer,
+      toolSteps,
     }).finally(() => {
       this.#active.delete(turnId);
       if (this.#activeByContext.get(contextId) === turn) this.#activeByContext.delete(contextId);
@@ -340,6 +344,7 @@ function endedHandle(record: TurnRecord): TurnHandle {
           usage: record.usage,
           timings: record.timings ?? { ttft_ms: null, total_ms: 0 },
           model: record.model,
+          toolSteps: record.toolSteps,
         })
       : Promise.reject(
           new ChatWaitError(

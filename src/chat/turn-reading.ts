@@ -1,4 +1,4 @@
-import type { TurnRecord } from '../store/conversation-store.js';
+import type { ToolStep, TurnRecord } from '../store/conversation-store.js';
 import type { LogEntry, ReplayLog } from '../streams/replay-log.js';
 import { endEventData, resyncEventData, type FinishReason } from './wire-events.js';
 
@@ -87,6 +87,16 @@ export async function* fromTokenIndex(log: ReplayLog, turnId: string, n: number,
   if (!passed && last && !signal?.aborted) yield [{ id: `${turnId}/${last.position}`, data: last.data }];
 }
 
+/**
+ * The log position of token `tokenIndex`: its index plus the tool events before it (each step's
+ * `tool_call`, and its `tool_result` once it had one). Without tools the two are equal.
+ */
+export function tokenPosition(tokenIndex: number, toolSteps: readonly ToolStep[]): number {
+  let position = tokenIndex;
+  for (const step of toolSteps) if (step.tokenOffset <= tokenIndex) position += step.output === null ? 1 : 2;
+  return position;
+}
+
 /** `resync` with a stored answer, then its `end`: what a resume gets once the turn has left the replay log. */
 export function resyncFromRecord(record: TurnRecord): WireEvent[] {
   const finishReason: FinishReason = record.status === 'complete' ? 'stop' : record.status === 'streaming' ? 'interrupted' : record.status;
@@ -103,7 +113,8 @@ export function resyncFromRecord(record: TurnRecord): WireEvent[] {
   });
   return [
     { id: `${record.turnId}/resync`, data: resyncEventData(record.turnId, record.answer, tokenCount) },
-    { id: `${record.turnId}/${tokenCount}`, data: end },
+    // The end came after every token and every tool event of the turn.
+    { id: `${record.turnId}/${tokenPosition(tokenCount, record.toolSteps)}`, data: end },
   ];
 }
 

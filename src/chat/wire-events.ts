@@ -17,6 +17,16 @@ export function tokenEventData(contextIdJson: string, token: string, tokenIndex:
   return `{"token":${JSON.stringify(token)},"token_index":${tokenIndex},"context_id":${contextIdJson},"event_type":"token","type":"token"}`;
 }
 
+/** A `tool_call` event: a function call the model asked for, its arguments as the JSON text the model wrote. */
+export function toolCallEventData(callId: string, name: string, args: string): string {
+  return JSON.stringify({ type: 'tool_call', event_type: 'tool_call', call_id: callId, name, arguments: args });
+}
+
+/** A `tool_result` event: what the call gave the model (an "Error: …" text when it failed or timed out) and how long it ran. */
+export function toolResultEventData(callId: string, output: string, isError: boolean, durationMs: number): string {
+  return JSON.stringify({ type: 'tool_result', event_type: 'tool_result', call_id: callId, output, is_error: isError, duration_ms: durationMs });
+}
+
 /** The `end` event with the whole answer. */
 export function endEventData(fields: {
   contextId: string;

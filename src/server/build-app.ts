@@ -7,6 +7,8 @@ import type { Config } from '../config.js';
 import { createChatModel } from '../chat/agent.js';
 import type { ChatModel } from '../chat/chat-model.js';
 import { TurnManager } from '../chat/turn-manager.js';
+import type { ChatTool } from '../chat/tools/chat-tool.js';
+import { createToolSet } from '../chat/tools/tool-set.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics, timedStore, turnObserverFor, type Metrics } from '../observability/metrics.js';
 import type { ConversationStore } from '../store/conversation-store.js';
@@ -50,13 +52,17 @@ export interface BuildAppOptions {
   metrics?: Metrics;
   /** Where the built chat page is (dist/web by default). */
   pageDirectory?: string;
+  /** The tools the model may call, instead of those `TOOLS` and `TOOLS_DIR` choose. */
+  tools?: ReadonlyMap<string, ChatTool>;
 }
 
-/** Builds the HTTP app with every dependency wired explicitly; it does no I/O until it listens. */
+/** Builds the HTTP app with every dependency wired explicitly; besides loading TOOLS_DIR plugins, it does no I/O until it listens. */
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const logger = options.logger ?? createLogger(config);
-  const model = options.model ?? createChatModel(config);
+  const tools = options.model ? undefined : (options.tools ?? (await createToolSet(config)));
+  const model = options.model ?? createChatModel(config, tools);
+  if (tools && tools.size > 0) logger.info({ tools: [...tools.keys()] }, 'tools the model may call');
   const metrics = options.metrics ?? createMetrics();
   const store = timedStore(options.store ?? createConversationStore(config.DATABASE_URL), metrics);
   const replayLog = options.replayLog ?? new MemoryReplayLog();

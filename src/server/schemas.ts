@@ -83,6 +83,32 @@ export const cancelResponseSchema = z.object({ turn_id: z.string(), context_id: 
 /** Token usage as reported in answers. */
 export const usageSchema = z.object({ input_tokens: z.number(), output_tokens: z.number(), total_tokens: z.number() });
 
+/** One tool call of a turn, as the API shows it. */
+export const toolStepSchema = z
+  .object({
+    call_id: z.string(),
+    name: z.string(),
+    arguments: z.string().describe('The arguments as the JSON text the model wrote.'),
+    output: z.string().nullable().describe('What the tool gave the model ("Error: …" when it failed or timed out); null if the turn ended first.'),
+    is_error: z.boolean(),
+    duration_ms: z.number().nullable(),
+    token_offset: z.number().int().describe('How many tokens of the answer came before the call.'),
+  })
+  .describe('A tool the model called while answering.');
+
+/** A stored tool step in the API's field names. */
+export function toToolStepJson(step: { callId: string; name: string; arguments: string; output: string | null; isError: boolean; durationMs: number | null; tokenOffset: number }) {
+  return {
+    call_id: step.callId,
+    name: step.name,
+    arguments: step.arguments,
+    output: step.output,
+    is_error: step.isError,
+    duration_ms: step.durationMs,
+    token_offset: step.tokenOffset,
+  };
+}
+
 /** Response of `POST /api/v1/chat/wait`. */
 export const waitResponseSchema = z.object({
   message: z.string().describe('The whole answer.'),
@@ -93,6 +119,7 @@ export const waitResponseSchema = z.object({
   turn_id: z.string(),
   usage: usageSchema.optional(),
   model: z.string(),
+  tool_steps: z.array(toolStepSchema).optional().describe('The tools the model called, when it called any.'),
 });
 
 /** Every error response. */

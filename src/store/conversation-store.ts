@@ -9,6 +9,20 @@ export interface TurnTimings {
   total_ms: number;
 }
 
+/** One tool call of a turn and its outcome, in the order the model made them. */
+export interface ToolStep {
+  callId: string;
+  name: string;
+  /** The arguments as the JSON text the model wrote. */
+  arguments: string;
+  /** What the tool gave the model; null while it runs, or when the turn ended before it finished. */
+  output: string | null;
+  isError: boolean;
+  durationMs: number | null;
+  /** How many tokens of the answer came before the call (so a token's log position can be found). */
+  tokenOffset: number;
+}
+
 /** One exchange of a conversation: the user's message and the assistant's answer. */
 export interface TurnRecord {
   turnId: string;
@@ -25,6 +39,8 @@ export interface TurnRecord {
   clientMessageId: string | undefined;
   /** How many token events the answer was streamed as (0 until the turn ends). */
   tokenCount: number;
+  /** The tools the model called while answering (empty for most turns). */
+  toolSteps: ToolStep[];
 }
 
 /** A conversation without its turns, as listed. */
@@ -53,15 +69,15 @@ export interface ConversationPage {
 /** What a new turn starts with; `owner` is used when the turn creates its conversation. */
 export type NewTurn = Pick<TurnRecord, 'turnId' | 'contextId' | 'userMessage' | 'model' | 'clientMessageId'> & { owner: string | null };
 
-/** How a turn ended. */
-export type TurnOutcome = Pick<TurnRecord, 'status' | 'answer' | 'usage' | 'timings' | 'errorCode' | 'tokenCount'>;
+/** How a turn ended; `toolSteps` left out means none. */
+export type TurnOutcome = Pick<TurnRecord, 'status' | 'answer' | 'usage' | 'timings' | 'errorCode' | 'tokenCount'> & { toolSteps?: readonly ToolStep[] | undefined };
 
 /** The conversations store: memory, SQLite and (later) PostgreSQL behind one interface and one contract suite. */
 export interface ConversationStore {
   /** Records a turn as `streaming`, creating its conversation (titled from the message) if it is new. */
   startTurn(turn: NewTurn): Promise<TurnRecord>;
-  /** Saves the answer so far of a generating turn (called in batches, never once per token). */
-  saveProgress(turnId: string, answer: string): Promise<void>;
+  /** Saves the answer so far of a generating turn, and its tool steps when it has some (called in batches, never once per token). */
+  saveProgress(turnId: string, answer: string, toolSteps?: readonly ToolStep[]): Promise<void>;
   /** Records how a turn ended and its whole answer. */
   finishTurn(turnId: string, outcome: TurnOutcome): Promise<void>;
   getTurn(turnId: string): Promise<TurnRecord | undefined>;

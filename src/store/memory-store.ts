@@ -9,6 +9,7 @@ import {
   type ConversationSummary,
   type NewTurn,
   type TurnOutcome,
+  type ToolStep,
   type TurnRecord,
 } from './conversation-store.js';
 
@@ -45,40 +46,44 @@ export class MemoryConversationStore implements ConversationStore {
       timings: undefined,
       errorCode: undefined,
       tokenCount: 0,
+      toolSteps: [],
     };
     conversation.turns.push(record);
     conversation.updatedAt = now;
     this.#turns.set(turn.turnId, record);
-    return { ...record };
+    return copyTurn(record);
   }
 
-  async saveProgress(turnId: string, answer: string): Promise<void> {
+  async saveProgress(turnId: string, answer: string, toolSteps?: readonly ToolStep[]): Promise<void> {
     const record = this.#turns.get(turnId);
-    if (record && record.status === 'streaming') record.answer = answer;
+    if (!record || record.status !== 'streaming') return;
+    record.answer = answer;
+    if (toolSteps) record.toolSteps = copySteps(toolSteps);
   }
 
   async finishTurn(turnId: string, outcome: TurnOutcome): Promise<void> {
     const record = this.#turns.get(turnId);
     if (!record) return;
     const now = this.#now();
-    Object.assign(record, outcome, { finishedAt: now });
+    const { toolSteps, ...fields } = outcome;
+    Object.assign(record, fields, { finishedAt: now, toolSteps: copySteps(toolSteps ?? record.toolSteps) });
     const conversation = this.#conversations.get(record.contextId);
     if (conversation) conversation.updatedAt = now;
   }
 
   async getTurn(turnId: string): Promise<TurnRecord | undefined> {
     const record = this.#turns.get(turnId);
-    return record && { ...record };
+    return record && copyTurn(record);
   }
 
   async findTurnByClientMessageId(contextId: string, clientMessageId: string): Promise<TurnRecord | undefined> {
     const record = this.#conversations.get(contextId)?.turns.find((turn) => turn.clientMessageId === clientMessageId);
-    return record && { ...record };
+    return record && copyTurn(record);
   }
 
   async latestTurn(contextId: string): Promise<TurnRecord | undefined> {
     const record = this.#conversations.get(contextId)?.turns.at(-1);
-    return record && { ...record };
+    return record && copyTurn(record);
   }
 
   async conversationOwner(contextId: string): Promise<string | null | undefined> {
@@ -87,7 +92,7 @@ export class MemoryConversationStore implements ConversationStore {
 
   async getConversation(contextId: string): Promise<ConversationRecord | undefined> {
     const conversation = this.#conversations.get(contextId);
-    return conversation && { ...summarize(conversation), turns: conversation.turns.map((turn) => ({ ...turn })) };
+    return conversation && { ...summarize(conversation), turns: conversation.turns.map(copyTurn) };
   }
 
   async listConversations(options: { owner: string | null; limit: number; cursor?: string | undefined }): Promise<ConversationPage> {
@@ -137,6 +142,15 @@ export class MemoryConversationStore implements ConversationStore {
     this.#clock = Math.max(Date.now(), this.#clock + 1);
     return new Date(this.#clock);
   }
+}
+
+/** Readers get copies, so nothing they do changes the store (and a generation's live step list is never shared). */
+function copyTurn(turn: TurnRecord): TurnRecord {
+  return { ...turn, toolSteps: copySteps(turn.toolSteps) };
+}
+
+function copySteps(steps: readonly ToolStep[]): ToolStep[] {
+  return steps.map((step) => ({ ...step }));
 }
 
 function summarize(conversation: StoredConversation): ConversationSummary {

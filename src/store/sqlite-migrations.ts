@@ -32,6 +32,8 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE conversations ADD COLUMN owner TEXT;
    DROP INDEX conversations_by_activity;
    CREATE INDEX conversations_by_owner_activity ON conversations (owner, updated_at DESC, context_id DESC);`,
+  // 3: the tools a turn called, as a JSON list of steps (NULL when it called none).
+  `ALTER TABLE turns ADD COLUMN tool_steps TEXT;`,
 ];
 
 /** Brings a database up to the latest schema; returns the version it ends at. */

@@ -10,6 +10,7 @@ import {
   type ConversationStore,
   type ConversationSummary,
   type NewTurn,
+  type ToolStep,
   type TurnOutcome,
   type TurnRecord,
   type TurnStatus,
@@ -30,6 +31,7 @@ interface TurnRow {
   error_code: string | null;
   client_message_id: string | null;
   token_count: number;
+  tool_steps: string | null;
 }
 
 interface ConversationRow {
@@ -69,8 +71,9 @@ export class SqliteConversationStore implements ConversationStore {
       insertTurn: prepare(`INSERT INTO turns (turn_id, context_id, sequence, user_message, status, model, created_at, client_message_id)
         VALUES (?, ?, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM turns WHERE context_id = ?), ?, 'streaming', ?, ?, ?)`),
       saveProgress: prepare("UPDATE turns SET answer = ? WHERE turn_id = ? AND status = 'streaming'"),
+      saveProgressWithSteps: prepare("UPDATE turns SET answer = ?, tool_steps = ? WHERE turn_id = ? AND status = 'streaming'"),
       finishTurn: prepare(
-        'UPDATE turns SET status = ?, answer = ?, usage = ?, timings = ?, error_code = ?, token_count = ?, finished_at = ? WHERE turn_id = ?',
+        'UPDATE turns SET status = ?, answer = ?, usage = ?, timings = ?, error_code = ?, token_count = ?, finished_at = ?, tool_steps = COALESCE(?, tool_steps) WHERE turn_id = ?',
       ),
       touchConversation: prepare('UPDATE conversations SET updated_at = ? WHERE context_id = (SELECT context_id FROM turns WHERE turn_id = ?)'),
       getTurn: prepare('SELECT * FROM turns WHERE turn_id = ?'),
@@ -97,11 +100,14 @@ export class SqliteConversationStore implements ConversationStore {
       this.#statements.insertTurn!.run(turn.turnId, turn.contextId, turn.contextId, turn.userMessage, turn.model, now, turn.clientMessageId ?? null);
     });
     const { owner: _owner, ...fields } = turn;
-    return { ...fields, answer: '', status: 'streaming', createdAt: new Date(now), finishedAt: undefined, usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 0 };
+    return { ...fields, answer: '', status: 'streaming', createdAt: new Date(now), finishedAt: undefined, usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 0, toolSteps: [] };
   }
 
-  async saveProgress(turnId: string, answer: string): Promise<void> {
-    await this.#write(() => this.#statements.saveProgress!.run(answer, turnId));
+  async saveProgress(turnId: string, answer: string, toolSteps?: readonly ToolStep[]): Promise<void> {
+    const steps = toolSteps && toolSteps.length > 0 ? JSON.stringify(toolSteps) : undefined;
+    await this.#write(() =>
+      steps === undefined ? this.#statements.saveProgress!.run(answer, turnId) : this.#statements.saveProgressWithSteps!.run(answer, steps, turnId),
+    );
   }
 
   async finishTurn(turnId: string, outcome: TurnOutcome): Promise<void> {
@@ -115,6 +121,7 @@ export class SqliteConversationStore implements ConversationStore {
         outcome.errorCode ?? null,
         outcome.tokenCount,
         now,
+        outcome.toolSteps && outcome.toolSteps.length > 0 ? JSON.stringify(outcome.toolSteps) : null,
         turnId,
       );
       this.#statements.touchConversation!.run(now, turnId);
@@ -248,6 +255,7 @@ function toTurn(row: TurnRow): TurnRecord {
     errorCode: row.error_code ?? undefined,
     clientMessageId: row.client_message_id ?? undefined,
     tokenCount: row.token_count,
+    toolSteps: row.tool_steps === null ? [] : (JSON.parse(row.tool_steps) as ToolStep[]),
   };
 }
 

@@ -12,7 +12,20 @@ export type FakeReply =
   /** A well-formed stream with no content at all. */
   | { kind: 'empty' }
   /** Sends these deltas (maybe none), then never another byte. */
-  | { kind: 'hang'; tokens?: string[] };
+  | { kind: 'hang'; tokens?: string[] }
+  /**
+   * Streams `tokens` (maybe none), then these tool calls as `tool_calls` deltas: the first chunk of
+   * each carries its index, id and name, the next ones its arguments piece by piece; with
+   * `interleave`, the pieces of parallel calls alternate. Ends with finish_reason "tool_calls".
+   */
+  | { kind: 'tool_calls'; tokens?: string[]; calls: FakeToolCall[]; interleave?: boolean; delayMs?: number };
+
+/** One tool call the fake model makes, its arguments split into the pieces it streams them as. */
+export interface FakeToolCall {
+  id: string;
+  name: string;
+  arguments: string[];
+}
 
 /** One request the fake received. */
 export interface RecordedRequest {
@@ -22,7 +35,9 @@ export interface RecordedRequest {
     model?: string;
     stream?: boolean;
     max_tokens?: number;
-    messages?: { role: string; content: unknown }[];
+    messages?: { role: string; content: unknown; tool_calls?: unknown[]; tool_call_id?: string }[];
+    tools?: { type: string; function: { name: string; description?: string; parameters?: unknown; strict?: boolean } }[];
+    tool_choice?: unknown;
     [key: string]: unknown;
   };
 }
@@ -59,6 +74,25 @@ function usageChunk(id: string, model: string, completionTokens: number): string
     usage: { prompt_tokens: 11, completion_tokens: completionTokens, total_tokens: 11 + completionTokens },
   };
   return `data: ${JSON.stringify(payload)}\n\n`;
+}
+
+async function streamToolCalls(response: http.ServerResponse, id: string, model: string, reply: Extract<FakeReply, { kind: 'tool_calls' }>): Promise<void> {
+  const pause = () => (reply.delayMs ? new Promise((resolve) => setTimeout(resolve, reply.delayMs)) : Promise.resolve());
+  const pieces: { index: number; delta: Record<string, unknown> }[][] = reply.calls.map((call, index) => [
+    { index, delta: { index, id: call.id, type: 'function', function: { name: call.name, arguments: '' } } },
+    ...call.arguments.map((part) => ({ index, delta: { index, function: { arguments: part } } })),
+  ]);
+  const order = reply.interleave
+    ? Array.from({ length: Math.max(...pieces.map((list) => list.length)) }, (_, step) => pieces.map((list) => list[step]).filter((piece) => piece !== undefined)).flat()
+    : pieces.flat();
+  for (const piece of order) {
+    await pause();
+    if (response.destroyed) return;
+    response.write(chunk(id, model, { tool_calls: [piece.delta] }));
+  }
+  response.write(chunk(id, model, {}, 'tool_calls'));
+  response.write(usageChunk(id, model, reply.calls.length * 5));
+  response.end('data: [DONE]\n\n');
 }
 
 /** Starts the fake on a free loopback port. */
@@ -106,9 +140,13 @@ export async function startFakeOpenAI(): Promise<FakeOpenAIServer> {
     response.write(chunk(id, model, { role: 'assistant', content: '' }));
     const tokens = reply.kind === 'empty' ? [] : (reply.tokens ?? []);
     for (const token of tokens) {
-      if (reply.kind === 'stream' && reply.delayMs) await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
+      if ((reply.kind === 'stream' || reply.kind === 'tool_calls') && reply.delayMs) await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
       if (response.destroyed) return;
       response.write(chunk(id, model, { content: token }));
+    }
+    if (reply.kind === 'tool_calls') {
+      await streamToolCalls(response, id, model, reply);
+      return;
     }
     if (reply.kind === 'broken') {
       // Let the deltas leave before the connection dies mid-answer.

@@ -15,6 +15,16 @@ export interface ConversationSummary {
   turn_count: number;
 }
 
+/** A tool the model called, as the API returns it with a turn. */
+export interface StoredToolStep {
+  call_id: string;
+  name: string;
+  arguments: string;
+  output: string | null;
+  is_error: boolean;
+  duration_ms: number | null;
+}
+
 /** A stored turn. */
 export interface StoredTurn {
   turn_id: string;
@@ -25,6 +35,7 @@ export interface StoredTurn {
   token_count: number;
   timings: { ttft_ms: number | null; total_ms: number } | null;
   error_code: string | null;
+  tool_steps?: StoredToolStep[];
 }
 
 /** A conversation with its turns. */
@@ -41,6 +52,7 @@ export interface WaitAnswer {
   processing_time_ms: number;
   turn_id: string;
   model: string;
+  tool_steps?: StoredToolStep[];
 }
 
 /** An error the API answered with, or a network failure (status 0). */

@@ -8,6 +8,16 @@ export interface AnswerDetails {
   tokenCount: number;
 }
 
+/** A tool the model called while answering: running until `output` arrives. */
+export interface ToolStepView {
+  callId: string;
+  name: string;
+  arguments: string;
+  output?: string;
+  isError: boolean;
+  durationMs?: number;
+}
+
 /** One bubble of the conversation. */
 export interface ChatMessage {
   id: string;
@@ -21,6 +31,8 @@ export interface ChatMessage {
   error?: ApiError;
   reconnecting?: boolean;
   details?: AnswerDetails;
+  /** Tools called for this answer, in order. */
+  steps?: ToolStepView[];
 }
 
 /** Tokens per second of an answer, from its timings. */

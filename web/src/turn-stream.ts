@@ -24,6 +24,10 @@ export interface TurnStreamHandlers {
   onStart(event: StartEvent): void;
   /** A token the page does not have yet (duplicates after a resume are filtered out here). */
   onToken(token: string, index: number): void;
+  /** A tool call the model made (the same call_id may come again after a resume; keep the first). */
+  onToolCall(step: { callId: string; name: string; arguments: string }): void;
+  /** A tool call's outcome. */
+  onToolResult(result: { callId: string; output: string; isError: boolean; durationMs: number }): void;
   /** The whole stored answer, when the turn had left the replay log. */
   onResync(finalOutput: string): void;
   onEnd(event: EndEvent): void;
@@ -78,6 +82,16 @@ export async function followTurn(request: TurnStreamRequest, handlers: TurnStrea
               nextIndex++;
             }
             break;
+          case 'tool_call': {
+            const call = data as unknown as { call_id: string; name: string; arguments: string };
+            handlers.onToolCall({ callId: call.call_id, name: call.name, arguments: call.arguments });
+            break;
+          }
+          case 'tool_result': {
+            const result = data as unknown as { call_id: string; output: string; is_error: boolean; duration_ms: number };
+            handlers.onToolResult({ callId: result.call_id, output: result.output, isError: result.is_error, durationMs: result.duration_ms });
+            break;
+          }
           case 'resync':
             handlers.onResync((data as unknown as { final_output: string }).final_output);
             break;

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, ApiError, type StoredTurn } from './api';
 import type { ChatMessage } from './chat-types';
+import { stepsFromStored, withToolCall, withToolResult } from './tool-steps';
 import { followTurn, type TurnStreamRequest } from './turn-stream';
 
 /** What the chat view needs: the messages, and the actions on them. */
@@ -88,6 +89,8 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity, on
               appendText(messageId, text, token);
               text += token;
             },
+            onToolCall: (call) => update(messageId, (message) => ({ steps: withToolCall(message.steps, call) })),
+            onToolResult: (result) => update(messageId, (message) => ({ steps: withToolResult(message.steps, result) })),
             onResync: (finalOutput) => {
               text = finalOutput;
               pending.current.set(messageId, finalOutput);
@@ -138,6 +141,7 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity, on
             text: answer.message,
             turnId: answer.turn_id,
             status: answer.finish_reason === 'cancelled' ? 'cancelled' : 'done',
+            steps: stepsFromStored(answer.tool_steps),
             details: { model: answer.model, ttftMs: null, totalMs: answer.processing_time_ms, tokenCount: answer.token_count },
           });
           break;
@@ -194,7 +198,7 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity, on
     (messageId: string) => {
       const message = messages.find((candidate) => candidate.id === messageId);
       if (!message?.prompt || running.current) return;
-      update(messageId, { text: '', status: 'waiting', error: undefined, details: undefined, turnId: undefined });
+      update(messageId, { text: '', status: 'waiting', error: undefined, details: undefined, turnId: undefined, steps: undefined });
       start(message.prompt, messageId);
     },
     [messages, start, update],
@@ -291,6 +295,7 @@ function toMessages(turn: StoredTurn): ChatMessage[] {
       status,
       turnId: turn.turn_id,
       prompt: turn.user_message,
+      steps: stepsFromStored(turn.tool_steps),
       ...(turn.status === 'error' || turn.status === 'interrupted'
         ? { error: new ApiError(502, turn.error_code ?? 'UPSTREAM_ERROR', 'This answer did not finish. Retry to ask again.') }
         : {}),

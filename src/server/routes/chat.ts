@@ -11,6 +11,7 @@ import {
   turnParamsSchema,
   streamingBodySchema,
   streamingQuerySchema,
+  toToolStepJson,
   waitRequestSchema,
   waitResponseSchema,
 } from '../schemas.js';
@@ -35,7 +36,7 @@ export interface StreamObserver {
 const sseResponse = {
   200: {
     description:
-      'A text/event-stream of `start`, `token` … `end` (or `error`) events, each an `id:` line and one `data:` line of JSON.',
+      'A text/event-stream of `start`, `token` … `end` (or `error`) events, each an `id:` line and one `data:` line of JSON; `tool_call` and `tool_result` events come between tokens when the model uses tools.',
     content: { 'text/event-stream': { schema: z.string() } },
   },
   ...chatErrorResponses,
@@ -74,6 +75,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
         turn_id: result.turnId,
         ...(result.usage ? { usage: result.usage } : {}),
         model: result.model,
+        ...(result.toolSteps.length > 0 ? { tool_steps: result.toolSteps.map(toToolStepJson) } : {}),
       };
     },
   );

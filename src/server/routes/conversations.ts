@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { TurnManager } from '../../chat/turn-manager.js';
 import { RequestError } from '../../errors.js';
 import type { ConversationStore, ConversationSummary, TurnRecord } from '../../store/conversation-store.js';
-import { chatErrorResponses, conversationParamsSchema, usageSchema } from '../schemas.js';
+import { chatErrorResponses, conversationParamsSchema, toToolStepJson, toolStepSchema, usageSchema } from '../schemas.js';
 
 /** Options of the conversation routes. */
 export interface ConversationRoutesOptions {
@@ -31,6 +31,7 @@ const turnSchema = z.object({
   usage: usageSchema.nullable(),
   timings: z.object({ ttft_ms: z.number().nullable(), total_ms: z.number() }).nullable(),
   error_code: z.string().nullable(),
+  tool_steps: z.array(toolStepSchema).describe('The tools the model called while answering, in order (empty for most turns).'),
 });
 
 const listQuerySchema = z.object({
@@ -141,5 +142,6 @@ function toTurnJson(turn: TurnRecord) {
     usage: turn.usage ?? null,
     timings: turn.timings ?? null,
     error_code: turn.errorCode ?? null,
+    tool_steps: turn.toolSteps.map(toToolStepJson),
   };
 }

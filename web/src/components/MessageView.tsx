@@ -1,6 +1,7 @@
 import { useState } from 'react';
 import { tokensPerSecond, type ChatMessage } from '../chat-types';
 import { Markdown } from './Markdown';
+import { ToolSteps } from './ToolSteps';
 
 /** Options of one message bubble. */
 interface MessageViewProps {
@@ -32,6 +33,7 @@ export function MessageView({ message, isLast, onRetry, onRegenerate, busy }: Me
   return (
     <div className="message message-assistant" data-testid="assistant-message" data-status={message.status} aria-busy={streaming}>
       <div className="bubble">
+        {message.steps && message.steps.length > 0 && <ToolSteps steps={message.steps} />}
         {message.status === 'waiting' && message.text === '' ? (
           <span className="typing" role="status" aria-label="The assistant is typing">
             <span />
