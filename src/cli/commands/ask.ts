@@ -4,7 +4,7 @@ import { createAnswerView } from '../answer-view.js';
 import { GLOBAL_OPTIONS_HELP, parseCommandArguments, resolveConnection } from '../cli-options.js';
 import type { CommandContext } from '../command.js';
 import { followTurn, waitForAnswer, type EndEvent } from '../turn-follower.js';
-import { cancelRunningTurn, validateContextId } from './turn-control.js';
+import { cancelRunningTurn, STOP_NOTE, STOP_NOTE_DELAY_MS, validateContextId } from './turn-control.js';
 
 const OPTIONS = {
   wait: { type: 'boolean' },
@@ -48,6 +48,7 @@ export async function runAsk({ args, env, terminal, stdin }: CommandContext): Pr
   const quit = new AbortController();
   let stopRequested = false;
   let turnId: string | undefined;
+  let noteTimer: NodeJS.Timeout | undefined;
   const stop = () => {
     if (turnId) void client.cancelTurn(turnId).catch((error: unknown) => err.line(err.style.red(`chatwait: could not stop the answer: ${String(error)}`)));
   };
@@ -57,8 +58,8 @@ export async function runAsk({ args, env, terminal, stdin }: CommandContext): Pr
       return;
     }
     stopRequested = true;
-    err.line(err.style.dim('stopping the answer… (Ctrl+C again to quit)'));
     stop();
+    noteTimer = setTimeout(() => err.line(err.style.dim(STOP_NOTE)), STOP_NOTE_DELAY_MS);
   };
   process.on('SIGINT', onInterrupt);
   try {
@@ -97,6 +98,7 @@ export async function runAsk({ args, env, terminal, stdin }: CommandContext): Pr
     if (error instanceof CliError) out.endLine();
     throw error;
   } finally {
+    clearTimeout(noteTimer);
     process.off('SIGINT', onInterrupt);
   }
 }

@@ -5,7 +5,7 @@ import { createAnswerView, describeError } from '../answer-view.js';
 import { GLOBAL_OPTIONS_HELP, parseCommandArguments, resolveConnection } from '../cli-options.js';
 import type { CommandContext } from '../command.js';
 import { followTurn } from '../turn-follower.js';
-import { validateContextId } from './turn-control.js';
+import { STOP_NOTE, STOP_NOTE_DELAY_MS, validateContextId } from './turn-control.js';
 
 const OPTIONS = { context: { type: 'string', short: 'c' } } as const;
 
@@ -34,6 +34,7 @@ interface RunningAnswer {
   controller: AbortController;
   turnId?: string;
   stopRequested: boolean;
+  noteTimer?: NodeJS.Timeout;
 }
 
 /** `chatwait chat`: an interactive, streamed chat. */
@@ -85,7 +86,8 @@ export async function runChat({ args, env, terminal, stdin }: CommandContext): P
   const send = async (message: string) => {
     const answer: RunningAnswer = { controller: new AbortController(), stopRequested: false };
     current = answer;
-    const view = createAnswerView(out, out);
+    // On a terminal, notes (tool steps, reconnects) go with the answer; piped, stdout holds only answers.
+    const view = createAnswerView(out, interactive ? out : err);
     try {
       const end = await followTurn(
         client,
@@ -112,6 +114,7 @@ export async function runChat({ args, env, terminal, stdin }: CommandContext): P
       out.endLine();
       err.line(err.style.red(error instanceof CliError ? describeError(error) : String(error)));
     } finally {
+      clearTimeout(answer.noteTimer);
       current = undefined;
       if (interactive) out.write('\n');
     }
@@ -158,8 +161,15 @@ export async function runChat({ args, env, terminal, stdin }: CommandContext): P
       out.endLine();
       return finish(EXIT_CODES.INTERRUPTED);
     }
-    current.stopRequested = true;
-    stop(current);
+    const answer = current;
+    answer.stopRequested = true;
+    stop(answer);
+    // A stop usually ends the answer at once; only a slow one gets a note (which would break the answer's line).
+    answer.noteTimer = setTimeout(() => {
+      if (current !== answer) return;
+      if (err.isTTY && out.isTTY) out.endLine();
+      err.line(err.style.dim(STOP_NOTE));
+    }, STOP_NOTE_DELAY_MS);
   };
 
   lines.on('line', (line) => {

@@ -1,5 +1,10 @@
 import { UsageError, type ApiClient } from '../api-client.js';
 
+/** What a first Ctrl+C says when the answer has not stopped within STOP_NOTE_DELAY_MS. */
+export const STOP_NOTE = 'stopping the answer… (Ctrl+C again to quit)';
+/** How long a stop may take before the note appears (a quick stop needs none, and a note would break the answer's line). */
+export const STOP_NOTE_DELAY_MS = 1000;
+
 const CONTEXT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Checks a --context value against the API's rule (1 to 128 of A-Z a-z 0-9 . _ : -). */
