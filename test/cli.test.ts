@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTamperingProxy, startTcpProxy } from './support/cutting-proxy.js';
-import { closedPort, printed, runCli, startCli } from './support/run-cli.js';
+import { CLI_MAIN, closedPort, printed, runCli, startCli } from './support/run-cli.js';
 import { getJson, startTestServer, type TestServer } from './support/test-server.js';
 
 // The `chatwait` command run for real (node dist/cli/main.js) against a listening server.
@@ -298,6 +299,23 @@ describe('chatwait against a server with API keys', () => {
     expect(JSON.parse(otherKey.stdout).conversations).toEqual([]);
     expect((await runCli(['health', ...at(keyed.url)])).code).toBe(0);
     expect((await runCli(['smoke', ...at(keyed.url), '--api-key', 'cli-test-key-two'])).code).toBe(0);
+  });
+});
+
+describe('the README', () => {
+  it("runs its chatwait examples as written (all but the interactive chat and other servers')", async () => {
+    const readme = readFileSync(resolve(import.meta.dirname, '../README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Terminal client'), readme.indexOf('\n## ', readme.indexOf('## Terminal client') + 1));
+    const lines = [...section.matchAll(/```bash\n([\s\S]*?)```/g)]
+      .flatMap((block) => block[1]!.split('\n'))
+      .filter((line) => line.includes('npx chatwait ') && !line.includes('npx chatwait chat') && !line.startsWith('CHATWAIT_URL='));
+    const runnable = lines.filter((line) => !line.includes('| jq') || spawnSync('jq', ['--version']).status === 0);
+    expect(runnable.length).toBeGreaterThanOrEqual(8);
+    for (const line of runnable) {
+      const command = line.replaceAll('npx chatwait', `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI_MAIN)}`);
+      const { code, stderr } = await runCli(['-c', command], { env: { CHATWAIT_URL: server.url }, executable: 'bash' });
+      expect(code, `${line}\n${stderr}`).toBe(0);
+    }
   });
 });
 

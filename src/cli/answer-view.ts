@@ -1,4 +1,4 @@
-import { ApiError, ConnectionError, type CliError } from './api-client.js';
+import { ApiError, type CliError } from './api-client.js';
 import { oneLine, type OutputStream } from './terminal.js';
 import type { TurnHandlers } from './turn-follower.js';
 
@@ -53,9 +53,4 @@ export function describeError(error: CliError): string {
   if (error.errorCode === 'UNAUTHORIZED') text += ' (pass the key with --api-key or CHATWAIT_API_KEY)';
   if (error.requestId) text += ` [request ${error.requestId}]`;
   return text;
-}
-
-/** Whether an error means the server is not there at all. */
-export function isUnreachable(error: unknown): boolean {
-  return error instanceof ConnectionError && error.refused;
 }

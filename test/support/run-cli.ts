@@ -21,9 +21,15 @@ export function cliEnv(env: Record<string, string> = {}): Record<string, string>
   return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env };
 }
 
-/** Starts `node dist/cli/main.js …args` (or another script) with a clean environment plus `env`. */
-export function startCli(args: string[], env: Record<string, string> = {}, script = CLI_MAIN): CliProcess {
-  const child = spawn(process.execPath, [script, ...args], { env: cliEnv(env) });
+/** How to start the client: `node <script>` by default, or another executable given the arguments as they are. */
+export interface StartOptions {
+  script?: string;
+  executable?: string;
+}
+
+/** Starts `node dist/cli/main.js …args` (or another script or executable) with a clean environment plus `env`. */
+export function startCli(args: string[], env: Record<string, string> = {}, { script = CLI_MAIN, executable }: StartOptions = {}): CliProcess {
+  const child = executable ? spawn(executable, args, { env: cliEnv(env) }) : spawn(process.execPath, [script, ...args], { env: cliEnv(env) });
   let stdout = '';
   let stderr = '';
   const waiters = new Set<() => void>();
@@ -57,8 +63,8 @@ export function startCli(args: string[], env: Record<string, string> = {}, scrip
 }
 
 /** Runs `chatwait …args` to the end, with `input` on stdin; resolves with its exit code and output. */
-export async function runCli(args: string[], options: { env?: Record<string, string>; input?: string; script?: string } = {}) {
-  const cli = startCli(args, options.env, options.script);
+export async function runCli(args: string[], options: StartOptions & { env?: Record<string, string>; input?: string } = {}) {
+  const cli = startCli(args, options.env, options);
   cli.child.stdin.end(options.input ?? '');
   const code = await cli.exited;
   return { code, stdout: cli.stdout(), stderr: cli.stderr() };
