@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -192,6 +194,55 @@ describe('chatwait ask', () => {
     const unreachable = await runCli(['ask', ...at(`http://127.0.0.1:${await closedPort()}`), 'hello']);
     expect(unreachable.code).toBe(3);
     expect(unreachable.stderr).toContain('Cannot reach the server');
+  });
+});
+
+/**
+ * A stand-in server streaming a scripted turn with tool activity, which breaks the first connection
+ * after the tool's result, as the contract allows tool events between tokens.
+ */
+async function startToolServer() {
+  const turn = 'tool-turn';
+  const events = [
+    { token: 'The weather', token_index: 0, type: 'token' },
+    { type: 'tool_call', call_id: 'c1', name: 'get_weather', arguments: '{"city":"Paris"}' },
+    { type: 'tool_result', call_id: 'c1', output: '18 °C, sunny' },
+    { token: ' is sunny.', token_index: 1, type: 'token' },
+    { type: 'end', turn_id: turn, context_id: 'tools', final_output: 'The weather is sunny.', token_count: 2, finish_reason: 'stop' },
+  ];
+  const lastEventIds: (string | undefined)[] = [];
+  const fake = http.createServer((request, response) => {
+    const lastEventId = request.headers['last-event-id'] as string | undefined;
+    lastEventIds.push(lastEventId);
+    response.writeHead(200, { 'content-type': 'text/event-stream' });
+    const start = { type: 'start', context_id: 'tools', turn_id: turn, resumed: lastEventId !== undefined, model: 'fake' };
+    response.write(`id: ${lastEventId ?? `${turn}/start`}\ndata: ${JSON.stringify(start)}\n\n`);
+    const from = lastEventId ? Number(lastEventId.split('/')[1]) + 1 : 0;
+    for (let position = from; position < events.length; position++) {
+      response.write(`id: ${turn}/${position}\ndata: ${JSON.stringify(events[position])}\n\n`);
+      if (!lastEventId && position === 2) return void setTimeout(() => response.destroy(), 20);
+    }
+    response.end();
+  });
+  await new Promise<void>((done) => fake.listen(0, '127.0.0.1', done));
+  return { url: `http://127.0.0.1:${(fake.address() as AddressInfo).port}`, lastEventIds, close: () => new Promise((done) => fake.close(done)) };
+}
+
+describe('chatwait ask with tool activity', () => {
+  it('shows tool calls and results as step lines on stderr and resumes after them by position', async () => {
+    const tools = await startToolServer();
+    try {
+      const { code, stdout, stderr } = await runCli(['ask', ...at(tools.url), 'weather in Paris?']);
+      expect(code, stderr).toBe(0);
+      expect(stdout).toBe('The weather is sunny.\n');
+      expect(stderr).toContain('⚙ get_weather({"city":"Paris"})\n  ↳ 18 °C, sunny\n');
+      expect(stderr).toContain('connection lost');
+      expect(tools.lastEventIds).toEqual([undefined, 'tool-turn/2']);
+      const json = await runCli(['ask', ...at(tools.url), '--json', 'weather in Paris?']);
+      expect(json.stdout.trimEnd().split('\n').map((line) => JSON.parse(line).type)).toEqual(['start', 'token', 'tool_call', 'tool_result', 'token', 'end']);
+    } finally {
+      await tools.close();
+    }
   });
 });
 
