@@ -1,0 +1,94 @@
+import type { Writable } from 'node:stream';
+
+/** ANSI styles, or identity functions when colours are off. */
+export interface Styles {
+  enabled: boolean;
+  bold(text: string): string;
+  dim(text: string): string;
+  red(text: string): string;
+  green(text: string): string;
+  yellow(text: string): string;
+  cyan(text: string): string;
+}
+
+/** A stream the client writes to, with its styles and whether the last character written ended a line. */
+export interface OutputStream {
+  stream: Writable;
+  isTTY: boolean;
+  style: Styles;
+  /** True when nothing was written yet or the last text written ended with a newline. */
+  atLineStart: boolean;
+  write(text: string): void;
+  /** Writes a whole line, first ending a line left open. */
+  line(text: string): void;
+  /** Ends a line left open, if any. */
+  endLine(): void;
+}
+
+/** Where the client writes: stdout for answers and results, stderr for everything else. */
+export interface Terminal {
+  out: OutputStream;
+  err: OutputStream;
+}
+
+function style(enabled: boolean, open: number, close: number): (text: string) => string {
+  return enabled ? (text) => `\u001b[${open}m${text}\u001b[${close}m` : (text) => text;
+}
+
+/** Styles for a stream: colours only on a terminal, never with NO_COLOR set (https://no-color.org) or TERM=dumb. */
+export function createStyles(isTTY: boolean, env: NodeJS.ProcessEnv): Styles {
+  const enabled = isTTY && !(env.NO_COLOR !== undefined && env.NO_COLOR !== '') && env.TERM !== 'dumb';
+  return {
+    enabled,
+    bold: style(enabled, 1, 22),
+    dim: style(enabled, 2, 22),
+    red: style(enabled, 31, 39),
+    green: style(enabled, 32, 39),
+    yellow: style(enabled, 33, 39),
+    cyan: style(enabled, 36, 39),
+  };
+}
+
+/** Wraps a writable stream, remembering whether it is mid-line. */
+export function createOutputStream(stream: Writable & { isTTY?: boolean }, env: NodeJS.ProcessEnv): OutputStream {
+  const isTTY = stream.isTTY === true;
+  const output: OutputStream = {
+    stream,
+    isTTY,
+    style: createStyles(isTTY, env),
+    atLineStart: true,
+    write(text) {
+      if (text === '') return;
+      stream.write(text);
+      output.atLineStart = text.endsWith('\n');
+    },
+    line(text) {
+      output.endLine();
+      output.write(`${text}\n`);
+    },
+    endLine() {
+      if (!output.atLineStart) output.write('\n');
+    },
+  };
+  return output;
+}
+
+/** The process's terminal. */
+export function createTerminal(env: NodeJS.ProcessEnv): Terminal {
+  return { out: createOutputStream(process.stdout, env), err: createOutputStream(process.stderr, env) };
+}
+
+/** Cuts text to one line of at most `length` characters, for step lines. */
+export function oneLine(text: string, length = 200): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  const characters = [...flat];
+  return characters.length <= length ? flat : `${characters.slice(0, length - 1).join('')}…`;
+}
+
+/** Waits until everything written to a stream has been handed to the OS, so an exit right after loses nothing. */
+export function flush(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.writableLength === 0) resolve();
+    else stream.write('', () => resolve());
+  });
+}

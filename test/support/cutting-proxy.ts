@@ -1,0 +1,119 @@
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+
+/** A proxy in front of a server that can misbehave on purpose, as networks and broken servers do. */
+export interface CuttingProxy {
+  url: string;
+  /** The request heads that went through (TCP proxy: everything clients sent, as text). */
+  sent(): string;
+  /** Destroys every open connection (both sides), as a network cut or a proxy restart would. */
+  cut(): number;
+  /** While blocked, new connections are dropped at once (TCP proxy only), as during an outage. */
+  blocked: boolean;
+  close(): Promise<void>;
+}
+
+/** A plain TCP proxy to `target` (http://host:port). */
+export async function startTcpProxy(target: string): Promise<CuttingProxy> {
+  const { hostname, port } = new URL(target);
+  const pairs = new Set<[net.Socket, net.Socket]>();
+  let sent = '';
+  const server = net.createServer((client) => {
+    if (proxy.blocked) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(Number(port), hostname);
+    const pair: [net.Socket, net.Socket] = [client, upstream];
+    pairs.add(pair);
+    client.on('data', (chunk: Buffer) => (sent += chunk.toString('latin1')));
+    client.pipe(upstream).pipe(client);
+    const forget = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', forget).on('close', forget);
+    upstream.on('error', forget).on('close', forget);
+  });
+  const proxy = await listen(server, () => sent, () => {
+    const count = pairs.size;
+    for (const [client, upstream] of pairs) {
+      client.destroy();
+      upstream.destroy();
+    }
+    pairs.clear();
+    return count;
+  });
+  return proxy;
+}
+
+/** Options of the tampering proxy. */
+export interface TamperOptions {
+  /** Leaves out the SSE event of this token_index from every stream (a server that skips a token). */
+  dropTokenIndex?: number;
+  /** Sends the SSE event of this token_index twice (a server that repeats itself). */
+  repeatTokenIndex?: number;
+  /** Never forwards nor answers `POST …/cancel` (a cancel that hangs). */
+  holdCancels?: boolean;
+}
+
+/** An HTTP proxy to `target` that tampers with what passes, as told. */
+export async function startTamperingProxy(target: string, options: TamperOptions): Promise<CuttingProxy> {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set<net.Socket>();
+  let sent = '';
+  const server = http.createServer((request, response) => {
+    sent += `${request.method} ${request.url}\n${Object.entries(request.headers).map(([name, value]) => `${name}: ${String(value)}`).join('\n')}\n\n`;
+    if (options.holdCancels && request.method === 'POST' && request.url?.endsWith('/cancel')) return;
+    const upstreamRequest = http.request({ host: hostname, port, method: request.method, path: request.url, headers: request.headers, agent: false }, (upstream) => {
+      response.writeHead(upstream.statusCode ?? 502, upstream.headers);
+      if ((options.dropTokenIndex === undefined && options.repeatTokenIndex === undefined) || !String(upstream.headers['content-type']).startsWith('text/event-stream')) {
+        upstream.pipe(response);
+        return;
+      }
+      let buffer = '';
+      upstream.setEncoding('utf8');
+      upstream.on('data', (text: string) => {
+        buffer += text;
+        const blocks = buffer.split('\n\n');
+        buffer = blocks.pop()!;
+        for (const block of blocks) {
+          if (block.includes(`"token_index":${options.dropTokenIndex},`)) continue;
+          response.write(`${block}\n\n`);
+          if (block.includes(`"token_index":${options.repeatTokenIndex},`)) response.write(`${block}\n\n`);
+        }
+      });
+      upstream.on('end', () => response.end(buffer));
+    });
+    upstreamRequest.on('error', () => response.destroy());
+    // A client that leaves (or is cut) takes its upstream connection with it, as a real proxy's would.
+    response.on('close', () => upstreamRequest.destroy());
+    request.pipe(upstreamRequest);
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  return listen(server, () => sent, () => {
+    const count = sockets.size;
+    for (const socket of sockets) socket.destroy();
+    return count;
+  });
+}
+
+async function listen(server: net.Server, sent: () => string, cut: () => number): Promise<CuttingProxy> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    sent,
+    cut,
+    blocked: false,
+    close: async () => {
+      cut();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

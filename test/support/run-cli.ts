@@ -1,0 +1,85 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import net from 'node:net';
+import { resolve } from 'node:path';
+
+/** The compiled client (built by the global setup, as `npm run build` does). */
+export const CLI_MAIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
+
+/** A running `chatwait` process with what it has written so far. */
+export interface CliProcess {
+  child: ChildProcessWithoutNullStreams;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code (or the signal's name) once the process has exited and its output is read. */
+  exited: Promise<number | string>;
+  /** Resolves once stdout (or stderr) satisfies the predicate; rejects if the process exits first. */
+  waitFor(predicate: (output: { stdout: string; stderr: string }) => boolean, what: string): Promise<void>;
+}
+
+/** An environment with nothing of the developer's: no CHATWAIT_URL, no key, no colours asked for. */
+export function cliEnv(env: Record<string, string> = {}): Record<string, string> {
+  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env };
+}
+
+/** How to start the client: `node <script>` by default, or another executable given the arguments as they are. */
+export interface StartOptions {
+  script?: string;
+  executable?: string;
+}
+
+/** Starts `node dist/cli/main.js …args` (or another script or executable) with a clean environment plus `env`. */
+export function startCli(args: string[], env: Record<string, string> = {}, { script = CLI_MAIN, executable }: StartOptions = {}): CliProcess {
+  const child = executable ? spawn(executable, args, { env: cliEnv(env) }) : spawn(process.execPath, [script, ...args], { env: cliEnv(env) });
+  let stdout = '';
+  let stderr = '';
+  const waiters = new Set<() => void>();
+  const notify = () => {
+    for (const waiter of waiters) waiter();
+  };
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    notify();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    notify();
+  });
+  const exited = new Promise<number | string>((resolveExit) => child.on('close', (code, signal) => resolveExit(code ?? signal ?? 'unknown')));
+  const waitFor = (predicate: (output: { stdout: string; stderr: string }) => boolean, what: string) =>
+    new Promise<void>((resolveWait, reject) => {
+      const check = () => {
+        if (!predicate({ stdout, stderr })) return false;
+        waiters.delete(check);
+        resolveWait();
+        return true;
+      };
+      if (check()) return;
+      waiters.add(check);
+      void exited.then((code) => {
+        if (waiters.delete(check)) reject(new Error(`chatwait exited (${code}) before ${what}.\nstdout: ${stdout}\nstderr: ${stderr}`));
+      });
+    });
+  return { child, stdout: () => stdout, stderr: () => stderr, exited, waitFor };
+}
+
+/** Runs `chatwait …args` to the end, with `input` on stdin; resolves with its exit code and output. */
+export async function runCli(args: string[], options: StartOptions & { env?: Record<string, string>; input?: string } = {}) {
+  const cli = startCli(args, options.env, options);
+  cli.child.stdin.end(options.input ?? '');
+  const code = await cli.exited;
+  return { code, stdout: cli.stdout(), stderr: cli.stderr() };
+}
+
+/** The answer as `ask` prints it: the text, then a newline unless it ends with one. */
+export function printed(answer: string): string {
+  return answer === '' || answer.endsWith('\n') ? answer : `${answer}\n`;
+}
+
+/** A loopback port nothing listens on. */
+export async function closedPort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise<void>((done) => probe.close(() => done()));
+  return port;
+}
