@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryReplayLog } from '../streams/memory-replay-log.js';
 import { fromPosition, fromTokenIndex, type WireBatch } from './turn-reading.js';
+import { errorEventData, toolCallEventData, toolResultEventData } from './wire-events.js';
 
 /** What a client would receive: the SSE text of every batch. */
 async function wireText(batches: AsyncIterable<WireBatch>): Promise<string> {
@@ -40,5 +41,26 @@ describe('reading a turn', () => {
     expect(await wireText(fromTokenIndex(log, 'turn', 0))).toBe(blocks('turn', entries, 0));
     expect(await wireText(fromTokenIndex(log, 'turn', 300))).toBe(blocks('turn', entries, 300));
     expect(await wireText(fromTokenIndex(log, 'turn', 9_999))).toBe(blocks('turn', entries, 700));
+  });
+
+  it('replays an ended turn with tool events between tokens, and one that ended in an error, from every position', async () => {
+    const withTools = [
+      token(0),
+      toolCallEventData('call_1', 'calculate', '{"expression":"1+1"}'),
+      toolResultEventData('call_1', '2', false, 3),
+      token(1),
+      token(2),
+      errorEventData('context', 'turn', 'UPSTREAM_ERROR', 'The model provider failed.', true),
+    ];
+    const log = new MemoryReplayLog();
+    log.open('turn');
+    const live = wireText(fromPosition(log, 'turn', 0));
+    withTools.forEach((data, position) => log.append('turn', data, position === withTools.length - 1));
+    expect(await live).toBe(blocks('turn', withTools, 0));
+    for (let from = 0; from < withTools.length; from++) expect(await wireText(fromPosition(log, 'turn', from))).toBe(blocks('turn', withTools, from));
+    expect(await wireText(fromPosition(log, 'turn', withTools.length))).toBe(blocks('turn', withTools, withTools.length - 1));
+    // By token index: token 1 comes after the tool step; the step before it is not sent again.
+    expect(await wireText(fromTokenIndex(log, 'turn', 1))).toBe(blocks('turn', withTools, 1));
+    expect(await wireText(fromTokenIndex(log, 'turn', 2))).toBe(blocks('turn', withTools, 4));
   });
 });
