@@ -105,27 +105,8 @@ export class OpenAICompatibleModel implements Model {
 
   /** Sends the request; resolves with the response once its status is 2xx, or throws the provider's error. */
   #post(request: ModelRequest): Promise<http.IncomingMessage> {
-    const body = JSON.stringify({
-      model: this.#options.model,
-      messages: toChatMessages(request.systemInstructions, request.input),
-      stream: true,
-      stream_options: { include_usage: true },
-      ...(request.modelSettings.maxTokens === undefined ? {} : { max_tokens: request.modelSettings.maxTokens }),
-      ...(request.modelSettings.temperature === undefined ? {} : { temperature: request.modelSettings.temperature }),
-      ...toolFields(request),
-    });
+    const outgoing = this.#send(request);
     return new Promise((resolve, reject) => {
-      const outgoing = (this.#url.protocol === 'https:' ? https : http).request(this.#url, {
-        method: 'POST',
-        agent: this.#agent,
-        signal: request.signal,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-          accept: 'text/event-stream',
-          authorization: `Bearer ${this.#options.apiKey}`,
-        },
-      });
       outgoing.on('response', (response) => {
         const status = response.statusCode ?? 0;
         if (status >= 200 && status < 300) {
@@ -142,8 +123,36 @@ export class OpenAICompatibleModel implements Model {
         if (request.signal?.aborted) reject(request.signal.reason ?? error);
         else reject(new APIConnectionError({ message: 'The model provider cannot be reached.', cause: error }));
       });
-      outgoing.end(body);
     });
+  }
+
+  /**
+   * Writes the request. Kept apart from the listeners above, which live as long as the stream: the
+   * body (a few KB with the tools' schemas) is not in their scope, so it is freed once sent.
+   */
+  #send(request: ModelRequest): http.ClientRequest {
+    const body = JSON.stringify({
+      model: this.#options.model,
+      messages: toChatMessages(request.systemInstructions, request.input),
+      stream: true,
+      stream_options: { include_usage: true },
+      ...(request.modelSettings.maxTokens === undefined ? {} : { max_tokens: request.modelSettings.maxTokens }),
+      ...(request.modelSettings.temperature === undefined ? {} : { temperature: request.modelSettings.temperature }),
+      ...toolFields(request),
+    });
+    const outgoing = (this.#url.protocol === 'https:' ? https : http).request(this.#url, {
+      method: 'POST',
+      agent: this.#agent,
+      signal: request.signal,
+      headers: {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        accept: 'text/event-stream',
+        authorization: `Bearer ${this.#options.apiKey}`,
+      },
+    });
+    outgoing.end(body);
+    return outgoing;
   }
 }
 
