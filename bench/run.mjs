@@ -1,7 +1,8 @@
 // `npm run bench`: starts the fake upstream, ChatWait (on the upstream, and on the demo model), the
 // bare relay and the load generator, each in its own process with a raised open-files limit; runs
 // P1–P5 of performance.md against ChatWait and the relay under the same load; prints one table and
-// writes bench/results/latest.json. Flags: --smoke (every scenario, briefly), --only=P1,P4, and
+// writes bench/results/latest.json. Flags: --smoke (every scenario, briefly), --only=P1,P4 (P3-idle: only
+// the idle-stream memory of P3), and
 // --streams, --tokens, --rate, --idle, --seconds to change the loads.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -132,6 +133,8 @@ async function main() {
     await configureUpstream(upstreamUrl, load.tokens, load.rate);
     results.rise = [];
     for (const concurrency of load.rise) results.rise.push({ concurrency, ...(await both({ kind: 'streams', concurrency })) });
+  }
+  if (wants('P3') || wants('P3-idle')) {
     await configureUpstream(upstreamUrl, 1000, 0.001);
     // Fresh processes: RSS after the rise says more about the heap the rise left than about idle streams.
     const [idleChatwaitPort, idleRelayPort] = await Promise.all([freePort(), freePort()]);
@@ -210,6 +213,8 @@ function printTable(results) {
     const onTime = (run) => run.failures === 0 && run.tokenAdded.p99 < 50;
     const most = (who) => Math.max(0, ...results.rise.filter((step) => onTime(step[who])).map((step) => step.concurrency));
     add('P3', 'most generating streams on time (added p99 < 50 ms)', '≥ 2,000', most('chatwait'), most('relay'), most('chatwait') >= 2000);
+  }
+  if (results.idle) {
     const idle = results.idle;
     add('P3', `RSS per idle stream, ${load.idle} open (KB)`, '≤ 2 × relay', round(idle.chatwait.bytesPerStream / 1024, 1), round(idle.relay.bytesPerStream / 1024, 1), idle.chatwait.bytesPerStream <= 2 * idle.relay.bytesPerStream);
   }
