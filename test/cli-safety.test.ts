@@ -171,3 +171,26 @@ describe('server text through a pipe', () => {
     expect(failed.stderr).toBe('chatwait: BAD: bad input [request r1]\n');
   });
 });
+
+describe('credentials in messages', () => {
+  it('never shows the password of a --url or CHATWAIT_URL with user:password@', async () => {
+    const port = new URL(hostile.url).port;
+    for (const run of [
+      await runCli(['ask', '--url', `http://user:s3cret-pw@127.0.0.1:${port}`, 'hi']),
+      await runCli(['health'], { env: { CHATWAIT_URL: `http://user:s3cret-pw@127.0.0.1:${port}/` } }),
+      await runCli(['conversations', '--url', `http://user:s3cret-pw@[::1`]),
+      await runCli(['smoke', '--url', `user:s3cret-pw@127.0.0.1:${port}`]),
+    ]) {
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stderr).toContain('***@');
+      expect(`${run.stdout}${run.stderr}`).not.toContain('s3cret-pw');
+    }
+  });
+
+  it('never shows the API key, even one that cannot be sent', async () => {
+    const run = await runCli(['ask', '--url', hostile.url, '--api-key', 'line-one\ns3cret-key', 'hi']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('the key is not shown');
+    expect(`${run.stdout}${run.stderr}`).not.toContain('s3cret-key');
+  });
+});
