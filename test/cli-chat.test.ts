@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTamperingProxy } from './support/cutting-proxy.js';
-import { closedPort, hasScript, printed, runCli, startCli, startInTerminal } from './support/run-cli.js';
+import { closedPort, pseudoTerminalAvailable, printed, runCli, startCli, startInTerminal } from './support/run-cli.js';
 import { getJson, startTestServer, type TestServer } from './support/test-server.js';
 
 // `chatwait chat` run for real, driven through piped stdin and, with util-linux `script`, a pseudo terminal.
+const hasTerminal = pseudoTerminalAvailable();
 
 let server: TestServer;
 beforeAll(async () => {
@@ -104,7 +105,7 @@ const startChatInTerminal = (args: string[], env: Record<string, string> = {}) =
 /** How many prompts the terminal shows. */
 const prompts = (text: string) => text.split('› ').length - 1;
 
-describe.skipIf(!hasScript)('chatwait chat in a terminal', () => {
+describe.skipIf(!hasTerminal)('chatwait chat in a terminal', () => {
   it('prompts, streams answers in colour, stops one with Ctrl+C and quits on Ctrl+D', async () => {
     const terminal = startChatInTerminal(['--url', server.url, '--context', 'chat-pty']);
     await terminal.waitFor((text) => text.includes('› '), 'the prompt');

@@ -1,10 +1,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasScript, runCli, startInTerminal } from './support/run-cli.js';
+import { pseudoTerminalAvailable, runCli, startInTerminal } from './support/run-cli.js';
 
 // What a hostile (or prompt-injected) server sends must not drive the user's terminal: escape
 // sequences and control characters are removed on a terminal; piped, the answer stays exact.
+const hasTerminal = pseudoTerminalAvailable();
 
 const OSC52 = '\u001b]52;c;SGFja2VkIQ=='; // a clipboard write, ended by BEL below
 const TURN = 'hostile-turn';
@@ -88,7 +89,7 @@ function expectNoControls(output: string) {
   expect(rest.match(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g), JSON.stringify(rest)).toBeNull();
 }
 
-describe.skipIf(!hasScript)('server text on a terminal', () => {
+describe.skipIf(!hasTerminal)('server text on a terminal', () => {
   it('ask shows the answer, tool steps and notes without escape sequences, in our colours', async () => {
     const terminal = startInTerminal(['ask', '--url', hostile.url, 'weather?']);
     expect(await terminal.exited).toBe(0);

@@ -84,9 +84,18 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
-/** Whether util-linux `script` is here to give the client a pseudo terminal. */
-export const hasScript = spawnSync('script', ['--version']).status === 0;
-if (!hasScript) console.warn('\n*** SKIPPED: the terminal client in a pseudo terminal needs `script` (util-linux), which is not installed. ***\n');
+/**
+ * Whether util-linux `script` is here to give the client a pseudo terminal; without it, warns that
+ * the pseudo-terminal tests are skipped, or throws (failing the test file) with
+ * CHATWAIT_REQUIRE_PTY=1, which CI sets in .ci/run. Call it at the top of a test file.
+ */
+export function pseudoTerminalAvailable(): boolean {
+  if (spawnSync('script', ['--version']).status === 0) return true;
+  const message = 'the terminal client in a pseudo terminal needs `script` (util-linux, Debian package bsdutils), which is not installed';
+  if (process.env.CHATWAIT_REQUIRE_PTY === '1') throw new Error(`${message} (CHATWAIT_REQUIRE_PTY=1)`);
+  console.warn(`\n*** SKIPPED: ${message}. ***\n`);
+  return false;
+}
 
 /** `chatwait …args` in a pseudo terminal (through `script`), stdout and stderr both on it. */
 export function startInTerminal(args: string[], env: Record<string, string> = {}) {
