@@ -1,10 +1,10 @@
-import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTamperingProxy } from './support/cutting-proxy.js';
-import { CLI_MAIN, cliEnv, closedPort, printed, runCli, startCli } from './support/run-cli.js';
+import { closedPort, pseudoTerminalAvailable, printed, runCli, startCli, startInTerminal } from './support/run-cli.js';
 import { getJson, startTestServer, type TestServer } from './support/test-server.js';
 
 // `chatwait chat` run for real, driven through piped stdin and, with util-linux `script`, a pseudo terminal.
+const hasTerminal = pseudoTerminalAvailable();
 
 let server: TestServer;
 beforeAll(async () => {
@@ -99,45 +99,15 @@ describe('chatwait chat with piped input', () => {
   });
 });
 
-const hasScript = spawnSync('script', ['--version']).status === 0;
-if (!hasScript) console.warn('\n*** SKIPPED: chatwait chat in a pseudo terminal needs `script` (util-linux), which is not installed. ***\n');
-
 /** Runs `chatwait chat` in a pseudo terminal through util-linux `script`. */
-function startInTerminal(args: string[], env: Record<string, string> = {}) {
-  const quote = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`;
-  const command = [process.execPath, CLI_MAIN, 'chat', ...args].map(quote).join(' ');
-  const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { env: cliEnv({ TERM: 'xterm', ...env }) });
-  let output = '';
-  const waiters = new Set<() => void>();
-  child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-    for (const waiter of waiters) waiter();
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  /** The terminal's output with CRLF as LF. */
-  const text = () => output.replaceAll('\r\n', '\n');
-  const waitFor = (predicate: (text: string) => boolean, what: string) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (!predicate(text())) return;
-        waiters.delete(check);
-        resolve();
-      };
-      waiters.add(check);
-      check();
-      const fail = (why: string) => waiters.delete(check) && reject(new Error(`${why} before ${what}:\n${JSON.stringify(text())}`));
-      void exited.then(() => fail('the terminal closed'));
-      setTimeout(() => fail('15 s went by'), 15_000).unref();
-    });
-  return { child, text, exited, waitFor, type: (keys: string) => child.stdin.write(keys) };
-}
+const startChatInTerminal = (args: string[], env: Record<string, string> = {}) => startInTerminal(['chat', ...args], env);
 
 /** How many prompts the terminal shows. */
 const prompts = (text: string) => text.split('› ').length - 1;
 
-describe.skipIf(!hasScript)('chatwait chat in a terminal', () => {
+describe.skipIf(!hasTerminal)('chatwait chat in a terminal', () => {
   it('prompts, streams answers in colour, stops one with Ctrl+C and quits on Ctrl+D', async () => {
-    const terminal = startInTerminal(['--url', server.url, '--context', 'chat-pty']);
+    const terminal = startChatInTerminal(['--url', server.url, '--context', 'chat-pty']);
     await terminal.waitFor((text) => text.includes('› '), 'the prompt');
     terminal.type('terminal one, 20 tokens\r');
     await expect.poll(async () => (await storedTurns('chat-pty'))[0]?.status, { timeout: 10_000 }).toBe('complete');
@@ -158,7 +128,7 @@ describe.skipIf(!hasScript)('chatwait chat in a terminal', () => {
   });
 
   it('writes no colours with NO_COLOR, and quits on Ctrl+C at the prompt', async () => {
-    const terminal = startInTerminal(['--url', server.url, '--context', 'chat-pty-plain'], { NO_COLOR: '1' });
+    const terminal = startChatInTerminal(['--url', server.url, '--context', 'chat-pty-plain'], { NO_COLOR: '1' });
     await terminal.waitFor((text) => text.includes('› '), 'the prompt');
     terminal.type('plain terminal, 10 tokens\r');
     await expect.poll(async () => (await storedTurns('chat-pty-plain'))[0]?.status, { timeout: 10_000 }).toBe('complete');

@@ -46,20 +46,47 @@ export function splitCommand(args: string[]): { command: string | undefined; res
   return { command: first.value, rest: [...args.slice(0, first.index), ...args.slice(first.index + 1)] };
 }
 
-/** The server address and key from the flags, else the environment; a malformed URL is a usage error. */
+/**
+ * The server address and key from the flags, else the environment. A malformed URL, a URL with a
+ * user name or password, or a key that cannot be sent as a header is a usage error, whose message
+ * never shows the password or the key.
+ */
 export function resolveConnection(values: { url?: string | undefined; 'api-key'?: string | undefined }, env: NodeJS.ProcessEnv): Connection {
   const raw = values.url ?? (env.CHATWAIT_URL || DEFAULT_URL);
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new UsageError(`--url must be an http:// or https:// address (got ${JSON.stringify(raw)}).`);
+    throw new UsageError(`--url must be an http:// or https:// address (got ${JSON.stringify(redactUrl(raw))}).`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError(`--url must be an http:// or https:// address (got ${JSON.stringify(raw)}).`);
+    throw new UsageError(`--url must be an http:// or https:// address (got ${JSON.stringify(redactUrl(raw))}).`);
+  }
+  // fetch refuses such URLs, and the server takes an API key rather than a password.
+  if (url.username !== '' || url.password !== '') {
+    throw new UsageError(`--url must not hold a user name or password (got ${JSON.stringify(redactUrl(raw))}); pass an API key with --api-key or CHATWAIT_API_KEY.`);
   }
   const apiKey = values['api-key'] ?? (env.CHATWAIT_API_KEY || undefined);
+  if (apiKey !== undefined && !/^[\x21-\x7e]+$/.test(apiKey)) {
+    throw new UsageError('The API key (--api-key or CHATWAIT_API_KEY) must be visible ASCII characters without spaces (the key is not shown here).');
+  }
   return { url: url.href.replace(/\/+$/, ''), apiKey };
+}
+
+/** A URL as it may be shown: a user name and password in it become `***`, parsable or not. */
+export function redactUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.username !== '' || url.password !== '') {
+      url.username = '***';
+      url.password = '';
+      return url.href;
+    }
+  } catch {
+    // Not a URL: cleaned below.
+  }
+  // Whatever stands before an @ where the user name and password would be (also in `user:password@host`).
+  return raw.replace(/^([^@/?#]*?:\/*)[^/?#]*@/, '$1***@');
 }
 
 /** Parses a positive integer option, or throws a usage error naming it. */

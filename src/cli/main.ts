@@ -9,7 +9,7 @@ import { runChat } from './commands/chat.js';
 import { runConversations } from './commands/conversations.js';
 import { runHealth } from './commands/health.js';
 import { runSmoke } from './commands/smoke.js';
-import { createTerminal, flush } from './terminal.js';
+import { createTerminal, flush, oneLine } from './terminal.js';
 
 /** The commands, in the order the help lists them. */
 const COMMANDS: Record<string, Command> = {
@@ -70,7 +70,7 @@ async function runCli(args: string[], context: Omit<CommandContext, 'args'>): Pr
       err.line(`chatwait: ${err.style.red(describeError(error))}`);
       return error.exitCode;
     }
-    err.line(`chatwait: ${err.style.red(error instanceof Error ? error.message : String(error))}`);
+    err.line(`chatwait: ${err.style.red(oneLine(error instanceof Error ? error.message : String(error)))}`);
     return EXIT_CODES.FAILED;
   }
 }

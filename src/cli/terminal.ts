@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+import { createControlFilter, escapeJsonControls, stripControls } from './sanitize.js';
 
 /** ANSI styles, or identity functions when colours are off. */
 export interface Styles {
@@ -23,6 +24,14 @@ export interface OutputStream {
   line(text: string): void;
   /** Ends a line left open, if any. */
   endLine(): void;
+  /**
+   * A filter for server text written as it arrives (an answer's tokens): on a terminal it removes
+   * escape sequences and control characters but newline and tab; elsewhere (a pipe, a file) the
+   * text stays byte-exact.
+   */
+  answerFilter(): (text: string) => string;
+  /** JSON from the server as written here: exact, but on a terminal with control characters escaped (the same JSON). */
+  json(text: string): string;
 }
 
 /** Where the client writes: stdout for answers and results, stderr for everything else. */
@@ -69,6 +78,8 @@ export function createOutputStream(stream: Writable & { isTTY?: boolean }, env: 
     endLine() {
       if (!output.atLineStart) output.write('\n');
     },
+    answerFilter: () => (isTTY ? createControlFilter() : (text) => text),
+    json: (text) => (isTTY ? escapeJsonControls(text) : text),
   };
   return output;
 }
@@ -78,9 +89,14 @@ export function createTerminal(env: NodeJS.ProcessEnv): Terminal {
   return { out: createOutputStream(process.stdout, env), err: createOutputStream(process.stderr, env) };
 }
 
-/** Cuts text to one line of at most `length` characters, for step lines. */
-export function oneLine(text: string, length = 200): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
+/**
+ * Server text shown as one line (a tool step, a title, an error message, a health detail),
+ * terminal or not: control characters and escape sequences removed, whitespace runs collapsed,
+ * cut to at most `length` characters.
+ */
+export function oneLine(text: string, length = Infinity): string {
+  const flat = stripControls(text).replace(/\s+/g, ' ').trim();
+  if (flat.length <= length) return flat;
   const characters = [...flat];
   return characters.length <= length ? flat : `${characters.slice(0, length - 1).join('')}…`;
 }

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import net from 'node:net';
 import { resolve } from 'node:path';
 
@@ -82,4 +82,47 @@ export async function closedPort(): Promise<number> {
   const { port } = probe.address() as net.AddressInfo;
   await new Promise<void>((done) => probe.close(() => done()));
   return port;
+}
+
+/**
+ * Whether util-linux `script` is here to give the client a pseudo terminal; without it, warns that
+ * the pseudo-terminal tests are skipped, or throws (failing the test file) with
+ * CHATWAIT_REQUIRE_PTY=1, which CI sets in .ci/run. Call it at the top of a test file.
+ */
+export function pseudoTerminalAvailable(): boolean {
+  if (spawnSync('script', ['--version']).status === 0) return true;
+  const message = 'the terminal client in a pseudo terminal needs `script` (util-linux, Debian package bsdutils), which is not installed';
+  if (process.env.CHATWAIT_REQUIRE_PTY === '1') throw new Error(`${message} (CHATWAIT_REQUIRE_PTY=1)`);
+  console.warn(`\n*** SKIPPED: ${message}. ***\n`);
+  return false;
+}
+
+/** `chatwait …args` in a pseudo terminal (through `script`), stdout and stderr both on it. */
+export function startInTerminal(args: string[], env: Record<string, string> = {}) {
+  const quote = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`;
+  const command = [process.execPath, CLI_MAIN, ...args].map(quote).join(' ');
+  const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { env: cliEnv({ TERM: 'xterm', ...env }) });
+  let output = '';
+  const waiters = new Set<() => void>();
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    for (const waiter of waiters) waiter();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  /** The terminal's output with CRLF as LF. */
+  const text = () => output.replaceAll('\r\n', '\n');
+  const waitFor = (predicate: (text: string) => boolean, what: string) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!predicate(text())) return;
+        waiters.delete(check);
+        resolve();
+      };
+      waiters.add(check);
+      check();
+      const fail = (why: string) => waiters.delete(check) && reject(new Error(`${why} before ${what}:\n${JSON.stringify(text())}`));
+      void exited.then(() => fail('the terminal closed'));
+      setTimeout(() => fail('15 s went by'), 15_000).unref();
+    });
+  return { child, text, exited, waitFor, type: (keys: string) => child.stdin.write(keys) };
 }

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { ApiClient, CliError, EXIT_CODES, UsageError } from '../api-client.js';
-import { createAnswerView } from '../answer-view.js';
+import { createAnswerView, describeError } from '../answer-view.js';
 import { GLOBAL_OPTIONS_HELP, parseCommandArguments, resolveConnection } from '../cli-options.js';
 import type { CommandContext } from '../command.js';
+import { oneLine } from '../terminal.js';
 import { followTurn, waitForAnswer, type EndEvent } from '../turn-follower.js';
 import { cancelRunningTurn, STOP_NOTE, STOP_NOTE_DELAY_MS, validateContextId } from './turn-control.js';
 
@@ -50,7 +51,11 @@ export async function runAsk({ args, env, terminal, stdin }: CommandContext): Pr
   let turnId: string | undefined;
   let noteTimer: NodeJS.Timeout | undefined;
   const stop = () => {
-    if (turnId) void client.cancelTurn(turnId).catch((error: unknown) => err.line(err.style.red(`chatwait: could not stop the answer: ${String(error)}`)));
+    if (turnId) {
+      void client.cancelTurn(turnId).catch((error: unknown) => {
+        err.line(err.style.red(`chatwait: could not stop the answer: ${error instanceof CliError ? describeError(error) : oneLine(String(error))}`));
+      });
+    }
   };
   const onInterrupt = () => {
     if (stopRequested || values.wait) {
@@ -65,9 +70,9 @@ export async function runAsk({ args, env, terminal, stdin }: CommandContext): Pr
   try {
     if (values.wait) {
       const { answer, raw } = await waitForAnswer(client, request, { signal: quit.signal, onReconnect: createAnswerView(out, err).handlers.onReconnect });
-      if (values.json) out.line(raw);
+      if (values.json) out.line(out.json(raw));
       else {
-        out.write(answer.message);
+        out.write(out.answerFilter()(String(answer.message)));
         out.endLine();
       }
       return answer.finish_reason === 'cancelled' ? EXIT_CODES.FAILED : EXIT_CODES.OK;
@@ -82,7 +87,7 @@ export async function runAsk({ args, env, terminal, stdin }: CommandContext): Pr
           turnId = event.turn_id;
           if (stopRequested) stop();
         },
-        onEvent: values.json ? (data) => out.write(`${data}\n`) : undefined,
+        onEvent: values.json ? (data) => out.write(`${out.json(data)}\n`) : undefined,
       },
       { signal: quit.signal },
     );
@@ -106,14 +111,15 @@ export async function runAsk({ args, env, terminal, stdin }: CommandContext): Pr
 /** The exit code of an answer that ended, with a note on stderr unless it completed. */
 function finish(end: EndEvent, stopRequested: boolean, { err }: CommandContext['terminal']): number {
   if (end.finish_reason === 'stop') {
-    if (err.isTTY) err.line(err.style.dim(`(conversation ${end.context_id}: continue with --context ${end.context_id})`));
+    const contextId = oneLine(String(end.context_id));
+    if (err.isTTY) err.line(err.style.dim(`(conversation ${contextId}: continue with --context ${contextId})`));
     return EXIT_CODES.OK;
   }
   if (end.finish_reason === 'cancelled' && stopRequested) {
     err.line(err.style.dim('stopped.'));
     return EXIT_CODES.INTERRUPTED;
   }
-  err.line(`chatwait: the answer ended early (${end.finish_reason}).`);
+  err.line(`chatwait: the answer ended early (${oneLine(String(end.finish_reason))}).`);
   return EXIT_CODES.FAILED;
 }
 

@@ -4,6 +4,7 @@ import { ApiClient, CliError, EXIT_CODES } from '../api-client.js';
 import { createAnswerView, describeError } from '../answer-view.js';
 import { GLOBAL_OPTIONS_HELP, parseCommandArguments, resolveConnection } from '../cli-options.js';
 import type { CommandContext } from '../command.js';
+import { oneLine } from '../terminal.js';
 import { followTurn } from '../turn-follower.js';
 import { STOP_NOTE, STOP_NOTE_DELAY_MS, validateContextId } from './turn-control.js';
 
@@ -53,7 +54,7 @@ export async function runChat({ args, env, terminal, stdin }: CommandContext): P
   // Meet the server first: a wrong address or key is better said at once than after the first message.
   const { body: config } = await client.json<{ model?: { name?: string; demo?: boolean }; auth_required?: boolean }>('/api/v1/config');
   if (interactive) {
-    const model = config.model?.name ? ` · model ${config.model.name}${config.model.demo ? ' (demo)' : ''}` : '';
+    const model = config.model?.name ? ` · model ${oneLine(String(config.model.name), 100)}${config.model.demo ? ' (demo)' : ''}` : '';
     out.line(dim(`ChatWait at ${client.connection.url}${model} · conversation ${contextId}`));
     out.line(dim('Enter sends · Ctrl+C stops an answer · Ctrl+C or Ctrl+D at the prompt quits · /new, /exit'));
   }
@@ -79,7 +80,7 @@ export async function runChat({ args, env, terminal, stdin }: CommandContext): P
   const stop = (answer: RunningAnswer) => {
     if (!answer.turnId) return;
     client.cancelTurn(answer.turnId).catch((error: unknown) => {
-      err.line(err.style.red(`could not stop the answer: ${error instanceof CliError ? describeError(error) : String(error)}`));
+      err.line(err.style.red(`could not stop the answer: ${error instanceof CliError ? describeError(error) : oneLine(String(error))}`));
     });
   };
 
@@ -106,13 +107,13 @@ export async function runChat({ args, env, terminal, stdin }: CommandContext): P
       if (end.finish_reason === 'cancelled') out.line(dim('[stopped]'));
       else if (end.finish_reason !== 'stop') {
         failures++;
-        out.line(red(`[the answer ended early: ${end.finish_reason}]`));
+        out.line(red(`[the answer ended early: ${oneLine(String(end.finish_reason))}]`));
       }
     } catch (error) {
       if (answer.controller.signal.aborted) return;
       failures++;
       out.endLine();
-      err.line(err.style.red(error instanceof CliError ? describeError(error) : String(error)));
+      err.line(err.style.red(error instanceof CliError ? describeError(error) : oneLine(String(error))));
     } finally {
       clearTimeout(answer.noteTimer);
       current = undefined;

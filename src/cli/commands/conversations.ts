@@ -1,6 +1,7 @@
 import { ApiClient, EXIT_CODES } from '../api-client.js';
 import { GLOBAL_OPTIONS_HELP, parseCommandArguments, parsePositiveInteger, resolveConnection } from '../cli-options.js';
 import type { CommandContext } from '../command.js';
+import { oneLine } from '../terminal.js';
 
 const OPTIONS = {
   limit: { type: 'string', short: 'n' },
@@ -60,17 +61,21 @@ export async function runConversations({ args, env, terminal }: CommandContext):
   } while (values.all && nextCursor);
 
   if (values.json) {
-    out.line(JSON.stringify({ conversations, next_cursor: nextCursor }));
+    out.line(out.json(JSON.stringify({ conversations, next_cursor: nextCursor })));
     return EXIT_CODES.OK;
   }
   const { cyan, dim } = out.style;
-  const idWidth = Math.max(0, ...conversations.map((conversation) => conversation.context_id.length));
-  for (const conversation of conversations) {
-    const turns = `${conversation.turn_count} turn${conversation.turn_count === 1 ? '' : 's'}`;
-    out.line(`${cyan(conversation.context_id.padEnd(idWidth))}  ${dim(formatTime(conversation.updated_at))}  ${dim(turns.padStart(9))}  ${conversation.title}`);
-  }
+  // What the server sent, shown cleaned of control characters (a title could hold escape sequences).
+  const rows = conversations.map((conversation) => ({
+    id: oneLine(String(conversation.context_id)),
+    time: oneLine(formatTime(String(conversation.updated_at))),
+    turns: `${Number(conversation.turn_count)} turn${conversation.turn_count === 1 ? '' : 's'}`,
+    title: oneLine(String(conversation.title)),
+  }));
+  const idWidth = Math.max(0, ...rows.map((row) => row.id.length));
+  for (const row of rows) out.line(`${cyan(row.id.padEnd(idWidth))}  ${dim(row.time)}  ${dim(row.turns.padStart(9))}  ${row.title}`);
   if (conversations.length === 0) err.line(err.style.dim('No conversations yet.'));
-  if (nextCursor) err.line(err.style.dim(`More: chatwait conversations --limit ${limit} --cursor ${nextCursor}`));
+  if (nextCursor) err.line(err.style.dim(`More: chatwait conversations --limit ${limit} --cursor ${oneLine(String(nextCursor))}`));
   return EXIT_CODES.OK;
 }
 

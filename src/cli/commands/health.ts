@@ -1,6 +1,7 @@
 import { ApiClient, EXIT_CODES } from '../api-client.js';
 import { GLOBAL_OPTIONS_HELP, parseCommandArguments, resolveConnection } from '../cli-options.js';
 import type { CommandContext } from '../command.js';
+import { oneLine } from '../terminal.js';
 
 const OPTIONS = { json: { type: 'boolean' } } as const;
 
@@ -39,20 +40,22 @@ export async function runHealth({ args, env, terminal }: CommandContext): Promis
   const ready = await client.json<{ status?: string; reason?: string }>('/api/v1/health/ready', { allowErrors: true });
   const good = health.status === 200 && health.body?.status === 'healthy' && live.body?.status === 'alive' && ready.status === 200 && ready.body?.status === 'ready';
   if (values.json) {
-    out.line(JSON.stringify({ health: health.body, live: live.body, ready: ready.body }));
+    out.line(out.json(JSON.stringify({ health: health.body, live: live.body, ready: ready.body })));
     return good ? EXIT_CODES.OK : EXIT_CODES.FAILED;
   }
 
   const { green, red, dim, bold } = out.style;
-  const mark = (ok: boolean, text: string) => (ok ? green(text) : red(text));
+  // Every value the server sent is shown cleaned of control characters.
+  const show = (value: unknown) => oneLine(String(value));
+  const mark = (ok: boolean, text: unknown) => (ok ? green(show(text)) : red(show(text)));
   const body = health.body ?? { status: `HTTP ${health.status}` };
-  const model = body.model ? `model ${body.model.provider}/${body.model.name}${body.model.demo ? ' (demo)' : ''}` : '';
-  out.line(`${bold('health')}  ${mark(body.status === 'healthy', body.status ?? `HTTP ${health.status}`)}  ${dim(`chatwait ${body.version ?? '?'} (${body.environment ?? '?'}) ${model}`)}`);
+  const model = body.model ? `model ${show(body.model.provider)}/${show(body.model.name)}${body.model.demo ? ' (demo)' : ''}` : '';
+  out.line(`${bold('health')}  ${mark(body.status === 'healthy', body.status ?? `HTTP ${health.status}`)}  ${dim(`chatwait ${show(body.version ?? '?')} (${show(body.environment ?? '?')}) ${model}`)}`);
   for (const [name, check] of Object.entries(body.checks ?? {})) {
-    out.line(`  ${name.padEnd(11)} ${mark(check.status === 'ok', check.status ?? '?')}${check.detail ? dim(`  ${check.detail}`) : ''}`);
+    out.line(`  ${show(name).padEnd(11)} ${mark(check.status === 'ok', check.status ?? '?')}${check.detail ? dim(`  ${show(check.detail)}`) : ''}`);
   }
   out.line(`${bold('live')}    ${mark(live.body?.status === 'alive', live.body?.status ?? `HTTP ${live.status}`)}`);
   const readyText = ready.body?.status ?? `HTTP ${ready.status}`;
-  out.line(`${bold('ready')}   ${mark(ready.status === 200, readyText)}${ready.body?.reason ? dim(`  ${ready.body.reason}`) : ''}`);
+  out.line(`${bold('ready')}   ${mark(ready.status === 200, readyText)}${ready.body?.reason ? dim(`  ${show(ready.body.reason)}`) : ''}`);
   return good ? EXIT_CODES.OK : EXIT_CODES.FAILED;
 }

@@ -2,6 +2,7 @@ import { ApiClient, CliError, ConnectionError, EXIT_CODES } from '../api-client.
 import { describeError } from '../answer-view.js';
 import { GLOBAL_OPTIONS_HELP, parseCommandArguments, resolveConnection } from '../cli-options.js';
 import type { CommandContext } from '../command.js';
+import { oneLine } from '../terminal.js';
 import { SMOKE_CHECKS, type SmokeState } from './smoke-checks.js';
 
 /** How long one check may take before it fails. */
@@ -40,10 +41,11 @@ export async function runSmoke({ args, env, terminal }: CommandContext): Promise
     try {
       const detail = await smokeCheck.run(state, AbortSignal.timeout(CHECK_TIMEOUT_MS));
       const took = `${Math.round(performance.now() - started)} ms`;
-      out.line(`${green('ok  ')} ${smokeCheck.name}${dim(` — ${detail ? `${detail}, ` : ''}${took}`)}`);
+      // Details and failures quote what the server sent: shown cleaned of control characters.
+      out.line(`${green('ok  ')} ${smokeCheck.name}${dim(` — ${detail ? `${oneLine(detail)}, ` : ''}${took}`)}`);
     } catch (error) {
       failed++;
-      out.line(`${red('FAIL')} ${smokeCheck.name}: ${error instanceof CliError ? describeError(error) : error instanceof Error ? error.message : String(error)}`);
+      out.line(`${red('FAIL')} ${smokeCheck.name}: ${error instanceof CliError ? describeError(error) : oneLine(error instanceof Error ? error.message : String(error))}`);
       if (error instanceof ConnectionError && index === 0) {
         out.line(red(`${SMOKE_CHECKS.length - 1} checks skipped: the server cannot be reached.`));
         return EXIT_CODES.UNREACHABLE;
