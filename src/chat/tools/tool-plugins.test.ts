@@ -58,6 +58,7 @@ describe('tool plugins', () => {
     ['a bad name', 'export default { name: "has spaces", description: "d", parameters: { type: "object" }, execute: () => 1 };', /its name must be 1 to 64 characters/],
     ['no description', 'export default { name: "nodesc", description: " ", parameters: { type: "object" }, execute: () => 1 };', /it needs a description/],
     ['no execute', 'export default { name: "noexec", description: "d", parameters: { type: "object" } };', /execute must be a function/],
+    ['a schema the SDK cannot use', 'export default { name: "odd", description: "d", parameters: { type: "object", "~standard": { version: 1 } }, execute: () => 1 };', /its parameters cannot be used \(Standard Schema values must provide/],
     ['a schema that is not an object schema', 'export default { name: "badschema", description: "d", parameters: { type: "string" }, execute: () => 1 };', /parameters must be a JSON Schema with "type": "object"/],
   ])('stop start-up on %s, with one line naming the file', async (_case, text, problem) => {
     const { directory, path } = folderWith('broken.mjs', text);
@@ -70,6 +71,20 @@ describe('tool plugins', () => {
     expect(message.startsWith(`Invalid tool plugin ${path}: `)).toBe(true);
     expect(message).toMatch(problem);
     expect(message).not.toContain('\n');
+  });
+
+  it.each([
+    ['oneOf', { oneOf: [{ type: 'string' }, { type: 'number' }] }],
+    ['allOf', { allOf: [{ type: 'string' }, { minLength: 1 }] }],
+    ['if/then', { type: 'string', if: { const: 'a' }, then: { minLength: 1 } }],
+  ])('send a schema using %s, which strict mode cannot take, non-strict as written', async (_keyword, valueSchema) => {
+    const parameters = { type: 'object', properties: { value: valueSchema }, required: ['value'], additionalProperties: false };
+    const { directory } = folderWith('either.mjs', `export default { name: "either", description: "d", parameters: ${JSON.stringify(parameters)}, execute: ({ value }) => "got " + value };`);
+    const tools = await loadToolPlugins(directory, new Set());
+    expect(tools[0]!.strict).toBe(false);
+    expect(tools[0]!.parameters).toEqual(parameters);
+    await expect(run(tools, 'either', { value: 'a' })).resolves.toMatchObject({ output: 'got a', isError: false });
+    await expect(run(tools, 'either', {})).resolves.toMatchObject({ output: 'Error: the argument "value" is missing', isError: true });
   });
 
   it('refuse a name another tool already has', async () => {

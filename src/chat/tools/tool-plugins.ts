@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { tool } from '@openai/agents';
+import { tool, UserError } from '@openai/agents';
 import { ConfigError } from '../../config.js';
 import type { ChatTool } from './chat-tool.js';
 import { ToolFailure } from './chat-tool.js';
@@ -85,14 +85,29 @@ function toChatTool(candidate: unknown, path: string): ChatTool {
     }
   }
   if (!isObjectSchema(parameters)) throw pluginError(path, 'parameters must be a JSON Schema with "type": "object", or a zod object schema');
-  return tool({
-    name: plugin.name,
-    description: plugin.description,
-    parameters: parameters as never,
-    strict: isStrictSchema(parameters),
-    errorFunction: null,
-    execute: (args: unknown, _context?: unknown, details?: { signal?: AbortSignal }) => execute(checkArguments(args, parameters), { signal: details?.signal }),
-  });
+  const make = (strict: boolean) =>
+    tool({
+      name: plugin.name!,
+      description: plugin.description!,
+      parameters: parameters as never,
+      strict,
+      errorFunction: null,
+      execute: (args: unknown, _context?: unknown, details?: { signal?: AbortSignal }) => execute(checkArguments(args, parameters), { signal: details?.signal }),
+    });
+  try {
+    if (isStrictSchema(parameters)) {
+      try {
+        return make(true);
+      } catch (error) {
+        // Strict mode refuses some keywords anywhere in the schema (oneOf, allOf, if/then, not…). Such a
+        // schema goes to the model as written, non-strict, as every schema with optional properties does.
+        if (!(error instanceof UserError)) throw error;
+      }
+    }
+    return make(false);
+  } catch (error) {
+    throw pluginError(path, `its parameters cannot be used (${firstLine(error instanceof Error ? error.message : String(error))})`);
+  }
 }
 
 interface ObjectSchema {
@@ -113,7 +128,10 @@ function isObjectSchema(value: unknown): value is ObjectSchema {
   return (properties === undefined || (typeof properties === 'object' && properties !== null)) && (required === undefined || (Array.isArray(required) && required.every((item) => typeof item === 'string')));
 }
 
-/** OpenAI's strict mode needs every property required and no others allowed; other schemas go non-strict. */
+/**
+ * OpenAI's strict mode needs every property required and no others allowed; other schemas go
+ * non-strict (and so do those whose keywords the SDK cannot convert to strict mode).
+ */
 function isStrictSchema(schema: ObjectSchema): boolean {
   const keys = Object.keys(schema.properties ?? {});
   return schema.additionalProperties === false && keys.every((key) => schema.required?.includes(key));
