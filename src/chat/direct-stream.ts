@@ -15,6 +15,9 @@ export interface RetryOptions {
   maxRetryAfterMs: number;
 }
 
+/** The most function calls of one round that run; each call past it gets an error result instead. */
+export const MAX_TOOL_CALLS_PER_ROUND = 16;
+
 /** The tools a turn may call, and the limits on them. */
 export interface ToolLoopOptions {
   tools: ReadonlyMap<string, ChatTool>;
@@ -52,6 +55,7 @@ export async function* streamDirect(request: DirectStreamRequest): AsyncIterable
   let finalOutput = '';
   let emittedAny = false;
   let usage: TokenUsage | undefined;
+  const usedCallIds = new Set<string>();
   for (let round = 0; ; round++) {
     const lastRound = loop !== undefined && round >= loop.maxRounds;
     const modelSettings: ModelSettings = lastRound ? { ...request.settings, toolChoice: 'none' } : request.settings;
@@ -88,20 +92,23 @@ export async function* streamDirect(request: DirectStreamRequest): AsyncIterable
       }
     }
     if (!response) return;
-    finalOutput += outputText(response.output);
+    const output = withUniqueCallIds(response.output, usedCallIds);
+    finalOutput += outputText(output);
     usage = addUsage(usage, response.usage);
-    const calls = loop && !lastRound ? functionCalls(response.output) : [];
+    const calls = loop && !lastRound ? functionCalls(output) : [];
     if (calls.length === 0) {
       if (finalOutput === '' && !emittedAny) {
         // Still asking for tools after the last round, with nothing said: a clear failure rather than an empty answer.
-        throw lastRound && functionCalls(response.output).length > 0 ? toolRoundsExhausted(loop!.maxRounds) : emptyAnswerError();
+        throw lastRound && functionCalls(output).length > 0 ? toolRoundsExhausted(loop!.maxRounds) : emptyAnswerError();
       }
       yield { type: 'done', usage, finalOutput };
       return;
     }
     for (const call of calls) yield { type: 'tool_call', callId: call.callId, name: call.name, arguments: call.arguments };
     // The calls run at once; their results are reported in call order, each as soon as it and those before it are in.
-    const outcomes = calls.map((call) => runToolCall(loop!.tools, call, { timeoutMs: loop!.timeoutMs, signal: request.signal }));
+    const outcomes = calls.map((call, index) =>
+      index < MAX_TOOL_CALLS_PER_ROUND ? runToolCall(loop!.tools, call, { timeoutMs: loop!.timeoutMs, signal: request.signal }) : Promise.resolve(TOO_MANY_CALLS),
+    );
     outcomes.forEach((outcome) => outcome.catch(() => undefined));
     const results: AgentInputItem[] = [];
     for (const [index, call] of calls.entries()) {
@@ -109,11 +116,36 @@ export async function* streamDirect(request: DirectStreamRequest): AsyncIterable
       yield { type: 'tool_result', callId: call.callId, output: outcome.output, isError: outcome.isError, durationMs: outcome.durationMs };
       results.push({ type: 'function_call_result', name: call.name, callId: call.callId, status: 'completed', output: outcome.output });
     }
-    input = [...input, ...response.output, ...results];
+    input = [...input, ...output, ...results];
   }
 }
 
 type UsageFields = { inputTokens: number; outputTokens: number; totalTokens: number };
+
+const TOO_MANY_CALLS = {
+  output: `Error: too many tool calls in one round (at most ${MAX_TOOL_CALLS_PER_ROUND}); this one did not run. Make it again in the next round if it is still needed.`,
+  isError: true,
+  durationMs: 0,
+};
+
+/**
+ * The output with each function call's id made unique within the turn: some servers number the
+ * calls of every round from `call_0`, and a repeated id would make the stream, the store and the
+ * page mix two calls up. A repeat gets a suffix (`call_0_2`), in the history sent back too.
+ */
+function withUniqueCallIds(output: AgentInputItem[], used: Set<string>): AgentInputItem[] {
+  let renamed = false;
+  const unique = output.map((item) => {
+    if (item.type !== 'function_call') return item;
+    let callId = item.callId;
+    for (let suffix = 2; used.has(callId); suffix++) callId = `${item.callId}_${suffix}`;
+    used.add(callId);
+    if (callId === item.callId) return item;
+    renamed = true;
+    return { ...item, callId };
+  });
+  return renamed ? unique : output;
+}
 
 const serialized = new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>();
 
