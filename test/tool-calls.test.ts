@@ -126,6 +126,25 @@ describe('tool calls from an OpenAI-compatible model', () => {
     expect(result.events.at(-1)!.json.type).toBe('end');
   });
 
+  it('keeps waiting while the model streams a call\'s arguments for longer than RESPONSE_TIMEOUT_SECONDS, without text', async () => {
+    const pieces = ['{"expression":', '"1', '+', '2', '+', '3', '+', '4', '"}'];
+    fake.enqueue({ kind: 'tool_calls', delayMs: 150, calls: [{ id: 'call_slow', name: 'calculate', arguments: pieces }] }, { kind: 'stream', tokens: ['Ten.'] });
+    const started = performance.now();
+    const result = await stream('slow arguments', 'tools-slow-arguments');
+    expect(performance.now() - started).toBeGreaterThan(1000);
+    expect(shapeOf(result.events)).toEqual(['tool_call:call_slow', 'tool_result:call_slow', 'token', 'end']);
+    expect(result.events[2]!.json.output).toBe('1+2+3+4 = 10');
+  });
+
+  it('still times out a model that goes quiet in the middle of a call\'s arguments', async () => {
+    fake.enqueue({ kind: 'tool_calls', delayMs: 150, hangAfter: 4, calls: [{ id: 'call_quiet', name: 'calculate', arguments: ['{"expression":', '"1', '+', '2', '"}'] }] });
+    const started = performance.now();
+    const result = await stream('quiet arguments', 'tools-quiet-arguments');
+    // Four pieces 150 ms apart kept it going; then 0.5 s of silence ended it.
+    expect(performance.now() - started).toBeGreaterThan(1000);
+    expect(result.events.at(-1)!.json).toMatchObject({ type: 'error', error_code: 'UPSTREAM_TIMEOUT' });
+  });
+
   it('stops waiting for a tool after TOOL_TIMEOUT_SECONDS and gives the model an error result', async () => {
     fake.enqueue({ kind: 'tool_calls', calls: [{ id: 'call_h', name: 'hang', arguments: ['{}'] }] }, { kind: 'stream', tokens: ['The tool timed out.'] });
     const result = await stream('wait forever', 'tools-timeout');

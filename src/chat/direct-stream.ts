@@ -5,6 +5,7 @@ import { UpstreamError } from '../errors.js';
 import type { ModelStreamEvent, TokenUsage } from './chat-model.js';
 import type { ChatTool } from './tools/chat-tool.js';
 import { runToolCall, type ToolCallRequest } from './tools/tool-runner.js';
+import { PROGRESS_EVENT } from './openai-compatible-model.js';
 import { emptyAnswerError } from './upstream-errors.js';
 
 /** How the direct path retries a model call that failed before its first token. */
@@ -79,6 +80,8 @@ export async function* streamDirect(request: DirectStreamRequest): AsyncIterable
             yield { type: 'text_delta', delta: event.delta };
           } else if (event.type === 'response_done') {
             response = event.response as typeof response;
+          } else if (event === PROGRESS_EVENT) {
+            yield PROGRESS;
           }
         }
         emittedAny ||= emitted;
@@ -121,6 +124,8 @@ export async function* streamDirect(request: DirectStreamRequest): AsyncIterable
 }
 
 type UsageFields = { inputTokens: number; outputTokens: number; totalTokens: number };
+
+const PROGRESS: ModelStreamEvent = { type: 'progress' };
 
 const TOO_MANY_CALLS = {
   output: `Error: too many tool calls in one round (at most ${MAX_TOOL_CALLS_PER_ROUND}); this one did not run. Make it again in the next round if it is still needed.`,

@@ -16,9 +16,10 @@ export type FakeReply =
   /**
    * Streams `tokens` (maybe none), then these tool calls as `tool_calls` deltas: the first chunk of
    * each carries its index, id and name, the next ones its arguments piece by piece; with
-   * `interleave`, the pieces of parallel calls alternate. Ends with finish_reason "tool_calls".
+   * `interleave`, the pieces of parallel calls alternate. Ends with finish_reason "tool_calls";
+   * with `hangAfter`, sends that many pieces and then never another byte.
    */
-  | { kind: 'tool_calls'; tokens?: string[]; calls: FakeToolCall[]; interleave?: boolean; delayMs?: number };
+  | { kind: 'tool_calls'; tokens?: string[]; calls: FakeToolCall[]; interleave?: boolean; delayMs?: number; hangAfter?: number };
 
 /** One tool call the fake model makes, its arguments split into the pieces it streams them as. */
 export interface FakeToolCall {
@@ -85,7 +86,8 @@ async function streamToolCalls(response: http.ServerResponse, id: string, model:
   const order = reply.interleave
     ? Array.from({ length: Math.max(...pieces.map((list) => list.length)) }, (_, step) => pieces.map((list) => list[step]).filter((piece) => piece !== undefined)).flat()
     : pieces.flat();
-  for (const piece of order) {
+  for (const [sent, piece] of order.entries()) {
+    if (sent === reply.hangAfter) return;
     await pause();
     if (response.destroyed) return;
     response.write(chunk(id, model, { tool_calls: [piece.delta] }));
