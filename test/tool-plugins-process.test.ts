@@ -57,7 +57,7 @@ describe('the compiled server with tool plugins', () => {
       fake.enqueue({ kind: 'tool_calls', calls: [{ id: 'call_l', name: 'lookup', arguments: ['{"id": 7}'] }] }, { kind: 'stream', tokens: ['Found it.'] });
       const result = await readSse(`${url}/api/v1/chat/streaming?message=look%20it%20up`);
       expect(result.events[2]!.json).toMatchObject({ type: 'tool_result', output: 'found 7', is_error: false });
-      expect(chatRequests(fake)[0]!.body.tools).toEqual([{ type: 'function', function: { name: 'lookup', description: 'd', parameters, strict: false } }]);
+      expect(chatRequests(fake)[0]!.body.tools).toEqual([{ type: 'function', function: { name: 'lookup', description: 'd', parameters } }]);
     } finally {
       await fake.close();
     }

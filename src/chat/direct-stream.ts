@@ -6,6 +6,7 @@ import type { ModelStreamEvent, TokenUsage } from './chat-model.js';
 import type { ChatTool } from './tools/chat-tool.js';
 import { runToolCall, type ToolCallRequest } from './tools/tool-runner.js';
 import { PROGRESS_EVENT } from './openai-compatible-model.js';
+import type { ToolSupport } from './tool-support.js';
 import { emptyAnswerError } from './upstream-errors.js';
 
 /** How the direct path retries a model call that failed before its first token. */
@@ -26,6 +27,8 @@ export interface ToolLoopOptions {
   timeoutMs: number;
   /** Rounds of tool calls per answer; the call after the last round may not ask for tools. */
   maxRounds: number;
+  /** What the model's provider takes of tools, shared by all its turns (absent: everything). */
+  support?: ToolSupport | undefined;
 }
 
 /** One answer asked of an Agents SDK model directly. */
@@ -50,8 +53,10 @@ export interface DirectStreamRequest {
  * exponential backoff, but only before its first token.
  */
 export async function* streamDirect(request: DirectStreamRequest): AsyncIterable<ModelStreamEvent> {
-  const loop = request.toolLoop && request.toolLoop.tools.size > 0 ? request.toolLoop : undefined;
-  const serializedTools = loop ? serializeTools(loop.tools) : [];
+  const support = request.toolLoop?.support;
+  let level = support?.level ?? 'strict';
+  let loop = request.toolLoop && request.toolLoop.tools.size > 0 && level !== 'none' ? request.toolLoop : undefined;
+  let serializedTools = loop ? serializeTools(loop.tools, level === 'strict') : [];
   let input = request.input;
   let finalOutput = '';
   let emittedAny = false;
@@ -87,6 +92,15 @@ export async function* streamDirect(request: DirectStreamRequest): AsyncIterable
         emittedAny ||= emitted;
         break;
       } catch (error) {
+        const fallback = loop && support && round === 0 && !emitted && !request.signal.aborted ? support.downgrade(level, error, serializedTools.some((tool) => tool.type === 'function' && tool.strict)) : undefined;
+        if (fallback) {
+          // The provider refused the tools themselves: ask again with less, and not as one of the retries for failures.
+          level = fallback;
+          loop = level === 'none' ? undefined : loop;
+          serializedTools = loop ? serializeTools(loop.tools, level === 'strict') : [];
+          attempt--;
+          continue;
+        }
         if (emitted || request.signal.aborted || attempt >= request.retry.maxRetries) throw error;
         const delay = retryDelay(error, attempt, request.retry);
         if (delay === undefined) throw error;
@@ -152,14 +166,15 @@ function withUniqueCallIds(output: AgentInputItem[], used: Set<string>): AgentIn
   return renamed ? unique : output;
 }
 
-const serialized = new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>();
+const serialized = { strict: new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>(), plain: new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>() };
 
-/** The tools as the model is told of them, worked out once per tool set. */
-function serializeTools(tools: ReadonlyMap<string, ChatTool>): SerializedTool[] {
-  let list = serialized.get(tools);
+/** The tools as the model is told of them (all non-strict unless `strict`), worked out once per tool set. */
+function serializeTools(tools: ReadonlyMap<string, ChatTool>, strict: boolean): SerializedTool[] {
+  const cache = strict ? serialized.strict : serialized.plain;
+  let list = cache.get(tools);
   if (!list) {
-    list = [...tools.values()].map((tool) => ({ type: 'function', name: tool.name, description: tool.description, parameters: tool.parameters, strict: tool.strict }));
-    serialized.set(tools, list);
+    list = [...tools.values()].map((tool) => ({ type: 'function', name: tool.name, description: tool.description, parameters: tool.parameters, strict: strict && tool.strict }));
+    cache.set(tools, list);
   }
   return list;
 }

@@ -17,7 +17,7 @@ export interface OpenAICompatibleOptions {
  */
 export const PROGRESS_EVENT: StreamEvent = { type: 'model', event: { type: 'chatwait.progress' } };
 
-/** The most of an error response body read (it is never shown to anyone; its status is what counts). */
+/** The most of an error response body read (it is never shown to a user, nor logged but for a refusal of tools: see ToolSupport). */
 const MAX_ERROR_BODY_BYTES = 16_384;
 
 /**
@@ -176,8 +176,12 @@ async function readError(response: http.IncomingMessage): Promise<object | undef
     if (text.length < MAX_ERROR_BODY_BYTES) text += String(chunk);
   }
   try {
-    const parsed = JSON.parse(text) as { error?: object };
-    return parsed.error ?? parsed;
+    // APIError.generate reads the body's `error`: OpenAI, Ollama and llama.cpp send { error: {…} };
+    // Gemini sends a list of those; vLLM sends the error fields at the top level.
+    const parsed = JSON.parse(text) as unknown;
+    const body = Array.isArray(parsed) ? (parsed[0] as unknown) : parsed;
+    if (typeof body !== 'object' || body === null) return undefined;
+    return 'error' in body ? body : { error: body };
   } catch {
     return undefined;
   }

@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net';
 export type FakeReply =
   /** Streams these content deltas (chat.completion.chunk), then finish_reason, usage and [DONE]. */
   | { kind: 'stream'; tokens: string[]; delayMs?: number }
-  /** Answers with this HTTP status and an error body. */
-  | { kind: 'status'; status: number; headers?: Record<string, string> }
+  /** Answers with this HTTP status and an error body: OpenAI's shape with `message` (if given), or `body` as it is. */
+  | { kind: 'status'; status: number; headers?: Record<string, string>; message?: string; body?: string }
   /** Streams these deltas, then destroys the connection without finishing. */
   | { kind: 'broken'; tokens: string[] }
   /** A well-formed stream with no content at all. */
@@ -135,7 +135,7 @@ export async function startFakeOpenAI(): Promise<FakeOpenAIServer> {
     const id = `chatcmpl-${++sequence}`;
     if (reply.kind === 'status') {
       response.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
-      response.end(JSON.stringify({ error: { message: `fake upstream error ${reply.status} with secret body`, type: 'fake', code: null } }));
+      response.end(reply.body ?? JSON.stringify({ error: { message: reply.message ?? `fake upstream error ${reply.status} with secret body`, type: 'fake', code: null } }));
       return;
     }
     response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
