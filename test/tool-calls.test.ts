@@ -163,7 +163,12 @@ describe('tool calls from an OpenAI-compatible model', () => {
   it(`runs at most ${MAX_TOOL_CALLS_PER_ROUND} calls of one round and answers the others with an error result`, async () => {
     const calls = Array.from({ length: MAX_TOOL_CALLS_PER_ROUND + 2 }, (_, index) => ({ id: `call_${index}`, name: 'calculate', arguments: [`{"expression":"${index}+1"}`] }));
     fake.enqueue({ kind: 'tool_calls', calls }, { kind: 'stream', tokens: ['Done.'] });
-    const result = await stream('many calls', 'tools-many');
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    const result = await stream('many calls', 'tools-many').finally(() => process.off('warning', onWarning));
+    // A full round of calls, each listening for the turn's abort, is no listener leak.
+    expect(warnings).not.toContain('MaxListenersExceededWarning');
     const outcomes = result.events.filter((event) => event.json.type === 'tool_result').map((event) => event.json);
     expect(outcomes).toHaveLength(calls.length);
     expect(outcomes.slice(0, MAX_TOOL_CALLS_PER_ROUND).map((outcome) => outcome.output)).toEqual(calls.slice(0, MAX_TOOL_CALLS_PER_ROUND).map((_, index) => `${index}+1 = ${index + 1}`));

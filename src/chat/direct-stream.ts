@@ -1,3 +1,4 @@
+import { getMaxListeners, setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import type { AgentInputItem, Model, ModelSettings, SerializedTool } from '@openai/agents';
@@ -123,6 +124,8 @@ export async function* streamDirect(request: DirectStreamRequest): AsyncIterable
     }
     for (const call of calls) yield { type: 'tool_call', callId: call.callId, name: call.name, arguments: call.arguments };
     // The calls run at once; their results are reported in call order, each as soon as it and those before it are in.
+    // Each running call listens for the turn's abort: up to a full round of them is expected, not a leak.
+    if (calls.length > 1) setMaxListeners(Math.max(getMaxListeners(request.signal), MAX_TOOL_CALLS_PER_ROUND + 10), request.signal);
     const outcomes = calls.map((call, index) =>
       index < MAX_TOOL_CALLS_PER_ROUND ? runToolCall(loop!.tools, call, { timeoutMs: loop!.timeoutMs, signal: request.signal }) : Promise.resolve(TOO_MANY_CALLS),
     );
