@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeDemoAnswer } from '../src/chat/demo-model.js';
 import { readSse, tokensOf } from './support/sse-client.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { spawnServer } from './support/spawn-server.js';
+import { postJson, startTestServer, type TestServer } from './support/test-server.js';
 import { expectWholeTurn, shapeOf } from './support/tool-stream.js';
 
 let server: TestServer;
@@ -43,5 +44,38 @@ describe('the demo model calling the built-in tools', () => {
     const off = await stream(withoutTools, 'what is 12*(3+4)?', 'demo-off');
     expect(shapeOf(off.events).every((type) => type === 'token' || type === 'end')).toBe(true);
     expect(tokensOf(off.events)).toEqual(composeDemoAnswer('what is 12*(3+4)?', 60));
+  });
+});
+
+describe('the demo model on messages built to make its patterns backtrack', () => {
+  // In a process of its own: a catastrophic pattern would block the event loop, and this test must fail, not hang.
+  it('answers each within seconds, 10,000 characters or just under the planning limit', async () => {
+    const server = spawnServer({ DEMO_TOKENS_PER_SECOND: '0', RATE_LIMIT_REQUESTS_PER_MINUTE: '0' });
+    try {
+      const url = await server.url;
+      const messages = [10_000, 290].flatMap((length) => [
+        `what time is it in x${' '.repeat(length - 21)}#`,
+        `convert 1 x to y${' '.repeat(length - 18)}\n#`,
+        `what is 1${' '.repeat((length - 11) / 2)}+${' '.repeat((length - 11) / 2)}#`,
+        `what is 1+1${','.repeat(length - 12)}1`,
+      ]);
+      for (const message of messages) {
+        const started = performance.now();
+        const response = await fetch(`${url}/api/v1/chat/wait`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ message }),
+          signal: AbortSignal.timeout(5000),
+        });
+        expect(response.status).toBe(200);
+        expect(((await response.json()) as { message: string }).message.length).toBeGreaterThan(0);
+        expect(performance.now() - started).toBeLessThan(5000);
+      }
+      // A short time question still calls the tool (UTC: "x   #" is no place).
+      const short = await postJson(`${url}/api/v1/chat/wait`, { message: messages[4] });
+      expect(short.body.tool_steps).toMatchObject([{ name: 'get_current_time', arguments: '{"time_zone":"UTC"}' }]);
+    } finally {
+      server.child.kill('SIGKILL');
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_TOOL_CALLS_PER_ROUND } from '../src/chat/direct-stream.js';
 import { startFakeOpenAI, type FakeOpenAIServer } from './support/fake-openai-server.js';
 import { readSse, tokensOf } from './support/sse-client.js';
 import { getJson, postJson, startTestServer, type TestServer } from './support/test-server.js';
@@ -125,6 +126,25 @@ describe('tool calls from an OpenAI-compatible model', () => {
     expect(result.events.at(-1)!.json.type).toBe('end');
   });
 
+  it('keeps waiting while the model streams a call\'s arguments for longer than RESPONSE_TIMEOUT_SECONDS, without text', async () => {
+    const pieces = ['{"expression":', '"1', '+', '2', '+', '3', '+', '4', '"}'];
+    fake.enqueue({ kind: 'tool_calls', delayMs: 150, calls: [{ id: 'call_slow', name: 'calculate', arguments: pieces }] }, { kind: 'stream', tokens: ['Ten.'] });
+    const started = performance.now();
+    const result = await stream('slow arguments', 'tools-slow-arguments');
+    expect(performance.now() - started).toBeGreaterThan(1000);
+    expect(shapeOf(result.events)).toEqual(['tool_call:call_slow', 'tool_result:call_slow', 'token', 'end']);
+    expect(result.events[2]!.json.output).toBe('1+2+3+4 = 10');
+  });
+
+  it('still times out a model that goes quiet in the middle of a call\'s arguments', async () => {
+    fake.enqueue({ kind: 'tool_calls', delayMs: 150, hangAfter: 4, calls: [{ id: 'call_quiet', name: 'calculate', arguments: ['{"expression":', '"1', '+', '2', '"}'] }] });
+    const started = performance.now();
+    const result = await stream('quiet arguments', 'tools-quiet-arguments');
+    // Four pieces 150 ms apart kept it going; then 0.5 s of silence ended it.
+    expect(performance.now() - started).toBeGreaterThan(1000);
+    expect(result.events.at(-1)!.json).toMatchObject({ type: 'error', error_code: 'UPSTREAM_TIMEOUT' });
+  });
+
   it('stops waiting for a tool after TOOL_TIMEOUT_SECONDS and gives the model an error result', async () => {
     fake.enqueue({ kind: 'tool_calls', calls: [{ id: 'call_h', name: 'hang', arguments: ['{}'] }] }, { kind: 'stream', tokens: ['The tool timed out.'] });
     const result = await stream('wait forever', 'tools-timeout');
@@ -138,6 +158,46 @@ describe('tool calls from an OpenAI-compatible model', () => {
     const result = await stream('weather in Oslo', 'tools-unknown');
     expect(result.events[2]!.json.output).toBe('Error: there is no tool named "weather". The tools are: get_current_time, calculate, convert_units, explode, sleep_for, hang.');
     expect(result.events.at(-1)!.json.type).toBe('end');
+  });
+
+  it(`runs at most ${MAX_TOOL_CALLS_PER_ROUND} calls of one round and answers the others with an error result`, async () => {
+    const calls = Array.from({ length: MAX_TOOL_CALLS_PER_ROUND + 2 }, (_, index) => ({ id: `call_${index}`, name: 'calculate', arguments: [`{"expression":"${index}+1"}`] }));
+    fake.enqueue({ kind: 'tool_calls', calls }, { kind: 'stream', tokens: ['Done.'] });
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    const result = await stream('many calls', 'tools-many').finally(() => process.off('warning', onWarning));
+    // A full round of calls, each listening for the turn's abort, is no listener leak.
+    expect(warnings).not.toContain('MaxListenersExceededWarning');
+    const outcomes = result.events.filter((event) => event.json.type === 'tool_result').map((event) => event.json);
+    expect(outcomes).toHaveLength(calls.length);
+    expect(outcomes.slice(0, MAX_TOOL_CALLS_PER_ROUND).map((outcome) => outcome.output)).toEqual(calls.slice(0, MAX_TOOL_CALLS_PER_ROUND).map((_, index) => `${index}+1 = ${index + 1}`));
+    for (const outcome of outcomes.slice(MAX_TOOL_CALLS_PER_ROUND)) {
+      expect(outcome).toMatchObject({ is_error: true, duration_ms: 0 });
+      expect(outcome.output).toMatch(/^Error: too many tool calls in one round \(at most 16\); this one did not run\./);
+    }
+    expect(result.events.at(-1)!.json).toMatchObject({ type: 'end', final_output: 'Done.' });
+    const toolMessages = chatRequests(fake)[1]!.body.messages!.filter((message) => message.role === 'tool');
+    expect(toolMessages.map((message) => message.tool_call_id)).toEqual(calls.map((call) => call.id));
+  });
+
+  it('makes a call id the server repeats in a later round unique, in the stream, the store and the history', async () => {
+    const call = (expression: string) => ({ kind: 'tool_calls' as const, calls: [{ id: 'call_0', name: 'calculate', arguments: [`{"expression":"${expression}"}`] }] });
+    fake.enqueue(call('1+1'), call('2+2'), { kind: 'tool_calls', calls: [{ id: 'call_0', name: 'calculate', arguments: ['{"expression":"3+3"}'] }, { id: 'call_0_2', name: 'calculate', arguments: ['{"expression":"4+4"}'] }] }, { kind: 'stream', tokens: ['2, 4, 6 and 8.'] });
+    const result = await stream('one round after another', 'tools-same-id');
+    const ids = ['call_0', 'call_0_2', 'call_0_3', 'call_0_2_2'];
+    expect(shapeOf(result.events)).toEqual(['tool_call:call_0', 'tool_result:call_0', 'tool_call:call_0_2', 'tool_result:call_0_2', 'tool_call:call_0_3', 'tool_call:call_0_2_2', 'tool_result:call_0_3', 'tool_result:call_0_2_2', 'token', 'end']);
+    const stored = (await getJson(`${server.url}/api/v1/conversations/tools-same-id`)).body.turns[0].tool_steps;
+    expect(stored.map((step: { call_id: string; output: string }) => [step.call_id, step.output])).toEqual([
+      ['call_0', '1+1 = 2'],
+      ['call_0_2', '2+2 = 4'],
+      ['call_0_3', '3+3 = 6'],
+      ['call_0_2_2', '4+4 = 8'],
+    ]);
+    const history = chatRequests(fake).at(-1)!.body.messages!;
+    const calledIds = history.flatMap((message) => (message.tool_calls ?? []) as { id: string }[]).map((toolCall) => toolCall.id);
+    expect(calledIds).toEqual(ids);
+    expect(history.filter((message) => message.role === 'tool').map((message) => message.tool_call_id)).toEqual(ids);
   });
 
   it('stops a turn cancelled while a tool runs, keeping the call in the stored turn', async () => {

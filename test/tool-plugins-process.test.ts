@@ -47,6 +47,22 @@ describe('the compiled server with tool plugins', () => {
     );
   });
 
+  it('starts with a plugin whose schema strict mode cannot take (oneOf), and offers it non-strict', async () => {
+    const fake = await startFakeOpenAI();
+    try {
+      const parameters = { type: 'object', properties: { id: { oneOf: [{ type: 'string' }, { type: 'integer' }] } }, required: ['id'], additionalProperties: false };
+      const directory = pluginFolder({ 'lookup.mjs': `export default { name: "lookup", description: "d", parameters: ${JSON.stringify(parameters)}, execute: ({ id }) => "found " + id };` });
+      const server = start({ TOOLS_DIR: directory, TOOLS: 'none', OPENAI_BASE_URL: fake.baseUrl });
+      const url = await server.url;
+      fake.enqueue({ kind: 'tool_calls', calls: [{ id: 'call_l', name: 'lookup', arguments: ['{"id": 7}'] }] }, { kind: 'stream', tokens: ['Found it.'] });
+      const result = await readSse(`${url}/api/v1/chat/streaming?message=look%20it%20up`);
+      expect(result.events[2]!.json).toMatchObject({ type: 'tool_result', output: 'found 7', is_error: false });
+      expect(chatRequests(fake)[0]!.body.tools).toEqual([{ type: 'function', function: { name: 'lookup', description: 'd', parameters } }]);
+    } finally {
+      await fake.close();
+    }
+  });
+
   it('offers the README example plugin to the model and runs it when called', async () => {
     const fake = await startFakeOpenAI();
     try {

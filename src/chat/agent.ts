@@ -6,6 +6,8 @@ import type { ChatMessage, ChatModel, ModelHealth, ModelStreamEvent, ReplyReques
 import { streamDirect } from './direct-stream.js';
 import { DEMO_MODEL_NAME, DemoModel } from './demo-model.js';
 import { OpenAICompatibleModel } from './openai-compatible-model.js';
+import type { Logger } from '../observability/logger.js';
+import { ToolSupport } from './tool-support.js';
 import type { ChatTool } from './tools/chat-tool.js';
 import { toUpstreamError } from './upstream-errors.js';
 
@@ -23,7 +25,7 @@ const MAX_RETRY_AFTER_MS = 10_000;
  * Builds the model layer for a configuration: an Agents SDK model on Gemini, an OpenAI-compatible
  * endpoint or the demo model, with the tools it may call (see `createToolSet`).
  */
-export function createChatModel(config: Config, tools: ReadonlyMap<string, ChatTool> = new Map()): ChatModel {
+export function createChatModel(config: Config, tools: ReadonlyMap<string, ChatTool> = new Map(), logger?: Logger): ChatModel {
   // Traces would be exported to OpenAI's servers; a self-hosted chat service never does that by default.
   setTracingDisabled(true);
   const provider = resolveProvider(config);
@@ -32,7 +34,14 @@ export function createChatModel(config: Config, tools: ReadonlyMap<string, ChatT
   const instructions = config.SYSTEM_PROMPT ?? DEFAULT_INSTRUCTIONS;
   const settings: ModelSettings = config.MAX_OUTPUT_TOKENS === undefined ? {} : { maxTokens: config.MAX_OUTPUT_TOKENS };
   const retry = { maxRetries: config.UPSTREAM_MAX_RETRIES, initialDelayMs: config.UPSTREAM_RETRY_DELAY_MS, maxRetryAfterMs: MAX_RETRY_AFTER_MS };
-  const toolLoop = { tools, timeoutMs: config.TOOL_TIMEOUT_SECONDS * 1000, maxRounds: config.TOOL_MAX_ROUNDS };
+  const support = new ToolSupport((level, providerMessage) => {
+    const message =
+      level === 'plain'
+        ? 'the model provider refused tools in strict mode; offering them without it from now on'
+        : 'the model provider refused a request offering tools; answering without tools from now on (TOOLS=none avoids the refused request)';
+    logger?.warn({ provider, model: name, provider_message: providerMessage }, message);
+  });
+  const toolLoop = { tools, timeoutMs: config.TOOL_TIMEOUT_SECONDS * 1000, maxRounds: config.TOOL_MAX_ROUNDS, support };
 
   return {
     provider,

@@ -46,7 +46,8 @@ export function toolFields(request: ModelRequest): Record<string, unknown> {
   return {
     tools: tools.map((tool) => ({
       type: 'function',
-      function: { name: tool.name, description: tool.description, parameters: tool.parameters, strict: tool.strict },
+      // `strict` only when true: some Gemini-compatible backends refuse the field whatever its value.
+      function: { name: tool.name, description: tool.description, parameters: tool.parameters, ...(tool.strict ? { strict: true } : {}) },
     })),
     ...(choice === undefined ? {} : { tool_choice: choice === 'auto' || choice === 'required' || choice === 'none' ? choice : { type: 'function', function: { name: choice } } }),
     ...(request.modelSettings.parallelToolCalls === undefined ? {} : { parallel_tool_calls: request.modelSettings.parallelToolCalls }),

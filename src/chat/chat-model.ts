@@ -16,9 +16,12 @@ export interface TokenUsage {
 /**
  * What a model emits while it answers, free of any SDK type. A turn with tools emits, between
  * rounds of text, each call the model asked for (`tool_call`) and then its outcome (`tool_result`).
+ * `progress` says the model is still writing something that is not text yet (a tool call's
+ * arguments, or its reasoning): it keeps the stall timeout from firing.
  */
 export type ModelStreamEvent =
   | { type: 'text_delta'; delta: string }
+  | { type: 'progress' }
   | { type: 'tool_call'; callId: string; name: string; arguments: string }
   | { type: 'tool_result'; callId: string; output: string; isError: boolean; durationMs: number }
   | { type: 'done'; usage: TokenUsage | undefined; finalOutput: string };

@@ -50,6 +50,13 @@ describe('the demo model with tools', () => {
     expect(planDemoToolStep(request('what is 12*(3+4)?', []))).toBeUndefined();
     expect(planDemoToolStep(request('what time is it in Tokyo', offer('calculate')))).toBeUndefined();
     expect(planDemoToolStep(request('what is 12*(3+4)?', ALL, 'none'))).toBeUndefined();
+    expect(planDemoToolStep(request('convert 5 km to miles', offer('calculate', 'get_current_time')))).toBeUndefined();
+  });
+
+  it('reads no message over 300 characters for a tool call', () => {
+    expect(planDemoToolStep(request(`what time is it in Tokyo${' '.repeat(276)}`))?.kind).toBe('call');
+    expect(planDemoToolStep(request(`what time is it in Tokyo${' '.repeat(277)}`))).toBeUndefined();
+    expect(planDemoToolStep(request(`what is 12*(3+4)? ${'Please. '.repeat(40)}`))).toBeUndefined();
   });
 
   it('streams a call as a function_call output item, with no text', async () => {

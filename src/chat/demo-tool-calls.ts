@@ -1,21 +1,16 @@
 import type { AgentInputItem, ModelRequest, protocol } from '@openai/agents';
+import { asksForTime, findConversion, findExpression, findTimePlace, MAX_PLANNED_MESSAGE_CHARS } from './demo-tool-patterns.js';
 import { resolveTimeZone } from './tools/current-time.js';
 
 /** What the demo model does next in a conversation with tools: call one, or answer from their results. */
 export type DemoToolStep = { kind: 'call'; name: string; arguments: Record<string, unknown> } | { kind: 'answer'; text: string };
 
-const TIME_QUESTION = /\b(what time is it|what(?:'s| is) the (?:current |local )?time|current (?:local )?time|time is it)\b/i;
-const TIME_PLACE = /\bin\s+([A-Za-z][A-Za-z _/'-]*?)\s*(?:right now|now|today)?\s*[?.!]*\s*$/i;
-const CONVERSION = /\bconvert\s+(-?\d+(?:\.\d+)?)\s*(.+?)\s+(?:to|into|in)\s+(.+?)\s*[?.!]*\s*$/i;
-const CALCULATION = /\b(what(?:'s| is)|calculate|compute|evaluate|how much is)\b/i;
-const EXPRESSION_RUN = /(?:sqrt|abs|round|floor|ceil|min|max|pi|[\d.+\-*/%^()×÷,\s])+/gi;
-const HAS_OPERATION = /(?:\d|\))\s*(?:\*\*|[-+*/%^×÷])\s*[-+(]*\s*(?:\.?\d|sqrt|abs|pi)|(?:sqrt|abs)\s*\(\s*\d/i;
-
 /**
  * Decides the demo model's tool use, deterministically: after tool results it answers with them;
  * otherwise a message asking the time somewhere calls `get_current_time`, "convert 5 km to miles"
  * calls `convert_units`, and "what is 12*(3+4)" calls `calculate`, when that tool is offered (and
- * `toolChoice` is not "none"). Undefined: an ordinary demo answer, exactly as without tools.
+ * `toolChoice` is not "none"). Messages over MAX_PLANNED_MESSAGE_CHARS are never read for a call.
+ * Undefined: an ordinary demo answer, exactly as without tools.
  */
 export function planDemoToolStep(request: ModelRequest): DemoToolStep | undefined {
   const input = typeof request.input === 'string' ? [{ role: 'user' as const, content: request.input }] : request.input;
@@ -24,22 +19,15 @@ export function planDemoToolStep(request: ModelRequest): DemoToolStep | undefine
   const offered = new Set(request.tools.filter((tool) => tool.type === 'function').map((tool) => tool.name));
   if (offered.size === 0 || request.modelSettings.toolChoice === 'none') return undefined;
   const message = lastUserText(input);
-  if (message === undefined) return undefined;
-  if (offered.has('get_current_time') && TIME_QUESTION.test(message)) {
-    const place = TIME_PLACE.exec(message)?.[1]?.trim();
+  if (message === undefined || message.length > MAX_PLANNED_MESSAGE_CHARS) return undefined;
+  if (offered.has('get_current_time') && asksForTime(message)) {
+    const place = findTimePlace(message);
     return { kind: 'call', name: 'get_current_time', arguments: { time_zone: place ? zoneFor(place) : 'UTC' } };
   }
-  const conversion = CONVERSION.exec(message);
-  if (offered.has('convert_units') && conversion) {
-    return { kind: 'call', name: 'convert_units', arguments: { value: Number(conversion[1]), from_unit: conversion[2]!, to_unit: conversion[3]! } };
-  }
-  if (offered.has('calculate') && CALCULATION.test(message)) {
-    const expression = (message.match(EXPRESSION_RUN) ?? [])
-      .map((run) => run.trim().replace(/[,.]+$/, ''))
-      .filter((run) => HAS_OPERATION.test(run))
-      .sort((a, b) => b.length - a.length)[0];
-    if (expression) return { kind: 'call', name: 'calculate', arguments: { expression } };
-  }
+  const conversion = offered.has('convert_units') ? findConversion(message) : undefined;
+  if (conversion) return { kind: 'call', name: 'convert_units', arguments: { value: conversion.value, from_unit: conversion.fromUnit, to_unit: conversion.toUnit } };
+  const expression = offered.has('calculate') ? findExpression(message) : undefined;
+  if (expression) return { kind: 'call', name: 'calculate', arguments: { expression } };
   return undefined;
 }
 

@@ -1,3 +1,4 @@
+import { getMaxListeners, setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import type { AgentInputItem, Model, ModelSettings, SerializedTool } from '@openai/agents';
@@ -5,6 +6,8 @@ import { UpstreamError } from '../errors.js';
 import type { ModelStreamEvent, TokenUsage } from './chat-model.js';
 import type { ChatTool } from './tools/chat-tool.js';
 import { runToolCall, type ToolCallRequest } from './tools/tool-runner.js';
+import { PROGRESS_EVENT } from './openai-compatible-model.js';
+import type { ToolSupport } from './tool-support.js';
 import { emptyAnswerError } from './upstream-errors.js';
 
 /** How the direct path retries a model call that failed before its first token. */
@@ -15,6 +18,9 @@ export interface RetryOptions {
   maxRetryAfterMs: number;
 }
 
+/** The most function calls of one round that run; each call past it gets an error result instead. */
+export const MAX_TOOL_CALLS_PER_ROUND = 16;
+
 /** The tools a turn may call, and the limits on them. */
 export interface ToolLoopOptions {
   tools: ReadonlyMap<string, ChatTool>;
@@ -22,6 +28,8 @@ export interface ToolLoopOptions {
   timeoutMs: number;
   /** Rounds of tool calls per answer; the call after the last round may not ask for tools. */
   maxRounds: number;
+  /** What the model's provider takes of tools, shared by all its turns (absent: everything). */
+  support?: ToolSupport | undefined;
 }
 
 /** One answer asked of an Agents SDK model directly. */
@@ -46,12 +54,15 @@ export interface DirectStreamRequest {
  * exponential backoff, but only before its first token.
  */
 export async function* streamDirect(request: DirectStreamRequest): AsyncIterable<ModelStreamEvent> {
-  const loop = request.toolLoop && request.toolLoop.tools.size > 0 ? request.toolLoop : undefined;
-  const serializedTools = loop ? serializeTools(loop.tools) : [];
+  const support = request.toolLoop?.support;
+  let level = support?.level ?? 'strict';
+  let loop = request.toolLoop && request.toolLoop.tools.size > 0 && level !== 'none' ? request.toolLoop : undefined;
+  let serializedTools = loop ? serializeTools(loop.tools, level === 'strict') : [];
   let input = request.input;
   let finalOutput = '';
   let emittedAny = false;
   let usage: TokenUsage | undefined;
+  const usedCallIds = new Set<string>();
   for (let round = 0; ; round++) {
     const lastRound = loop !== undefined && round >= loop.maxRounds;
     const modelSettings: ModelSettings = lastRound ? { ...request.settings, toolChoice: 'none' } : request.settings;
@@ -75,11 +86,22 @@ export async function* streamDirect(request: DirectStreamRequest): AsyncIterable
             yield { type: 'text_delta', delta: event.delta };
           } else if (event.type === 'response_done') {
             response = event.response as typeof response;
+          } else if (event === PROGRESS_EVENT) {
+            yield PROGRESS;
           }
         }
         emittedAny ||= emitted;
         break;
       } catch (error) {
+        const fallback = loop && support && round === 0 && !emitted && !request.signal.aborted ? support.downgrade(level, error, serializedTools.some((tool) => tool.type === 'function' && tool.strict)) : undefined;
+        if (fallback) {
+          // The provider refused the tools themselves: ask again with less, and not as one of the retries for failures.
+          level = fallback;
+          loop = level === 'none' ? undefined : loop;
+          serializedTools = loop ? serializeTools(loop.tools, level === 'strict') : [];
+          attempt--;
+          continue;
+        }
         if (emitted || request.signal.aborted || attempt >= request.retry.maxRetries) throw error;
         const delay = retryDelay(error, attempt, request.retry);
         if (delay === undefined) throw error;
@@ -88,20 +110,25 @@ export async function* streamDirect(request: DirectStreamRequest): AsyncIterable
       }
     }
     if (!response) return;
-    finalOutput += outputText(response.output);
+    const output = withUniqueCallIds(response.output, usedCallIds);
+    finalOutput += outputText(output);
     usage = addUsage(usage, response.usage);
-    const calls = loop && !lastRound ? functionCalls(response.output) : [];
+    const calls = loop && !lastRound ? functionCalls(output) : [];
     if (calls.length === 0) {
       if (finalOutput === '' && !emittedAny) {
         // Still asking for tools after the last round, with nothing said: a clear failure rather than an empty answer.
-        throw lastRound && functionCalls(response.output).length > 0 ? toolRoundsExhausted(loop!.maxRounds) : emptyAnswerError();
+        throw lastRound && functionCalls(output).length > 0 ? toolRoundsExhausted(loop!.maxRounds) : emptyAnswerError();
       }
       yield { type: 'done', usage, finalOutput };
       return;
     }
     for (const call of calls) yield { type: 'tool_call', callId: call.callId, name: call.name, arguments: call.arguments };
     // The calls run at once; their results are reported in call order, each as soon as it and those before it are in.
-    const outcomes = calls.map((call) => runToolCall(loop!.tools, call, { timeoutMs: loop!.timeoutMs, signal: request.signal }));
+    // Each running call listens for the turn's abort: up to a full round of them is expected, not a leak.
+    if (calls.length > 1) setMaxListeners(Math.max(getMaxListeners(request.signal), MAX_TOOL_CALLS_PER_ROUND + 10), request.signal);
+    const outcomes = calls.map((call, index) =>
+      index < MAX_TOOL_CALLS_PER_ROUND ? runToolCall(loop!.tools, call, { timeoutMs: loop!.timeoutMs, signal: request.signal }) : Promise.resolve(TOO_MANY_CALLS),
+    );
     outcomes.forEach((outcome) => outcome.catch(() => undefined));
     const results: AgentInputItem[] = [];
     for (const [index, call] of calls.entries()) {
@@ -109,20 +136,48 @@ export async function* streamDirect(request: DirectStreamRequest): AsyncIterable
       yield { type: 'tool_result', callId: call.callId, output: outcome.output, isError: outcome.isError, durationMs: outcome.durationMs };
       results.push({ type: 'function_call_result', name: call.name, callId: call.callId, status: 'completed', output: outcome.output });
     }
-    input = [...input, ...response.output, ...results];
+    input = [...input, ...output, ...results];
   }
 }
 
 type UsageFields = { inputTokens: number; outputTokens: number; totalTokens: number };
 
-const serialized = new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>();
+const PROGRESS: ModelStreamEvent = { type: 'progress' };
 
-/** The tools as the model is told of them, worked out once per tool set. */
-function serializeTools(tools: ReadonlyMap<string, ChatTool>): SerializedTool[] {
-  let list = serialized.get(tools);
+const TOO_MANY_CALLS = {
+  output: `Error: too many tool calls in one round (at most ${MAX_TOOL_CALLS_PER_ROUND}); this one did not run. Make it again in the next round if it is still needed.`,
+  isError: true,
+  durationMs: 0,
+};
+
+/**
+ * The output with each function call's id made unique within the turn: some servers number the
+ * calls of every round from `call_0`, and a repeated id would make the stream, the store and the
+ * page mix two calls up. A repeat gets a suffix (`call_0_2`), in the history sent back too.
+ */
+function withUniqueCallIds(output: AgentInputItem[], used: Set<string>): AgentInputItem[] {
+  let renamed = false;
+  const unique = output.map((item) => {
+    if (item.type !== 'function_call') return item;
+    let callId = item.callId;
+    for (let suffix = 2; used.has(callId); suffix++) callId = `${item.callId}_${suffix}`;
+    used.add(callId);
+    if (callId === item.callId) return item;
+    renamed = true;
+    return { ...item, callId };
+  });
+  return renamed ? unique : output;
+}
+
+const serialized = { strict: new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>(), plain: new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>() };
+
+/** The tools as the model is told of them (all non-strict unless `strict`), worked out once per tool set. */
+function serializeTools(tools: ReadonlyMap<string, ChatTool>, strict: boolean): SerializedTool[] {
+  const cache = strict ? serialized.strict : serialized.plain;
+  let list = cache.get(tools);
   if (!list) {
-    list = [...tools.values()].map((tool) => ({ type: 'function', name: tool.name, description: tool.description, parameters: tool.parameters, strict: tool.strict }));
-    serialized.set(tools, list);
+    list = [...tools.values()].map((tool) => ({ type: 'function', name: tool.name, description: tool.description, parameters: tool.parameters, strict: strict && tool.strict }));
+    cache.set(tools, list);
   }
   return list;
 }

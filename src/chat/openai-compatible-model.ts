@@ -11,7 +11,13 @@ export interface OpenAICompatibleOptions {
   model: string;
 }
 
-/** The most of an error response body read (it is never shown to anyone; its status is what counts). */
+/**
+ * Yielded at most once per network read whose chunks carried tool-call arguments or reasoning but
+ * no text: the model is working, so the stall timeout must not fire (see `PROGRESS_EVENT` users).
+ */
+export const PROGRESS_EVENT: StreamEvent = { type: 'model', event: { type: 'chatwait.progress' } };
+
+/** The most of an error response body read (it is never shown to a user, nor logged but for a refusal of tools: see ToolSupport). */
 const MAX_ERROR_BODY_BYTES = 16_384;
 
 /**
@@ -50,6 +56,7 @@ export class OpenAICompatibleModel implements Model {
     let usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0 };
     let buffer = '';
     let done = false;
+    let working = false;
     const toolCalls = new ToolCallAssembler();
     try {
       for await (const chunk of response as AsyncIterable<string>) {
@@ -73,7 +80,12 @@ export class OpenAICompatibleModel implements Model {
             text += delta;
             yield { type: 'output_text_delta', delta };
           }
-          if (chunkDelta?.tool_calls) toolCalls.add(chunkDelta.tool_calls);
+          if (chunkDelta?.tool_calls) {
+            toolCalls.add(chunkDelta.tool_calls);
+            working = true;
+          } else if (chunkDelta?.reasoning_content || chunkDelta?.reasoning) {
+            working = true;
+          }
           if (parsed.usage) {
             usage = {
               inputTokens: parsed.usage.prompt_tokens ?? 0,
@@ -81,6 +93,10 @@ export class OpenAICompatibleModel implements Model {
               totalTokens: parsed.usage.total_tokens ?? 0,
             };
           }
+        }
+        if (working) {
+          working = false;
+          yield PROGRESS_EVENT;
         }
       }
     } catch (error) {
@@ -158,7 +174,7 @@ export class OpenAICompatibleModel implements Model {
 
 interface ChatCompletionChunk {
   id?: string;
-  choices?: { delta?: { content?: string | null; tool_calls?: ToolCallDelta[] } }[];
+  choices?: { delta?: { content?: string | null; tool_calls?: ToolCallDelta[]; reasoning_content?: string | null; reasoning?: string | null } }[];
   usage?: { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number } | null;
   error?: object;
 }
@@ -169,8 +185,12 @@ async function readError(response: http.IncomingMessage): Promise<object | undef
     if (text.length < MAX_ERROR_BODY_BYTES) text += String(chunk);
   }
   try {
-    const parsed = JSON.parse(text) as { error?: object };
-    return parsed.error ?? parsed;
+    // APIError.generate reads the body's `error`: OpenAI, Ollama and llama.cpp send { error: {…} };
+    // Gemini sends a list of those; vLLM sends the error fields at the top level.
+    const parsed = JSON.parse(text) as unknown;
+    const body = Array.isArray(parsed) ? (parsed[0] as unknown) : parsed;
+    if (typeof body !== 'object' || body === null) return undefined;
+    return 'error' in body ? body : { error: body };
   } catch {
     return undefined;
   }

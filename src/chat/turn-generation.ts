@@ -66,8 +66,9 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
   const contextIdJson = JSON.stringify(contextId);
   const toolSteps = options.toolSteps ?? [];
   let toolsRunning = 0;
-  // One timer covers the wait for the first token and any later stall of the stream. Tools have their
-  // own limit (TOOL_TIMEOUT_SECONDS): while one runs the timer lets go, and it starts again when all are done.
+  // One timer covers the wait for the first token and any later stall of the stream; text and progress
+  // events (tool-call arguments, reasoning) restart it. Tools have their own limit (TOOL_TIMEOUT_SECONDS):
+  // while one runs the timer lets go, and it starts again when all are done.
   const timeout = setTimeout(() => {
     if (toolsRunning > 0) return;
     const seconds = Math.round(options.responseTimeoutMs / 100) / 10;
@@ -133,6 +134,9 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
         } else if (event.type === 'done') {
           usage = event.usage;
           modelOutput = event.finalOutput;
+        } else if (event.type === 'progress') {
+          // The model is writing a tool call (or thinking): no text yet, but no stall either.
+          timeout.refresh();
         } else {
           recordToolEvent(event);
         }

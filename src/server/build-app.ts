@@ -61,7 +61,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const { config } = options;
   const logger = options.logger ?? createLogger(config);
   const tools = options.model ? undefined : (options.tools ?? (await createToolSet(config)));
-  const model = options.model ?? createChatModel(config, tools);
+  const model = options.model ?? createChatModel(config, tools, logger);
   if (tools && tools.size > 0) logger.info({ tools: [...tools.keys()] }, 'tools the model may call');
   const metrics = options.metrics ?? createMetrics();
   const store = timedStore(options.store ?? createConversationStore(config.DATABASE_URL), metrics);

@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net';
 export type FakeReply =
   /** Streams these content deltas (chat.completion.chunk), then finish_reason, usage and [DONE]. */
   | { kind: 'stream'; tokens: string[]; delayMs?: number }
-  /** Answers with this HTTP status and an error body. */
-  | { kind: 'status'; status: number; headers?: Record<string, string> }
+  /** Answers with this HTTP status and an error body: OpenAI's shape with `message` (if given), or `body` as it is. */
+  | { kind: 'status'; status: number; headers?: Record<string, string>; message?: string; body?: string }
   /** Streams these deltas, then destroys the connection without finishing. */
   | { kind: 'broken'; tokens: string[] }
   /** A well-formed stream with no content at all. */
@@ -16,9 +16,10 @@ export type FakeReply =
   /**
    * Streams `tokens` (maybe none), then these tool calls as `tool_calls` deltas: the first chunk of
    * each carries its index, id and name, the next ones its arguments piece by piece; with
-   * `interleave`, the pieces of parallel calls alternate. Ends with finish_reason "tool_calls".
+   * `interleave`, the pieces of parallel calls alternate. Ends with finish_reason "tool_calls";
+   * with `hangAfter`, sends that many pieces and then never another byte.
    */
-  | { kind: 'tool_calls'; tokens?: string[]; calls: FakeToolCall[]; interleave?: boolean; delayMs?: number };
+  | { kind: 'tool_calls'; tokens?: string[]; calls: FakeToolCall[]; interleave?: boolean; delayMs?: number; hangAfter?: number };
 
 /** One tool call the fake model makes, its arguments split into the pieces it streams them as. */
 export interface FakeToolCall {
@@ -85,7 +86,8 @@ async function streamToolCalls(response: http.ServerResponse, id: string, model:
   const order = reply.interleave
     ? Array.from({ length: Math.max(...pieces.map((list) => list.length)) }, (_, step) => pieces.map((list) => list[step]).filter((piece) => piece !== undefined)).flat()
     : pieces.flat();
-  for (const piece of order) {
+  for (const [sent, piece] of order.entries()) {
+    if (sent === reply.hangAfter) return;
     await pause();
     if (response.destroyed) return;
     response.write(chunk(id, model, { tool_calls: [piece.delta] }));
@@ -133,7 +135,7 @@ export async function startFakeOpenAI(): Promise<FakeOpenAIServer> {
     const id = `chatcmpl-${++sequence}`;
     if (reply.kind === 'status') {
       response.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
-      response.end(JSON.stringify({ error: { message: `fake upstream error ${reply.status} with secret body`, type: 'fake', code: null } }));
+      response.end(reply.body ?? JSON.stringify({ error: { message: reply.message ?? `fake upstream error ${reply.status} with secret body`, type: 'fake', code: null } }));
       return;
     }
     response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });

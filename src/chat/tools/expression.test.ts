@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { evaluateExpression, ExpressionError, formatNumber, MAX_EXPRESSION_CHARS } from './expression.js';
+import { evaluateExpression, ExpressionError, formatNumber, MAX_EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH } from './expression.js';
 
 describe('the calculator expression parser', () => {
   it.each([
@@ -69,11 +69,41 @@ describe('the calculator expression parser', () => {
     ['max()', /max takes 1 to 100 arguments, not 0/],
     ['sqrt(1, 2)', /sqrt takes 1 argument, not 2/],
     ['max(1,)', /expected a number/],
-    ['10 ^ 400', /too large/],
+    ['10 ^ 400', /^the result of 10 \^ 400 is too large to represent \(beyond ±1\.8e308\)$/],
+    ['1e400', /^the number 1e400 at position 1 is too large to represent/],
+    ['0 * 1e999', /the number 1e999 at position 5 is too large/],
+    ['1 / 1e-400', /^the number 1e-400 at position 5 is too small to represent \(the smallest is about 5e-324\)$/],
+    ['1e200 * 1e200 - 1e200 * 1e200', /^the result of 1e\+200 \* 1e\+200 is too large to represent/],
+    ['0 * (1e308 * 10)', /^the result of 1e\+308 \* 10 is too large/],
+    ['1 / (1e-200 * 1e-200)', /^the result of 1e-200 \* 1e-200 is too small to represent/],
+    ['1e-300 / 1e300', /^the result of 1e-300 \/ 1e\+300 is too small/],
+    ['0.5 ^ 2000', /^the result of 0\.5 \^ 2000 is too small/],
+    ['exp(1000) - exp(1000)', /^the result of exp\(1000\) is too large/],
+    ['1.7e308 + 1.7e308', /^the result of 1\.7e\+308 \+ 1\.7e\+308 is too large/],
     ['round(1.5, 0.5)', /whole number of digits/],
   ])('refuses %j with a clear message', (expression, message) => {
     expect(() => evaluateExpression(expression)).toThrow(ExpressionError);
     expect(() => evaluateExpression(expression)).toThrow(message);
+  });
+
+  it('evaluates results that are exactly 0 or very large without calling them out of range', () => {
+    expect(evaluateExpression('0 * 1e300 + 5 * 0')).toBe(0);
+    expect(evaluateExpression('0 / 7 + 0 ^ 2 + 0.000e-5')).toBe(0);
+    expect(evaluateExpression('1e308 + 1e307')).toBeCloseTo(1.1e308, -300);
+    expect(evaluateExpression('round(1e308, 2)')).toBe(1e308);
+    expect(evaluateExpression('1e-300 * 1e-10')).toBeCloseTo(1e-310, 320);
+  });
+
+  it('counts each parenthesis, call, sign and power as one level, up to MAX_EXPRESSION_DEPTH', () => {
+    const nested = (levels: number) => `${'('.repeat(levels)}1${')'.repeat(levels)}`;
+    expect(evaluateExpression(nested(MAX_EXPRESSION_DEPTH))).toBe(1);
+    expect(() => evaluateExpression(nested(MAX_EXPRESSION_DEPTH + 1))).toThrow(`the expression is nested too deeply (at most ${MAX_EXPRESSION_DEPTH} levels`);
+    expect(evaluateExpression(`${'-'.repeat(MAX_EXPRESSION_DEPTH)}1`)).toBe(1);
+    expect(() => evaluateExpression(`${'-'.repeat(MAX_EXPRESSION_DEPTH + 1)}1`)).toThrow(/nested too deeply/);
+    expect(evaluateExpression(`${'abs('.repeat(MAX_EXPRESSION_DEPTH - 1)}-1${')'.repeat(MAX_EXPRESSION_DEPTH - 1)}`)).toBe(1);
+    expect(() => evaluateExpression(`${'abs('.repeat(MAX_EXPRESSION_DEPTH + 1)}1${')'.repeat(MAX_EXPRESSION_DEPTH + 1)}`)).toThrow(/nested too deeply/);
+    expect(evaluateExpression(`1${'^1'.repeat(MAX_EXPRESSION_DEPTH)}`)).toBe(1);
+    expect(() => evaluateExpression(`1${'^1'.repeat(MAX_EXPRESSION_DEPTH + 1)}`)).toThrow(/nested too deeply/);
   });
 
   it('bounds the length and the nesting depth of an expression', () => {

@@ -1,6 +1,6 @@
 /** The longest expression the calculator accepts, in characters. */
 export const MAX_EXPRESSION_CHARS = 500;
-/** The deepest nesting (parentheses, unary signs, powers) the parser follows before refusing. */
+/** The deepest nesting the parser follows before refusing: each parenthesis, function call, sign and power is one level. */
 export const MAX_EXPRESSION_DEPTH = 64;
 
 /** An expression that cannot be evaluated; the message says why, in words fit for the model and the user. */
@@ -68,7 +68,7 @@ function tokenize(text: string): Token[] {
     }
     const number = /^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/.exec(text.slice(index));
     if (number) {
-      tokens.push({ kind: 'number', value: Number(number[0]), at: index });
+      tokens.push({ kind: 'number', value: checkedLiteral(number[0], index), at: index });
       index += number[0].length;
       continue;
     }
@@ -121,7 +121,9 @@ class Parser {
       if (precedence <= minPrecedence) return left;
       this.#index++;
       const right = this.parseExpression(precedence);
-      left = applyBinary(token.value, left, right);
+      const operand = left;
+      const mayUnderflow = (token.value === '*' && left !== 0 && right !== 0) || (token.value === '/' && left !== 0);
+      left = representable(applyBinary(token.value, left, right), mayUnderflow, () => `${formatNumber(operand)} ${token.value} ${formatNumber(right)}`);
     }
   }
 
@@ -132,15 +134,13 @@ class Parser {
   }
 
   #parseUnary(): number {
-    return this.#nested(() => {
-      const token = this.#peek();
-      if (token.kind === 'operator' && (token.value === '-' || token.value === '+')) {
-        this.#index++;
-        const operand = this.#parseUnary();
-        return token.value === '-' ? -operand : operand;
-      }
-      return this.#parsePower();
-    });
+    const token = this.#peek();
+    if (token.kind === 'operator' && (token.value === '-' || token.value === '+')) {
+      this.#index++;
+      const operand = this.#nested(() => this.#parseUnary());
+      return token.value === '-' ? -operand : operand;
+    }
+    return this.#parsePower();
   }
 
   /** `a ^ b ^ c` is `a ^ (b ^ c)`, and an exponent may carry its own sign: `2 ^ -1`. */
@@ -149,11 +149,11 @@ class Parser {
     const token = this.#peek();
     if (token.kind !== 'operator' || token.value !== '^') return base;
     this.#index++;
-    const exponent = this.#parseUnary();
+    const exponent = this.#nested(() => this.#parseUnary());
     if (base === 0 && exponent < 0) fail('division by zero (0 to a negative power)');
     const value = base ** exponent;
     if (Number.isNaN(value)) fail('a negative number to a fractional power is not a real number');
-    return value;
+    return representable(value, base !== 0, () => `${formatNumber(base)} ^ ${formatNumber(exponent)}`);
   }
 
   #parsePrimary(): number {
@@ -190,11 +190,13 @@ class Parser {
     if (values.length < least || values.length > most) {
       fail(`${name} takes ${least === most ? least : `${least} to ${most}`} argument${most === 1 ? '' : 's'}, not ${values.length}`);
     }
-    return fn.apply(...values);
+    return representable(fn.apply(...values), false, () => `${name}(${values.map(formatNumber).join(', ')})`);
   }
 
   #nested<T>(parse: () => T): T {
-    if (++this.#depth > MAX_EXPRESSION_DEPTH) fail(`the expression is nested too deeply (at most ${MAX_EXPRESSION_DEPTH} levels)`);
+    if (++this.#depth > MAX_EXPRESSION_DEPTH) {
+      fail(`the expression is nested too deeply (at most ${MAX_EXPRESSION_DEPTH} levels of parentheses, function calls, signs and powers)`);
+    }
     try {
       return parse();
     } finally {
@@ -237,10 +239,35 @@ function applyBinary(operator: '+' | '-' | '*' | '/' | '%', left: number, right:
   }
 }
 
+/** The largest finite double, and the smallest positive one, as people read them. */
+const LARGEST = '1.8e308';
+const SMALLEST = '5e-324';
+
+/** A number literal's value; one too large or too small for a double is refused where it is written. */
+function checkedLiteral(text: string, at: number): number {
+  const value = Number(text);
+  if (!Number.isFinite(value)) fail(`the number ${text} at position ${at + 1} is too large to represent (the largest is about ${LARGEST})`);
+  if (value === 0 && /[1-9]/.test(text.replace(/[eE].*$/, ''))) fail(`the number ${text} at position ${at + 1} is too small to represent (the smallest is about ${SMALLEST})`);
+  return value;
+}
+
+/**
+ * An intermediate result, refused where it stops being a real number: beyond ±1.8e308 (which would
+ * turn into Infinity and then NaN), or, when `mayUnderflow` (a product, quotient or power of
+ * nonzero numbers), rounded all the way to 0.
+ */
+function representable(value: number, mayUnderflow: boolean, operation: () => string): number {
+  if (Number.isNaN(value)) fail(`the result of ${operation()} is not a real number`);
+  if (!Number.isFinite(value)) fail(`the result of ${operation()} is too large to represent (beyond ±${LARGEST})`);
+  if (value === 0 && mayUnderflow) fail(`the result of ${operation()} is too small to represent (closer to 0 than ${SMALLEST})`);
+  return value;
+}
+
 function roundTo(value: number, digits: number): number {
   if (!Number.isInteger(digits) || digits < 0 || digits > 15) fail('round takes a whole number of digits from 0 to 15');
   const factor = 10 ** digits;
-  return Math.round(value * factor) / factor;
+  // A number too large to scale has no digits after the point to round.
+  return Number.isFinite(value * factor) ? Math.round(value * factor) / factor : value;
 }
 
 function describe(token: Token): string {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -58,6 +58,7 @@ describe('tool plugins', () => {
     ['a bad name', 'export default { name: "has spaces", description: "d", parameters: { type: "object" }, execute: () => 1 };', /its name must be 1 to 64 characters/],
     ['no description', 'export default { name: "nodesc", description: " ", parameters: { type: "object" }, execute: () => 1 };', /it needs a description/],
     ['no execute', 'export default { name: "noexec", description: "d", parameters: { type: "object" } };', /execute must be a function/],
+    ['a schema the SDK cannot use', 'export default { name: "odd", description: "d", parameters: { type: "object", "~standard": { version: 1 } }, execute: () => 1 };', /its parameters cannot be used \(Standard Schema values must provide/],
     ['a schema that is not an object schema', 'export default { name: "badschema", description: "d", parameters: { type: "string" }, execute: () => 1 };', /parameters must be a JSON Schema with "type": "object"/],
   ])('stop start-up on %s, with one line naming the file', async (_case, text, problem) => {
     const { directory, path } = folderWith('broken.mjs', text);
@@ -70,6 +71,51 @@ describe('tool plugins', () => {
     expect(message.startsWith(`Invalid tool plugin ${path}: `)).toBe(true);
     expect(message).toMatch(problem);
     expect(message).not.toContain('\n');
+  });
+
+  it.each([
+    ['oneOf', { oneOf: [{ type: 'string' }, { type: 'number' }] }],
+    ['allOf', { allOf: [{ type: 'string' }, { minLength: 1 }] }],
+    ['if/then', { type: 'string', if: { const: 'a' }, then: { minLength: 1 } }],
+  ])('send a schema using %s, which strict mode cannot take, non-strict as written', async (_keyword, valueSchema) => {
+    const parameters = { type: 'object', properties: { value: valueSchema }, required: ['value'], additionalProperties: false };
+    const { directory } = folderWith('either.mjs', `export default { name: "either", description: "d", parameters: ${JSON.stringify(parameters)}, execute: ({ value }) => "got " + value };`);
+    const tools = await loadToolPlugins(directory, new Set());
+    expect(tools[0]!.strict).toBe(false);
+    expect(tools[0]!.parameters).toEqual(parameters);
+    await expect(run(tools, 'either', { value: 'a' })).resolves.toMatchObject({ output: 'got a', isError: false });
+    await expect(run(tools, 'either', {})).resolves.toMatchObject({ output: 'Error: the argument "value" is missing', isError: true });
+  });
+
+  it('follow symbolic links, as a Kubernetes ConfigMap mounts its files', async () => {
+    // A ConfigMap volume: each file is a link into ..data, itself a link to a timestamped folder.
+    const directory = mkdtempSync(join(tmpdir(), 'chatwait-configmap-'));
+    mkdirSync(join(directory, '..2024_06_01_12_00_00.123'));
+    writeFileSync(join(directory, '..2024_06_01_12_00_00.123', 'word-count.mjs'), readFileSync(join(ROOT, 'examples/tools/word-count.mjs')));
+    symlinkSync('..2024_06_01_12_00_00.123', join(directory, '..data'));
+    symlinkSync('..data/word-count.mjs', join(directory, 'word-count.mjs'));
+    symlinkSync('..data', join(directory, 'linked-folder.mjs'));
+    const tools = await loadToolPlugins(directory, new Set());
+    expect(tools.map((tool) => tool.name)).toEqual(['word_count']);
+    await expect(run(tools, 'word_count', { text: 'linked in' })).resolves.toMatchObject({ output: '{"words":2,"sentences":0,"characters":9}' });
+  });
+
+  it('stop start-up on a symbolic link to nothing, naming it', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'chatwait-dangling-'));
+    symlinkSync('missing.mjs', join(directory, 'gone.mjs'));
+    await expect(loadToolPlugins(directory, new Set())).rejects.toThrow(`Invalid tool plugin ${join(directory, 'gone.mjs')}: it cannot be read (ENOENT; a symbolic link to nothing?)`);
+  });
+
+  it.each([
+    ['strict', { additionalProperties: false }],
+    ['non-strict', {}],
+  ])('count only own properties as present arguments ("toString" is no exception), %s', async (mode, extra) => {
+    const parameters = { type: 'object', properties: { toString: { type: 'string' } }, required: ['toString'], ...extra };
+    const { directory } = folderWith('named.mjs', `export default { name: "named", description: "d", parameters: ${JSON.stringify(parameters)}, execute: (args) => "ran with " + JSON.stringify(args) };`);
+    const tools = await loadToolPlugins(directory, new Set());
+    expect(tools[0]!.strict).toBe(mode === 'strict');
+    await expect(run(tools, 'named', {})).resolves.toMatchObject({ output: 'Error: the argument "toString" is missing', isError: true });
+    await expect(run(tools, 'named', { toString: 'x' })).resolves.toMatchObject({ output: 'ran with {"toString":"x"}', isError: false });
   });
 
   it('refuse a name another tool already has', async () => {

@@ -1,7 +1,8 @@
-import { readdir } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { tool } from '@openai/agents';
+import { tool, UserError } from '@openai/agents';
 import { ConfigError } from '../../config.js';
 import type { ChatTool } from './chat-tool.js';
 import { ToolFailure } from './chat-tool.js';
@@ -26,25 +27,37 @@ export interface ToolPlugin {
  * whose one-line message names the file.
  */
 export async function loadToolPlugins(directory: string, takenNames: ReadonlySet<string>): Promise<ChatTool[]> {
-  let files: string[];
+  let entries: Dirent[];
   try {
-    files = (await readdir(directory, { withFileTypes: true }))
-      .filter((entry) => entry.isFile() && /\.m?js$/.test(entry.name) && !/^[_.]/.test(entry.name))
-      .map((entry) => entry.name)
-      .sort();
+    entries = await readdir(directory, { withFileTypes: true });
   } catch {
     throw new ConfigError(`Invalid configuration: TOOLS_DIR must name a readable folder (got ${JSON.stringify(directory)})`);
   }
+  const files = entries
+    .filter((entry) => (entry.isFile() || entry.isSymbolicLink()) && /\.m?js$/.test(entry.name) && !/^[_.]/.test(entry.name))
+    .map((entry) => entry.name)
+    .sort();
   const names = new Set(takenNames);
   const tools: ChatTool[] = [];
   for (const file of files) {
     const path = join(directory, file);
+    // Symbolic links count by what they point to: a Kubernetes ConfigMap mounts every file as one.
+    if (!(await isFile(path))) continue;
     const loaded = toChatTool(await importPlugin(path), path);
     if (names.has(loaded.name)) throw pluginError(path, `its name "${loaded.name}" is already taken by another tool`);
     names.add(loaded.name);
     tools.push(loaded);
   }
   return tools;
+}
+
+/** Whether a path is a file, following links; a link to nothing is a mistake worth stopping for. */
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch (error) {
+    throw pluginError(path, `it cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}; a symbolic link to nothing?)`);
+  }
 }
 
 async function importPlugin(path: string): Promise<unknown> {
@@ -85,14 +98,29 @@ function toChatTool(candidate: unknown, path: string): ChatTool {
     }
   }
   if (!isObjectSchema(parameters)) throw pluginError(path, 'parameters must be a JSON Schema with "type": "object", or a zod object schema');
-  return tool({
-    name: plugin.name,
-    description: plugin.description,
-    parameters: parameters as never,
-    strict: isStrictSchema(parameters),
-    errorFunction: null,
-    execute: (args: unknown, _context?: unknown, details?: { signal?: AbortSignal }) => execute(checkArguments(args, parameters), { signal: details?.signal }),
-  });
+  const make = (strict: boolean) =>
+    tool({
+      name: plugin.name!,
+      description: plugin.description!,
+      parameters: parameters as never,
+      strict,
+      errorFunction: null,
+      execute: (args: unknown, _context?: unknown, details?: { signal?: AbortSignal }) => execute(checkArguments(args, parameters), { signal: details?.signal }),
+    });
+  try {
+    if (isStrictSchema(parameters)) {
+      try {
+        return make(true);
+      } catch (error) {
+        // Strict mode refuses some keywords anywhere in the schema (oneOf, allOf, if/then, not…). Such a
+        // schema goes to the model as written, non-strict, as every schema with optional properties does.
+        if (!(error instanceof UserError)) throw error;
+      }
+    }
+    return make(false);
+  } catch (error) {
+    throw pluginError(path, `its parameters cannot be used (${firstLine(error instanceof Error ? error.message : String(error))})`);
+  }
 }
 
 interface ObjectSchema {
@@ -113,7 +141,10 @@ function isObjectSchema(value: unknown): value is ObjectSchema {
   return (properties === undefined || (typeof properties === 'object' && properties !== null)) && (required === undefined || (Array.isArray(required) && required.every((item) => typeof item === 'string')));
 }
 
-/** OpenAI's strict mode needs every property required and no others allowed; other schemas go non-strict. */
+/**
+ * OpenAI's strict mode needs every property required and no others allowed; other schemas go
+ * non-strict (and so do those whose keywords the SDK cannot convert to strict mode).
+ */
 function isStrictSchema(schema: ObjectSchema): boolean {
   const keys = Object.keys(schema.properties ?? {});
   return schema.additionalProperties === false && keys.every((key) => schema.required?.includes(key));
@@ -122,15 +153,18 @@ function isStrictSchema(schema: ObjectSchema): boolean {
 /** The SDK only parses JSON for a JSON-Schema tool: check what a model most often gets wrong (missing or mistyped fields). */
 function checkArguments(args: unknown, schema: ObjectSchema): unknown {
   if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new ToolFailure('the arguments must be a JSON object');
-  const record = args as Record<string, unknown>;
+  // JSON holds no functions: one here is the SDK's strict-mode normalizer copying an inherited
+  // property (a missing "toString" argument becomes Object.prototype.toString), so it is dropped.
+  const record = Object.fromEntries(Object.entries(args).filter(([, value]) => typeof value !== 'function'));
   for (const key of schema.required ?? []) {
-    if (!(key in record)) throw new ToolFailure(`the argument "${key}" is missing`);
+    // Own properties only: "toString" or "constructor" are in every object's prototype.
+    if (!Object.hasOwn(record, key)) throw new ToolFailure(`the argument "${key}" is missing`);
   }
   for (const [key, value] of Object.entries(record)) {
     const expected = schema.properties?.[key]?.type;
     if (typeof expected === 'string' && !hasJsonType(value, expected)) throw new ToolFailure(`the argument "${key}" must be of type ${expected}`);
   }
-  return args;
+  return record;
 }
 
 function hasJsonType(value: unknown, type: string): boolean {

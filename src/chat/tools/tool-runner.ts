@@ -100,5 +100,9 @@ function describeFailure(error: unknown, toolName: string): string {
 }
 
 function truncate(text: string, length: number): string {
-  return text.length <= length ? text : `${text.slice(0, length)}… (cut at ${length} characters)`;
+  if (text.length <= length) return text;
+  // Never keep half of a surrogate pair: an emoji at the cut would become an invalid character.
+  const code = text.charCodeAt(length - 1);
+  const end = code >= 0xd800 && code <= 0xdbff ? length - 1 : length;
+  return `${text.slice(0, end)}… (cut at ${length} characters)`;
 }

@@ -129,4 +129,11 @@ describe('running a tool call', () => {
     expect(long.startsWith('x'.repeat(MAX_TOOL_OUTPUT_CHARS))).toBe(true);
     expect(long.endsWith(`… (cut at ${MAX_TOOL_OUTPUT_CHARS} characters)`)).toBe(true);
   });
+
+  it('never cuts a long output inside a character made of two UTF-16 units', async () => {
+    const emoji = tool({ name: 'emoji', description: 'faces', parameters: z.object({}), errorFunction: null, execute: () => `${'x'.repeat(MAX_TOOL_OUTPUT_CHARS - 1)}${'😀'.repeat(10)}` });
+    const output = (await call('emoji', {}, new Map([['emoji', emoji]]))).output;
+    expect(output).toBe(`${'x'.repeat(MAX_TOOL_OUTPUT_CHARS - 1)}… (cut at ${MAX_TOOL_OUTPUT_CHARS} characters)`);
+    expect(output).not.toMatch(/[\ud800-\udfff]/u);
+  });
 });
