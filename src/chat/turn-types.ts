@@ -1,0 +1,61 @@
+import type { Logger } from '../observability/logger.js';
+import type { ConversationStore } from '../store/conversation-store.js';
+import type { ReplayLog } from '../streams/replay-log.js';
+import type { ChatMessage, ChatModel } from './chat-model.js';
+import type { HistoryBudget } from './history.js';
+import type { TurnObserver, TurnResult } from './turn-generation.js';
+import type { WireBatch } from './turn-reading.js';
+
+// The shapes the turn manager takes and gives, apart from its workings (turn-manager.ts).
+
+/** What a turn is started with. */
+export interface StartTurnInput {
+  message: string;
+  contextId?: string | undefined;
+  /** Client-managed context, used instead of the stored conversation. */
+  history?: ChatMessage[] | undefined;
+  clientMessageId?: string | undefined;
+  /** Whose conversation this is: a digest of the caller's API key, or null when keys are off. */
+  owner?: string | null;
+  /** Called before a new turn begins (never for an attach or a resume): throws to refuse it, as a rate limit does. */
+  admit?: () => Promise<void> | void;
+}
+
+/** A turn as a request sees it: new, or an existing one it attached to. */
+export interface TurnHandle {
+  turnId: string;
+  contextId: string;
+  model: string;
+  /** True when the request joined a turn that already existed. */
+  resumed: boolean;
+  /** Settles when the turn ends: the answer, or the ChatWaitError that ended it. */
+  done: Promise<TurnResult>;
+}
+
+/** A connection's view of a turn: its events from where the connection starts reading. */
+export interface TurnStream {
+  turnId: string;
+  contextId: string;
+  model: string;
+  resumed: boolean;
+  /**
+   * The SSE id of this connection's `start` event: `<turn_id>/start` on a fresh read, and on a resume
+   * the position the client already holds, so an EventSource that drops again right away resumes
+   * from there instead of from the beginning.
+   */
+  startId: string;
+  /** The events in batches (whatever was there when the reader looked), or already framed SSE text. */
+  events: AsyncIterable<WireBatch>;
+}
+
+/** Options of the turn manager. */
+export interface TurnManagerOptions {
+  model: ChatModel;
+  store: ConversationStore;
+  log: ReplayLog;
+  logger: Logger;
+  history: HistoryBudget;
+  responseTimeoutMs: number;
+  streamTtlMs: number;
+  observer?: TurnObserver | undefined;
+}
