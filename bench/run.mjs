@@ -123,8 +123,11 @@ async function main() {
   const both = async (scenario) => ({ chatwait: await runLoad({ ...scenario, url: targets.chatwait }), relay: await runLoad({ ...scenario, url: targets.relay }) });
 
   if (wants('P1') || wants('P2')) {
+    // One stream's time to first token does not depend on the answer's length: short answers give
+    // 300 samples in a minute, so the p99 is not just the slowest of a handful.
+    await configureUpstream(upstreamUrl, 10, load.rate);
+    results.oneStream = await both({ kind: 'streams', concurrency: 1, rounds: smoke ? 5 : 300 });
     await configureUpstream(upstreamUrl, load.tokens, load.rate);
-    results.oneStream = await both({ kind: 'streams', concurrency: 1, rounds: smoke ? 5 : 30 });
     results.loaded = await both({ kind: 'streams', concurrency: load.streams });
     await configureUpstream(upstreamUrl, load.throughputTokens, 0);
     results.throughput = await both({ kind: 'streams', concurrency: load.throughputStreams });
@@ -201,8 +204,8 @@ function printTable(results) {
   const add = (id, figure, target, ours, theirs, met) => rows.push({ id, figure, target, chatwait: ours, relay: theirs, ratio: typeof ours === 'number' && typeof theirs === 'number' ? ratio(ours, theirs) : '', met: met === undefined ? '' : met ? 'yes' : 'no' });
   if (results.oneStream) {
     const one = results.oneStream;
-    add('P1', 'added TTFT, 1 stream, p50 (ms)', '≤ 1', round(one.chatwait.firstTokenAdded.p50), round(one.relay.firstTokenAdded.p50), one.chatwait.firstTokenAdded.p50 <= 1);
-    add('P1', 'added TTFT, 1 stream, p99 (ms)', '≤ 5', round(one.chatwait.firstTokenAdded.p99), round(one.relay.firstTokenAdded.p99), one.chatwait.firstTokenAdded.p99 <= 5);
+    add('P1', `added TTFT, 1 stream (${one.chatwait.streams} answers), p50 (ms)`, '≤ 1', round(one.chatwait.firstTokenAdded.p50), round(one.relay.firstTokenAdded.p50), one.chatwait.firstTokenAdded.p50 <= 1);
+    add('P1', `added TTFT, 1 stream (${one.chatwait.streams} answers), p99 (ms)`, '≤ 5', round(one.chatwait.firstTokenAdded.p99), round(one.relay.firstTokenAdded.p99), one.chatwait.firstTokenAdded.p99 <= 5);
     const loaded = results.loaded;
     add('P1', `added TTFT, ${load.streams} streams, p99 (ms)`, '≤ 20', round(loaded.chatwait.firstTokenAdded.p99), round(loaded.relay.firstTokenAdded.p99), loaded.chatwait.firstTokenAdded.p99 <= 20);
     add('P2', `added per-token delay, ${load.streams} streams, p99 (ms)`, '≤ 5', round(loaded.chatwait.tokenAdded.p99), round(loaded.relay.tokenAdded.p99), loaded.chatwait.tokenAdded.p99 <= 5);
