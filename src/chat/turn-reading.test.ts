@@ -12,7 +12,8 @@ async function wireText(batches: AsyncIterable<WireBatch>): Promise<string> {
   return text;
 }
 
-const token = (index: number) => JSON.stringify({ token: `t${index}`, token_index: index, type: 'token' });
+// Text of 1 to 4 bytes a character, so positions and byte offsets differ.
+const token = (index: number) => JSON.stringify({ token: `t${index}${[...'é€😀'].slice(0, index % 4).join('')}`, token_index: index, type: 'token' });
 const blocks = (turnId: string, entries: string[], from: number) =>
   entries
     .slice(from)

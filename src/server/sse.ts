@@ -17,6 +17,12 @@ export interface SseStreamOptions {
 /** About how much text one socket write carries when a reader catches up on many events. */
 const WRITE_CHUNK_BYTES = 64 * 1024;
 
+/**
+ * The abort reason of a connection that ended. One shared value: `abort()` without a reason builds a
+ * DOMException with a stack trace, on every stream (2 % of a resume's CPU); readers only check `aborted`.
+ */
+export const CONNECTION_ENDED: unknown = Object.freeze({ name: 'ConnectionEnded', message: 'the connection ended' });
+
 /** Why a stream's connection ended. */
 export type ClosedBy = 'server' | 'client' | 'slow_reader';
 
@@ -150,6 +156,6 @@ export class SseStream {
     clearInterval(this.#heartbeat);
     if (this.#closed.signal.aborted) return;
     this.#closedBy = by;
-    this.#closed.abort();
+    this.#closed.abort(CONNECTION_ENDED);
   }
 }

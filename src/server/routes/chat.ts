@@ -15,7 +15,7 @@ import {
   waitRequestSchema,
   waitResponseSchema,
 } from '../schemas.js';
-import { SseStream, type SseStreamOptions } from '../sse.js';
+import { CONNECTION_ENDED, SseStream, type SseStreamOptions } from '../sse.js';
 
 /** Options of the chat routes. */
 export interface ChatRoutesOptions {
@@ -143,7 +143,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
   async function streamTurn(request: FastifyRequest, reply: FastifyReply, input: StartTurnInput, lastTokenIndex: number): Promise<void> {
     const release = await limits.openStream(request);
     const connection = new AbortController();
-    reply.raw.once('close', () => connection.abort());
+    reply.raw.once('close', () => connection.abort(CONNECTION_ENDED));
     const lastEventId = request.headers['last-event-id'];
     let stream: TurnStream;
     try {
@@ -158,7 +158,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
     if (stream.resumed) observer?.resumed(typeof lastEventId === 'string' && lastEventId.trim() !== '' ? 'last_event_id' : 'last_token_index');
     reply.hijack();
     const sse = new SseStream(reply.raw, { ...sseOptions, headers: reply.getHeaders() });
-    sse.signal.addEventListener('abort', () => connection.abort(), { once: true });
+    sse.signal.addEventListener('abort', () => connection.abort(CONNECTION_ENDED), { once: true });
     observer?.streamOpened();
     try {
       await sse.send(stream.startId, startEventData(stream.contextId, stream.turnId, stream.model, stream.resumed));
