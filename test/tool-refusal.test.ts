@@ -90,4 +90,19 @@ describe('a provider that refuses tools', () => {
     expect(offered(1)).toHaveLength(3);
     expect(warnings.filter((line) => line.provider_message !== undefined)).toHaveLength(0);
   });
+
+  it('remembers nothing when asking without tools fails too: that 400 was not about the tools', async () => {
+    const { server, warnings } = await start();
+    const notAboutTools = "Invalid 'messages': the tools and everything else in this request were refused";
+    fake.enqueue({ kind: 'status', status: 400, message: notAboutTools });
+    fake.enqueue({ kind: 'status', status: 400, message: notAboutTools });
+    const failed = await ask(server, 'refused');
+    expect(failed.events.at(-1)!.json).toMatchObject({ type: 'error', error_code: 'UPSTREAM_ERROR' });
+    expect(chatRequests(fake)).toHaveLength(2);
+    expect(chatRequests(fake)[1]!.body).not.toHaveProperty('tools');
+    const next = await ask(server, 'next');
+    expect(next.events.at(-1)!.json.type).toBe('end');
+    expect(offered(2)).toHaveLength(3);
+    expect(warnings.filter((line) => line.provider_message !== undefined)).toHaveLength(0);
+  });
 });

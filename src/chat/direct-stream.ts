@@ -7,7 +7,7 @@ import type { ModelStreamEvent, TokenUsage } from './chat-model.js';
 import type { ChatTool } from './tools/chat-tool.js';
 import { runToolCall, type ToolCallRequest } from './tools/tool-runner.js';
 import { PROGRESS_EVENT } from './openai-compatible-model.js';
-import type { ToolSupport } from './tool-support.js';
+import type { ToolSupport, ToolSupportLevel } from './tool-support.js';
 import { emptyAnswerError } from './upstream-errors.js';
 
 /** How the direct path retries a model call that failed before its first token. */
@@ -63,6 +63,8 @@ export async function* streamDirect(request: DirectStreamRequest): AsyncIterable
   let emittedAny = false;
   let usage: TokenUsage | undefined;
   const usedCallIds = new Set<string>();
+  // A refusal of the tools answered by asking with less: remembered for the model once that works.
+  let refused: { level: ToolSupportLevel; message: string } | undefined;
   for (let round = 0; ; round++) {
     const lastRound = loop !== undefined && round >= loop.maxRounds;
     const modelSettings: ModelSettings = lastRound ? { ...request.settings, toolChoice: 'none' } : request.settings;
@@ -91,12 +93,15 @@ export async function* streamDirect(request: DirectStreamRequest): AsyncIterable
           }
         }
         emittedAny ||= emitted;
+        if (refused) support?.confirm(refused.level, refused.message);
+        refused = undefined;
         break;
       } catch (error) {
-        const fallback = loop && support && round === 0 && !emitted && !request.signal.aborted ? support.downgrade(level, error, serializedTools.some((tool) => tool.type === 'function' && tool.strict)) : undefined;
+        const fallback = loop && support && round === 0 && !emitted && !request.signal.aborted ? support.fallback(level, error, serializedTools.some((tool) => tool.type === 'function' && tool.strict)) : undefined;
         if (fallback) {
           // The provider refused the tools themselves: ask again with less, and not as one of the retries for failures.
-          level = fallback;
+          refused = fallback;
+          level = fallback.level;
           loop = level === 'none' ? undefined : loop;
           serializedTools = loop ? serializeTools(loop.tools, level === 'strict') : [];
           attempt--;
@@ -153,7 +158,8 @@ const TOO_MANY_CALLS = {
 /**
  * The output with each function call's id made unique within the turn: some servers number the
  * calls of every round from `call_0`, and a repeated id would make the stream, the store and the
- * page mix two calls up. A repeat gets a suffix (`call_0_2`), in the history sent back too.
+ * page mix two calls up. A repeat gets a suffix (`call_0_2`), in the history sent back too. (A
+ * provider that insists on its own id format and repeats ids would refuse the suffix; none known.)
  */
 function withUniqueCallIds(output: AgentInputItem[], used: Set<string>): AgentInputItem[] {
   let renamed = false;

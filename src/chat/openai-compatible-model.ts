@@ -12,8 +12,8 @@ export interface OpenAICompatibleOptions {
 }
 
 /**
- * Yielded at most once per network read whose chunks carried tool-call arguments or reasoning but
- * no text: the model is working, so the stall timeout must not fire (see `PROGRESS_EVENT` users).
+ * Yielded at most once per network read whose chunks carried tool-call arguments or reasoning (text
+ * restarts the stall timeout by itself): the model is working, so the timeout must not fire.
  */
 export const PROGRESS_EVENT: StreamEvent = { type: 'model', event: { type: 'chatwait.progress' } };
 

@@ -11,7 +11,7 @@ const MAX_MESSAGE_CHARS = 300;
  * turn of that model. Many local models (Ollama's "… does not support tools") answer 400 to any
  * request offering tools, and some Gemini-compatible backends refuse the `strict` field: such a
  * refusal before the first token makes the turn try again with less (`plain`, then `none`), once
- * per step, and `onDowngrade` is told once per step with the provider's own message.
+ * per step; when that succeeds, `onDowngrade` is told once with the provider's own message.
  */
 export class ToolSupport {
   #level: ToolSupportLevel = 'strict';
@@ -28,18 +28,22 @@ export class ToolSupport {
 
   /**
    * The level to try again at after `error` refused a request made at `from` (with any strict tool
-   * when `strictOffered`), or undefined when the error is no refusal of tools.
+   * when `strictOffered`), and the provider's message; undefined when the error is no refusal of tools.
+   * Nothing is remembered yet: a 400 that only mentions tools proves nothing until the request with
+   * less succeeds (then `confirm`).
    */
-  downgrade(from: ToolSupportLevel, error: unknown, strictOffered: boolean): ToolSupportLevel | undefined {
+  fallback(from: ToolSupportLevel, error: unknown, strictOffered: boolean): { level: ToolSupportLevel; message: string } | undefined {
     if (from === 'none') return undefined;
     const message = toolRefusalMessage(error);
     if (message === undefined) return undefined;
-    const next: ToolSupportLevel = from === 'strict' && strictOffered && /strict/i.test(message) ? 'plain' : 'none';
-    if (ORDER[next] > ORDER[this.#level]) {
-      this.#level = next;
-      this.#onDowngrade(next, message);
-    }
-    return next;
+    return { level: from === 'strict' && strictOffered && /\bstrict\b/i.test(message) ? 'plain' : 'none', message };
+  }
+
+  /** A request at `level` succeeded after the provider refused more: later turns start there. */
+  confirm(level: ToolSupportLevel, providerMessage: string): void {
+    if (ORDER[level] <= ORDER[this.#level]) return;
+    this.#level = level;
+    this.#onDowngrade(level, providerMessage);
   }
 }
 
@@ -48,7 +52,7 @@ export function toolRefusalMessage(error: unknown): string | undefined {
   if (!(error instanceof APIError) || error.status !== 400) return undefined;
   // The openai package's message is "400 <the body's error.message>" (or the body as JSON).
   const text = error.message.replace(/^400 /, '').slice(0, 4000);
-  if (!/tool|strict/i.test(text)) return undefined;
+  if (!/\btools?\b|\bstrict\b|tool_choice|function calling/i.test(text)) return undefined;
   const line = text.split('\n')[0]!.trim();
   return line.length > MAX_MESSAGE_CHARS ? `${line.slice(0, MAX_MESSAGE_CHARS)}…` : line;
 }
