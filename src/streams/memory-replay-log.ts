@@ -1,4 +1,4 @@
-import type { LogBatch, LogEntry, ReplayLog } from './replay-log.js';
+import type { LogBatch, ReplayLog } from './replay-log.js';
 
 interface TurnLog {
   entries: string[];
@@ -61,12 +61,6 @@ export class MemoryReplayLog implements ReplayLog {
         log.waiters.add(wake);
       });
     }
-  }
-
-  final(turnId: string): LogEntry | undefined {
-    const log = this.#logs.get(turnId);
-    if (!log?.ended) return undefined;
-    return { position: log.entries.length - 1, data: log.entries.at(-1)! };
   }
 
   ended(turnId: string): readonly string[] | undefined {

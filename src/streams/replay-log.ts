@@ -22,8 +22,6 @@ export interface ReplayLog {
   append(turnId: string, data: string, final?: boolean): number;
   /** Yields the entries from `from` on, in batches of whatever is there, then follows new ones until the final entry or the signal aborts. */
   read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<LogBatch>;
-  /** The last entry of a turn whose log has ended, or undefined (still generating, or not held). */
-  final(turnId: string): LogEntry | undefined;
   /**
    * Every entry of a turn whose log has ended, as one array that stays the same object for as long as
    * the log is held (readers may cache what they derive from it), or undefined while it is generating.
