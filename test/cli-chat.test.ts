@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTamperingProxy } from './support/cutting-proxy.js';
-import { closedPort, pseudoTerminalAvailable, printed, runCli, startCli, startInTerminal } from './support/run-cli.js';
+import { closedPort, pseudoTerminalAvailable, printed, runCli, startCli, startInTerminal, SGR } from './support/run-cli.js';
 import { getJson, startTestServer, type TestServer } from './support/test-server.js';
 
 // `chatwait chat` run for real, driven through piped stdin and, with util-linux `script`, a pseudo terminal.
@@ -12,8 +12,6 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-// eslint-disable-next-line no-control-regex
-const SGR = /\u001b\[\d+m/;
 
 interface StoredTurn {
   turn_id: string;

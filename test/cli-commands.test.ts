@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTamperingProxy } from './support/cutting-proxy.js';
-import { CLI_MAIN, closedPort, runCli } from './support/run-cli.js';
+import { CLI_MAIN, closedPort, runCli, SGR } from './support/run-cli.js';
 import { getJson, startTestServer, type TestServer } from './support/test-server.js';
 
 // The `chatwait` commands but ask and chat (conversations, health, smoke, keys, help, the README's
@@ -16,8 +16,6 @@ beforeAll(async () => {
 afterAll(() => server.close());
 
 const at = (url = server.url) => ['--url', url];
-// eslint-disable-next-line no-control-regex
-const SGR = /\u001b\[\d+m/;
 
 /**
  * Whether `jq` is here for the README example that pipes into it. CI sets CHATWAIT_REQUIRE_JQ=1 (in

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTamperingProxy, startTcpProxy } from './support/cutting-proxy.js';
-import { closedPort, printed, runCli, startCli } from './support/run-cli.js';
+import { closedPort, printed, runCli, startCli, SGR } from './support/run-cli.js';
 import { getJson, startTestServer, type TestServer } from './support/test-server.js';
 
 // `chatwait ask` run for real (node dist/cli/main.js) against a listening server; the other
@@ -15,8 +15,6 @@ beforeAll(async () => {
 afterAll(() => server.close());
 
 const at = (url = server.url) => ['--url', url];
-// eslint-disable-next-line no-control-regex
-const SGR = /\u001b\[\d+m/;
 
 /** The turns of a conversation, as stored. */
 async function storedTurns(contextId: string, url = server.url): Promise<{ answer: string; status: string; user_message: string }[]> {

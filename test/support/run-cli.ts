@@ -3,6 +3,10 @@ import net from 'node:net';
 import { resolve } from 'node:path';
 
 /** The compiled client (built by the global setup, as `npm run build` does). */
+/** A colour (SGR) escape sequence, as the client writes on a terminal. */
+// eslint-disable-next-line no-control-regex
+export const SGR = /\u001b\[\d+m/;
+
 export const CLI_MAIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
 
 /** A running `chatwait` process with what it has written so far. */
