@@ -48,7 +48,7 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
 
   it('saves progress, then the whole outcome of a turn', async () => {
     const { turnId } = await store.startTurn(newTurn('c1'));
-    await store.saveProgress(turnId, 'Hello');
+    await store.saveProgress(turnId, 'Hello', 1);
     expect((await store.getTurn(turnId))!.answer).toBe('Hello');
     await store.finishTurn(turnId, {
       status: 'complete',
@@ -67,8 +67,8 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
       timings: { ttft_ms: 1.5, total_ms: 9 },
     });
     expect(turn!.finishedAt).toBeInstanceOf(Date);
-    await store.saveProgress(turnId, 'late progress');
-    expect((await store.getTurn(turnId))!.answer).toBe('Hello world');
+    await store.saveProgress(turnId, 'late progress', 3);
+    expect((await store.getTurn(turnId))!).toMatchObject({ answer: 'Hello world', tokenCount: 2 });
   });
 
   it('keeps turns in order and finds the latest one', async () => {
@@ -134,9 +134,9 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
     const done = await store.startTurn(newTurn('c1'));
     await store.finishTurn(done.turnId, { status: 'complete', answer: 'ok', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1 });
     const left = await store.startTurn(newTurn('c1'));
-    await store.saveProgress(left.turnId, 'half an');
+    await store.saveProgress(left.turnId, 'half an', 2);
     expect(await store.markInterrupted()).toBe(1);
-    expect(await store.getTurn(left.turnId)).toMatchObject({ status: 'interrupted', answer: 'half an' });
+    expect(await store.getTurn(left.turnId)).toMatchObject({ status: 'interrupted', answer: 'half an', tokenCount: 2 });
     expect(await store.getTurn(done.turnId)).toMatchObject({ status: 'complete', answer: 'ok' });
   });
 
@@ -151,9 +151,9 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
     const { turnId } = await store.startTurn(newTurn('c1'));
     expect((await store.getTurn(turnId))!.toolSteps).toEqual([]);
     const running = { callId: 'call_1', name: 'calculate', arguments: '{"expression":"1+1"}', output: null, isError: false, durationMs: null, tokenOffset: 0 };
-    await store.saveProgress(turnId, '', [running]);
+    await store.saveProgress(turnId, '', 0, [running]);
     expect((await store.getTurn(turnId))!.toolSteps).toEqual([running]);
-    await store.saveProgress(turnId, 'Two');
+    await store.saveProgress(turnId, 'Two', 1);
     expect((await store.getTurn(turnId))!.toolSteps).toEqual([running]);
     const done = { ...running, output: '1+1 = 2', durationMs: 0.4 };
     await store.finishTurn(turnId, { status: 'complete', answer: 'Two', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1, toolSteps: [done] });
@@ -161,6 +161,39 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
     const read = await store.getTurn(turnId);
     read!.toolSteps[0]!.output = 'changed by a reader';
     expect((await store.getTurn(turnId))!.toolSteps[0]!.output).toBe('1+1 = 2');
+  });
+
+  it('pages a conversation\'s turns: the newest page first, each page oldest first', async () => {
+    const ids: string[] = [];
+    for (let index = 0; index < 7; index++) ids.push((await store.startTurn(newTurn('long'))).turnId);
+    await store.startTurn(newTurn('other'));
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await store.getConversationPage('long', { limit: 3, cursor });
+      expect(page).toMatchObject({ contextId: 'long', turnCount: 7 });
+      pages.push(page!.turns.map((turn) => turn.turnId));
+      cursor = page!.nextCursor;
+    } while (cursor);
+    expect(pages).toEqual([ids.slice(4, 7), ids.slice(1, 4), ids.slice(0, 1)]);
+    expect((await store.getConversationPage('long', { limit: 7 }))!).toMatchObject({ nextCursor: undefined });
+    expect((await store.getConversationPage('long', { limit: 7 }))!.turns.map((turn) => turn.turnId)).toEqual(ids);
+    expect(await store.getConversationPage('nope', { limit: 3 })).toBeUndefined();
+  });
+
+  it('reads the newest answered turns of a conversation, oldest first, for a new turn\'s history', async () => {
+    const answered: string[] = [];
+    for (let index = 0; index < 5; index++) {
+      const { turnId } = await store.startTurn(newTurn('chat'));
+      const answer = index === 3 ? '' : `answer ${index}`;
+      await store.finishTurn(turnId, { status: answer ? 'complete' : 'error', answer, usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1 });
+      if (answer) answered.push(turnId);
+    }
+    await store.startTurn(newTurn('chat'));
+    expect((await store.recentTurns('chat', 2)).map((turn) => turn.turnId)).toEqual(answered.slice(-2));
+    expect((await store.recentTurns('chat', 10)).map((turn) => turn.turnId)).toEqual(answered);
+    expect(await store.recentTurns('chat', 0)).toEqual([]);
+    expect(await store.recentTurns('nope', 5)).toEqual([]);
   });
 
   it('answers ping', async () => {

@@ -17,6 +17,11 @@ export function turnsToMessages(turns: readonly TurnRecord[]): ChatMessage[] {
   return messages;
 }
 
+/** How many answered turns hold every message `buildContext` can keep (each turn gives two): all a new turn needs to read. */
+export function historyTurnsNeeded(budget: HistoryBudget): number {
+  return Math.ceil(budget.maxMessages / 2);
+}
+
 /**
  * Keeps the newest messages that fit the budget and appends the new user message, which is always
  * sent. The kept window never starts with an assistant message.

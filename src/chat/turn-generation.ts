@@ -94,7 +94,7 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
   };
   const saveProgress = () => {
     progress = undefined;
-    void options.store.saveProgress(turnId, tokens.join(''), toolSteps.length > 0 ? toolSteps : undefined).catch((error: unknown) => {
+    void options.store.saveProgress(turnId, tokens.join(''), tokens.length, toolSteps.length > 0 ? toolSteps : undefined).catch((error: unknown) => {
       logger.warn({ err: error, turn_id: turnId }, 'could not save the progress of a turn');
     });
   };

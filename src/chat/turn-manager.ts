@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ChatWaitError, RequestError } from '../errors.js';
 import type { ToolStep, TurnRecord } from '../store/conversation-store.js';
 import type { ChatModel } from './chat-model.js';
-import { buildContext, turnsToMessages } from './history.js';
+import { buildContext, historyTurnsNeeded, turnsToMessages } from './history.js';
 import { runGeneration, TurnCancelled, type TurnResult } from './turn-generation.js';
 import { fromPosition, fromTokenIndex, resyncFromRecord, tokenPosition, type WireBatch, type WireEvent } from './turn-reading.js';
 import type { StartTurnInput, TurnHandle, TurnManagerOptions, TurnStream } from './turn-types.js';
@@ -232,9 +232,10 @@ export class TurnManager {
 
   async #create(input: StartTurnInput, contextId: string): Promise<ActiveTurn> {
     const { store, model, log } = this.#options;
-    // A new conversation has no history to read (and a read would commit the queued writes early).
-    const stored = input.history || input.contextId === undefined ? undefined : await store.getConversation(contextId);
-    const history = input.history ?? turnsToMessages(stored?.turns ?? []);
+    // A new conversation has no history to read (and a read would commit the queued writes early). Only the
+    // window the budget can keep is read: a long conversation costs no more than a short one.
+    const stored = input.history || input.contextId === undefined ? [] : await store.recentTurns(contextId, historyTurnsNeeded(this.#options.history));
+    const history = input.history ?? turnsToMessages(stored);
     const messages = buildContext(history, input.message, this.#options.history);
     const turnId = randomUUID();
     await store.startTurn({

@@ -37,7 +37,7 @@ export interface TurnRecord {
   timings: TurnTimings | undefined;
   errorCode: string | undefined;
   clientMessageId: string | undefined;
-  /** How many token events the answer was streamed as (0 until the turn ends). */
+  /** How many token events the answer was streamed as: saved with each progress save, final when the turn ends. */
   tokenCount: number;
   /** The tools the model called while answering (empty for most turns). */
   toolSteps: ToolStep[];
@@ -59,6 +59,13 @@ export interface ConversationRecord extends ConversationSummary {
   turns: TurnRecord[];
 }
 
+/** One page of a conversation's turns: the newest page first, its turns oldest first. */
+export interface ConversationTurnsPage extends ConversationSummary {
+  turns: TurnRecord[];
+  /** Pass back as `cursor` for the page of older turns; absent on the oldest page. */
+  nextCursor: string | undefined;
+}
+
 /** One page of the conversation list, newest first. */
 export interface ConversationPage {
   conversations: ConversationSummary[];
@@ -76,8 +83,11 @@ export type TurnOutcome = Pick<TurnRecord, 'status' | 'answer' | 'usage' | 'timi
 export interface ConversationStore {
   /** Records a turn as `streaming`, creating its conversation (titled from the message) if it is new. */
   startTurn(turn: NewTurn): Promise<TurnRecord>;
-  /** Saves the answer so far of a generating turn, and its tool steps when it has some (called in batches, never once per token). */
-  saveProgress(turnId: string, answer: string, toolSteps?: readonly ToolStep[]): Promise<void>;
+  /**
+   * Saves the answer so far of a generating turn, its token count and its tool steps when it has some
+   * (called in batches, never once per token).
+   */
+  saveProgress(turnId: string, answer: string, tokenCount: number, toolSteps?: readonly ToolStep[]): Promise<void>;
   /** Records how a turn ended and its whole answer. */
   finishTurn(turnId: string, outcome: TurnOutcome): Promise<void>;
   getTurn(turnId: string): Promise<TurnRecord | undefined>;
@@ -87,8 +97,12 @@ export interface ConversationStore {
   latestTurn(contextId: string): Promise<TurnRecord | undefined>;
   /** The owner of a conversation (null when keys are off), or undefined when there is no such conversation. */
   conversationOwner(contextId: string): Promise<string | null | undefined>;
-  /** A conversation with all its turns, or undefined. */
+  /** A conversation with all its turns, or undefined (for tests and tools: requests read a page at a time). */
   getConversation(contextId: string): Promise<ConversationRecord | undefined>;
+  /** A conversation with one page of its turns (`limit` of them, older than `cursor`), or undefined. */
+  getConversationPage(contextId: string, options: { limit: number; cursor?: string | undefined }): Promise<ConversationTurnsPage | undefined>;
+  /** The newest `maxTurns` answered turns of a conversation (not streaming, answer not empty), oldest first: a new turn's history. */
+  recentTurns(contextId: string, maxTurns: number): Promise<TurnRecord[]>;
   /** One owner's conversations, most recently active first. */
   listConversations(options: { owner: string | null; limit: number; cursor?: string | undefined }): Promise<ConversationPage>;
   /** Sets a conversation's title; undefined when there is no such conversation. */
@@ -130,4 +144,15 @@ export function decodeCursor(cursor: string): ListPosition | undefined {
 /** Whether a conversation comes after a list position (newest first, then id descending). */
 export function isAfter(summary: ListPosition, position: ListPosition): boolean {
   return summary.updatedAt < position.updatedAt || (summary.updatedAt === position.updatedAt && summary.contextId < position.contextId);
+}
+
+/** Encodes a turn's place in its conversation (its sequence number, from 1) as an opaque cursor. */
+export function encodeTurnCursor(sequence: number): string {
+  return Buffer.from(`turns-before|${sequence}`, 'utf8').toString('base64url');
+}
+
+/** Decodes a turn cursor to the sequence number pages continue before; undefined when it is not one of ours. */
+export function decodeTurnCursor(cursor: string): number | undefined {
+  const match = /^turns-before\|(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  return match ? Number(match[1]) : undefined;
 }

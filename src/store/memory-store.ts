@@ -1,12 +1,15 @@
 import {
   decodeCursor,
+  decodeTurnCursor,
   encodeCursor,
+  encodeTurnCursor,
   isAfter,
   titleFromMessage,
   type ConversationPage,
   type ConversationRecord,
   type ConversationStore,
   type ConversationSummary,
+  type ConversationTurnsPage,
   type NewTurn,
   type TurnOutcome,
   type ToolStep,
@@ -54,10 +57,11 @@ export class MemoryConversationStore implements ConversationStore {
     return copyTurn(record);
   }
 
-  async saveProgress(turnId: string, answer: string, toolSteps?: readonly ToolStep[]): Promise<void> {
+  async saveProgress(turnId: string, answer: string, tokenCount: number, toolSteps?: readonly ToolStep[]): Promise<void> {
     const record = this.#turns.get(turnId);
     if (!record || record.status !== 'streaming') return;
     record.answer = answer;
+    record.tokenCount = tokenCount;
     if (toolSteps) record.toolSteps = copySteps(toolSteps);
   }
 
@@ -93,6 +97,26 @@ export class MemoryConversationStore implements ConversationStore {
   async getConversation(contextId: string): Promise<ConversationRecord | undefined> {
     const conversation = this.#conversations.get(contextId);
     return conversation && { ...summarize(conversation), turns: conversation.turns.map(copyTurn) };
+  }
+
+  async getConversationPage(contextId: string, options: { limit: number; cursor?: string | undefined }): Promise<ConversationTurnsPage | undefined> {
+    const conversation = this.#conversations.get(contextId);
+    if (!conversation) return undefined;
+    // Turns are only ever appended, so a turn's sequence number (from 1) is its index + 1.
+    const before = Math.min((options.cursor === undefined ? undefined : decodeTurnCursor(options.cursor)) ?? Infinity, conversation.turns.length + 1);
+    const start = Math.max(0, before - 1 - options.limit);
+    const turns = conversation.turns.slice(start, before - 1).map(copyTurn);
+    return { ...summarize(conversation), turns, nextCursor: start > 0 ? encodeTurnCursor(start + 1) : undefined };
+  }
+
+  async recentTurns(contextId: string, maxTurns: number): Promise<TurnRecord[]> {
+    const recent: TurnRecord[] = [];
+    const turns = this.#conversations.get(contextId)?.turns ?? [];
+    for (let index = turns.length - 1; index >= 0 && recent.length < maxTurns; index--) {
+      const turn = turns[index]!;
+      if (turn.status !== 'streaming' && turn.answer !== '') recent.push(copyTurn(turn));
+    }
+    return recent.reverse();
   }
 
   async listConversations(options: { owner: string | null; limit: number; cursor?: string | undefined }): Promise<ConversationPage> {

@@ -3,12 +3,15 @@ import { dirname } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import {
   decodeCursor,
+  decodeTurnCursor,
   encodeCursor,
+  encodeTurnCursor,
   titleFromMessage,
   type ConversationPage,
   type ConversationRecord,
   type ConversationStore,
   type ConversationSummary,
+  type ConversationTurnsPage,
   type NewTurn,
   type ToolStep,
   type TurnOutcome,
@@ -20,6 +23,7 @@ import { migrate } from './sqlite-migrations.js';
 interface TurnRow {
   turn_id: string;
   context_id: string;
+  sequence: number;
   user_message: string;
   answer: string;
   status: TurnStatus;
@@ -70,8 +74,8 @@ export class SqliteConversationStore implements ConversationStore {
       ),
       insertTurn: prepare(`INSERT INTO turns (turn_id, context_id, sequence, user_message, status, model, created_at, client_message_id)
         VALUES (?, ?, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM turns WHERE context_id = ?), ?, 'streaming', ?, ?, ?)`),
-      saveProgress: prepare("UPDATE turns SET answer = ? WHERE turn_id = ? AND status = 'streaming'"),
-      saveProgressWithSteps: prepare("UPDATE turns SET answer = ?, tool_steps = ? WHERE turn_id = ? AND status = 'streaming'"),
+      saveProgress: prepare("UPDATE turns SET answer = ?, token_count = ? WHERE turn_id = ? AND status = 'streaming'"),
+      saveProgressWithSteps: prepare("UPDATE turns SET answer = ?, token_count = ?, tool_steps = ? WHERE turn_id = ? AND status = 'streaming'"),
       finishTurn: prepare(
         'UPDATE turns SET status = ?, answer = ?, usage = ?, timings = ?, error_code = ?, token_count = ?, finished_at = ?, tool_steps = COALESCE(?, tool_steps) WHERE turn_id = ?',
       ),
@@ -80,6 +84,9 @@ export class SqliteConversationStore implements ConversationStore {
       findByClientMessage: prepare('SELECT * FROM turns WHERE context_id = ? AND client_message_id = ?'),
       latestTurn: prepare('SELECT * FROM turns WHERE context_id = ? ORDER BY sequence DESC LIMIT 1'),
       conversationTurns: prepare('SELECT * FROM turns WHERE context_id = ? ORDER BY sequence'),
+      // Both read backwards along turns_by_conversation and stop after LIMIT rows, however long the conversation.
+      turnsBefore: prepare('SELECT * FROM turns WHERE context_id = ? AND sequence < ? ORDER BY sequence DESC LIMIT ?'),
+      recentTurns: prepare("SELECT * FROM turns WHERE context_id = ? AND status <> 'streaming' AND answer <> '' ORDER BY sequence DESC LIMIT ?"),
       owner: prepare('SELECT owner FROM conversations WHERE context_id = ?'),
       getSummary: prepare(`SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE c.context_id = ?`),
       firstPage: prepare(`SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE c.owner IS ? ORDER BY c.updated_at DESC, c.context_id DESC LIMIT ?`),
@@ -103,10 +110,12 @@ export class SqliteConversationStore implements ConversationStore {
     return { ...fields, answer: '', status: 'streaming', createdAt: new Date(now), finishedAt: undefined, usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 0, toolSteps: [] };
   }
 
-  async saveProgress(turnId: string, answer: string, toolSteps?: readonly ToolStep[]): Promise<void> {
+  async saveProgress(turnId: string, answer: string, tokenCount: number, toolSteps?: readonly ToolStep[]): Promise<void> {
     const steps = toolSteps && toolSteps.length > 0 ? JSON.stringify(toolSteps) : undefined;
     await this.#write(() =>
-      steps === undefined ? this.#statements.saveProgress!.run(answer, turnId) : this.#statements.saveProgressWithSteps!.run(answer, steps, turnId),
+      steps === undefined
+        ? this.#statements.saveProgress!.run(answer, tokenCount, turnId)
+        : this.#statements.saveProgressWithSteps!.run(answer, tokenCount, steps, turnId),
     );
   }
 
@@ -158,6 +167,23 @@ export class SqliteConversationStore implements ConversationStore {
     if (!summary) return undefined;
     const turns = (this.#statements.conversationTurns!.all(contextId) as TurnRow[]).map(toTurn);
     return { ...toSummary(summary), turns };
+  }
+
+  async getConversationPage(contextId: string, options: { limit: number; cursor?: string | undefined }): Promise<ConversationTurnsPage | undefined> {
+    this.#flush();
+    const summary = this.#statements.getSummary!.get(contextId) as ConversationRow | undefined;
+    if (!summary) return undefined;
+    const before = (options.cursor === undefined ? undefined : decodeTurnCursor(options.cursor)) ?? Number.MAX_SAFE_INTEGER;
+    const rows = this.#statements.turnsBefore!.all(contextId, before, options.limit + 1) as TurnRow[];
+    const page = rows.slice(0, options.limit).reverse();
+    const nextCursor = rows.length > options.limit ? encodeTurnCursor(page[0]!.sequence) : undefined;
+    return { ...toSummary(summary), turns: page.map(toTurn), nextCursor };
+  }
+
+  async recentTurns(contextId: string, maxTurns: number): Promise<TurnRecord[]> {
+    this.#flush();
+    if (maxTurns <= 0) return [];
+    return (this.#statements.recentTurns!.all(contextId, maxTurns) as TurnRow[]).reverse().map(toTurn);
   }
 
   async listConversations(options: { owner: string | null; limit: number; cursor?: string | undefined }): Promise<ConversationPage> {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { TurnManager } from '../../chat/turn-manager.js';
 import { RequestError } from '../../errors.js';
-import type { ConversationStore, ConversationSummary, TurnRecord } from '../../store/conversation-store.js';
+import { decodeTurnCursor, type ConversationStore, type ConversationSummary, type TurnRecord } from '../../store/conversation-store.js';
 import { chatErrorResponses, conversationParamsSchema, toToolStepJson, toolStepSchema, usageSchema } from '../schemas.js';
 
 /** Options of the conversation routes. */
@@ -39,6 +39,26 @@ const listQuerySchema = z.object({
   cursor: z.string({ error: 'cursor must be a string' }).max(512, 'cursor is too long').optional().describe('next_cursor of the previous page'),
 });
 
+/** Turns per page of a conversation when the request names no `limit`, and the most it may name. */
+export const TURN_PAGE_DEFAULT = 20;
+export const TURN_PAGE_MAX = 100;
+
+const turnsQuerySchema = z.object({
+  limit: z.coerce
+    .number({ error: 'limit must be an integer' })
+    .int('limit must be an integer')
+    .min(1, `limit must be 1 to ${TURN_PAGE_MAX}`)
+    .max(TURN_PAGE_MAX, `limit must be 1 to ${TURN_PAGE_MAX}`)
+    .optional()
+    .describe(`Turns per page: ${TURN_PAGE_DEFAULT} by default, ${TURN_PAGE_MAX} at most.`),
+  cursor: z
+    .string({ error: 'cursor must be a string' })
+    .max(512, 'cursor is too long')
+    .refine((cursor) => decodeTurnCursor(cursor) !== undefined, 'cursor must be a next_cursor this server gave')
+    .optional()
+    .describe('next_cursor of the previous page: the page of turns just older than it.'),
+});
+
 const titleBodySchema = z.object(
   { title: z.string({ error: 'title must be a string' }).trim().min(1, 'title must not be empty').max(200, 'title must be at most 200 characters') },
   { error: 'the body must be a JSON object' },
@@ -69,15 +89,25 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
     {
       schema: {
         tags: ['conversations'],
-        summary: 'One conversation with its turns, oldest first',
+        summary: 'One conversation with a page of its turns: the newest turns first, then older pages by cursor',
+        description:
+          'The first page holds the newest `limit` turns; `next_cursor` (null on the oldest page) asks for the turns just before them. Within a page, turns are oldest first, as a chat shows them.',
         params: conversationParamsSchema,
-        response: { 200: summarySchema.extend({ turns: z.array(turnSchema) }), ...chatErrorResponses },
+        querystring: turnsQuerySchema,
+        response: {
+          200: summarySchema.extend({
+            turns: z.array(turnSchema).describe('One page of turns, oldest first.'),
+            next_cursor: z.string().nullable().describe('Pass as `cursor` for the older turns; null when there are none.'),
+          }),
+          ...chatErrorResponses,
+        },
       },
     },
     async (request) => {
-      const conversation = await store.getConversation(request.params.context_id);
+      const { limit, cursor } = request.query;
+      const conversation = await store.getConversationPage(request.params.context_id, { limit: limit ?? TURN_PAGE_DEFAULT, cursor });
       if (!conversation || conversation.owner !== request.owner) throw notFound();
-      return { ...toSummaryJson(conversation), turns: conversation.turns.map(toTurnJson) };
+      return { ...toSummaryJson(conversation), turns: conversation.turns.map(toTurnJson), next_cursor: conversation.nextCursor ?? null };
     },
   );
 

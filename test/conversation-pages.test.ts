@@ -1,0 +1,137 @@
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SqliteConversationStore } from '../src/store/sqlite-store.js';
+import { spawnServer, type SpawnedServer } from './support/spawn-server.js';
+import { getJson, postJson, startTestServer, type TestServer } from './support/test-server.js';
+
+/** Turns of the huge conversation, and the size of each answer: ~48 MB in all, as in the report. */
+const HUGE_TURNS = 2000;
+const ANSWER_CHARS = 24_000;
+/** A generous bound for a liveness probe: a stalled event loop takes seconds, a free one a few milliseconds. */
+const PROMPT_MS = 500;
+
+/** Writes a conversation of `turns` long turns straight into a SQLite file (far faster than generating it). */
+async function buildHugeConversation(path: string, contextId: string, turns: number): Promise<void> {
+  // The store creates the schema; the rows go in with plain SQL, in one transaction.
+  await new SqliteConversationStore(path).close();
+  const database = new BetterSqlite3(path);
+  const now = Date.now();
+  database.prepare('INSERT INTO conversations (context_id, owner, title, created_at, updated_at) VALUES (?, NULL, ?, ?, ?)').run(contextId, 'Huge', now, now);
+  const insert = database.prepare(`INSERT INTO turns (turn_id, context_id, sequence, user_message, answer, status, model, created_at, finished_at, token_count)
+    VALUES (?, ?, ?, ?, ?, 'complete', 'chatwait-demo', ?, ?, ?)`);
+  database.transaction(() => {
+    for (let sequence = 1; sequence <= turns; sequence++) {
+      const answer = `answer ${sequence} `.padEnd(ANSWER_CHARS, 'lorem ipsum ');
+      insert.run(`huge-turn-${sequence}`, contextId, sequence, `question ${sequence}`, answer, now + sequence, now + sequence, 100);
+    }
+  })();
+  database.close();
+}
+
+/** Runs `work` while probing `/api/v1/health/live` back to back; resolves with the work's result and the slowest probe. */
+async function whileProbingLiveness<T>(url: string, work: () => Promise<T>): Promise<{ result: T; slowestMs: number; probes: number }> {
+  let done = false;
+  let slowestMs = 0;
+  let probes = 0;
+  const probing = (async () => {
+    while (!done) {
+      const started = performance.now();
+      const response = await fetch(`${url}/api/v1/health/live`);
+      await response.text();
+      slowestMs = Math.max(slowestMs, performance.now() - started);
+      probes++;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  })();
+  try {
+    return { result: await work(), slowestMs, probes };
+  } finally {
+    done = true;
+    await probing;
+  }
+}
+
+describe('a huge conversation (SQLite, ~48 MB)', () => {
+  let server: SpawnedServer;
+  let url: string;
+  beforeAll(async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'chatwait-huge-')), 'chat.db');
+    await buildHugeConversation(path, 'huge', HUGE_TURNS);
+    expect(statSync(path).size).toBeGreaterThan(40_000_000);
+    server = spawnServer({ DATABASE_URL: `sqlite:${path}`, RATE_LIMIT_REQUESTS_PER_MINUTE: '0' });
+    url = await server.url;
+  }, 120_000);
+  afterAll(async () => {
+    server.child.kill('SIGKILL');
+    await server.exited;
+  });
+
+  it('answers /api/v1/health/live promptly while the conversation is fetched', async () => {
+    const { result, slowestMs } = await whileProbingLiveness(url, () => getJson(`${url}/api/v1/conversations/huge`));
+    expect(result.status).toBe(200);
+    expect(result.body).toMatchObject({ context_id: 'huge', turn_count: HUGE_TURNS });
+    expect(result.body.turns.map((turn: { turn_id: string }) => turn.turn_id)).toEqual(
+      Array.from({ length: 20 }, (_unused, index) => `huge-turn-${HUGE_TURNS - 19 + index}`),
+    );
+    expect(typeof result.body.next_cursor).toBe('string');
+    expect(slowestMs).toBeLessThan(PROMPT_MS);
+  });
+
+  it('gives every turn once, in order, to a reader following the cursor at the largest page, without stalling others', async () => {
+    const { result: pages, slowestMs } = await whileProbingLiveness(url, async () => {
+      const pages: string[][] = [];
+      let cursor: string | null = null;
+      do {
+        const query: string = `limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+        const { status, body } = await getJson(`${url}/api/v1/conversations/huge?${query}`);
+        expect(status).toBe(200);
+        expect(body.turns.length).toBeLessThanOrEqual(100);
+        pages.push(body.turns.map((turn: { turn_id: string }) => turn.turn_id));
+        cursor = body.next_cursor;
+      } while (cursor);
+      return pages;
+    });
+    expect(pages).toHaveLength(HUGE_TURNS / 100);
+    expect(pages.reverse().flat()).toEqual(Array.from({ length: HUGE_TURNS }, (_unused, index) => `huge-turn-${index + 1}`));
+    expect(slowestMs).toBeLessThan(PROMPT_MS);
+  }, 60_000);
+});
+
+describe('turn pages', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ DEMO_RESPONSE_TOKENS: '3' });
+  });
+  afterAll(() => server.close());
+
+  it('refuses a limit above the maximum, and a cursor the server never gave, with 422', async () => {
+    await postJson(`${server.url}/api/v1/chat/wait`, { message: 'hello', context_id: 'paged' });
+    const tooMany = await getJson(`${server.url}/api/v1/conversations/paged?limit=101`);
+    expect(tooMany.status).toBe(422);
+    expect(tooMany.body).toMatchObject({ error_code: 'VALIDATION_ERROR', detail: [{ loc: ['query', 'limit'] }] });
+    const forged = await getJson(`${server.url}/api/v1/conversations/paged?cursor=not-a-cursor`);
+    expect(forged.status).toBe(422);
+    expect(forged.body).toMatchObject({ error_code: 'VALIDATION_ERROR', detail: [{ loc: ['query', 'cursor'] }] });
+    expect((await getJson(`${server.url}/api/v1/conversations/paged?limit=100`)).status).toBe(200);
+  });
+
+  it('pages a conversation newest first, each page oldest first, until next_cursor is null', async () => {
+    const sent: string[] = [];
+    for (let index = 0; index < 5; index++) {
+      sent.push((await postJson(`${server.url}/api/v1/chat/wait`, { message: `message ${index}`, context_id: 'five' })).body.turn_id);
+    }
+    const first = await getJson(`${server.url}/api/v1/conversations/five?limit=2`);
+    expect(first.body.turns.map((turn: { turn_id: string }) => turn.turn_id)).toEqual(sent.slice(3));
+    const second = await getJson(`${server.url}/api/v1/conversations/five?limit=2&cursor=${first.body.next_cursor}`);
+    expect(second.body.turns.map((turn: { turn_id: string }) => turn.turn_id)).toEqual(sent.slice(1, 3));
+    const last = await getJson(`${server.url}/api/v1/conversations/five?limit=2&cursor=${second.body.next_cursor}`);
+    expect(last.body).toMatchObject({ turn_count: 5, next_cursor: null });
+    expect(last.body.turns.map((turn: { turn_id: string }) => turn.turn_id)).toEqual(sent.slice(0, 1));
+    const whole = await getJson(`${server.url}/api/v1/conversations/five`);
+    expect(whole.body).toMatchObject({ next_cursor: null });
+    expect(whole.body.turns).toHaveLength(5);
+  });
+});
