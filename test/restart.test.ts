@@ -51,4 +51,33 @@ describe('a crash mid-stream (SIGKILL) on SQLite', () => {
     const next = await postJson(`${second.url}/api/v1/chat/wait`, { message: 'still usable? 5 tokens', context_id: 'crash' });
     expect(next.status).toBe(200);
   });
+
+  it('keeps the token count of a turn it interrupted, and a resume reports that count', async () => {
+    const databasePath = join(mkdtempSync(join(tmpdir(), 'chatwait-restart-')), 'chat.db');
+    const first = await startServer(databasePath);
+    const partial = await readSse(`${first.url}/api/v1/chat/streaming?message=${encodeURIComponent('long one, 2000 tokens')}&context_id=counted`, {
+      until: (_event, events) => events.filter((event) => event.json.type === 'token').length === 80,
+    });
+    first.child.kill('SIGKILL');
+    await new Promise((resolveExit) => first.child.once('exit', resolveExit));
+
+    const second = await startServer(databasePath);
+    const [interrupted] = (await getJson(`${second.url}/api/v1/conversations/counted`)).body.turns;
+    expect(interrupted.status).toBe('interrupted');
+    expect(interrupted.token_count).toBeGreaterThan(0);
+    // The stored count is the count of the stored answer: exactly its first tokens as streamed (the last
+    // save may have come after the reader stopped, with tokens it did not read).
+    const streamed = tokensOf(partial.events);
+    const covered = Math.min(streamed.length, interrupted.token_count);
+    expect(interrupted.answer.startsWith(streamed.slice(0, covered).join(''))).toBe(true);
+    if (interrupted.token_count <= streamed.length) expect(streamed.slice(0, covered).join('')).toBe(interrupted.answer);
+
+    const resync = await readSse(`${second.url}/api/v1/chat/streaming?message=x&context_id=counted`, {
+      headers: { 'last-event-id': `${interrupted.turn_id}/start` },
+    });
+    expect(resync.events.map((event) => event.json.type)).toEqual(['start', 'resync', 'end']);
+    expect(resync.events[1]!.json).toMatchObject({ token_count: interrupted.token_count, final_output: interrupted.answer });
+    expect(resync.events[2]!.json).toMatchObject({ token_count: interrupted.token_count, finish_reason: 'interrupted' });
+    expect(resync.events[2]!.id).toBe(`${interrupted.turn_id}/${interrupted.token_count}`);
+  });
 });
