@@ -101,4 +101,45 @@ describe('one turn at a time per conversation', () => {
     expect(streamed.events.at(-1)!.json.final_output).toBe(first.body.message);
     expect(fake.requests.length - requestsBefore).toBe(1);
   });
+
+  it('refuses a client_message_id sent again with a different message (409 IDEMPOTENCY_KEY_REUSED), over wait and streaming', async () => {
+    const key = { context_id: 'key-reuse', client_message_id: 'send-9' };
+    const first = await postJson(`${server.url}/api/v1/chat/wait`, { ...key, message: 'first question' });
+    expect(first.status).toBe(200);
+    const requestsBefore = fake.requests.length;
+
+    const waited = await postJson(`${server.url}/api/v1/chat/wait`, { ...key, message: 'a different question' });
+    expect(waited.status).toBe(409);
+    expect(waited.body).toMatchObject({ error_code: 'IDEMPOTENCY_KEY_REUSED', request_id: expect.any(String) });
+    expect(waited.body.message).toContain('client_message_id');
+    const streamed = await postJson(`${server.url}/api/v1/chat/streaming`, { ...key, message: 'a different question' });
+    expect(streamed.status).toBe(409);
+    expect(streamed.body).toMatchObject({ error_code: 'IDEMPOTENCY_KEY_REUSED' });
+    expect(fake.requests.length).toBe(requestsBefore);
+
+    // The same message with the same key still gets the first answer.
+    const again = await postJson(`${server.url}/api/v1/chat/wait`, { ...key, message: 'first question' });
+    expect(again.body).toMatchObject({ turn_id: first.body.turn_id, message: first.body.message });
+    const turns = (await getJson(`${server.url}/api/v1/conversations/key-reuse`)).body.turns;
+    expect(turns.map((turn: { user_message: string }) => turn.user_message)).toEqual(['first question']);
+  });
+
+  it('refuses a different message under the key of a turn still generating', async () => {
+    fake.enqueue(slowTokens(60));
+    const key = { context_id: 'key-reuse-live', client_message_id: 'send-10' };
+    const reading = readSse(`${server.url}/api/v1/chat/streaming`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...key, message: 'a long answer' }),
+      until: (_event, events) => events.length === 3,
+    });
+    await reading;
+    const other = await postJson(`${server.url}/api/v1/chat/streaming`, { ...key, message: 'something else' });
+    expect(other.status).toBe(409);
+    expect(other.body).toMatchObject({ error_code: 'IDEMPOTENCY_KEY_REUSED' });
+    const waited = await postJson(`${server.url}/api/v1/chat/wait`, { ...key, message: 'something else' });
+    expect(waited.body).toMatchObject({ error_code: 'IDEMPOTENCY_KEY_REUSED' });
+    const same = await postJson(`${server.url}/api/v1/chat/wait`, { ...key, message: 'a long answer' });
+    expect(same.status).toBe(200);
+  });
 });

@@ -188,6 +188,13 @@ export class TurnManager {
         : undefined;
     if (this.#refusal) throw this.#refusal;
     if (sent) {
+      // A key names one message: answering a different one with the first one's answer would drop it silently.
+      if (sent.userMessage !== input.message) {
+        throw new RequestError(
+          'IDEMPOTENCY_KEY_REUSED',
+          'This client_message_id was already used for a different message in this conversation. Send the new message with a new client_message_id.',
+        );
+      }
       const active = this.#active.get(sent.turnId);
       return active ? { kind: 'active', turn: active } : { kind: 'ended', record: sent };
     }

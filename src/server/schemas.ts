@@ -146,6 +146,7 @@ export const healthResponseSchema = z.object({
 export const chatErrorResponses = {
   400: errorResponseSchema.describe('EMPTY_MESSAGE: the message is only whitespace'),
   404: errorResponseSchema.describe('NOT_FOUND'),
+  409: errorResponseSchema.describe('CONVERSATION_BUSY, or IDEMPOTENCY_KEY_REUSED: the client_message_id was sent before with a different message'),
   413: errorResponseSchema.describe('PAYLOAD_TOO_LARGE'),
   415: errorResponseSchema.describe('UNSUPPORTED_MEDIA_TYPE'),
   422: errorResponseSchema.describe('VALIDATION_ERROR, with a detail list naming each field'),
