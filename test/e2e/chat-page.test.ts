@@ -120,4 +120,20 @@ describe.skipIf(!hasBrowser)('the chat page', () => {
     await page.locator('[data-status="done"]').nth(1).waitFor();
     await page.close();
   });
+
+  it('opens a long conversation at its latest turns and loads the earlier ones on request', async () => {
+    for (let index = 1; index <= 25; index++) {
+      const { turnId } = await server.store.startTurn({ turnId: `long-${index}`, contextId: 'long-chat', userMessage: `question ${index}`, model: 'chatwait-demo', clientMessageId: undefined, owner: null });
+      await server.store.finishTurn(turnId, { status: 'complete', answer: `answer ${index}`, usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 2 });
+    }
+    const { page, errors } = await openPage('/c/long-chat');
+    const questions = () => page.getByTestId('user-message').allTextContents();
+    await expect.poll(questions).toEqual(Array.from({ length: 20 }, (_unused, index) => `question ${index + 6}`));
+    await expect(lastAnswer(page).locator('.markdown').innerText()).resolves.toBe('answer 25');
+    await page.getByRole('button', { name: /Load earlier messages/ }).click();
+    await expect.poll(questions).toEqual(Array.from({ length: 25 }, (_unused, index) => `question ${index + 1}`));
+    await expect(page.getByRole('button', { name: /Load earlier messages/ }).count()).resolves.toBe(0);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
 });

@@ -145,6 +145,8 @@ function MessageList({ chat, onStarter }: { chat: ReturnType<typeof useChat>; on
   /** Where auto-scroll last put the view: anything above it is the reader's doing. */
   const autoTop = useRef(0);
   const [showJump, setShowJump] = useState(false);
+  /** Set while earlier messages are being put above the view: their distance from the bottom is kept, so nothing jumps. */
+  const keepFromBottom = useRef<number | undefined>(undefined);
   const unpin = () => {
     pinned.current = false;
     setShowJump(true);
@@ -160,6 +162,11 @@ function MessageList({ chat, onStarter }: { chat: ReturnType<typeof useChat>; on
   };
   useLayoutEffect(() => {
     const element = container.current;
+    if (element && keepFromBottom.current !== undefined) {
+      element.scrollTop = element.scrollHeight - keepFromBottom.current;
+      keepFromBottom.current = undefined;
+      return;
+    }
     if (!element || !pinned.current) return;
     // The reader may have scrolled up since the last frame, before its scroll event ran: respect that.
     if (element.scrollTop < autoTop.current - 4) return unpin();
@@ -174,11 +181,21 @@ function MessageList({ chat, onStarter }: { chat: ReturnType<typeof useChat>; on
     element.scrollTop = element.scrollHeight;
     autoTop.current = element.scrollTop;
   };
+  const loadOlder = () => {
+    const element = container.current;
+    if (element) keepFromBottom.current = element.scrollHeight - element.scrollTop;
+    chat.loadOlder();
+  };
   const lastAssistant = chat.messages.findLastIndex((message) => message.role === 'assistant');
   return (
     <div className="messages-wrapper">
       <div className="messages" ref={container} onScroll={onScroll} role="log" aria-live="polite" aria-relevant="additions text" aria-label="Conversation">
         {chat.loading && <p className="muted">Loading…</p>}
+        {chat.hasOlder && (
+          <button type="button" className="older" onClick={loadOlder} disabled={chat.loadingOlder}>
+            {chat.loadingOlder ? 'Loading earlier messages…' : '↑ Load earlier messages'}
+          </button>
+        )}
         {chat.loadError && (
           <div className="error" role="alert">
             {chat.loadError.message}

@@ -38,9 +38,10 @@ export interface StoredTurn {
   tool_steps?: StoredToolStep[];
 }
 
-/** A conversation with its turns. */
+/** A conversation with one page of its turns (the newest first; `next_cursor` asks for older ones). */
 export interface ConversationDetail extends ConversationSummary {
   turns: StoredTurn[];
+  next_cursor: string | null;
 }
 
 /** The answer of POST /api/v1/chat/wait. */
@@ -131,7 +132,15 @@ export const api = {
       'GET',
       `/api/v1/conversations?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
     ),
-  conversation: (contextId: string) => request<ConversationDetail>('GET', `/api/v1/conversations/${encodeURIComponent(contextId)}`),
+  /** A page of a conversation's turns: the newest ones, or those just older than `cursor`. */
+  conversation: (contextId: string, page: { cursor?: string; limit?: number } = {}) =>
+    request<ConversationDetail>(
+      'GET',
+      `/api/v1/conversations/${encodeURIComponent(contextId)}?${new URLSearchParams({
+        ...(page.limit ? { limit: String(page.limit) } : {}),
+        ...(page.cursor ? { cursor: page.cursor } : {}),
+      })}`,
+    ),
   rename: (contextId: string, title: string) =>
     request<ConversationSummary>('PATCH', `/api/v1/conversations/${encodeURIComponent(contextId)}`, { title }),
   remove: (contextId: string) => request<void>('DELETE', `/api/v1/conversations/${encodeURIComponent(contextId)}`),

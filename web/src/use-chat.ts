@@ -9,6 +9,11 @@ export interface Chat {
   messages: ChatMessage[];
   loading: boolean;
   loadError: ApiError | undefined;
+  /** True when the conversation has turns older than those shown. */
+  hasOlder: boolean;
+  loadingOlder: boolean;
+  /** Shows the page of turns just before the oldest one shown. */
+  loadOlder(): void;
   busy: boolean;
   send(text: string): void;
   stop(): void;
@@ -37,6 +42,9 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity, on
   const [messages, setMessages] = useState<ChatMessage[]>([]);
   const [loading, setLoading] = useState(false);
   const [loadError, setLoadError] = useState<ApiError>();
+  /** Where the older turns of the open conversation start (the server's next_cursor), if it has any. */
+  const [olderCursor, setOlderCursor] = useState<string>();
+  const [loadingOlder, setLoadingOlder] = useState(false);
   const conversationId = useRef<string | undefined>(contextId);
   /** The conversation this hook just created itself: switching to it must not reload (and wipe) the running answer. */
   const created = useRef<string | undefined>(undefined);
@@ -226,6 +234,7 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity, on
     pending.current.clear();
     created.current = undefined;
     setLoadError(undefined);
+    setOlderCursor(undefined);
     if (!contextId) {
       setMessages([]);
       return;
@@ -239,6 +248,7 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity, on
         if (!active) return;
         const loaded = conversation.turns.flatMap(toMessages);
         setMessages(loaded);
+        setOlderCursor(conversation.next_cursor ?? undefined);
         const last = conversation.turns.at(-1);
         if (last?.status === 'streaming') {
           const messageId = loaded.at(-1)!.id;
@@ -260,8 +270,24 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity, on
 
   useEffect(() => () => running.current?.abort.abort(), []);
 
+  const loadOlder = useCallback(() => {
+    const id = conversationId.current;
+    if (!id || !olderCursor || loadingOlder) return;
+    setLoadingOlder(true);
+    api
+      .conversation(id, { cursor: olderCursor })
+      .then((page) => {
+        // The reader may have switched conversations meanwhile.
+        if (conversationId.current !== id) return;
+        setMessages((current) => [...page.turns.flatMap(toMessages), ...current]);
+        setOlderCursor(page.next_cursor ?? undefined);
+      })
+      .catch((error: unknown) => setLoadError(error instanceof ApiError ? error : new ApiError(0, 'NETWORK_ERROR', 'Could not load the earlier messages.')))
+      .finally(() => setLoadingOlder(false));
+  }, [olderCursor, loadingOlder]);
+
   const busy = messages.some((message) => message.status === 'waiting' || message.status === 'streaming');
-  return { messages, loading, loadError, busy, send, stop, regenerate, retry };
+  return { messages, loading, loadError, hasOlder: olderCursor !== undefined, loadingOlder, loadOlder, busy, send, stop, regenerate, retry };
 }
 
 /**
@@ -271,7 +297,7 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity, on
 async function cancelWaitTurn(contextId: string, finished: AbortSignal): Promise<void> {
   for (let attempt = 0; attempt < 10 && !finished.aborted; attempt++) {
     try {
-      const turn = (await api.conversation(contextId)).turns.at(-1);
+      const turn = (await api.conversation(contextId, { limit: 1 })).turns.at(-1);
       if (turn?.status === 'streaming') {
         await api.cancel(turn.turn_id);
         return;

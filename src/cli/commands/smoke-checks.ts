@@ -102,7 +102,7 @@ export const SMOKE_CHECKS: SmokeCheck[] = [
         ['streamed', streamed, streamed.finalOutput],
         ['waited', waited, waited.answer],
       ] as const) {
-        const { body } = await client.json<Json>(`/api/v1/conversations/${sent.contextId}`, { signal });
+        const { body } = await client.json<Json>(`/api/v1/conversations/${sent.contextId}?limit=1`, { signal });
         const turn = body.turns?.at(-1);
         check(turn?.user_message === sent.message, `the ${kind} message is not stored`);
         check(turn.answer === answer, `the stored ${kind} answer differs from the one received`);
@@ -169,7 +169,7 @@ export const SMOKE_CHECKS: SmokeCheck[] = [
       const end = checkTurnEvents(events[0]!.json.turn_id, [events.slice(1)]);
       const expected = cancelled.status === 'cancelled' ? 'cancelled' : 'stop';
       check(end.finish_reason === expected, `the turn is ${cancelled.status} but its stream ended with finish_reason ${end.finish_reason}`);
-      const { body } = await state.client.json<Json>(`/api/v1/conversations/${contextId}`, { signal });
+      const { body } = await state.client.json<Json>(`/api/v1/conversations/${contextId}?limit=1`, { signal });
       check(body.turns?.at(-1)?.status === cancelled.status && body.turns.at(-1).answer === end.final_output, 'the stored turn does not match the cancelled stream');
       return cancelled.status === 'cancelled' ? `stopped after ${end.token_count} tokens, partial answer kept` : 'the answer ended before the cancel arrived';
     },
