@@ -15,6 +15,7 @@ export const ERROR_STATUS = {
   MODEL_UNAVAILABLE: 503,
   SERVER_BUSY: 503,
   SHUTTING_DOWN: 503,
+  STORE_UNAVAILABLE: 503,
   UPSTREAM_TIMEOUT: 504,
 } as const;
 
@@ -66,6 +67,14 @@ export class RequestError extends ChatWaitError {
 /** The model provider failed, timed out or is not usable (502/503/504). */
 export class UpstreamError extends ChatWaitError {
   override name = 'UpstreamError';
+}
+
+/** The conversation store refused a read or a write (a full disk, a read-only or damaged file): 503, worth retrying. */
+export class StoreUnavailableError extends ChatWaitError {
+  override name = 'StoreUnavailableError';
+  constructor(message: string, cause?: unknown) {
+    super('STORE_UNAVAILABLE', message, { cause, retryable: true });
+  }
 }
 
 /** Something went wrong inside ChatWait itself (500); the message shown is always generic. */

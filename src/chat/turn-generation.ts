@@ -1,13 +1,16 @@
-import { UpstreamError, toChatWaitError } from '../errors.js';
+import { StoreUnavailableError, UpstreamError, toChatWaitError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { ConversationStore, ToolStep, TurnOutcome, TurnTimings } from '../store/conversation-store.js';
 import type { ReplayLog } from '../streams/replay-log.js';
 import type { ChatMessage, ChatModel, ModelStreamEvent, TokenUsage } from './chat-model.js';
+import type { PendingOutcomes } from './pending-outcomes.js';
 import { emptyAnswerError } from './upstream-errors.js';
 import { endEventData, errorEventData, tokenEventData, toolCallEventData, toolResultEventData } from './wire-events.js';
 
 /** How often, at most, a generating turn's answer so far is written to the store. */
 const PROGRESS_INTERVAL_MS = 1000;
+/** The pauses between attempts to store a turn's outcome before the failure is surfaced (~1 s in all). */
+const FINISH_RETRY_DELAYS_MS = [50, 200, 800];
 
 /** How a turn that produced an answer ended. */
 export interface TurnResult {
@@ -51,6 +54,8 @@ export interface GenerationOptions {
   observer?: TurnObserver | undefined;
   /** Filled with the turn's tool steps as they happen (the turn manager reads it to map token indexes to log positions). */
   toolSteps?: ToolStep[] | undefined;
+  /** Where an outcome the store refused goes, to be written once the store takes writes again. */
+  pendingOutcomes?: PendingOutcomes | undefined;
 }
 
 /**
@@ -165,7 +170,12 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
     const error = toChatWaitError(thrown);
     const failed = result('stop');
     const status = tokens.length > 0 ? 'interrupted' : 'error';
-    await finish(options, failed, { status, errorCode: error.code });
+    // An outcome the store just refused (after retries) is not offered again here: it waits for the store to recover.
+    const stored = thrown instanceof OutcomeNotStored ? false : await finish(options, failed, { status, errorCode: error.code }).then(
+      () => true,
+      () => false,
+    );
+    if (!stored) options.pendingOutcomes?.add(turnId, toOutcome(failed, { status, errorCode: error.code }));
     log.append(turnId, errorEventData(contextId, turnId, error.code, error.message, error.retryable), true);
     const level = error.code === 'INTERNAL_ERROR' ? 'error' : 'warn';
     logger[level]({ ...turnLogFields(failed, status), error_code: error.code, err: error.cause ?? error }, 'turn failed');
@@ -177,20 +187,31 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
   }
 }
 
-/** Stores a turn's outcome; a store failure is logged, and readers still get their answer. */
-async function finish(options: GenerationOptions, result: TurnResult, outcome: Pick<TurnOutcome, 'status' | 'errorCode'>): Promise<void> {
-  try {
-    await options.store.finishTurn(result.turnId, {
-      ...outcome,
-      answer: result.answer,
-      usage: result.usage,
-      timings: result.timings,
-      tokenCount: result.tokenCount,
-      toolSteps: result.toolSteps,
-    });
-  } catch (error) {
-    options.logger.error({ err: error, turn_id: result.turnId }, 'could not store the end of a turn');
+/** Thrown when a turn's outcome could not be stored: its readers get a retryable STORE_UNAVAILABLE error instead of `end`. */
+class OutcomeNotStored extends StoreUnavailableError {
+  constructor(cause: unknown) {
+    super('The answer could not be saved: the conversation store refuses writes right now. Send the message again in a moment.', cause);
   }
+}
+
+/** Stores a turn's outcome, retrying a refusal a few times with backoff; then throws OutcomeNotStored. */
+async function finish(options: GenerationOptions, result: TurnResult, outcome: Pick<TurnOutcome, 'status' | 'errorCode'>): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await options.store.finishTurn(result.turnId, toOutcome(result, outcome));
+      return;
+    } catch (error) {
+      if (attempt >= FINISH_RETRY_DELAYS_MS.length) {
+        options.logger.error({ err: error, turn_id: result.turnId }, 'could not store the end of a turn');
+        throw new OutcomeNotStored(error);
+      }
+      await new Promise((resolve) => setTimeout(resolve, FINISH_RETRY_DELAYS_MS[attempt]));
+    }
+  }
+}
+
+function toOutcome(result: TurnResult, outcome: Pick<TurnOutcome, 'status' | 'errorCode'>): TurnOutcome {
+  return { ...outcome, answer: result.answer, usage: result.usage, timings: result.timings, tokenCount: result.tokenCount, toolSteps: result.toolSteps };
 }
 
 function turnLogFields(result: TurnResult, status: string) {

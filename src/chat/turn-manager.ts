@@ -270,6 +270,7 @@ export class TurnManager {
       responseTimeoutMs: this.#options.responseTimeoutMs,
       observer: this.#options.observer,
       toolSteps,
+      pendingOutcomes: this.#options.pendingOutcomes,
     }).finally(() => {
       this.#active.delete(turnId);
       if (this.#activeByContext.get(contextId) === turn) this.#activeByContext.delete(contextId);

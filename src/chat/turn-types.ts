@@ -3,6 +3,7 @@ import type { ConversationStore } from '../store/conversation-store.js';
 import type { ReplayLog } from '../streams/replay-log.js';
 import type { ChatMessage, ChatModel } from './chat-model.js';
 import type { HistoryBudget } from './history.js';
+import type { PendingOutcomes } from './pending-outcomes.js';
 import type { TurnObserver, TurnResult } from './turn-generation.js';
 import type { WireBatch } from './turn-reading.js';
 
@@ -58,4 +59,6 @@ export interface TurnManagerOptions {
   responseTimeoutMs: number;
   streamTtlMs: number;
   observer?: TurnObserver | undefined;
+  /** Where outcomes the store refused wait for it to recover. */
+  pendingOutcomes?: PendingOutcomes | undefined;
 }

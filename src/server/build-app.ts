@@ -6,6 +6,7 @@ import { serializerCompiler, type ZodTypeProvider } from 'fastify-type-provider-
 import type { Config } from '../config.js';
 import { createChatModel } from '../chat/agent.js';
 import type { ChatModel } from '../chat/chat-model.js';
+import { PendingOutcomes } from '../chat/pending-outcomes.js';
 import { TurnManager } from '../chat/turn-manager.js';
 import type { ChatTool } from '../chat/tools/chat-tool.js';
 import { createToolSet } from '../chat/tools/tool-set.js';
@@ -125,9 +126,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await registerOpenApi(app, version);
   const streamObserver = registerMetrics(app, metrics);
 
+  const pendingOutcomes = new PendingOutcomes(store, logger);
   const turns = new TurnManager({
     model,
     store,
+    pendingOutcomes,
     log: replayLog,
     logger,
     history: { maxMessages: config.HISTORY_MAX_MESSAGES, maxChars: config.HISTORY_MAX_CHARS },
@@ -139,6 +142,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(healthRoutes, {
     model,
     store,
+    pendingOutcomes,
     version,
     environment: config.ENVIRONMENT,
     isShuttingDown: () => shuttingDown,
@@ -172,6 +176,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     );
   });
   app.addHook('onClose', async () => {
+    // One last try for outcomes the store refused; what is still left is marked interrupted at the next start.
+    pendingOutcomes.close();
+    if (!(await pendingOutcomes.flush())) logger.error({ turns: pendingOutcomes.size }, 'could not store the outcome of some turns');
     replayLog.close();
     await store.close();
   });

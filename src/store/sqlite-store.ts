@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
 import {
   decodeCursor,
   decodeTurnCursor,
@@ -19,6 +19,7 @@ import {
   type TurnStatus,
 } from './conversation-store.js';
 import { migrate } from './sqlite-migrations.js';
+import { guardStatement, openSqliteDatabase, toStoreError } from './sqlite-open.js';
 
 interface TurnRow {
   turn_id: string;
@@ -60,14 +61,15 @@ export class SqliteConversationStore implements ConversationStore {
   /** Opens (creating if needed) and migrates the database at `path` (`:memory:` for a throwaway one). */
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.#database = new BetterSqlite3(path);
-    this.#database.pragma('journal_mode = WAL');
-    // NORMAL in WAL mode survives a process crash (kill -9); only a power loss can cost the last commits.
-    this.#database.pragma('synchronous = NORMAL');
-    this.#database.pragma('foreign_keys = ON');
-    this.#database.pragma('busy_timeout = 5000');
-    migrate(this.#database);
-    const prepare = (sql: string) => this.#database.prepare(sql);
+    this.#database = openSqliteDatabase(path, (database) => {
+      database.pragma('journal_mode = WAL');
+      // NORMAL in WAL mode survives a process crash (kill -9); only a power loss can cost the last commits.
+      database.pragma('synchronous = NORMAL');
+      database.pragma('foreign_keys = ON');
+      database.pragma('busy_timeout = 5000');
+      migrate(database);
+    });
+    const prepare = (sql: string) => guardStatement(this.#database.prepare(sql));
     this.#statements = {
       insertConversation: prepare(
         'INSERT INTO conversations (context_id, owner, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (context_id) DO UPDATE SET updated_at = excluded.updated_at',
@@ -96,7 +98,11 @@ export class SqliteConversationStore implements ConversationStore {
       rename: prepare('UPDATE conversations SET title = ? WHERE context_id = ?'),
       deleteConversation: prepare('DELETE FROM conversations WHERE context_id = ?'),
       markInterrupted: prepare("UPDATE turns SET status = 'interrupted', finished_at = ? WHERE status = 'streaming'"),
-      ping: prepare('SELECT 1'),
+      // Health: a row of each table is read, and a write is begun then rolled back (a read-only file or one
+      // another process locks fails it). A full disk shows in the writes turns make (see PendingOutcomes).
+      pingConversations: prepare('SELECT context_id FROM conversations LIMIT 1'),
+      pingTurns: prepare('SELECT turn_id, answer FROM turns ORDER BY rowid DESC LIMIT 1'),
+      pingWrite: prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (0, 0)'),
     };
   }
 
@@ -218,7 +224,16 @@ export class SqliteConversationStore implements ConversationStore {
 
   async ping(): Promise<void> {
     this.#flush();
-    this.#statements.ping!.get();
+    try {
+      this.#database.transaction(() => {
+        this.#statements.pingConversations!.get();
+        this.#statements.pingTurns!.get();
+        this.#statements.pingWrite!.run();
+        throw ROLLBACK;
+      })();
+    } catch (error) {
+      if (error !== ROLLBACK) throw error;
+    }
   }
 
   async close(): Promise<void> {
@@ -253,7 +268,7 @@ export class SqliteConversationStore implements ConversationStore {
           this.#database.transaction(write.operation)();
           write.resolve();
         } catch (error) {
-          write.reject(error);
+          write.reject(toStoreError(error));
         }
       }
     }
@@ -265,6 +280,9 @@ export class SqliteConversationStore implements ConversationStore {
     return this.#clock;
   }
 }
+
+/** Thrown inside the health probe's transaction so that its write is rolled back. */
+const ROLLBACK = Symbol('rollback');
 
 function toTurn(row: TurnRow): TurnRecord {
   return {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ChatModel } from '../../chat/chat-model.js';
+import type { PendingOutcomes } from '../../chat/pending-outcomes.js';
 import type { ConversationStore } from '../../store/conversation-store.js';
 import { healthResponseSchema } from '../schemas.js';
 
@@ -8,6 +9,8 @@ import { healthResponseSchema } from '../schemas.js';
 export interface HealthRoutesOptions {
   model: ChatModel;
   store: ConversationStore;
+  /** Turn outcomes the store refused: each check offers them again, and the store fails the check while any is left. */
+  pendingOutcomes?: PendingOutcomes | undefined;
   version: string;
   environment: string;
   /** True once shutdown has begun: readiness answers 503 from then on. */
@@ -23,10 +26,22 @@ type Check = { status: 'ok' | 'error'; detail?: string } & Record<string, unknow
 export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (app, options) => {
   const { model, store } = options;
 
+  /** The store answers reads and writes of its real tables, and holds every turn outcome it was given. */
+  async function checkStore(): Promise<Check> {
+    try {
+      await withTimeout(store.ping());
+    } catch {
+      return { status: 'error', detail: 'the conversation store does not answer reads and writes (a full disk, a read-only or damaged file?)' };
+    }
+    const pending = options.pendingOutcomes;
+    if (pending && pending.size > 0 && !(await withTimeout(pending.flush()).catch(() => false))) {
+      return { status: 'error', detail: `the conversation store refuses writes: ${pending.size} ended turn(s) wait to be stored`, pending_turns: pending.size };
+    }
+    return { status: 'ok' };
+  }
+
   async function runChecks(): Promise<Record<string, Check>> {
-    const storeCheck = await withTimeout(store.ping())
-      .then((): Check => ({ status: 'ok' }))
-      .catch((): Check => ({ status: 'error', detail: 'the conversation store does not answer' }));
+    const storeCheck = await checkStore();
     const modelHealth = await model.checkHealth();
     return {
       store: storeCheck,
