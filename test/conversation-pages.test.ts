@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ConversationStore, TurnRecord } from '../src/store/conversation-store.js';
+import { MemoryConversationStore } from '../src/store/memory-store.js';
 import { SqliteConversationStore } from '../src/store/sqlite-store.js';
+import { startFakeOpenAI } from './support/fake-openai-server.js';
 import { spawnServer, type SpawnedServer } from './support/spawn-server.js';
 import { getJson, postJson, startTestServer, type TestServer } from './support/test-server.js';
 
@@ -133,5 +136,52 @@ describe('turn pages', () => {
     const whole = await getJson(`${server.url}/api/v1/conversations/five`);
     expect(whole.body).toMatchObject({ next_cursor: null });
     expect(whole.body.turns).toHaveLength(5);
+  });
+});
+
+/** A real store that counts the turns its reads hand out: what a request made the server load. */
+function countingTurnsRead(store: ConversationStore): { store: ConversationStore; turnsRead: number } {
+  const counter = { store: undefined as unknown as ConversationStore, turnsRead: 0 };
+  const count = (value: unknown): number => {
+    if (Array.isArray(value)) return value.reduce((sum: number, item) => sum + count(item), 0);
+    if (value && typeof value === 'object' && 'turnId' in value) return 1;
+    if (value && typeof value === 'object' && 'turns' in value) return count((value as { turns: TurnRecord[] }).turns);
+    return 0;
+  };
+  counter.store = new Proxy(store, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target) as unknown;
+      if (typeof value !== 'function') return value;
+      return async (...args: unknown[]) => {
+        const result = await (value as (...parameters: unknown[]) => Promise<unknown>).apply(target, args);
+        if (property !== 'startTurn') counter.turnsRead += count(result);
+        return result;
+      };
+    },
+  });
+  return counter;
+}
+
+describe('the history of a new turn', () => {
+  it('is the newest turns the budget keeps, read without loading the rest of the conversation', async () => {
+    const fake = await startFakeOpenAI();
+    const counter = countingTurnsRead(new MemoryConversationStore());
+    const server = await startTestServer({ OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: 'fake-model', HISTORY_MAX_MESSAGES: '4' }, { store: counter.store });
+    try {
+      for (let index = 1; index <= 30; index++) {
+        await counter.store.startTurn({ turnId: `old-${index}`, contextId: 'long', userMessage: `question ${index}`, model: 'fake-model', clientMessageId: undefined, owner: null });
+        await counter.store.finishTurn(`old-${index}`, { status: 'complete', answer: `answer ${index}`, usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 2 });
+      }
+      counter.turnsRead = 0;
+      const answer = await postJson(`${server.url}/api/v1/chat/wait`, { message: 'question 31', context_id: 'long' });
+      expect(answer.status).toBe(200);
+      const sent = fake.requests.at(-1)!.body.messages!.slice(1).map((message) => message.content);
+      expect(sent).toEqual(['question 29', 'answer 29', 'question 30', 'answer 30', 'question 31']);
+      // The two turns of the window, and the wait route's own look at the new turn; never the 30 of the conversation.
+      expect(counter.turnsRead).toBeLessThanOrEqual(4);
+    } finally {
+      await server.close();
+      await fake.close();
+    }
   });
 });
