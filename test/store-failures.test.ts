@@ -108,12 +108,21 @@ describe('a disk that fills mid-answer', () => {
     const disk = diskThatFills(real);
     const server = await startTestServer({ DEMO_TOKENS_PER_SECOND: '200' }, { store: disk.store });
     servers.push(server);
-    const waiting = postJson(`${server.url}/api/v1/chat/wait`, { message: 'answer in 60 tokens', context_id: 'full-wait' });
+    const body = { message: 'answer in 60 tokens', context_id: 'full-wait', client_message_id: 'send-1' };
+    const waiting = postJson(`${server.url}/api/v1/chat/wait`, body);
     await expect.poll(async () => (await real.latestTurn('full-wait'))?.status).toBe('streaming');
     disk.full = true;
     const response = await waiting;
     expect(response.status).toBe(503);
     expect(response.body).toMatchObject({ error_code: 'STORE_UNAVAILABLE' });
+
+    disk.full = false;
+    expect((await getJson(`${server.url}/health`)).body.status).toBe('healthy');
+    expect(await real.latestTurn('full-wait')).toMatchObject({ status: 'interrupted', errorCode: 'STORE_UNAVAILABLE' });
+    // The same send again names the turn that failed, with the same code, rather than a model error.
+    const retried = await postJson(`${server.url}/api/v1/chat/wait`, body);
+    expect(retried.status).toBe(503);
+    expect(retried.body).toMatchObject({ error_code: 'STORE_UNAVAILABLE' });
   });
 });
 

@@ -305,7 +305,7 @@ function endedHandle(record: TurnRecord): TurnHandle {
         })
       : Promise.reject(
           new ChatWaitError(
-            record.errorCode === 'UPSTREAM_TIMEOUT' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_ERROR',
+            record.errorCode === 'UPSTREAM_TIMEOUT' || record.errorCode === 'STORE_UNAVAILABLE' ? record.errorCode : 'UPSTREAM_ERROR',
             'This message (same client_message_id) already failed. Send it with a new client_message_id to try again.',
             { retryable: true },
           ),
