@@ -38,7 +38,14 @@ export async function* fromPosition(log: ReplayLog, turnId: string, from: number
     yield framed.text.slice(framed.offsets[Math.min(from, ended.length - 1)]);
     return;
   }
-  for await (const batch of log.read(turnId, from, signal)) yield toWireEvents(turnId, batch.first, batch.data);
+  let sent = false;
+  for await (const batch of log.read(turnId, from, signal)) {
+    sent = true;
+    yield toWireEvents(turnId, batch.first, batch.data);
+  }
+  // Asked from past the end of a turn that was still running, and it ended short of there: the client still gets how it ended.
+  const final = sent || signal?.aborted ? undefined : log.ended(turnId);
+  if (final && final.length > 0) yield [{ id: `${turnId}/${final.length - 1}`, data: final.at(-1)! }];
 }
 
 function framedOf(turnId: string, entries: readonly string[]): Framed {
