@@ -1,5 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { readSse, parseSse, tokensOf, type SseEvent } from './support/sse-client.js';
+import { parseSse, readSse, tokensOf, type SseEvent } from './support/sse-client.js';
+import { startFakeOpenAI } from './support/fake-openai-server.js';
 import { spawnServer, type SpawnedServer } from './support/spawn-server.js';
 import { getJson, postJson, startTestServer, type TestServer } from './support/test-server.js';
 
@@ -105,6 +106,20 @@ describe('the replay-log byte budget', () => {
     expect(tokens.length).toBeLessThan(100_000);
     expect(stored.answer.startsWith(tokens.join(''))).toBe(true);
   }, 90_000);
+});
+
+describe('the default MAX_OUTPUT_TOKENS', () => {
+  it('reaches an OpenAI-compatible provider as max_tokens when the variable is not set', async () => {
+    const fake = await startFakeOpenAI();
+    try {
+      const server = await start({ OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: 'fake-model' });
+      fake.enqueue({ kind: 'stream', tokens: ['Hello', '!'] });
+      expect((await postJson(`${server.url}/api/v1/chat/wait`, { message: 'hi' })).status).toBe(200);
+      expect(fake.requests.at(-1)!.body.max_tokens).toBe(8192);
+    } finally {
+      await fake.close();
+    }
+  });
 });
 
 describe('the heap under many long answers', () => {
