@@ -4,9 +4,8 @@ import type { ToolStep, TurnRecord } from '../store/conversation-store.js';
 import type { ChatModel } from './chat-model.js';
 import { buildContext, turnsToMessages } from './history.js';
 import { runGeneration, TurnCancelled, type TurnResult } from './turn-generation.js';
-import { fromPosition, fromTokenIndex, resyncFromRecord, tokenPosition, type WireBatch, type WireEvent } from './turn-reading.js';
+import { fromPosition, fromTokenIndex, orResync, resyncFromRecord, tokenPosition, type WireBatch, type WireEvent } from './turn-reading.js';
 import type { StartTurnInput, TurnHandle, TurnManagerOptions, TurnStream } from './turn-types.js';
-import { ReplayLogEvicted } from '../streams/replay-log.js';
 
 export type { TurnResult } from './turn-generation.js';
 export type { StartTurnInput, TurnHandle, TurnManagerOptions, TurnStream } from './turn-types.js';
@@ -125,6 +124,11 @@ export class TurnManager {
     return { turnId, contextId: turnContext, model, resumed: true, startId, events };
   }
 
+  /** A reader's events, or `resync` and `end` from the store if the turn's log leaves memory first. */
+  #orResync(turnId: string, events: AsyncIterable<WireBatch>): AsyncIterable<WireBatch> {
+    return orResync(events, this.#options.log, turnId, () => this.#options.store.getTurn(turnId));
+  }
+
   /** Stops a generating turn (its readers get `end` with `finish_reason: "cancelled"`); harmless on an ended one. */
   async cancel(turnId: string, owner: string | null): Promise<{ turnId: string; contextId: string; status: TurnRecord['status'] }> {
     const active = this.#active.get(turnId);
@@ -171,24 +175,6 @@ export class TurnManager {
     clearTimeout(timer);
     for (const turn of this.#active.values()) turn.controller.abort(reason);
     await Promise.allSettled(running.map((turn) => turn.done));
-  }
-
-  /**
-   * A reader's events from the replay log; once the turn's log has left memory (evicted to keep the
-   * budget, or expired) before the reader got its end, `resync` and `end` from the store instead: never silence.
-   * Only an ended turn's log leaves memory, and its outcome is stored before its final event.
-   */
-  async *#orResync(turnId: string, events: AsyncIterable<WireBatch>): AsyncIterable<WireBatch> {
-    try {
-      if (this.#options.log.has(turnId)) {
-        yield* events;
-        return;
-      }
-    } catch (error) {
-      if (!(error instanceof ReplayLogEvicted)) throw error;
-    }
-    const record = await this.#options.store.getTurn(turnId);
-    if (record) yield resyncFromRecord(record);
   }
 
   /**
