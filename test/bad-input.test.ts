@@ -22,7 +22,7 @@ let server: SpawnedServer;
 let port = 0;
 
 beforeAll(async () => {
-  server = spawnServer({ DEMO_TOKENS_PER_SECOND: '0', DEMO_RESPONSE_TOKENS: '5', RATE_LIMIT_REQUESTS_PER_MINUTE: '0', MAX_STREAMS_PER_CLIENT: '0', MAX_BODY_BYTES: '65536' });
+  server = spawnServer({ DEMO_TOKENS_PER_SECOND: '0', DEMO_RESPONSE_TOKENS: '5', RATE_LIMIT_REQUESTS_PER_MINUTE: '0', MAX_STREAMS_PER_CLIENT: '0', MAX_GENERATING_TURNS_PER_CLIENT: '0', MAX_BODY_BYTES: '65536' });
   port = Number(new URL(await server.url).port);
 });
 afterAll(() => server.child.kill('SIGKILL'));

@@ -135,6 +135,26 @@ describe('resuming a dropped stream', () => {
     expect(beyond.events.map((event) => event.json.type)).toEqual(['start', 'end']);
   });
 
+  it('answers a Last-Event-ID past the end of a running turn with the tail once it exists, and with the end if it never does', async () => {
+    const message = 'run on, 400 tokens';
+    const first = await readSse(streamUrl(message, 'past-running-end'), { until: (_event, events) => tokenCount(events) === 3 });
+    const turnId = first.events[0]!.json.turn_id;
+    const [ahead, beyond] = await Promise.all([
+      readSse(streamUrl(message, 'past-running-end'), { headers: { 'last-event-id': `${turnId}/300` } }),
+      readSse(streamUrl(message, 'past-running-end'), { headers: { 'last-event-id': `${turnId}/5000` } }),
+    ]);
+    const end = ahead.events.at(-1)!;
+    expect(end.json).toMatchObject({ type: 'end', turn_id: turnId });
+    // From position 301 on, as those positions came to exist, then the end.
+    const tokens = ahead.events.filter((event) => event.json.type === 'token');
+    expect(tokens[0]!.json.token_index).toBe(301);
+    expect(tokens.map((event) => event.json.token_index)).toEqual(tokens.map((_event, index) => 301 + index));
+    expect(end.json.token_count).toBe(301 + tokens.length);
+    // Past anything the turn ever had: still how it ended, not a stream of only start.
+    expect(beyond.events.map((event) => event.json.type)).toEqual(['start', 'end']);
+    expect(beyond.events[1]!.data).toBe(end.data);
+  });
+
   it('resumes an idempotent send from last_token_index, not from the beginning', async () => {
     const body = { message: 'idempotent resume, 40 tokens', context_id: 'idem-resume', client_message_id: 'send-7' };
     const post = (extra: object) =>

@@ -18,7 +18,7 @@ async function openMetric(url: string): Promise<number> {
 
 describe('clients that never read', () => {
   it(`cannot make the server buffer without bound: ${READERS} of them on one long answer`, { timeout: 120_000 }, async () => {
-    server = spawnServer({ DEMO_TOKENS_PER_SECOND: '0', RATE_LIMIT_REQUESTS_PER_MINUTE: '0', MAX_STREAMS_PER_CLIENT: '0', SSE_MAX_BUFFER_BYTES: '262144', SSE_STALL_TIMEOUT_SECONDS: '2' });
+    server = spawnServer({ DEMO_TOKENS_PER_SECOND: '0', MAX_OUTPUT_TOKENS: '30000', RATE_LIMIT_REQUESTS_PER_MINUTE: '0', MAX_STREAMS_PER_CLIENT: '0', SSE_MAX_BUFFER_BYTES: '262144', SSE_STALL_TIMEOUT_SECONDS: '2' });
     const url = await server.url;
     const { port } = new URL(url);
     const message = encodeURIComponent('a very long answer, 30000 tokens');

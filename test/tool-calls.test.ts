@@ -253,7 +253,8 @@ describe('the tool round cap (TOOL_MAX_ROUNDS=2)', () => {
     try {
       const result = await readSse(`${bare.url}/api/v1/chat/streaming?message=hello&context_id=no-tools`);
       expect(tokensOf(result.events).join('')).toBe('Hello from the fake model.');
-      expect(Object.keys(chatRequests(fake)[0]!.body).sort()).toEqual(['messages', 'model', 'stream', 'stream_options']);
+      // No tool fields; max_tokens is MAX_OUTPUT_TOKENS, sent by default.
+      expect(Object.keys(chatRequests(fake)[0]!.body).sort()).toEqual(['max_tokens', 'messages', 'model', 'stream', 'stream_options']);
     } finally {
       await bare.close();
     }

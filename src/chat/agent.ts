@@ -32,7 +32,7 @@ export function createChatModel(config: Config, tools: ReadonlyMap<string, ChatT
   const { model, name, client } = createProviderModel(config, provider);
   const checkHealth = client ? cachedProbe(client) : async (): Promise<ModelHealth> => ({ status: 'ok', misconfigured: false });
   const instructions = config.SYSTEM_PROMPT ?? DEFAULT_INSTRUCTIONS;
-  const settings: ModelSettings = config.MAX_OUTPUT_TOKENS === undefined ? {} : { maxTokens: config.MAX_OUTPUT_TOKENS };
+  const settings: ModelSettings = { maxTokens: config.MAX_OUTPUT_TOKENS };
   const retry = { maxRetries: config.UPSTREAM_MAX_RETRIES, initialDelayMs: config.UPSTREAM_RETRY_DELAY_MS, maxRetryAfterMs: MAX_RETRY_AFTER_MS };
   const support = new ToolSupport((level, providerMessage) => {
     const message =

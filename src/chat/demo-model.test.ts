@@ -64,6 +64,18 @@ describe('the demo model', () => {
     expect(JSON.stringify(done.response.output)).toContain(JSON.stringify(deltas.join('')).slice(1, -1).slice(0, 40));
   });
 
+  it('stops at maxTokens (MAX_OUTPUT_TOKENS) whatever the message asks for, streamed or not', async () => {
+    const model = new DemoModel({ tokensPerSecond: 0, responseTokens: 60 });
+    const capped = { ...request('answer in 100000 tokens'), modelSettings: { maxTokens: 500 } };
+    const events = await collect(model.getStreamedResponse(capped));
+    const deltas = events.filter((event) => event.type === 'output_text_delta').map((event) => event.delta);
+    expect(deltas).toHaveLength(500);
+    expect(deltas).toEqual(composeDemoAnswer('answer in 100000 tokens', 60).slice(0, 500));
+    const whole = await model.getResponse(capped);
+    expect(whole.usage.outputTokens).toBeLessThanOrEqual(500);
+    expect(JSON.stringify(whole.output)).toContain(JSON.stringify(deltas.join('')).slice(-40, -1));
+  });
+
   it('paces tokens at DEMO_TOKENS_PER_SECOND', async () => {
     const model = new DemoModel({ tokensPerSecond: 200, responseTokens: 3 });
     const started = performance.now();

@@ -66,15 +66,20 @@ export class DemoModel implements Model {
     };
   }
 
-  /** The deltas of the answer, or (for a tool call) no deltas and the call as the output. */
+  /**
+   * The deltas of the answer, or (for a tool call) no deltas and the call as the output. An answer
+   * stops at `maxTokens` (MAX_OUTPUT_TOKENS), as a real provider's does, whatever the message asks for.
+   */
   #reply(request: ModelRequest): { tokens: string[]; output?: protocol.FunctionCallItem[] } {
     const step = planDemoToolStep(request);
     if (step?.kind === 'call') {
       const call = { type: 'function_call' as const, callId: `call_${randomUUID()}`, name: step.name, arguments: JSON.stringify(step.arguments), status: 'completed' as const };
       return { tokens: [], output: [call] };
     }
-    if (step?.kind === 'answer') return { tokens: splitIntoDeltas(step.text) };
-    return { tokens: composeDemoAnswer(request.input, this.#options.responseTokens) };
+    const tokens = step?.kind === 'answer' ? splitIntoDeltas(step.text) : composeDemoAnswer(request.input, this.#options.responseTokens);
+    const maxTokens = request.modelSettings.maxTokens;
+    if (maxTokens !== undefined && tokens.length > maxTokens) tokens.length = maxTokens;
+    return { tokens };
   }
 }
 

@@ -4,7 +4,7 @@ import type { ToolStep, TurnRecord } from '../store/conversation-store.js';
 import type { ChatModel } from './chat-model.js';
 import { buildContext, historyTurnsNeeded, turnsToMessages } from './history.js';
 import { runGeneration, TurnCancelled, type TurnResult } from './turn-generation.js';
-import { fromPosition, fromTokenIndex, resyncFromRecord, tokenPosition, type WireBatch, type WireEvent } from './turn-reading.js';
+import { fromPosition, fromTokenIndex, orResync, resyncFromRecord, tokenPosition, type WireBatch, type WireEvent } from './turn-reading.js';
 import type { StartTurnInput, TurnHandle, TurnManagerOptions, TurnStream } from './turn-types.js';
 
 export type { TurnResult } from './turn-generation.js';
@@ -87,12 +87,12 @@ export class TurnManager {
     const resolution = await this.#resolve(input, replay);
     if (resolution.kind === 'new') {
       const turn = await this.#begin(input, resolution.reservation);
-      return { ...handleOf(turn), startId: `${turn.turnId}/start`, events: fromPosition(log, turn.turnId, 0, signal) };
+      return { ...handleOf(turn), startId: `${turn.turnId}/start`, events: this.#orResync(turn.turnId, fromPosition(log, turn.turnId, 0, signal)) };
     }
     const { turnId, contextId, model, toolSteps } = resolution.kind === 'active' ? resolution.turn : resolution.record;
     const startId = lastTokenIndex > 0 ? `${turnId}/${tokenPosition(lastTokenIndex - 1, toolSteps)}` : `${turnId}/start`;
     if (resolution.kind === 'ended' && !log.has(turnId)) return { turnId, contextId, model, resumed: true, startId, events: listOf(resyncFromRecord(resolution.record)) };
-    return { turnId, contextId, model, resumed: true, startId, events: fromTokenIndex(log, turnId, lastTokenIndex, signal) };
+    return { turnId, contextId, model, resumed: true, startId, events: this.#orResync(turnId, fromTokenIndex(log, turnId, lastTokenIndex, signal)) };
   }
 
   /** Resumes from a `Last-Event-ID` (`<turn_id>/<position>`): replay then live tail, or `resync` once the turn has left the log. */
@@ -118,10 +118,15 @@ export class TurnManager {
     const { log } = this.#options;
     const startId = `${turnId}/${after}`;
     const from = after === 'start' ? 0 : Number(after) + 1;
-    if (active) return { turnId, contextId: turnContext, model: active.model, resumed: true, startId, events: fromPosition(log, turnId, from, signal) };
+    if (active) return { turnId, contextId: turnContext, model: active.model, resumed: true, startId, events: this.#orResync(turnId, fromPosition(log, turnId, from, signal)) };
     const { model } = record!;
-    const events = after !== 'resync' && log.has(turnId) ? fromPosition(log, turnId, from, signal) : listOf(resyncFromRecord(record!));
+    const events = after !== 'resync' && log.has(turnId) ? this.#orResync(turnId, fromPosition(log, turnId, from, signal)) : listOf(resyncFromRecord(record!));
     return { turnId, contextId: turnContext, model, resumed: true, startId, events };
+  }
+
+  /** A reader's events, or `resync` and `end` from the store if the turn's log leaves memory first. */
+  #orResync(turnId: string, events: AsyncIterable<WireBatch>): AsyncIterable<WireBatch> {
+    return orResync(events, this.#options.log, turnId, () => this.#options.store.getTurn(turnId));
   }
 
   /** Stops a generating turn (its readers get `end` with `finish_reason: "cancelled"`); harmless on an ended one. */
@@ -226,8 +231,13 @@ export class TurnManager {
 
   async #begin(input: StartTurnInput, reservation: Reservation): Promise<ActiveTurn> {
     const turn = (async () => {
-      await input.admit?.();
-      return this.#create(input, reservation.contextId);
+      const release = (await input.admit?.()) ?? undefined;
+      try {
+        return await this.#create(input, reservation.contextId, release);
+      } catch (error) {
+        release?.();
+        throw error;
+      }
     })();
     reservation.settle(turn);
     try {
@@ -237,7 +247,8 @@ export class TurnManager {
     }
   }
 
-  async #create(input: StartTurnInput, contextId: string): Promise<ActiveTurn> {
+  /** Sets up and starts a turn's generation; `release` (what `admit` returned) is called when the generation ends. */
+  async #create(input: StartTurnInput, contextId: string, release: (() => void) | undefined): Promise<ActiveTurn> {
     const { store, model, log } = this.#options;
     // A new conversation has no history to read (and a read would commit the queued writes early). Only the
     // window the budget can keep is read: a long conversation costs no more than a short one.
@@ -275,6 +286,7 @@ export class TurnManager {
       this.#active.delete(turnId);
       if (this.#activeByContext.get(contextId) === turn) this.#activeByContext.delete(contextId);
       log.expire(turnId, this.#options.streamTtlMs);
+      release?.();
     });
     // Only wait requests await `done`; a streaming turn's failure is already in its log.
     turn.done.catch(() => {});

@@ -1,5 +1,5 @@
 import type { ToolStep, TurnRecord } from '../store/conversation-store.js';
-import type { LogEntry, ReplayLog } from '../streams/replay-log.js';
+import { ReplayLogEvicted, type LogEntry, type ReplayLog } from '../streams/replay-log.js';
 import { endEventData, resyncEventData, type FinishReason } from './wire-events.js';
 
 /** One event ready for the wire: its SSE id and its JSON. */
@@ -38,7 +38,14 @@ export async function* fromPosition(log: ReplayLog, turnId: string, from: number
     yield framed.text.slice(framed.offsets[Math.min(from, ended.length - 1)]);
     return;
   }
-  for await (const batch of log.read(turnId, from, signal)) yield toWireEvents(turnId, batch.first, batch.data);
+  let sent = false;
+  for await (const batch of log.read(turnId, from, signal)) {
+    sent = true;
+    yield toWireEvents(turnId, batch.first, batch.data);
+  }
+  // Asked from past the end of a turn that was still running, and it ended short of there: the client still gets how it ended.
+  const final = sent || signal?.aborted ? undefined : log.ended(turnId);
+  if (final && final.length > 0) yield [{ id: `${turnId}/${final.length - 1}`, data: final.at(-1)! }];
 }
 
 function framedOf(turnId: string, entries: readonly string[]): Framed {
@@ -85,6 +92,29 @@ export async function* fromTokenIndex(log: ReplayLog, turnId: string, n: number,
   }
   // Asked for more tokens than the turn has: the client still gets how it ended.
   if (!passed && last && !signal?.aborted) yield [{ id: `${turnId}/${last.position}`, data: last.data }];
+}
+
+/**
+ * A reader's events from the replay log; if the turn's log has left memory (evicted to keep the byte
+ * budget, or expired) before the reader got its end, `resync` and `end` from the store instead: never
+ * silence. Only an ended turn's log leaves memory, and its outcome is stored before its final event.
+ */
+export async function* orResync(
+  events: AsyncIterable<WireBatch>,
+  log: ReplayLog,
+  turnId: string,
+  getRecord: () => Promise<TurnRecord | undefined>,
+): AsyncIterable<WireBatch> {
+  try {
+    if (log.has(turnId)) {
+      yield* events;
+      return;
+    }
+  } catch (error) {
+    if (!(error instanceof ReplayLogEvicted)) throw error;
+  }
+  const record = await getRecord();
+  if (record) yield resyncFromRecord(record);
 }
 
 /**

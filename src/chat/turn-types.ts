@@ -18,8 +18,11 @@ export interface StartTurnInput {
   clientMessageId?: string | undefined;
   /** Whose conversation this is: a digest of the caller's API key, or null when keys are off. */
   owner?: string | null;
-  /** Called before a new turn begins (never for an attach or a resume): throws to refuse it, as a rate limit does. */
-  admit?: () => Promise<void> | void;
+  /**
+   * Called before a new turn begins (never for an attach or a resume): throws to refuse it, as a rate
+   * limit does. What it returns is called once, when that turn's generation has ended (or failed to start).
+   */
+  admit?: () => Promise<(() => void) | void> | (() => void) | void;
 }
 
 /** A turn as a request sees it: new, or an existing one it attached to. */

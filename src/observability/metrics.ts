@@ -79,3 +79,17 @@ export function timedStore(store: ConversationStore, metrics: Metrics): Conversa
     },
   });
 }
+
+/** Reports what the in-memory replay logs hold, read at each scrape (once per registry). */
+export function watchReplayLogBytes(metrics: Metrics, bytes: () => number): void {
+  const name = 'chatwait_replay_log_bytes';
+  if (metrics.registry.getSingleMetric(name)) return;
+  new Gauge({
+    name,
+    help: 'What the in-memory replay logs hold, in bytes as REPLAY_LOG_MAX_BYTES counts them',
+    registers: [metrics.registry],
+    collect() {
+      this.set(bytes());
+    },
+  });
+}

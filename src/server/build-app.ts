@@ -11,7 +11,7 @@ import { TurnManager } from '../chat/turn-manager.js';
 import type { ChatTool } from '../chat/tools/chat-tool.js';
 import { createToolSet } from '../chat/tools/tool-set.js';
 import { createLogger } from '../observability/logger.js';
-import { createMetrics, timedStore, turnObserverFor, type Metrics } from '../observability/metrics.js';
+import { createMetrics, timedStore, turnObserverFor, watchReplayLogBytes, type Metrics } from '../observability/metrics.js';
 import type { ConversationStore } from '../store/conversation-store.js';
 import { createConversationStore } from '../store/create-store.js';
 import { MemoryReplayLog } from '../streams/memory-replay-log.js';
@@ -66,7 +66,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   if (tools && tools.size > 0) logger.info({ tools: [...tools.keys()] }, 'tools the model may call');
   const metrics = options.metrics ?? createMetrics();
   const store = timedStore(options.store ?? createConversationStore(config.DATABASE_URL), metrics);
-  const replayLog = options.replayLog ?? new MemoryReplayLog();
+  const replayLog = options.replayLog ?? new MemoryReplayLog({ maxBytes: config.REPLAY_LOG_MAX_BYTES });
+  if (replayLog instanceof MemoryReplayLog) watchReplayLogBytes(metrics, () => replayLog.bytes);
   const version = options.version ?? readPackageVersion();
   let shuttingDown = false;
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { RequestError } from '../errors.js';
-import { MemoryRateLimiter, rateLimitHeaders, type RateLimiter } from './rate-limit.js';
+import { MemoryRateLimiter, rateLimitHeaders, type RateDecision, type RateLimiter } from './rate-limit.js';
 
 /** Routes never limited: health, readiness and the page's settings. Metrics and static files are not under /api. */
 const UNLIMITED_ROUTES = new Set(['/api/v1/health', '/api/v1/health/live', '/api/v1/health/ready', '/api/v1/config']);
@@ -10,8 +10,12 @@ const API_RATE_FACTOR = 10;
 
 /** The per-client limits the chat routes apply. */
 export interface ClientLimits {
-  /** Charges a request that starts a new turn against the model rate; throws RATE_LIMITED over it. */
-  admitTurn(request: FastifyRequest): Promise<void>;
+  /**
+   * Admits a request that starts a new turn: throws TOO_MANY_GENERATING_TURNS while the client has
+   * MAX_GENERATING_TURNS_PER_CLIENT turns generating, RATE_LIMITED over the model rate. Returns the
+   * release of its generating slot, to call when the turn's generation ends.
+   */
+  admitTurn(request: FastifyRequest): Promise<() => void>;
   /** Counts an open stream; throws RATE_LIMITED past MAX_STREAMS_PER_CLIENT. Returns its release. */
   openStream(request: FastifyRequest): Promise<() => void>;
 }
@@ -25,12 +29,15 @@ export function clientOf(request: FastifyRequest): string {
 export function registerClientLimits(
   app: FastifyInstance,
   config: Config,
-  onLimited: (kind: 'turns' | 'api' | 'streams') => void,
+  onLimited: (kind: 'turns' | 'api' | 'streams' | 'generating') => void,
   limiters?: { turns: RateLimiter; api: RateLimiter },
 ): ClientLimits {
   const rpm = config.RATE_LIMIT_REQUESTS_PER_MINUTE;
   const burst = config.RATE_LIMIT_BURST;
   const turns = limiters?.turns ?? new MemoryRateLimiter({ requestsPerMinute: rpm, burst, maxStreams: config.MAX_STREAMS_PER_CLIENT });
+  const maxGenerating = config.MAX_GENERATING_TURNS_PER_CLIENT;
+  /** Turns generating now, by client. Counted in this process, where the turns run. */
+  const generating = new Map<string, number>();
   const api = limiters?.api ?? new MemoryRateLimiter({ requestsPerMinute: rpm * API_RATE_FACTOR, burst: burst * API_RATE_FACTOR, maxStreams: 0 });
   app.addHook('onClose', async () => {
     for (const limiter of [turns, api]) (limiter as { close?: () => void }).close?.();
@@ -49,15 +56,43 @@ export function registerClientLimits(
 
   return {
     async admitTurn(request) {
-      if (rpm === 0) return;
-      const decision = await turns.consume(clientOf(request));
+      const client = clientOf(request);
+      const running = generating.get(client) ?? 0;
+      if (maxGenerating > 0 && running >= maxGenerating) {
+        onLimited('generating');
+        throw new RequestError(
+          'TOO_MANY_GENERATING_TURNS',
+          `You already have ${running} answers generating, the most at once. Wait for one to finish (or cancel one), then send again.`,
+          { headers: { 'retry-after': '1' }, retryable: true },
+        );
+      }
+      // The slot is taken before the rate check awaits, so concurrent sends cannot all pass the cap.
+      generating.set(client, running + 1);
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        const left = (generating.get(client) ?? 1) - 1;
+        if (left > 0) generating.set(client, left);
+        else generating.delete(client);
+      };
+      if (rpm === 0) return release;
+      let decision: RateDecision;
+      try {
+        decision = await turns.consume(client);
+      } catch (error) {
+        release();
+        throw error;
+      }
       if (!decision.allowed) {
+        release();
         onLimited('turns');
         throw tooMany(
           `Too many messages: the limit is ${rpm} a minute (bursts of ${burst}). Try again in ${decision.retryAfterSeconds} s.`,
           rateLimitHeaders(decision, burst),
         );
       }
+      return release;
     },
     async openStream(request) {
       const client = clientOf(request);

@@ -150,7 +150,7 @@ export const chatErrorResponses = {
   413: errorResponseSchema.describe('PAYLOAD_TOO_LARGE'),
   415: errorResponseSchema.describe('UNSUPPORTED_MEDIA_TYPE'),
   422: errorResponseSchema.describe('VALIDATION_ERROR, with a detail list naming each field'),
-  429: errorResponseSchema.describe('RATE_LIMITED'),
+  429: errorResponseSchema.describe('RATE_LIMITED or TOO_MANY_GENERATING_TURNS'),
   500: errorResponseSchema.describe('INTERNAL_ERROR'),
   502: errorResponseSchema.describe('UPSTREAM_ERROR'),
   503: errorResponseSchema.describe('MODEL_UNAVAILABLE, SERVER_BUSY or SHUTTING_DOWN'),

@@ -1,22 +1,60 @@
-import type { LogBatch, ReplayLog } from './replay-log.js';
+import { ReplayLogEvicted, type LogBatch, type ReplayLog } from './replay-log.js';
 
 interface TurnLog {
   entries: string[];
   ended: boolean;
+  /** What this log holds, as `entryBytes` counts it. */
+  bytes: number;
+  /** Set once the log has left memory (evicted, expired or closed): its waiting readers then stop. */
+  dropped: boolean;
   /** Readers waiting for the next append, woken all at once. */
   waiters: Set<() => void>;
   expiry: NodeJS.Timeout | undefined;
 }
 
+/** Options of the memory replay log. */
+export interface MemoryReplayLogOptions {
+  /** The most bytes the logs may hold before ended turns leave memory, oldest first (`REPLAY_LOG_MAX_BYTES`); 0: no limit. */
+  maxBytes?: number;
+}
+
 /** The most entries one read hands out at once. */
 const MAX_BATCH = 256;
+/** What an entry costs besides its text: the string's header and its slot in the array, rounded up. */
+const ENTRY_OVERHEAD_BYTES = 32;
 
-/** The replay log held in this process's memory: the default when `REDIS_URL` is not set. */
+/**
+ * The heap an entry is counted for: two bytes per UTF-16 unit plus a fixed overhead. V8 keeps ASCII
+ * text in one byte per character, so for ASCII the second byte pays for the framed copy that
+ * readers of an ended turn share (turn-reading.ts); for other text it is the string itself.
+ */
+export function entryBytes(data: string): number {
+  return 2 * data.length + ENTRY_OVERHEAD_BYTES;
+}
+
+/**
+ * The replay log held in this process's memory: the default when `REDIS_URL` is not set. What it
+ * holds is capped by `maxBytes`: past it, the logs of ended turns leave memory, the oldest ended
+ * first (their readers resync from the store). A generating turn's log is never dropped, since its
+ * readers follow it live; its size is bounded by `MAX_OUTPUT_TOKENS` and the number of such turns by
+ * `MAX_GENERATING_TURNS_PER_CLIENT`.
+ */
 export class MemoryReplayLog implements ReplayLog {
   readonly #logs = new Map<string, TurnLog>();
+  /** The ended turns, in the order they ended: the first goes first when the budget is exceeded. */
+  readonly #endedOrder = new Set<string>();
+  readonly #maxBytes: number;
+  #bytes = 0;
+  #closed = false;
+
+  constructor(options: MemoryReplayLogOptions = {}) {
+    this.#maxBytes = options.maxBytes || Number.POSITIVE_INFINITY;
+  }
 
   open(turnId: string): void {
-    if (!this.#logs.has(turnId)) this.#logs.set(turnId, { entries: [], ended: false, waiters: new Set(), expiry: undefined });
+    if (!this.#logs.has(turnId)) {
+      this.#logs.set(turnId, { entries: [], ended: false, bytes: 0, dropped: false, waiters: new Set(), expiry: undefined });
+    }
   }
 
   append(turnId: string, data: string, final = false): number {
@@ -25,25 +63,33 @@ export class MemoryReplayLog implements ReplayLog {
     if (log.ended) throw new Error(`replay log of turn ${turnId} has already ended`);
     log.entries.push(data);
     log.ended = final;
-    if (log.waiters.size > 0) {
-      const waiters = log.waiters;
-      log.waiters = new Set();
-      for (const wake of waiters) wake();
-    }
+    const bytes = entryBytes(data);
+    log.bytes += bytes;
+    this.#bytes += bytes;
+    if (final) this.#endedOrder.add(turnId);
+    this.#wake(log);
+    if (this.#bytes > this.#maxBytes) this.#evict();
     return log.entries.length - 1;
   }
 
   async *read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<LogBatch> {
+    const log = this.#logs.get(turnId);
+    if (!log) return;
     let position = from;
     for (;;) {
-      const log = this.#logs.get(turnId);
-      if (!log || signal?.aborted) return;
+      if (signal?.aborted) return;
+      // A log that left memory before this reader reached its end: the reader must not just stop.
+      if (log.dropped) {
+        if (this.#closed) return;
+        throw new ReplayLogEvicted(turnId);
+      }
       if (position < log.entries.length) {
         // What there is, in batches: a reader that fell behind catches up in few writes, with bounded memory.
         const data = log.entries.slice(position, position + MAX_BATCH);
+        const last = log.ended && position + data.length === log.entries.length;
         yield { first: position, data };
         position += data.length;
-        if (signal?.aborted) return;
+        if (last) return;
         continue;
       }
       if (log.ended) return;
@@ -73,6 +119,11 @@ export class MemoryReplayLog implements ReplayLog {
     return this.#logs.size;
   }
 
+  /** What the held logs take, as `entryBytes` counts it. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
   has(turnId: string): boolean {
     return this.#logs.has(turnId);
   }
@@ -81,18 +132,40 @@ export class MemoryReplayLog implements ReplayLog {
     const log = this.#logs.get(turnId);
     if (!log) return;
     clearTimeout(log.expiry);
-    log.expiry = setTimeout(() => {
-      this.#logs.delete(turnId);
-      for (const wake of log.waiters) wake();
-    }, ttlMs);
+    log.expiry = setTimeout(() => this.#drop(turnId), ttlMs);
     log.expiry.unref();
   }
 
   close(): void {
-    for (const [turnId, log] of this.#logs) {
-      clearTimeout(log.expiry);
-      this.#logs.delete(turnId);
-      for (const wake of log.waiters) wake();
+    this.#closed = true;
+    for (const turnId of [...this.#logs.keys()]) this.#drop(turnId);
+  }
+
+  /** Drops ended turns' logs, the oldest ended first, until what is held fits the budget again. */
+  #evict(): void {
+    for (const turnId of this.#endedOrder) {
+      if (this.#bytes <= this.#maxBytes) return;
+      this.#drop(turnId);
     }
+  }
+
+  #drop(turnId: string): void {
+    const log = this.#logs.get(turnId);
+    if (!log) return;
+    clearTimeout(log.expiry);
+    this.#logs.delete(turnId);
+    this.#endedOrder.delete(turnId);
+    this.#bytes -= log.bytes;
+    log.dropped = true;
+    // Readers still replaying it must not keep what the budget just let go.
+    log.entries = [];
+    this.#wake(log);
+  }
+
+  #wake(log: TurnLog): void {
+    if (log.waiters.size === 0) return;
+    const waiters = log.waiters;
+    log.waiters = new Set();
+    for (const wake of waiters) wake();
   }
 }

@@ -25,6 +25,7 @@ export const TEST_ENV: Record<string, string> = {
   // Limits have their own tests; elsewhere they would only make tests depend on their own pace.
   RATE_LIMIT_REQUESTS_PER_MINUTE: '0',
   MAX_STREAMS_PER_CLIENT: '0',
+  MAX_GENERATING_TURNS_PER_CLIENT: '0',
 };
 
 /** Builds and starts ChatWait with the test environment plus `env`, on 127.0.0.1 and a free port. */
