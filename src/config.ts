@@ -168,6 +168,9 @@ const configSchema = z
         return z.NEVER;
       }),
     MAX_STREAMS_PER_CLIENT: numberVariable(5, 0, 100_000),
+    REQUEST_TIMEOUT_SECONDS: numberVariable(30, 0.1, 3600, false),
+    MAX_CONNECTIONS_PER_CLIENT: numberVariable(256, 0, 1_000_000),
+    MAX_PENDING_CONNECTIONS: numberVariable(1024, 0, 1_000_000),
     SSE_MAX_BUFFER_BYTES: numberVariable(262_144, 16_384, 1_073_741_824),
     SSE_STALL_TIMEOUT_SECONDS: numberVariable(30, 0.1, 3600, false),
     ALLOWED_ORIGINS: listVariable(/^(\*|https?:\/\/[^\s/]+)$/, 'origins such as https://chat.example.com (or *)'),

@@ -1,6 +1,9 @@
 import { ConfigError, loadConfig, resolveProvider, type Config } from './config.js';
 import { buildApp } from './server/build-app.js';
 
+/** How long after the drain the process may take to close everything before it exits anyway. */
+const SHUTDOWN_GRACE_MS = 5000;
+
 /** Starts ChatWait: configuration, app, listen; closes cleanly on SIGTERM or SIGINT. */
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -12,6 +15,11 @@ async function main(): Promise<void> {
     if (closing) return;
     closing = true;
     app.log.info({ signal }, 'shutting down');
+    // The last resort: connections are force-closed after the drain, so only a bug can get here.
+    setTimeout(() => {
+      app.log.error('shutdown did not finish in time; exiting anyway');
+      process.exit(1);
+    }, config.SHUTDOWN_DRAIN_SECONDS * 1000 + SHUTDOWN_GRACE_MS).unref();
     app.close().then(
       () => process.exit(0),
       (error: unknown) => {
