@@ -9,6 +9,8 @@ export const EXIT_CODES = {
   UNREACHABLE: 3,
   /** Stopped with Ctrl+C. */
   INTERRUPTED: 130,
+  /** Whoever read the output went away (`| head`): 128 + SIGPIPE, what a shell reports for a program a closed pipe ended. */
+  OUTPUT_CLOSED: 141,
 } as const;
 
 /** Something that ends a command with a message and an exit code. */

@@ -37,7 +37,7 @@ ${GLOBAL_OPTIONS_HELP}
 
 Exit codes: 0 success; 1 the server answered with an error, an answer did not complete or a
 check failed; 2 wrong usage; 3 the server cannot be reached (or a lost connection could not be
-resumed); 130 stopped with Ctrl+C.
+resumed); 130 stopped with Ctrl+C; 141 the output was closed (\`| head\`), the answer stopped.
 `;
 
 /** Runs the client with these arguments and resolves with its exit code. */
@@ -66,6 +66,7 @@ async function runCli(args: string[], context: Omit<CommandContext, 'args'>): Pr
       throw error;
     }
   } catch (error) {
+    if (context.terminal.closed.aborted) return EXIT_CODES.OUTPUT_CLOSED;
     if (error instanceof CliError) {
       err.line(`chatwait: ${err.style.red(describeError(error))}`);
       return error.exitCode;
@@ -76,7 +77,9 @@ async function runCli(args: string[], context: Omit<CommandContext, 'args'>): Pr
 }
 
 const terminal = createTerminal(process.env);
-const code = await runCli(process.argv.slice(2), { env: process.env, terminal, stdin: process.stdin });
+const result = await runCli(process.argv.slice(2), { env: process.env, terminal, stdin: process.stdin });
+// Once nobody reads the output, say nothing more: the exit code is what a closed pipe gives any program.
+const code = terminal.closed.aborted ? EXIT_CODES.OUTPUT_CLOSED : result;
 await Promise.all([flush(process.stdout), flush(process.stderr)]);
 // Exit now: an idle keep-alive connection or a paused stdin must not hold the process open.
 process.exit(code);

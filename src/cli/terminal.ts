@@ -38,6 +38,8 @@ export interface OutputStream {
 export interface Terminal {
   out: OutputStream;
   err: OutputStream;
+  /** Aborted once a write to stdout or stderr fails (EPIPE: `chatwait ask … | head -1` has read enough). */
+  closed: AbortSignal;
 }
 
 function style(enabled: boolean, open: number, close: number): (text: string) => string {
@@ -67,7 +69,7 @@ export function createOutputStream(stream: Writable & { isTTY?: boolean }, env: 
     style: createStyles(isTTY, env),
     atLineStart: true,
     write(text) {
-      if (text === '') return;
+      if (text === '' || stream.destroyed) return;
       stream.write(text);
       output.atLineStart = text.endsWith('\n');
     },
@@ -86,7 +88,10 @@ export function createOutputStream(stream: Writable & { isTTY?: boolean }, env: 
 
 /** The process's terminal. */
 export function createTerminal(env: NodeJS.ProcessEnv): Terminal {
-  return { out: createOutputStream(process.stdout, env), err: createOutputStream(process.stderr, env) };
+  const closed = new AbortController();
+  // A reader that went away is not a crash: the commands see `closed` and stop quietly.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => closed.abort());
+  return { out: createOutputStream(process.stdout, env), err: createOutputStream(process.stderr, env), closed: closed.signal };
 }
 
 /**

@@ -19,6 +19,8 @@ import type { ReplayLog } from '../streams/replay-log.js';
 import { readPackageVersion } from '../version.js';
 import { registerApiKeyAuth } from './auth.js';
 import { registerClientLimits } from './client-limits.js';
+import { guardConnections } from './connection-guard.js';
+import { registerEarlyAnswers, requestTimeouts } from './slow-requests.js';
 import { registerMetrics } from './observability-routes.js';
 import { registerErrorHandlers, sendError } from './error-handler.js';
 import { RequestError, UpstreamError } from '../errors.js';
@@ -85,6 +87,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       return typeof incoming === 'string' && REQUEST_ID_PATTERN.test(incoming) ? incoming : randomUUID();
     },
     return503OnClosing: false,
+    ...requestTimeouts(config.REQUEST_TIMEOUT_SECONDS),
+    // After the drain (preClose), connections still open are closed whatever their clients do:
+    // a stalled upload must not hold the process past SHUTDOWN_DRAIN_SECONDS.
+    forceCloseConnections: true,
     // Errors Fastify raises before routing (a malformed URL, say) get the same JSON format as the rest.
     frameworkErrors: (error, request, reply) => {
       reply.header('x-request-id', request.id);
@@ -92,7 +98,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     },
     // Requests too broken to reach Fastify (bad HTTP, oversized headers) still get a JSON error.
     clientErrorHandler: (error: NodeJS.ErrnoException, socket) => {
-      if (error.code === 'ECONNRESET' || !socket.writable) return;
+      // A response already under way (a 404 sent before its body arrived) cannot be followed by another one.
+      const answered = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+      if (error.code === 'ECONNRESET' || !socket.writable || answered) {
+        socket.destroy();
+        return;
+      }
       const [status, reason, message] =
         error.code === 'HPE_HEADER_OVERFLOW'
           ? [431, 'Request Header Fields Too Large', 'The request line or headers are too large (16 KB at most).']
@@ -100,7 +111,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
             ? [408, 'Request Timeout', 'The request took too long to arrive.']
             : [400, 'Bad Request', 'The HTTP request is malformed.'];
       const body = JSON.stringify({ error_code: 'BAD_REQUEST', message, request_id: randomUUID() });
-      socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      // Closed once written: a client that stalled or spoke nonsense does not keep its socket.
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`, () =>
+        socket.destroy(),
+      );
     },
   }).withTypeProvider<ZodTypeProvider>();
 
@@ -114,6 +128,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     reply.headers(SECURITY_HEADERS);
   });
   registerErrorHandlers(app);
+  registerEarlyAnswers(app);
   if (config.ALLOWED_ORIGINS.length > 0) {
     await app.register(cors, {
       origin: config.ALLOWED_ORIGINS.includes('*') ? '*' : [...config.ALLOWED_ORIGINS],
@@ -123,6 +138,21 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     });
   }
   registerApiKeyAuth(app, config.API_KEYS);
+  const connections = guardConnections(app.server, {
+    maxPerClient: config.MAX_CONNECTIONS_PER_CLIENT,
+    maxPending: config.MAX_PENDING_CONNECTIONS,
+    trustProxy: config.TRUST_PROXY,
+  });
+  // A connection proves itself with a valid key (checked above) or, without keys, a whole request to a known route.
+  if (config.API_KEYS.length > 0) {
+    app.addHook('onRequest', async (request) => {
+      if (request.owner !== null) connections.prove(request.raw.socket);
+    });
+  } else {
+    app.addHook('preHandler', async (request) => {
+      if (!request.is404) connections.prove(request.raw.socket);
+    });
+  }
   const limits = registerClientLimits(app, config, (kind) => metrics.rateLimited.inc({ kind }));
   await registerOpenApi(app, version);
   const streamObserver = registerMetrics(app, metrics);

@@ -20,7 +20,8 @@ export const ASK_HELP = `Usage: chatwait ask [options] "message"
 Sends one message and writes the answer to stdout as it streams (then a newline, unless the
 answer ends with one). A dropped connection is resumed where it broke (Last-Event-ID), so the
 answer is printed exactly once. Tool steps and reconnects are noted on stderr.
-Ctrl+C stops the answer on the server and exits with 130.
+Ctrl+C stops the answer on the server and exits with 130; so does a closed pipe (\`| head -1\`),
+quietly, with 141.
 
 Options:
   --wait             use POST /api/v1/chat/wait: print the whole answer when it is ready
@@ -66,6 +67,9 @@ export async function runAsk({ args, env, terminal, stdin }: CommandContext): Pr
     stop();
     noteTimer = setTimeout(() => err.line(err.style.dim(STOP_NOTE)), STOP_NOTE_DELAY_MS);
   };
+  // Nobody reads the answer any more (`| head -1`): stop it on the server, as Ctrl+C would, and quit quietly.
+  const onOutputClosed = () => quit.abort();
+  terminal.closed.addEventListener('abort', onOutputClosed);
   process.on('SIGINT', onInterrupt);
   try {
     if (values.wait) {
@@ -94,6 +98,11 @@ export async function runAsk({ args, env, terminal, stdin }: CommandContext): Pr
     if (!values.json) out.endLine();
     return finish(end, stopRequested, terminal);
   } catch (error) {
+    if (terminal.closed.aborted) {
+      if (turnId) await client.cancelTurn(turnId).catch(() => undefined);
+      else await cancelRunningTurn(client, request.contextId).catch(() => undefined);
+      return EXIT_CODES.OUTPUT_CLOSED;
+    }
     if (quit.signal.aborted) {
       // Quitting from wait mode: the answer would go on without us, so stop it.
       if (values.wait) await cancelRunningTurn(client, request.contextId).catch(() => undefined);
@@ -104,6 +113,7 @@ export async function runAsk({ args, env, terminal, stdin }: CommandContext): Pr
     throw error;
   } finally {
     clearTimeout(noteTimer);
+    terminal.closed.removeEventListener('abort', onOutputClosed);
     process.off('SIGINT', onInterrupt);
   }
 }

@@ -184,13 +184,24 @@ export async function runChat({ args, env, terminal, stdin }: CommandContext): P
     if (interactive && !finished && !current) out.endLine();
     void pump();
   });
+  // Nobody reads the answers any more (`| head`): stop the one being written and quit quietly.
+  let stopping: Promise<unknown> | undefined;
+  const onOutputClosed = () => {
+    const answer = current;
+    if (answer?.turnId) stopping = client.cancelTurn(answer.turnId).catch(() => undefined);
+    finish(EXIT_CODES.OUTPUT_CLOSED);
+  };
+  terminal.closed.addEventListener('abort', onOutputClosed);
   // On a terminal, readline reads Ctrl+C as a key; otherwise it arrives as a signal.
   lines.on('SIGINT', onInterrupt);
   process.on('SIGINT', onInterrupt);
   if (interactive) prompt();
   try {
-    return await exited;
+    const code = await exited;
+    await stopping;
+    return code;
   } finally {
+    terminal.closed.removeEventListener('abort', onOutputClosed);
     process.off('SIGINT', onInterrupt);
   }
 }

@@ -1,0 +1,45 @@
+import type { IncomingMessage, ServerOptions } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import { RequestError } from '../errors.js';
+
+/**
+ * Node's timeouts for a request still arriving: its headers and its body must both be in within
+ * `seconds` (a connection that sends nothing counts too), else the client error handler answers 408
+ * and closes it. Fastify's own default (0) would switch Node's off. Node checks every
+ * `connectionsCheckingInterval`, so that is a fraction of the timeout. A response (an SSE stream) is
+ * not a request: once a request has arrived, these clocks stop.
+ */
+export function requestTimeouts(seconds: number): { requestTimeout: number; http: ServerOptions } {
+  const milliseconds = Math.round(seconds * 1000);
+  return {
+    requestTimeout: milliseconds,
+    http: {
+      requestTimeout: milliseconds,
+      headersTimeout: milliseconds,
+      connectionsCheckingInterval: Math.min(5000, Math.max(50, Math.round(milliseconds / 4))),
+    },
+  };
+}
+
+/** Whether a request still has body bytes on the way. */
+export function bodyPending(request: IncomingMessage): boolean {
+  if (request.complete) return false;
+  const length = request.headers['content-length'];
+  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * Unknown routes are answered 404 as soon as their headers are in, without waiting for a body; and
+ * any answer sent before its request's body has arrived (404, 401, 429, 413…) closes the connection,
+ * so the rest of that body is never waited for.
+ */
+export function registerEarlyAnswers(app: FastifyInstance): void {
+  app.addHook('onRequest', async (request) => {
+    if (request.is404 && bodyPending(request.raw)) {
+      throw new RequestError('NOT_FOUND', `There is no ${request.method} ${request.url.split('?')[0]}. The API is described at /docs.`);
+    }
+  });
+  app.addHook('onSend', async (request, reply) => {
+    if (bodyPending(request.raw)) reply.header('connection', 'close');
+  });
+}

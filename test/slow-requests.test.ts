@@ -1,0 +1,111 @@
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readSse } from './support/sse-client.js';
+import { spawnServer, type SpawnedServer } from './support/spawn-server.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+// Issue 11, point 1: requests that never finish arriving, unknown routes with bodies, and floods
+// of connections, over raw sockets against a real listening server.
+
+const KEY = 'slow-requests-key-1';
+const servers: TestServer[] = [];
+const processes: SpawnedServer[] = [];
+const sockets: net.Socket[] = [];
+afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.destroy();
+  for (const child of processes.splice(0)) child.child.kill('SIGKILL');
+  await Promise.all(servers.splice(0).map((server) => server.close()));
+});
+
+async function start(env: Record<string, string>) {
+  const server = await startTestServer(env);
+  servers.push(server);
+  return server;
+}
+
+/** A raw connection from `localAddress` that records what it receives and when the server closes it. */
+async function connect(url: string, localAddress = '127.0.0.1') {
+  const { port } = new URL(url);
+  const socket = net.connect({ host: '127.0.0.1', port: Number(port), localAddress });
+  sockets.push(socket);
+  let received = '';
+  socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+  socket.on('error', () => {});
+  const closed = new Promise<string>((resolve) => socket.on('close', () => resolve(received)));
+  await new Promise<void>((resolve) => {
+    socket.once('connect', () => resolve());
+    // Refused at once: the close is the answer.
+    socket.once('close', () => resolve());
+  });
+  return { socket, closed, received: () => received, isOpen: () => !socket.destroyed && socket.readyState === 'open' };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('requests that stop arriving', () => {
+  it('answers 408 and closes a request whose body stalls, within REQUEST_TIMEOUT_SECONDS', async () => {
+    const server = await start({ REQUEST_TIMEOUT_SECONDS: '1' });
+    const connection = await connect(server.url);
+    connection.socket.write('POST /api/v1/chat/wait HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"message":');
+    const answer = await connection.closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ error_code: 'BAD_REQUEST' });
+  });
+
+  it('answers 408 and closes a request whose headers stall', async () => {
+    const server = await start({ REQUEST_TIMEOUT_SECONDS: '1' });
+    const connection = await connect(server.url);
+    connection.socket.write('GET /api/v1/conversations HTTP/1.1\r\nHost: localhost\r\n');
+    expect(await connection.closed).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('answers an unknown route at once, without waiting for its body, and closes the connection', async () => {
+    const server = await start({});
+    const connection = await connect(server.url);
+    connection.socket.write('POST /nope HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n');
+    // The request timeout is 30 s: an answer within 10 s did not wait for it.
+    const answer = await Promise.race([connection.closed, sleep(10_000).then(() => `nothing yet: ${connection.received()}`)]);
+    expect(answer).toMatch(/^HTTP\/1\.1 404 /);
+    expect(answer.toLowerCase()).toContain('connection: close');
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ error_code: 'NOT_FOUND' });
+  });
+
+  it('does not cut an SSE stream that lasts longer than the request timeout', async () => {
+    const server = await start({ REQUEST_TIMEOUT_SECONDS: '0.5', DEMO_TOKENS_PER_SECOND: '40' });
+    const result = await readSse(`${server.url}/api/v1/chat/streaming?message=${encodeURIComponent('answer in 100 tokens')}`);
+    expect(result.events.at(-1)!.json).toMatchObject({ type: 'end', finish_reason: 'stop' });
+  });
+});
+
+describe('connections one client can hold', () => {
+  it('refuses connections from one address past MAX_CONNECTIONS_PER_CLIENT, and still serves a keyed client on another', async () => {
+    const server = await start({ MAX_CONNECTIONS_PER_CLIENT: '20', API_KEYS: KEY });
+    const flood = [];
+    for (let index = 0; index < 30; index++) {
+      const connection = await connect(server.url, '127.0.0.2');
+      connection.socket.write('GET /api/v1/conversations HTTP/1.1\r\nHost: localhost\r\n');
+      flood.push(connection);
+    }
+    await sleep(500);
+    expect(flood.filter((connection) => connection.isOpen())).toHaveLength(20);
+    const refused = flood.filter((connection) => !connection.isOpen());
+    expect(refused.every((connection) => connection.received() === '' || connection.received().startsWith('HTTP/1.1 429 '))).toBe(true);
+
+    const keyed = await fetch(`${server.url}/api/v1/conversations`, { headers: { authorization: `Bearer ${KEY}` } });
+    expect(keyed.status).toBe(200);
+  });
+
+  it('keeps a flood of unauthenticated connections from many addresses from locking out a keyed client', async () => {
+    // 300 descriptors: without a bound, the flood below takes them all and the keyed client is never accepted.
+    const child = spawnServer({ API_KEYS: KEY, MAX_CONNECTIONS_PER_CLIENT: '40', MAX_PENDING_CONNECTIONS: '100' }, { maxOpenFiles: 300 });
+    processes.push(child);
+    const url = await child.url;
+    for (let index = 0; index < 400; index++) {
+      const connection = await connect(url, `127.0.2.${1 + (index % 20)}`);
+      connection.socket.write('POST /api/v1/chat/wait HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n');
+    }
+    const keyed = await connect(url, '127.0.3.1');
+    keyed.socket.write(`GET /api/v1/conversations HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY}\r\nConnection: close\r\n\r\n`);
+    expect(await keyed.closed).toMatch(/^HTTP\/1\.1 200 /);
+  });
+});
