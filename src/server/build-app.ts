@@ -19,6 +19,7 @@ import { readPackageVersion } from '../version.js';
 import { registerApiKeyAuth } from './auth.js';
 import { registerClientLimits } from './client-limits.js';
 import { registerMetrics } from './observability-routes.js';
+import { registerOriginGuard } from './origin-guard.js';
 import { registerErrorHandlers, sendError } from './error-handler.js';
 import { RequestError, UpstreamError } from '../errors.js';
 import { RequestLogController } from './request-logging.js';
@@ -112,6 +113,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     reply.headers(SECURITY_HEADERS);
   });
   registerErrorHandlers(app);
+  // Before CORS, keys, limits and body parsing: another site's request is refused before anything runs.
+  registerOriginGuard(app, config);
   if (config.ALLOWED_ORIGINS.length > 0) {
     await app.register(cors, {
       origin: config.ALLOWED_ORIGINS.includes('*') ? '*' : [...config.ALLOWED_ORIGINS],
