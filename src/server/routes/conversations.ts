@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { TurnManager } from '../../chat/turn-manager.js';
 import { RequestError } from '../../errors.js';
 import type { ConversationStore, ConversationSummary, TurnRecord } from '../../store/conversation-store.js';
-import { chatErrorResponses, conversationParamsSchema, toToolStepJson, toolStepSchema, usageSchema } from '../schemas.js';
+import { chatErrorResponses, conversationParamsSchema, storable, toToolStepJson, toolStepSchema, usageSchema } from '../schemas.js';
 
 /** Options of the conversation routes. */
 export interface ConversationRoutesOptions {
@@ -39,8 +39,22 @@ const listQuerySchema = z.object({
   cursor: z.string({ error: 'cursor must be a string' }).max(512, 'cursor is too long').optional().describe('next_cursor of the previous page'),
 });
 
+/** C0 and C1 control characters and DEL: a title is one line of text, shown in lists and terminals. */
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
 const titleBodySchema = z.object(
-  { title: z.string({ error: 'title must be a string' }).trim().min(1, 'title must not be empty').max(200, 'title must be at most 200 characters') },
+  {
+    title: storable(
+      z
+        .string({ error: 'title must be a string' })
+        .trim()
+        .min(1, 'title must not be empty')
+        .max(200, 'title must be at most 200 characters')
+        .refine((title) => !CONTROL_CHARACTER.test(title), 'title must be one line of text, without control characters (line breaks, tabs, escapes)'),
+      'title',
+    ),
+  },
   { error: 'the body must be a JSON object' },
 );
 
