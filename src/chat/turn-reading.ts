@@ -1,5 +1,6 @@
 import type { ToolStep, TurnRecord } from '../store/conversation-store.js';
 import type { LogEntry, ReplayLog } from '../streams/replay-log.js';
+import { publicContextId } from './conversation-keys.js';
 import { endEventData, resyncEventData, sseBlock, type FinishReason } from './wire-events.js';
 
 /** One event ready for the wire: its SSE id and its JSON. */
@@ -102,7 +103,7 @@ export function resyncFromRecord(record: TurnRecord): WireEvent[] {
   const finishReason: FinishReason = record.status === 'complete' ? 'stop' : record.status === 'streaming' ? 'interrupted' : record.status;
   const tokenCount = record.tokenCount;
   const end = endEventData({
-    contextId: record.contextId,
+    contextId: publicContextId(record.contextId),
     turnId: record.turnId,
     finalOutput: record.answer,
     tokenCount,

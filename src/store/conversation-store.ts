@@ -123,7 +123,8 @@ export function encodeCursor(position: ListPosition): string {
 /** Decodes a cursor; undefined when it is not one of ours. */
 export function decodeCursor(cursor: string): ListPosition | undefined {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const match = /^(\d{1,15})\|([A-Za-z0-9._:-]{1,128})$/.exec(text);
+  // A store key: a context_id, scoped by its owner's 32-character digest and `~` when API keys are on.
+  const match = /^(\d{1,15})\|([A-Za-z0-9._:~-]{1,161})$/.exec(text);
   return match ? { updatedAt: Number(match[1]), contextId: match[2]! } : undefined;
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { findConversationKey, publicContextId } from '../../chat/conversation-keys.js';
 import type { TurnManager } from '../../chat/turn-manager.js';
 import { RequestError } from '../../errors.js';
 import type { ConversationStore, ConversationSummary, TurnRecord } from '../../store/conversation-store.js';
@@ -89,7 +90,7 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
       },
     },
     async (request) => {
-      const conversation = await store.getConversation(request.params.context_id);
+      const conversation = await store.getConversation(await findConversationKey(store, request.owner, request.params.context_id));
       if (!conversation || conversation.owner !== request.owner) throw notFound();
       return { ...toSummaryJson(conversation), turns: conversation.turns.map(toTurnJson) };
     },
@@ -107,8 +108,9 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
       },
     },
     async (request) => {
-      if ((await store.conversationOwner(request.params.context_id)) !== request.owner) throw notFound();
-      const summary = await store.renameConversation(request.params.context_id, request.body.title);
+      const key = await findConversationKey(store, request.owner, request.params.context_id);
+      if ((await store.conversationOwner(key)) !== request.owner) throw notFound();
+      const summary = await store.renameConversation(key, request.body.title);
       if (!summary) throw notFound();
       return toSummaryJson(summary);
     },
@@ -125,9 +127,10 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
       },
     },
     async (request, reply) => {
-      if ((await store.conversationOwner(request.params.context_id)) !== request.owner) throw notFound();
-      await turns.cancelConversation(request.params.context_id);
-      if (!(await store.deleteConversation(request.params.context_id))) throw notFound();
+      const key = await findConversationKey(store, request.owner, request.params.context_id);
+      if ((await store.conversationOwner(key)) !== request.owner) throw notFound();
+      await turns.cancelConversation(key);
+      if (!(await store.deleteConversation(key))) throw notFound();
       return reply.code(204).send(null);
     },
   );
@@ -135,7 +138,7 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
 
 function toSummaryJson(summary: ConversationSummary) {
   return {
-    context_id: summary.contextId,
+    context_id: publicContextId(summary.contextId),
     title: summary.title,
     created_at: summary.createdAt.toISOString(),
     updated_at: summary.updatedAt.toISOString(),
