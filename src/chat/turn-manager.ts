@@ -113,15 +113,14 @@ export class TurnManager {
     const active = this.#active.get(turnId);
     const record = active ? undefined : await this.#options.store.getTurn(turnId);
     const turnKey = active?.contextId ?? record?.contextId;
-    const turnContext = turnKey === undefined ? undefined : publicContextId(turnKey);
     if (
       turnKey === undefined ||
-      turnContext === undefined ||
-      (contextId !== undefined && contextId !== turnContext) ||
+      (contextId !== undefined && contextId !== publicContextId(turnKey)) ||
       (await this.#options.store.conversationOwner(turnKey)) !== owner
     ) {
       throw new RequestError('NOT_FOUND', 'There is no such turn to resume (it may have been deleted). Send the message again.');
     }
+    const turnContext = publicContextId(turnKey);
     const { log } = this.#options;
     const startId = `${turnId}/${after}`;
     const from = after === 'start' ? 0 : Number(after) + 1;
@@ -187,7 +186,7 @@ export class TurnManager {
     if (this.#refusal) throw this.#refusal;
     const { clientMessageId } = input;
     const owner = key === undefined ? undefined : await this.#options.store.conversationOwner(key);
-    // Only a conversation made with API keys off, once they are on (ids are scoped per key otherwise).
+    // A scoped key never names another key's conversation; one made while API keys were off can, once they are on.
     if (owner !== undefined && owner !== (input.owner ?? null)) throw new RequestError('NOT_FOUND', 'There is no such conversation.');
     const sent = key !== undefined && clientMessageId !== undefined ? await this.#options.store.findTurnByClientMessageId(key, clientMessageId) : undefined;
     if (this.#refusal) throw this.#refusal;
