@@ -62,4 +62,9 @@ describe('conversation titles', () => {
     expect((await renamed.json()).title).toBe('Ünïcödé 😀 title — fine');
     expect((await getJson(`${server.url}/api/v1/conversations/titles`)).body.title).toBe('Ünïcödé 😀 title — fine');
   });
+
+  it('made from a first message hold no control characters either', async () => {
+    expect((await postJson(`${server.url}/api/v1/chat/wait`, { message: 'red\u001b[31m alert\u0007\u0000 now\u0085!', context_id: 'auto-title' })).status).toBe(200);
+    expect((await getJson(`${server.url}/api/v1/conversations/auto-title`)).body.title).toBe('red [31m alert now !');
+  });
 });

@@ -102,9 +102,10 @@ export interface ConversationStore {
   close(): Promise<void>;
 }
 
-/** The title a conversation gets from its first message. */
+/** The title a conversation gets from its first message: one line, without control characters (as a rename requires). */
 export function titleFromMessage(message: string): string {
-  const line = message.replace(/\s+/g, ' ').trim();
+  // eslint-disable-next-line no-control-regex
+  const line = message.replace(/[\s\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
   const characters = [...line];
   return characters.length <= 60 ? line : `${characters.slice(0, 59).join('').trimEnd()}…`;
 }
