@@ -47,11 +47,11 @@ const server = http.createServer((request, response) => {
   }
   const contextJson = JSON.stringify(url.searchParams.get('context_id') ?? 'relay');
   response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
-  response.write(`id: r/start\ndata: {"type":"start","event_type":"start","context_id":${contextJson},"turn_id":"r","resumed":false}\n\n`);
+  response.write(`data: {"type":"start","event_type":"start","context_id":${contextJson},"turn_id":"r","resumed":false}\nid: r/start\n\n`);
   relay(
     message,
-    (token, index) => response.write(`id: r/${index}\ndata: {"token":${JSON.stringify(token)},"token_index":${index},"context_id":${contextJson},"event_type":"token","type":"token"}\n\n`),
-    (tokens) => response.end(`id: r/${tokens.length}\ndata: ${JSON.stringify({ type: 'end', event_type: 'end', final_output: tokens.join(''), token_count: tokens.length })}\n\n`),
+    (token, index) => response.write(`data: {"token":${JSON.stringify(token)},"token_index":${index},"context_id":${contextJson},"event_type":"token","type":"token"}\nid: r/${index}\n\n`),
+    (tokens) => response.end(`data: ${JSON.stringify({ type: 'end', event_type: 'end', final_output: tokens.join(''), token_count: tokens.length })}\nid: r/${tokens.length}\n\n`),
   );
 });
 server.keepAliveTimeout = 120_000;

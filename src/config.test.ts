@@ -49,6 +49,20 @@ describe('loadConfig', () => {
     expect(config.ALLOWED_ORIGINS).toEqual(['https://a.example', 'http://localhost:5173']);
   });
 
+  it('reads ALLOWED_ORIGINS as the original project wrote it (a JSON list), and ALLOWED_HOSTS', () => {
+    const config = load({ ALLOWED_ORIGINS: '["http://localhost:3000","http://localhost:8000"]', ALLOWED_HOSTS: 'Chat.Example.com., *.example.org,[::1]' });
+    expect(config.ALLOWED_ORIGINS).toEqual(['http://localhost:3000', 'http://localhost:8000']);
+    expect(config.ALLOWED_HOSTS).toEqual(['chat.example.com', '*.example.org', '[::1]']);
+    // Origins are compared as browsers send them: no trailing slash, no default port, lower case.
+    expect(load({ ALLOWED_ORIGINS: 'https://Chat.Example.com:443/, http://localhost:3000/' }).ALLOWED_ORIGINS).toEqual(['https://chat.example.com', 'http://localhost:3000']);
+    expect(load({ ALLOWED_ORIGINS: '[ "*" ]' }).ALLOWED_ORIGINS).toEqual(['*']);
+    expect(load({}).ALLOWED_HOSTS).toEqual([]);
+    for (const bad of ['["http://localhost:3000", 3000]', '["http://localhost:3000"', '[]x', 'localhost:3000', 'http://a.example/path']) {
+      expect(() => load({ ALLOWED_ORIGINS: bad }), bad).toThrow(/^Invalid configuration: ALLOWED_ORIGINS must be a comma-separated list of origins/);
+    }
+    expect(() => load({ ALLOWED_HOSTS: 'chat.example.com:8000' })).toThrow(/^Invalid configuration: ALLOWED_HOSTS must be a comma-separated list of host names/);
+  });
+
   it('treats empty values as unset', () => {
     const config = load({ PORT: '', GEMINI_API_KEY: '  ' });
     expect(config.PORT).toBe(8000);

@@ -65,19 +65,42 @@ const urlVariable = (protocols: readonly string[], description: string) =>
       return z.NEVER;
     });
 
-const listVariable = (itemPattern: RegExp, description: string) =>
+/** A comma-separated list, or a JSON list of strings (`["a","b"]`, as the original Python ChatWait's settings took them). */
+const listVariable = (itemPattern: RegExp, description: string, normalize: (item: string) => string = (item) => item) =>
   z
     .string()
     .optional()
     .transform((value, context) => {
       if (value === undefined) return [] as string[];
-      const items = value.split(',').map((item) => item.trim()).filter((item) => item !== '');
-      if (items.some((item) => !itemPattern.test(item))) {
-        context.addIssue({ code: 'custom', message: `must be a comma-separated list of ${description}` });
+      const items = (parseJsonList(value) ?? value.split(',')).map((item) => item.trim()).filter((item) => item !== '');
+      const normalized = items.map((item) => (itemPattern.test(item) ? normalizeSafely(normalize, item) : undefined));
+      if (normalized.some((item) => item === undefined)) {
+        context.addIssue({ code: 'custom', message: `must be a comma-separated list of ${description}, or a JSON list of them` });
         return z.NEVER;
       }
-      return items;
+      return normalized as string[];
     });
+
+function normalizeSafely(normalize: (item: string) => string, item: string): string | undefined {
+  try {
+    return normalize(item);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The strings of a JSON list, or undefined when the value is not one. */
+function parseJsonList(value: string): string[] | undefined {
+  if (!value.trim().startsWith('[')) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(value);
+    // A list with anything but strings in it is reported by the pattern check.
+    if (Array.isArray(parsed)) return parsed.map((item) => (typeof item === 'string' ? item : '\0'));
+  } catch {
+    // Not JSON after all: read as a comma-separated list (and most likely reported as invalid).
+  }
+  return undefined;
+}
 
 /** The tools ChatWait ships with, as `TOOLS` names them (src/chat/tools/ implements each). */
 export const BUILT_IN_TOOLS = ['get_current_time', 'calculate', 'convert_units'] as const;
@@ -175,7 +198,12 @@ const configSchema = z
     MAX_PENDING_CONNECTIONS: numberVariable(1024, 0, 1_000_000),
     SSE_MAX_BUFFER_BYTES: numberVariable(262_144, 16_384, 1_073_741_824),
     SSE_STALL_TIMEOUT_SECONDS: numberVariable(30, 0.1, 3600, false),
-    ALLOWED_ORIGINS: listVariable(/^(\*|https?:\/\/[^\s/]+)$/, 'origins such as https://chat.example.com (or *)'),
+    ALLOWED_ORIGINS: listVariable(/^(\*|https?:\/\/[^\s/]+\/?)$/, 'origins such as https://chat.example.com (or *)', (item) =>
+      item === '*' ? item : new URL(item).origin,
+    ),
+    ALLOWED_HOSTS: listVariable(/^(\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])$/, 'host names such as chat.example.com (or *)', (item) =>
+      item.toLowerCase().replace(/\.$/, ''),
+    ),
 
     DEFAULT_CHAT_MODE: enumVariable(['wait', 'streaming'], 'streaming'),
     SHOW_MODE_SELECTOR: booleanVariable(true),

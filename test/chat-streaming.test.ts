@@ -10,7 +10,7 @@ function expectWellFormedTurn(events: SseEvent[]) {
   expect(start!.id).toBe(`${turnId}/start`);
   const end = rest.at(-1)!;
   expect(end.json.type).toBe('end');
-  for (const event of events) expect(event.fields).toEqual(['id', 'data']);
+  for (const event of events) expect(event.fields).toEqual(['data', 'id']);
   rest.forEach((event, position) => {
     expect(event.id).toBe(`${turnId}/${position}`);
     expect(event.json.event_type).toBe(event.json.type);
@@ -134,5 +134,19 @@ describe('SSE delivery timing', () => {
     const result = await readSse(`${server.url}/api/v1/chat/streaming?message=${encodeURIComponent('answer in 3 tokens')}`);
     expect(result.comments.filter((comment) => comment === 'ping').length).toBeGreaterThan(0);
     expectWellFormedTurn(result.events);
+  });
+
+  it('frames every block as data then id, and never sends a block without data (retry, comments and pings join the next event)', async () => {
+    const response = await fetch(`${server.url}/api/v1/chat/streaming?message=${encodeURIComponent('answer in 3 tokens')}`);
+    const text = await response.text();
+    const blocks = text.split('\n\n');
+    expect(blocks.pop()).toBe('');
+    expect(text).toMatch(/^retry: \d+\n: connected\ndata: /);
+    expect(text).toContain(': ping\n');
+    for (const block of blocks) {
+      const fields = block.split('\n').filter((line) => !line.startsWith(':') && !line.startsWith('retry:'));
+      expect(fields.map((line) => line.slice(0, line.indexOf(':')))).toEqual(['data', 'id']);
+    }
+    expect(blocks.length).toBe(5);
   });
 });

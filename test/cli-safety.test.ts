@@ -19,7 +19,7 @@ const TITLE = `Title${OSC52}\u0007 \u001b[2Jend\r\u009b1m`;
 
 function sse(response: http.ServerResponse, id: string, data: unknown): string {
   const text = JSON.stringify(data);
-  response.write(`id: ${id}\ndata: ${text}\n\n`);
+  response.write(`data: ${text}\nid: ${id}\n\n`);
   return text;
 }
 

@@ -212,10 +212,10 @@ async function startToolServer() {
     lastEventIds.push(lastEventId);
     response.writeHead(200, { 'content-type': 'text/event-stream' });
     const start = { type: 'start', context_id: 'tools', turn_id: turn, resumed: lastEventId !== undefined, model: 'fake' };
-    response.write(`id: ${lastEventId ?? `${turn}/start`}\ndata: ${JSON.stringify(start)}\n\n`);
+    response.write(`data: ${JSON.stringify(start)}\nid: ${lastEventId ?? `${turn}/start`}\n\n`);
     const from = lastEventId ? Number(lastEventId.split('/')[1]) + 1 : 0;
     for (let position = from; position < events.length; position++) {
-      response.write(`id: ${turn}/${position}\ndata: ${JSON.stringify(events[position])}\n\n`);
+      response.write(`data: ${JSON.stringify(events[position])}\nid: ${turn}/${position}\n\n`);
       if (!lastEventId && position === 2) return void setTimeout(() => response.destroy(), 20);
     }
     response.end();

@@ -62,6 +62,37 @@ describe('per-client rate limits', () => {
     }
   });
 
+  it('never limits resumes, however many, past the API limit, while new messages still get 429', async () => {
+    // 1 message a minute: other API calls get 10 a minute, with bursts of 10.
+    const limited = await startTestServer({ RATE_LIMIT_REQUESTS_PER_MINUTE: '1', RATE_LIMIT_BURST: '1', DEMO_TOKENS_PER_SECOND: '100' });
+    try {
+      const message = 'resume me often, 200 tokens';
+      const url = `${limited.url}/api/v1/chat/streaming?message=${encodeURIComponent(message)}&context_id=limits-many-resumes`;
+      const first = await readSse(url, { until: (_event, events) => events.length === 5 });
+      expect(first.status).toBe(200);
+      const lastEventId = first.events.at(-1)!.id!;
+      const statuses: number[] = [];
+      for (let resume = 0; resume < 12; resume++) {
+        statuses.push((await readSse(url, { headers: { 'last-event-id': lastEventId }, until: (_event, events) => events.length === 2 })).status);
+        statuses.push((await readSse(`${url}&last_token_index=3`, { until: (_event, events) => events.length === 2 })).status);
+        const posted = await readSse(`${limited.url}/api/v1/chat/streaming`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'last-event-id': lastEventId },
+          body: JSON.stringify({ message, context_id: 'limits-many-resumes' }),
+          until: (_event, events) => events.length === 2,
+        });
+        statuses.push(posted.status);
+      }
+      expect(statuses).toEqual(statuses.map(() => 200));
+      const other = await readSse(`${limited.url}/api/v1/chat/streaming?message=new&context_id=limits-many-other`);
+      expect(other.status).toBe(429);
+      expect(other.error.error_code).toBe('RATE_LIMITED');
+      expect((await readSse(url, { headers: { 'last-event-id': lastEventId }, until: () => true })).status).toBe(200);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('keys clients by address only through a trusted proxy', async () => {
     const trusting = await startTestServer({ RATE_LIMIT_REQUESTS_PER_MINUTE: '60', RATE_LIMIT_BURST: '1', TRUST_PROXY: 'true' });
     const distrusting = await startTestServer({ RATE_LIMIT_REQUESTS_PER_MINUTE: '60', RATE_LIMIT_BURST: '1' });

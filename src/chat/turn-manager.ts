@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ChatWaitError, RequestError } from '../errors.js';
 import type { ToolStep, TurnRecord } from '../store/conversation-store.js';
 import type { ChatModel } from './chat-model.js';
+import { conversationKey, findConversationKey, publicContextId } from './conversation-keys.js';
 import { buildContext, historyTurnsNeeded, turnsToMessages } from './history.js';
 import { runGeneration, TurnCancelled, type TurnResult } from './turn-generation.js';
 import { fromPosition, fromTokenIndex, orResync, resyncFromRecord, tokenPosition, type WireBatch, type WireEvent } from './turn-reading.js';
@@ -12,6 +13,7 @@ export type { StartTurnInput, TurnHandle, TurnManagerOptions, TurnStream } from 
 
 interface ActiveTurn {
   turnId: string;
+  /** The conversation's store key (see conversation-keys.ts), not the client's context_id. */
   contextId: string;
   model: string;
   userMessage: string;
@@ -65,7 +67,8 @@ export class TurnManager {
 
   /** Starts a turn, or attaches to the one this send already started (same client_message_id, or same message while generating). */
   async start(input: StartTurnInput): Promise<TurnHandle> {
-    const resolution = await this.#resolve(input, undefined);
+    const key = await this.#keyOf(input);
+    const resolution = await this.#resolve(input, key, undefined);
     if (resolution.kind === 'active') return { ...handleOf(resolution.turn), resumed: true };
     if (resolution.kind === 'new') return handleOf(await this.#begin(input, resolution.reservation));
     return endedHandle(resolution.record);
@@ -78,18 +81,20 @@ export class TurnManager {
    */
   async openStream(input: StartTurnInput, lastTokenIndex: number, signal: AbortSignal): Promise<TurnStream> {
     const { log, store } = this.#options;
+    const key = await this.#keyOf(input);
     // The original resume: the conversation's latest turn, for the same message, still in the log.
     let replay: TurnRecord | undefined;
-    if (lastTokenIndex > 0 && input.contextId !== undefined) {
-      const latest = await store.latestTurn(input.contextId);
+    if (lastTokenIndex > 0 && key !== undefined) {
+      const latest = await store.latestTurn(key);
       if (latest && latest.userMessage === input.message && log.has(latest.turnId)) replay = latest;
     }
-    const resolution = await this.#resolve(input, replay);
+    const resolution = await this.#resolve(input, key, replay);
     if (resolution.kind === 'new') {
       const turn = await this.#begin(input, resolution.reservation);
       return { ...handleOf(turn), startId: `${turn.turnId}/start`, events: this.#orResync(turn.turnId, fromPosition(log, turn.turnId, 0, signal)) };
     }
-    const { turnId, contextId, model, toolSteps } = resolution.kind === 'active' ? resolution.turn : resolution.record;
+    const { turnId, model, toolSteps } = resolution.kind === 'active' ? resolution.turn : resolution.record;
+    const contextId = publicContextId(resolution.kind === 'active' ? resolution.turn.contextId : resolution.record.contextId);
     const startId = lastTokenIndex > 0 ? `${turnId}/${tokenPosition(lastTokenIndex - 1, toolSteps)}` : `${turnId}/start`;
     if (resolution.kind === 'ended' && !log.has(turnId)) return { turnId, contextId, model, resumed: true, startId, events: listOf(resyncFromRecord(resolution.record)) };
     return { turnId, contextId, model, resumed: true, startId, events: this.#orResync(turnId, fromTokenIndex(log, turnId, lastTokenIndex, signal)) };
@@ -107,14 +112,15 @@ export class TurnManager {
     const after = match[2]!;
     const active = this.#active.get(turnId);
     const record = active ? undefined : await this.#options.store.getTurn(turnId);
-    const turnContext = active?.contextId ?? record?.contextId;
+    const turnKey = active?.contextId ?? record?.contextId;
     if (
-      turnContext === undefined ||
-      (contextId !== undefined && contextId !== turnContext) ||
-      (await this.#options.store.conversationOwner(turnContext)) !== owner
+      turnKey === undefined ||
+      (contextId !== undefined && contextId !== publicContextId(turnKey)) ||
+      (await this.#options.store.conversationOwner(turnKey)) !== owner
     ) {
       throw new RequestError('NOT_FOUND', 'There is no such turn to resume (it may have been deleted). Send the message again.');
     }
+    const turnContext = publicContextId(turnKey);
     const { log } = this.#options;
     const startId = `${turnId}/${after}`;
     const from = after === 'start' ? 0 : Number(after) + 1;
@@ -142,12 +148,12 @@ export class TurnManager {
     }
     const record = await this.#options.store.getTurn(turnId);
     if (!record) throw new RequestError('NOT_FOUND', 'There is no such turn.');
-    return { turnId, contextId: record.contextId, status: record.status };
+    return { turnId, contextId: publicContextId(record.contextId), status: record.status };
   }
 
-  /** Cancels whatever a conversation is generating (before it is deleted). */
-  async cancelConversation(contextId: string): Promise<void> {
-    const active = this.#activeByContext.get(contextId);
+  /** Cancels whatever a conversation is generating (before it is deleted); `key` is its store key. */
+  async cancelConversation(key: string): Promise<void> {
+    const active = this.#activeByContext.get(key);
     if (active) {
       active.controller.abort(new TurnCancelled('the conversation was deleted'));
       await active.done.catch(() => undefined);
@@ -181,16 +187,13 @@ export class TurnManager {
    * Decides what a send does. The awaits come first; the checks and the reservation of the
    * conversation then happen in one synchronous step, so two concurrent sends cannot both start a turn.
    */
-  async #resolve(input: StartTurnInput, replay: TurnRecord | undefined): Promise<Resolution> {
+  async #resolve(input: StartTurnInput, key: string | undefined, replay: TurnRecord | undefined): Promise<Resolution> {
     if (this.#refusal) throw this.#refusal;
-    const { contextId, clientMessageId } = input;
-    const owner = contextId === undefined ? undefined : await this.#options.store.conversationOwner(contextId);
-    // Another key's conversation does not exist, as far as this caller can tell.
+    const { clientMessageId } = input;
+    const owner = key === undefined ? undefined : await this.#options.store.conversationOwner(key);
+    // A scoped key never names another key's conversation; one made while API keys were off can, once they are on.
     if (owner !== undefined && owner !== (input.owner ?? null)) throw new RequestError('NOT_FOUND', 'There is no such conversation.');
-    const sent =
-      contextId !== undefined && clientMessageId !== undefined
-        ? await this.#options.store.findTurnByClientMessageId(contextId, clientMessageId)
-        : undefined;
+    const sent = key !== undefined && clientMessageId !== undefined ? await this.#options.store.findTurnByClientMessageId(key, clientMessageId) : undefined;
     if (this.#refusal) throw this.#refusal;
     if (sent) {
       // A key names one message: answering a different one with the first one's answer would drop it silently.
@@ -203,7 +206,7 @@ export class TurnManager {
       const active = this.#active.get(sent.turnId);
       return active ? { kind: 'active', turn: active } : { kind: 'ended', record: sent };
     }
-    const id = contextId ?? randomUUID();
+    const id = key ?? conversationKey(input.owner, randomUUID());
     const starting = this.#starting.get(id);
     // The same message sent twice at once (a double click, a retry racing the original) joins the first.
     if (starting?.message === input.message) return { kind: 'active', turn: await starting.turn };
@@ -217,6 +220,11 @@ export class TurnManager {
     }
     if (replay) return { kind: 'replay', record: replay };
     return { kind: 'new', reservation: this.#reserve(id, input.message) };
+  }
+
+  /** The store key of the conversation a send names, if it names one. */
+  async #keyOf(input: StartTurnInput): Promise<string | undefined> {
+    return input.contextId === undefined ? undefined : findConversationKey(this.#options.store, input.owner, input.contextId);
   }
 
   #reserve(contextId: string, message: string): Reservation {
@@ -270,7 +278,8 @@ export class TurnManager {
     const turn: ActiveTurn = { turnId, contextId, model: model.name, userMessage: input.message, controller, done: undefined!, toolSteps };
     turn.done = runGeneration({
       turnId,
-      contextId,
+      // The events and the result carry the id the client knows.
+      contextId: publicContextId(contextId),
       messages,
       signal: controller.signal,
       abort: (reason) => controller.abort(reason),
@@ -297,7 +306,7 @@ export class TurnManager {
 }
 
 function handleOf(turn: ActiveTurn): TurnHandle {
-  return { turnId: turn.turnId, contextId: turn.contextId, model: turn.model, resumed: false, done: turn.done };
+  return { turnId: turn.turnId, contextId: publicContextId(turn.contextId), model: turn.model, resumed: false, done: turn.done };
 }
 
 /** The handle of a turn that already ended: its stored answer, or the error it ended with. */
@@ -306,7 +315,7 @@ function endedHandle(record: TurnRecord): TurnHandle {
     record.status === 'complete' || record.status === 'cancelled'
       ? Promise.resolve<TurnResult>({
           turnId: record.turnId,
-          contextId: record.contextId,
+          contextId: publicContextId(record.contextId),
           answer: record.answer,
           tokenCount: record.tokenCount,
           finishReason: record.status === 'complete' ? 'stop' : 'cancelled',
@@ -323,7 +332,7 @@ function endedHandle(record: TurnRecord): TurnHandle {
           ),
         );
   done.catch(() => {});
-  return { turnId: record.turnId, contextId: record.contextId, model: record.model, resumed: true, done };
+  return { turnId: record.turnId, contextId: publicContextId(record.contextId), model: record.model, resumed: true, done };
 }
 
 async function* listOf(events: WireEvent[]): AsyncIterable<WireBatch> {

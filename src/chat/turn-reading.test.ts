@@ -7,7 +7,7 @@ import { errorEventData, toolCallEventData, toolResultEventData } from './wire-e
 async function wireText(batches: AsyncIterable<WireBatch>): Promise<string> {
   let text = '';
   for await (const batch of batches) {
-    text += typeof batch === 'string' ? batch : batch.map((event) => `id: ${event.id}\ndata: ${event.data}\n\n`).join('');
+    text += typeof batch === 'string' ? batch : batch.map((event) => `data: ${event.data}\nid: ${event.id}\n\n`).join('');
   }
   return text;
 }
@@ -17,7 +17,7 @@ const token = (index: number) => JSON.stringify({ token: `t${index}${[...'é€�
 const blocks = (turnId: string, entries: string[], from: number) =>
   entries
     .slice(from)
-    .map((data, offset) => `id: ${turnId}/${from + offset}\ndata: ${data}\n\n`)
+    .map((data, offset) => `data: ${data}\nid: ${turnId}/${from + offset}\n\n`)
     .join('');
 
 describe('reading a turn', () => {

@@ -1,6 +1,7 @@
 import type { ToolStep, TurnRecord } from '../store/conversation-store.js';
 import { ReplayLogEvicted, type LogEntry, type ReplayLog } from '../streams/replay-log.js';
-import { endEventData, resyncEventData, type FinishReason } from './wire-events.js';
+import { publicContextId } from './conversation-keys.js';
+import { endEventData, resyncEventData, sseBlock, type FinishReason } from './wire-events.js';
 
 /** One event ready for the wire: its SSE id and its JSON. */
 export interface WireEvent {
@@ -10,7 +11,7 @@ export interface WireEvent {
 
 /**
  * What a reader sends at once: events, or (replaying an ended turn) their SSE blocks already framed
- * as `id: …\ndata: …\n\n` text, shared by every reader of that turn.
+ * as `data: …\nid: …\n\n` text, shared by every reader of that turn.
  */
 export type WireBatch = readonly WireEvent[] | string;
 
@@ -56,7 +57,7 @@ function framedOf(turnId: string, entries: readonly string[]): Framed {
   let length = 0;
   for (let position = 0; position < entries.length; position++) {
     offsets[position] = length;
-    parts[position] = `id: ${turnId}/${position}\ndata: ${entries[position]!}\n\n`;
+    parts[position] = sseBlock(`${turnId}/${position}`, entries[position]!);
     length += parts[position]!.length;
   }
   framed = { text: parts.join(''), offsets };
@@ -132,7 +133,7 @@ export function resyncFromRecord(record: TurnRecord): WireEvent[] {
   const finishReason: FinishReason = record.status === 'complete' ? 'stop' : record.status === 'streaming' ? 'interrupted' : record.status;
   const tokenCount = record.tokenCount;
   const end = endEventData({
-    contextId: record.contextId,
+    contextId: publicContextId(record.contextId),
     turnId: record.turnId,
     finalOutput: record.answer,
     tokenCount,

@@ -22,6 +22,7 @@ import { registerClientLimits } from './client-limits.js';
 import { guardConnections } from './connection-guard.js';
 import { registerEarlyAnswers, requestTimeouts } from './slow-requests.js';
 import { registerMetrics } from './observability-routes.js';
+import { registerOriginGuard } from './origin-guard.js';
 import { registerErrorHandlers, sendError } from './error-handler.js';
 import { RequestError, UpstreamError } from '../errors.js';
 import { RequestLogController } from './request-logging.js';
@@ -128,6 +129,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     reply.headers(SECURITY_HEADERS);
   });
   registerErrorHandlers(app);
+  // Before CORS, keys, limits and body parsing: another site's request is refused before anything runs.
+  registerOriginGuard(app, config);
   registerEarlyAnswers(app);
   if (config.ALLOWED_ORIGINS.length > 0) {
     await app.register(cors, {

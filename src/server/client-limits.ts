@@ -5,6 +5,12 @@ import { MemoryRateLimiter, rateLimitHeaders, type RateDecision, type RateLimite
 
 /** Routes never limited: health, readiness and the page's settings. Metrics and static files are not under /api. */
 const UNLIMITED_ROUTES = new Set(['/api/v1/health', '/api/v1/health/live', '/api/v1/health/ready', '/api/v1/config']);
+/**
+ * Routes the general API limit leaves alone. The streaming route cannot know before its body is read
+ * whether a request resumes a stream (never limited) or sends a message; a new message is charged by
+ * `admitTurn`, and its open streams are capped by `openStream`.
+ */
+const STREAMING_ROUTES = new Set(['/api/v1/chat/streaming']);
 /** Other API calls (lists, renames) are cheap: they get this many times the model request rate. */
 const API_RATE_FACTOR = 10;
 
@@ -45,7 +51,7 @@ export function registerClientLimits(
 
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions.url;
-    if (rpm === 0 || route === undefined || !route.startsWith('/api/') || UNLIMITED_ROUTES.has(route)) return;
+    if (rpm === 0 || route === undefined || !route.startsWith('/api/') || UNLIMITED_ROUTES.has(route) || STREAMING_ROUTES.has(route)) return;
     const decision = await api.consume(clientOf(request));
     reply.headers(rateLimitHeaders(decision, burst * API_RATE_FACTOR));
     if (!decision.allowed) {

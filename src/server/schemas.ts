@@ -4,11 +4,21 @@ import { z } from 'zod';
 export const MAX_MESSAGE_CHARS = 10_000;
 const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
-const message = z
-  .string({ error: 'message must be a string' })
-  .min(1, 'message must not be empty')
-  .max(MAX_MESSAGE_CHARS, `message must be at most ${MAX_MESSAGE_CHARS.toLocaleString('en')} characters`)
-  .describe('What the user says (1 to 10,000 characters).');
+/** A UTF-16 surrogate without its pair (a JSON "\ud800" escape): UTF-8, and so the store, cannot hold it. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** The string schema, refused when the text holds a lone surrogate: it would be stored (and read back) as U+FFFD. */
+export function storable(schema: z.ZodString, field: string): z.ZodString {
+  return schema.refine((text) => !LONE_SURROGATE.test(text), `${field} must not contain a lone UTF-16 surrogate (such as \\ud800 without its pair): it cannot be stored`);
+}
+
+const message = storable(
+  z
+    .string({ error: 'message must be a string' })
+    .min(1, 'message must not be empty')
+    .max(MAX_MESSAGE_CHARS, `message must be at most ${MAX_MESSAGE_CHARS.toLocaleString('en')} characters`),
+  'message',
+).describe('What the user says (1 to 10,000 characters).');
 
 const contextId = z
   .string({ error: 'context_id must be a string' })
@@ -24,7 +34,7 @@ const history = z
   .array(
     z.object({
       role: z.enum(['user', 'assistant'], { error: 'role must be "user" or "assistant"' }),
-      content: z.string({ error: 'content must be a string' }).max(100_000, 'content must be at most 100,000 characters'),
+      content: storable(z.string({ error: 'content must be a string' }).max(100_000, 'content must be at most 100,000 characters'), 'content'),
     }),
     { error: 'history must be a list of {role, content} messages' },
   )

@@ -65,7 +65,7 @@ describe('SseStream', () => {
   it('sends framed text in pieces cut at block ends, one piece per drain', async () => {
     const response = stuckResponse();
     const stream = new SseStream(response as unknown as ServerResponse, { heartbeatMs: 1000, maxBufferedBytes: 1_000_000, drainTimeoutMs: 60_000, headers: {} });
-    const blocks = Array.from({ length: 2000 }, (_, position) => `id: t/${position}\ndata: {"token":"${'y'.repeat(position % 90)}"}\n\n`);
+    const blocks = Array.from({ length: 2000 }, (_, position) => `data: {"token":"${'y'.repeat(position % 90)}"}\nid: t/${position}\n\n`);
     const text = blocks.join('');
     const before = response.written.length;
     const waiting = stream.sendFramed(text);
@@ -81,7 +81,7 @@ describe('SseStream', () => {
     }
     expect(pieces().join('')).toBe(text);
     expect(pieces().length).toBeGreaterThan(1);
-    for (const piece of pieces()) expect(piece.endsWith('\n\n') && piece.startsWith('id: ')).toBe(true);
+    for (const piece of pieces()) expect(piece.endsWith('\n\n') && piece.startsWith('data: ')).toBe(true);
   });
 
   it('notices a client that left before the stream was set up', () => {

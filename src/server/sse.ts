@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { sseBlock } from '../chat/wire-events.js';
 
 /** How long a browser's EventSource waits before reconnecting, sent as the stream's `retry:` field. */
 export const SSE_RETRY_MS = 2000;
@@ -27,7 +28,7 @@ export const CONNECTION_ENDED: unknown = Object.freeze({ name: 'ConnectionEnded'
 export type ClosedBy = 'server' | 'client' | 'slow_reader';
 
 /**
- * One Server-Sent Events response: headers and a first comment flushed at once, `id:` + `data:`
+ * One Server-Sent Events response: headers and a first comment flushed at once, `data:` + `id:`
  * blocks, a `: ping` comment when idle, and the socket's backpressure respected: nothing more is
  * written while the socket's buffer is full, and a reader that takes nothing for `drainTimeoutMs`
  * is disconnected (its turn goes on, resumable).
@@ -50,9 +51,11 @@ export class SseStream {
       'x-accel-buffering': 'no',
     });
     response.socket?.setNoDelay(true);
-    response.write(`retry: ${SSE_RETRY_MS}\n: connected\n\n`);
+    // No blank line after `retry:` and comments: a block without data reaches some clients
+    // (@microsoft/fetch-event-source) as an empty message. They join the next event's block.
+    response.write(`retry: ${SSE_RETRY_MS}\n: connected\n`);
     this.#heartbeat = setInterval(() => {
-      if (!response.writableNeedDrain) response.write(': ping\n\n');
+      if (!response.writableNeedDrain) response.write(': ping\n');
     }, options.heartbeatMs);
     this.#heartbeat.unref();
     const onClose = () => this.#close('client');
@@ -74,7 +77,7 @@ export class SseStream {
 
   /** Sends one event; resolves at once unless the socket's buffer is full, then when it drains. */
   send(id: string, data: string): Promise<void> | undefined {
-    return this.#write(`id: ${id}\ndata: ${data}\n\n`);
+    return this.#write(sseBlock(id, data));
   }
 
   /**
@@ -85,7 +88,7 @@ export class SseStream {
   sendBatch(events: readonly { id: string; data: string }[], start = 0): Promise<void> | undefined {
     let text = '';
     for (let index = start; index < events.length; index++) {
-      text += `id: ${events[index]!.id}\ndata: ${events[index]!.data}\n\n`;
+      text += sseBlock(events[index]!.id, events[index]!.data);
       if (text.length >= WRITE_CHUNK_BYTES && index < events.length - 1) {
         const drained = this.#write(text);
         if (this.#closed.signal.aborted) return undefined;

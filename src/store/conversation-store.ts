@@ -116,9 +116,10 @@ export interface ConversationStore {
   close(): Promise<void>;
 }
 
-/** The title a conversation gets from its first message. */
+/** The title a conversation gets from its first message: one line, without control characters (as a rename requires). */
 export function titleFromMessage(message: string): string {
-  const line = message.replace(/\s+/g, ' ').trim();
+  // eslint-disable-next-line no-control-regex
+  const line = message.replace(/[\s\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
   const characters = [...line];
   return characters.length <= 60 ? line : `${characters.slice(0, 59).join('').trimEnd()}…`;
 }
@@ -137,7 +138,8 @@ export function encodeCursor(position: ListPosition): string {
 /** Decodes a cursor; undefined when it is not one of ours. */
 export function decodeCursor(cursor: string): ListPosition | undefined {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const match = /^(\d{1,15})\|([A-Za-z0-9._:-]{1,128})$/.exec(text);
+  // A store key: a context_id, scoped by its owner's 32-character digest and `~` when API keys are on.
+  const match = /^(\d{1,15})\|([A-Za-z0-9._:~-]{1,161})$/.exec(text);
   return match ? { updatedAt: Number(match[1]), contextId: match[2]! } : undefined;
 }
 

@@ -117,3 +117,78 @@ async function listen(server: net.Server, sent: () => string, cut: () => number)
     },
   };
 }
+
+/** Where, inside an SSE event's block, a connection is cut (lines counted among the block's fields, comments and `retry:` aside). */
+export type InEventCut = 'inside-first-line' | 'after-first-line' | 'inside-second-line';
+
+/** Options of the proxy that cuts streams inside an event. */
+export interface InEventCutOptions {
+  /** For the n-th event stream (from 0): after how many whole events to cut, and where in the next one; undefined: never cut it. */
+  cutFor(stream: number): { afterEvents: number; at: InEventCut } | undefined;
+  /** Replaces the value of the stream's `retry:` field, so clients reconnect at once (as a server configured so would tell them). */
+  retryMs?: number;
+}
+
+/**
+ * An HTTP proxy that cuts SSE responses inside an event, as a network can: it forwards whole events,
+ * then part of the next one (up to the cut), then closes the connection. Counts the cuts it made.
+ */
+export async function startInEventCuttingProxy(target: string, options: InEventCutOptions): Promise<CuttingProxy & { cuts: () => number }> {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set<net.Socket>();
+  let streams = 0;
+  let cuts = 0;
+  const server = http.createServer((request, response) => {
+    const upstreamRequest = http.request({ host: hostname, port, method: request.method, path: request.url, headers: request.headers, agent: false }, (upstream) => {
+      response.writeHead(upstream.statusCode ?? 502, upstream.headers);
+      if (!String(upstream.headers['content-type']).startsWith('text/event-stream')) {
+        upstream.pipe(response);
+        return;
+      }
+      const plan = options.cutFor(streams++);
+      let forwarded = 0;
+      let buffer = '';
+      let cut = false;
+      upstream.setEncoding('utf8');
+      upstream.on('data', (text: string) => {
+        if (cut || response.destroyed) return;
+        buffer += options.retryMs === undefined ? text : text.replace(/^retry: \d+$/m, `retry: ${options.retryMs}`);
+        const blocks = buffer.split('\n\n');
+        buffer = blocks.pop()!;
+        for (const block of blocks) {
+          const lines = block.split('\n');
+          const fields = lines.map((line, index) => ({ line, index })).filter(({ line }) => !line.startsWith(':') && !line.startsWith('retry:'));
+          if (plan && fields.length >= 2 && forwarded === plan.afterEvents) {
+            // The text of the block up to the cut: the lines before the field, then part (or all) of the field's line.
+            const field = plan.at === 'inside-second-line' ? fields[1]! : fields[0]!;
+            const before = lines.slice(0, field.index).map((line) => `${line}\n`).join('');
+            const cutText = plan.at === 'after-first-line' ? `${before}${field.line}\n` : `${before}${field.line.slice(0, Math.ceil(field.line.length / 2))}`;
+            cuts++;
+            cut = true;
+            upstreamRequest.destroy();
+            response.write(cutText, () => response.socket?.end());
+            return;
+          }
+          if (fields.length > 0) forwarded++;
+          response.write(`${block}\n\n`);
+        }
+      });
+      upstream.on('end', () => {
+        if (!cut && !response.destroyed) response.end(buffer);
+      });
+    });
+    upstreamRequest.on('error', () => response.destroy());
+    response.on('close', () => upstreamRequest.destroy());
+    request.pipe(upstreamRequest);
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  const proxy = await listen(server, () => '', () => {
+    const count = sockets.size;
+    for (const socket of sockets) socket.destroy();
+    return count;
+  });
+  return { ...proxy, cuts: () => cuts };
+}

@@ -1,7 +1,7 @@
 import { tool } from '@openai/agents';
 import { z } from 'zod';
 import type { ChatTool } from './chat-tool.js';
-import { convertUnits, UNIT_SUMMARY } from './units.js';
+import { convertUnits, UNIT_SUMMARY, unitLabel } from './units.js';
 
 /** `convert_units`: converts a value between units of one quantity (length, mass, temperature, …). */
 export function createConvertUnitsTool(): ChatTool {
@@ -16,7 +16,9 @@ export function createConvertUnitsTool(): ChatTool {
     errorFunction: null,
     execute: ({ value, from_unit, to_unit }) => {
       const result = convertUnits(value, from_unit, to_unit);
-      return `${format(value)} ${plural(result.from, value)} = ${format(result.value)} ${plural(result.to, result.value)}`;
+      // The word agrees with the number as written: 1.00000000001 km is "1 kilometer".
+      const [amount, converted] = [format(value), format(result.value)];
+      return `${amount} ${unitLabel(result.from, Number(amount))} = ${converted} ${unitLabel(result.to, Number(converted))}`;
     },
   });
 }
@@ -24,18 +26,4 @@ export function createConvertUnitsTool(): ChatTool {
 /** Ten significant digits: 5 km is 3.106855961 miles, not 3.1068559611866697. */
 function format(value: number): string {
   return String(Number(value.toPrecision(10)));
-}
-
-const IRREGULAR: Readonly<Record<string, string>> = { foot: 'feet', inch: 'inches', psi: 'psi' };
-
-/** "3 miles per hour", "2 degrees Celsius", "10 square feet": the counted word takes the plural. */
-function plural(name: string, value: number): string {
-  if (Math.abs(value) === 1) return name;
-  if (name.startsWith('degree ')) return name.replace('degree', 'degrees');
-  const split = name.search(/ (per|of) /);
-  const head = split < 0 ? name : name.slice(0, split);
-  const tail = split < 0 ? '' : name.slice(split);
-  const words = head.split(' ');
-  const last = words.pop()!;
-  return [...words, IRREGULAR[last] ?? `${last}s`].join(' ') + tail;
 }

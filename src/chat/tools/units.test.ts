@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { convertUnits, findUnit, UnitError } from './units.js';
+import { convertUnits, findUnit, UNIT_NAMES, UnitError, unitLabel } from './units.js';
 
 describe('unit conversion', () => {
   it.each([
@@ -46,5 +46,113 @@ describe('unit conversion', () => {
     expect(() => findUnit('mb')).toThrow(/"mb" is ambiguous: say MB \(megabytes\) or Mb \(megabits\)/);
     expect(() => convertUnits(-300, 'C', 'K')).toThrow(/below absolute zero/);
     expect(() => convertUnits(Number.NaN, 'm', 'km')).toThrow(/finite number/);
+  });
+
+  it('spells every unit right, one and many', () => {
+    expect(UNIT_NAMES.map((name) => [unitLabel(name, 1), unitLabel(name, 2)])).toEqual([
+      ['meter', 'meters'],
+      ['kilometer', 'kilometers'],
+      ['centimeter', 'centimeters'],
+      ['millimeter', 'millimeters'],
+      ['micrometer', 'micrometers'],
+      ['nanometer', 'nanometers'],
+      ['mile', 'miles'],
+      ['yard', 'yards'],
+      ['foot', 'feet'],
+      ['inch', 'inches'],
+      ['nautical mile', 'nautical miles'],
+      ['light-year', 'light-years'],
+      ['kilogram', 'kilograms'],
+      ['gram', 'grams'],
+      ['milligram', 'milligrams'],
+      ['microgram', 'micrograms'],
+      ['tonne', 'tonnes'],
+      ['pound', 'pounds'],
+      ['ounce', 'ounces'],
+      ['stone', 'stone'],
+      ['short ton', 'short tons'],
+      ['long ton', 'long tons'],
+      ['kelvin', 'kelvins'],
+      ['degree Celsius', 'degrees Celsius'],
+      ['degree Fahrenheit', 'degrees Fahrenheit'],
+      ['liter', 'liters'],
+      ['milliliter', 'milliliters'],
+      ['centiliter', 'centiliters'],
+      ['deciliter', 'deciliters'],
+      ['cubic meter', 'cubic meters'],
+      ['cubic centimeter', 'cubic centimeters'],
+      ['gallon', 'gallons'],
+      ['imperial gallon', 'imperial gallons'],
+      ['quart', 'quarts'],
+      ['pint', 'pints'],
+      ['cup', 'cups'],
+      ['fluid ounce', 'fluid ounces'],
+      ['tablespoon', 'tablespoons'],
+      ['teaspoon', 'teaspoons'],
+      ['square meter', 'square meters'],
+      ['square kilometer', 'square kilometers'],
+      ['square centimeter', 'square centimeters'],
+      ['square mile', 'square miles'],
+      ['square foot', 'square feet'],
+      ['square inch', 'square inches'],
+      ['hectare', 'hectares'],
+      ['acre', 'acres'],
+      ['meter per second', 'meters per second'],
+      ['kilometer per hour', 'kilometers per hour'],
+      ['mile per hour', 'miles per hour'],
+      ['knot', 'knots'],
+      ['foot per second', 'feet per second'],
+      ['second', 'seconds'],
+      ['millisecond', 'milliseconds'],
+      ['minute', 'minutes'],
+      ['hour', 'hours'],
+      ['day', 'days'],
+      ['week', 'weeks'],
+      ['year', 'years'],
+      ['bit', 'bits'],
+      ['byte', 'bytes'],
+      ['kilobyte', 'kilobytes'],
+      ['megabyte', 'megabytes'],
+      ['gigabyte', 'gigabytes'],
+      ['terabyte', 'terabytes'],
+      ['petabyte', 'petabytes'],
+      ['kibibyte', 'kibibytes'],
+      ['mebibyte', 'mebibytes'],
+      ['gibibyte', 'gibibytes'],
+      ['tebibyte', 'tebibytes'],
+      ['kilobit', 'kilobits'],
+      ['megabit', 'megabits'],
+      ['gigabit', 'gigabits'],
+      ['joule', 'joules'],
+      ['kilojoule', 'kilojoules'],
+      ['calorie', 'calories'],
+      ['kilocalorie', 'kilocalories'],
+      ['watt-hour', 'watt-hours'],
+      ['kilowatt-hour', 'kilowatt-hours'],
+      ['pascal', 'pascals'],
+      ['kilopascal', 'kilopascals'],
+      ['bar', 'bars'],
+      ['atmosphere', 'atmospheres'],
+      ['psi', 'psi'],
+      ['millimeter of mercury', 'millimeters of mercury'],
+    ]);
+    expect(unitLabel('degree Celsius', -1)).toBe('degree Celsius');
+    expect(unitLabel('degree Celsius', 0.5)).toBe('degrees Celsius');
+    // Every plural is a spelling the tool reads back.
+    for (const name of UNIT_NAMES) expect(findUnit(unitLabel(name, 2)).name).toBe(name);
+  });
+
+  it('never answers Infinity or a nonzero amount rounded to 0', () => {
+    expect(() => convertUnits(1e308, 'ly', 'nm')).toThrow('1e+308 light-years in nanometers is too large for a number to hold (over 1.8e308)');
+    expect(() => convertUnits(1e300, 'TB', 'bit')).toThrow(/too large/);
+    expect(() => convertUnits(-1e308, 'mi', 'in')).toThrow(/too large/);
+    expect(() => convertUnits(5e-324, 'nm', 'ly')).toThrow(/too small for a number to hold/);
+    expect(() => convertUnits(1e307, 'km', 'm')).toThrow(/too large/);
+    expect(() => convertUnits(1.7e308, 'K', 'F')).toThrow(/too large/);
+    // Where only the way there would overflow, the answer is still right.
+    expect(convertUnits(1e308, 'ly', 'ly').value).toBe(1e308);
+    expect(convertUnits(1.7e308, 'F', 'K').value).toBeCloseTo(1.7e308 * (5 / 9), -300);
+    expect(convertUnits(0, 'nm', 'ly').value).toBe(0);
+    expect(convertUnits(32, 'F', 'C').value).toBeCloseTo(0, 10);
   });
 });

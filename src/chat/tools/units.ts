@@ -20,9 +20,25 @@ const u = (quantity: Quantity, name: string, factor: number, aliases: string[], 
   name,
   quantity,
   factor,
-  aliases: [name, `${name}s`, ...aliases],
+  aliases: [name, unitLabel(name, 2), ...aliases],
   ...(offset === undefined ? {} : { offset }),
 });
+
+/** Plurals that do not add an s ("12 stone" is how a person's weight is said). */
+const IRREGULAR: Readonly<Record<string, string>> = { foot: 'feet', inch: 'inches', psi: 'psi', stone: 'stone' };
+
+/** A unit's name for an amount: "1 mile", "3 miles per hour", "2 degrees Celsius", "10 square feet". */
+export function unitLabel(name: string, amount: number): string {
+  if (Math.abs(amount) === 1) return name;
+  if (name.startsWith('degree ')) return name.replace('degree', 'degrees');
+  // The counted word takes the plural: "meters per second", "millimeters of mercury".
+  const split = name.search(/ (per|of) /);
+  const head = split < 0 ? name : name.slice(0, split);
+  const tail = split < 0 ? '' : name.slice(split);
+  const words = head.split(' ');
+  const last = words.pop()!;
+  return [...words, IRREGULAR[last] ?? `${last}s`].join(' ') + tail;
+}
 
 /** Exact definitions (international yard and pound, US customary volumes) wherever there is one. */
 const UNITS: readonly Unit[] = [
@@ -123,6 +139,9 @@ const UNITS: readonly Unit[] = [
   u('pressure', 'millimeter of mercury', 133.322387415, ['mmHg']),
 ];
 
+/** The name of every unit, in the order of the table. */
+export const UNIT_NAMES: readonly string[] = UNITS.map((unit) => unit.name);
+
 /** The quantities and a few of their units, for the tool's description and error messages. */
 export const UNIT_SUMMARY = [...new Set(UNITS.map((unit) => unit.quantity))].join(', ');
 
@@ -145,7 +164,7 @@ export function findUnit(text: string): Unit {
   if (unit) return unit;
   if (unit === null) {
     const candidates = UNITS.filter((candidate) => candidate.aliases.some((alias) => alias.toLowerCase() === cleaned.toLowerCase()));
-    throw new UnitError(`"${text}" is ambiguous: say ${candidates.map((candidate) => `${candidate.aliases[2] ?? candidate.name} (${candidate.name}s)`).join(' or ')}`);
+    throw new UnitError(`"${text}" is ambiguous: say ${candidates.map((candidate) => `${candidate.aliases[2] ?? candidate.name} (${unitLabel(candidate.name, 2)})`).join(' or ')}`);
   }
   throw new UnitError(`"${text}" is not a unit I know (I convert ${UNIT_SUMMARY})`);
 }
@@ -163,11 +182,19 @@ export function convertUnits(value: number, from: string, to: string): Conversio
   if (!Number.isFinite(value)) throw new UnitError('the value must be a finite number');
   const source = findUnit(from);
   const target = findUnit(to);
+  const sources = unitLabel(source.name, 2);
+  const targets = unitLabel(target.name, 2);
   if (source.quantity !== target.quantity) {
-    throw new UnitError(`cannot convert ${source.name}s (${source.quantity}) to ${target.name}s (${target.quantity}): they measure different things`);
+    throw new UnitError(`cannot convert ${sources} (${source.quantity}) to ${targets} (${target.quantity}): they measure different things`);
   }
   const base = value * source.factor + (source.offset ?? 0);
-  if (source.quantity === 'temperature' && base < 0) throw new UnitError(`${value} ${source.name}s is below absolute zero`);
-  const converted = (base - (target.offset ?? 0)) / target.factor;
+  if (source.quantity === 'temperature' && base < 0) throw new UnitError(`${value} ${unitLabel(source.name, value)} is below absolute zero`);
+  // Without offsets, one ratio: 1e308 light-years in light-years must not pass through 9.5e323 meters.
+  const converted =
+    source.offset === undefined && target.offset === undefined ? value * (source.factor / target.factor) : (base - (target.offset ?? 0)) / target.factor;
+  if (!Number.isFinite(converted)) throw new UnitError(`${value} ${unitLabel(source.name, value)} in ${targets} is too large for a number to hold (over 1.8e308)`);
+  if (converted === 0 && value !== 0 && source.quantity !== 'temperature') {
+    throw new UnitError(`${value} ${unitLabel(source.name, value)} in ${targets} is too small for a number to hold (under 5e-324), though not 0`);
+  }
   return { value: converted, quantity: source.quantity, from: source.name, to: target.name };
 }

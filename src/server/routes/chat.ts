@@ -36,7 +36,7 @@ export interface StreamObserver {
 const sseResponse = {
   200: {
     description:
-      'A text/event-stream of `start`, `token` … `end` (or `error`) events, each an `id:` line and one `data:` line of JSON; `tool_call` and `tool_result` events come between tokens when the model uses tools.',
+      'A text/event-stream of `start`, `token` … `end` (or `error`) events, each one `data:` line of JSON then its `id:` line; `tool_call` and `tool_result` events come between tokens when the model uses tools.',
     content: { 'text/event-stream': { schema: z.string() } },
   },
   ...chatErrorResponses,

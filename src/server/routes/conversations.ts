@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { findConversationKey, publicContextId } from '../../chat/conversation-keys.js';
 import type { TurnManager } from '../../chat/turn-manager.js';
 import { RequestError } from '../../errors.js';
 import { decodeTurnCursor, type ConversationStore, type ConversationSummary, type TurnRecord } from '../../store/conversation-store.js';
-import { chatErrorResponses, conversationParamsSchema, toToolStepJson, toolStepSchema, usageSchema } from '../schemas.js';
+import { chatErrorResponses, conversationParamsSchema, storable, toToolStepJson, toolStepSchema, usageSchema } from '../schemas.js';
 
 /** Options of the conversation routes. */
 export interface ConversationRoutesOptions {
@@ -59,8 +60,22 @@ const turnsQuerySchema = z.object({
     .describe('next_cursor of the previous page: the page of turns just older than it.'),
 });
 
+/** C0 and C1 control characters and DEL: a title is one line of text, shown in lists and terminals. */
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
 const titleBodySchema = z.object(
-  { title: z.string({ error: 'title must be a string' }).trim().min(1, 'title must not be empty').max(200, 'title must be at most 200 characters') },
+  {
+    title: storable(
+      z
+        .string({ error: 'title must be a string' })
+        .trim()
+        .min(1, 'title must not be empty')
+        .max(200, 'title must be at most 200 characters')
+        .refine((title) => !CONTROL_CHARACTER.test(title), 'title must be one line of text, without control characters (line breaks, tabs, escapes)'),
+      'title',
+    ),
+  },
   { error: 'the body must be a JSON object' },
 );
 
@@ -105,7 +120,8 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
     },
     async (request) => {
       const { limit, cursor } = request.query;
-      const conversation = await store.getConversationPage(request.params.context_id, { limit: limit ?? TURN_PAGE_DEFAULT, cursor });
+      const key = await findConversationKey(store, request.owner, request.params.context_id);
+      const conversation = await store.getConversationPage(key, { limit: limit ?? TURN_PAGE_DEFAULT, cursor });
       if (!conversation || conversation.owner !== request.owner) throw notFound();
       return { ...toSummaryJson(conversation), turns: conversation.turns.map(toTurnJson), next_cursor: conversation.nextCursor ?? null };
     },
@@ -123,8 +139,9 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
       },
     },
     async (request) => {
-      if ((await store.conversationOwner(request.params.context_id)) !== request.owner) throw notFound();
-      const summary = await store.renameConversation(request.params.context_id, request.body.title);
+      const key = await findConversationKey(store, request.owner, request.params.context_id);
+      if ((await store.conversationOwner(key)) !== request.owner) throw notFound();
+      const summary = await store.renameConversation(key, request.body.title);
       if (!summary) throw notFound();
       return toSummaryJson(summary);
     },
@@ -141,9 +158,10 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
       },
     },
     async (request, reply) => {
-      if ((await store.conversationOwner(request.params.context_id)) !== request.owner) throw notFound();
-      await turns.cancelConversation(request.params.context_id);
-      if (!(await store.deleteConversation(request.params.context_id))) throw notFound();
+      const key = await findConversationKey(store, request.owner, request.params.context_id);
+      if ((await store.conversationOwner(key)) !== request.owner) throw notFound();
+      await turns.cancelConversation(key);
+      if (!(await store.deleteConversation(key))) throw notFound();
       return reply.code(204).send(null);
     },
   );
@@ -151,7 +169,7 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
 
 function toSummaryJson(summary: ConversationSummary) {
   return {
-    context_id: summary.contextId,
+    context_id: publicContextId(summary.contextId),
     title: summary.title,
     created_at: summary.createdAt.toISOString(),
     updated_at: summary.updatedAt.toISOString(),

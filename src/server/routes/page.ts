@@ -70,6 +70,8 @@ export async function registerPage(app: FastifyInstance, directory = PAGE_DIRECT
       setHeaders: (response, path) => {
         // Hashed assets never change; the HTML must be revalidated so a new build is picked up.
         response.setHeader('cache-control', path.endsWith('.html') ? 'no-cache' : 'public, max-age=31536000, immutable');
+        // The page is reachable as /index.html too: it gets the same policy as at / and /c/<id>.
+        if (path.endsWith('.html')) response.setHeader('content-security-policy', PAGE_CSP);
       },
     });
   }
