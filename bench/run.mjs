@@ -111,7 +111,7 @@ async function main() {
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
   await start('bench/upstream.mjs', [String(upstreamPort)]);
   const data = mkdtempSync(join(tmpdir(), 'chatwait-bench-'));
-  const common = { HOST: '127.0.0.1', RATE_LIMIT_REQUESTS_PER_MINUTE: '0', MAX_STREAMS_PER_CLIENT: '0', MAX_GENERATING_TURNS_PER_CLIENT: '0', RESPONSE_TIMEOUT_SECONDS: '3600', SSE_STALL_TIMEOUT_SECONDS: '600', LOG_LEVEL: 'warn', NODE_ENV: 'production' };
+  const common = { HOST: '127.0.0.1', RATE_LIMIT_REQUESTS_PER_MINUTE: '0', MAX_STREAMS_PER_CLIENT: '0', MAX_CONNECTIONS_PER_CLIENT: '0', MAX_PENDING_CONNECTIONS: '0', MAX_GENERATING_TURNS_PER_CLIENT: '0', RESPONSE_TIMEOUT_SECONDS: '3600', SSE_STALL_TIMEOUT_SECONDS: '600', LOG_LEVEL: 'warn', NODE_ENV: 'production' };
   const listening = /listening|Server listening/;
   const chatwaitEnv = { ...common, LOG_LEVEL: 'info', OPENAI_BASE_URL: `${upstreamUrl}/v1`, OPENAI_MODEL: 'bench' };
   await start('dist/main.js', [], { ...chatwaitEnv, PORT: String(chatwaitPort), DATABASE_URL: `sqlite:${join(data, 'bench.db')}` }, listening);

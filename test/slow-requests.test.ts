@@ -75,6 +75,19 @@ describe('requests that stop arriving', () => {
     const result = await readSse(`${server.url}/api/v1/chat/streaming?message=${encodeURIComponent('answer in 100 tokens')}`);
     expect(result.events.at(-1)!.json).toMatchObject({ type: 'end', finish_reason: 'stop' });
   });
+
+  it('does not cut a stream whose reader pauses for longer than the request timeout', async () => {
+    const server = await start({ REQUEST_TIMEOUT_SECONDS: '0.5', DEMO_TOKENS_PER_SECOND: '40' });
+    const connection = await connect(server.url);
+    connection.socket.write('GET /api/v1/chat/streaming?message=answer%20in%2080%20tokens HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    connection.socket.pause();
+    await sleep(2000);
+    connection.socket.resume();
+    const deadline = Date.now() + 20_000;
+    while (!connection.received().includes('"finish_reason":"stop"') && connection.isOpen() && Date.now() < deadline) await sleep(100);
+    expect(connection.received()).toMatch(/^HTTP\/1\.1 200 /);
+    expect(connection.received()).toContain('"finish_reason":"stop"');
+  });
 });
 
 describe('connections one client can hold', () => {
