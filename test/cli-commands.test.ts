@@ -155,7 +155,8 @@ describe('the README', () => {
       // jq -r prints the tokens one per line.
       if (piped.includes(line)) expect(stdout.split('\n').length, stdout).toBeGreaterThan(3);
     }
-  });
+    // Ten client processes one after another: about 25 s on a busy 2-core machine.
+  }, 120_000);
 });
 
 describe('chatwait help and packaging', () => {
