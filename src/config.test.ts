@@ -63,6 +63,12 @@ describe('loadConfig', () => {
     expect(() => load({ ALLOWED_HOSTS: 'chat.example.com:8000' })).toThrow(/^Invalid configuration: ALLOWED_HOSTS must be a comma-separated list of host names/);
   });
 
+  it('reads TRUST_PROXY as a flag, a hop count or a list of IPv4 and IPv6 addresses and subnets', () => {
+    expect(load({ TRUST_PROXY: 'true' }).TRUST_PROXY).toBe(true);
+    expect(load({ TRUST_PROXY: '2' }).TRUST_PROXY).toBe(2);
+    expect(load({ TRUST_PROXY: '::ffff:10.0.0.1, 10.0.0.0/8, fd00::/8, ::1' }).TRUST_PROXY).toEqual(['::ffff:10.0.0.1', '10.0.0.0/8', 'fd00::/8', '::1']);
+  });
+
   it('treats empty values as unset', () => {
     const config = load({ PORT: '', GEMINI_API_KEY: '  ' });
     expect(config.PORT).toBe(8000);
@@ -84,6 +90,10 @@ describe('loadConfig', () => {
     ['TOOLS', 'calculate,weather', /^Invalid configuration: TOOLS must be none or a comma-separated list of get_current_time, calculate, convert_units \(got "calculate,weather"\)$/],
     ['TOOL_MAX_ROUNDS', '0', /TOOL_MAX_ROUNDS must be an integer from 1 to 50/],
     ['TOOL_TIMEOUT_SECONDS', 'soon', /TOOL_TIMEOUT_SECONDS must be a number/],
+    ['TRUST_PROXY', '10.0.0.0/33', /^Invalid configuration: TRUST_PROXY must be true, false, a number of proxy hops, or a comma-separated list of proxy addresses/],
+    ['TRUST_PROXY', '10.0.0.1,fe80::1/129', /TRUST_PROXY must be true, false, a number of proxy hops/],
+    ['TRUST_PROXY', '10.0.0.256', /TRUST_PROXY must be true, false, a number of proxy hops/],
+    ['TRUST_PROXY', '::ffff:10.0.0.1:1', /TRUST_PROXY must be true, false, a number of proxy hops/],
   ])('stops on an invalid %s with one line naming it', (name, value, message) => {
     expect(() => load({ [name]: value })).toThrow(ConfigError);
     try {

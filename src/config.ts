@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
 
@@ -8,6 +9,15 @@ const FALSE_WORDS = new Set(['0', 'false', 'no', 'off']);
 /** Variables whose values must never be echoed back, even in a configuration error. */
 const SECRET_VARIABLES = new Set(['GEMINI_API_KEY', 'OPENAI_API_KEY', 'API_KEYS', 'DATABASE_URL', 'REDIS_URL']);
 const KEY_PATTERN = /^[\x21-\x7e]{8,256}$/;
+
+/** A TRUST_PROXY entry: an IPv4 or IPv6 address, optionally with a prefix length its family allows (/0-32, /0-128). */
+function isProxyAddress(entry: string): boolean {
+  const match = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(entry);
+  if (!match) return false;
+  const family = isIP(match[1]!);
+  if (family === 0) return false;
+  return match[2] === undefined || Number(match[2]) <= (family === 4 ? 32 : 128);
+}
 
 const booleanVariable = (fallback: boolean) =>
   z
@@ -187,7 +197,7 @@ const configSchema = z
         if (FALSE_WORDS.has(word)) return false;
         if (/^\d{1,2}$/.test(word)) return Number(word);
         const addresses = value.split(',').map((item) => item.trim()).filter((item) => item !== '');
-        if (addresses.length > 0 && addresses.every((item) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(item))) return addresses;
+        if (addresses.length > 0 && addresses.every(isProxyAddress)) return addresses;
         context.addIssue({ code: 'custom', message: 'must be true, false, a number of proxy hops, or a comma-separated list of proxy addresses (CIDR allowed)' });
         return z.NEVER;
       }),

@@ -91,21 +91,55 @@ describe('requests that stop arriving', () => {
 });
 
 describe('connections one client can hold', () => {
-  it('refuses connections from one address past MAX_CONNECTIONS_PER_CLIENT, and still serves a keyed client on another', async () => {
+  it('closes the oldest unproven connections of an address past MAX_CONNECTIONS_PER_CLIENT, and serves a keyed client on that same address', async () => {
     const server = await start({ MAX_CONNECTIONS_PER_CLIENT: '20', API_KEYS: KEY });
     const flood = [];
     for (let index = 0; index < 30; index++) {
       const connection = await connect(server.url, '127.0.0.2');
-      connection.socket.write('GET /api/v1/conversations HTTP/1.1\r\nHost: localhost\r\n');
+      connection.socket.write('POST /nope HTTP/1.1\r\nHost: localhost\r\n');
       flood.push(connection);
     }
     await sleep(500);
-    expect(flood.filter((connection) => connection.isOpen())).toHaveLength(20);
-    const refused = flood.filter((connection) => !connection.isOpen());
-    expect(refused.every((connection) => connection.received() === '' || connection.received().startsWith('HTTP/1.1 429 '))).toBe(true);
+    // The newest 20 are held, the oldest 10 were closed to make room.
+    expect(flood.map((connection) => connection.isOpen())).toEqual([...Array<boolean>(10).fill(false), ...Array<boolean>(20).fill(true)]);
 
-    const keyed = await fetch(`${server.url}/api/v1/conversations`, { headers: { authorization: `Bearer ${KEY}` } });
-    expect(keyed.status).toBe(200);
+    // A keyed client on the flood's own address gets in, proves itself, and is served.
+    const keyed = await connect(server.url, '127.0.0.2');
+    keyed.socket.write(`GET /api/v1/conversations HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY}\r\nConnection: close\r\n\r\n`);
+    expect(await keyed.closed).toMatch(/^HTTP\/1\.1 200 /);
+    // The flood reopening does not close a proven connection.
+    const kept = await connect(server.url, '127.0.0.2');
+    kept.socket.write(`GET /api/v1/conversations HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY}\r\n\r\n`);
+    while (!kept.received().includes('\r\n\r\n')) await sleep(20);
+    for (let index = 0; index < 30; index++) (await connect(server.url, '127.0.0.2')).socket.write('POST /nope HTTP/1.1\r\n');
+    await sleep(300);
+    expect(kept.isOpen()).toBe(true);
+  });
+
+  it('bounds the connections one address proves without keys at MAX_CONNECTIONS_PER_CLIENT', async () => {
+    const server = await start({ MAX_CONNECTIONS_PER_CLIENT: '3' });
+    const answers = [];
+    for (let index = 0; index < 4; index++) {
+      const connection = await connect(server.url);
+      connection.socket.write('GET /api/v1/health/live HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      while (!connection.received().includes('\r\n\r\n')) await sleep(20);
+      answers.push(connection.received());
+    }
+    expect(answers.slice(0, 3).every((answer) => answer.startsWith('HTTP/1.1 200 '))).toBe(true);
+    expect(answers[3]).toMatch(/^HTTP\/1\.1 429 /);
+    expect(answers[3]!.toLowerCase()).toContain('connection: close');
+  });
+
+  it('starts with TRUST_PROXY naming an IPv4-mapped proxy address, and exempts that proxy', async () => {
+    const server = await start({ TRUST_PROXY: '::ffff:127.0.0.4,::ffff:127.0.5.0/120', MAX_CONNECTIONS_PER_CLIENT: '2' });
+    const proxied = [];
+    for (let index = 0; index < 4; index++) {
+      const connection = await connect(server.url, '127.0.0.4');
+      connection.socket.write('POST /nope HTTP/1.1\r\nHost: localhost\r\n');
+      proxied.push(connection);
+    }
+    await sleep(300);
+    expect(proxied.every((connection) => connection.isOpen())).toBe(true);
   });
 
   it('keeps a flood of unauthenticated connections from many addresses from locking out a keyed client', async () => {

@@ -147,13 +147,24 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     trustProxy: config.TRUST_PROXY,
   });
   // A connection proves itself with a valid key (checked above) or, without keys, a whole request to a known route.
+  const tooManyConnections = () =>
+    new RequestError('RATE_LIMITED', `Too many connections: at most ${config.MAX_CONNECTIONS_PER_CLIENT} at once. Close some and try again.`, {
+      headers: { 'retry-after': '1', connection: 'close' },
+      retryable: true,
+    });
   if (config.API_KEYS.length > 0) {
-    app.addHook('onRequest', async (request) => {
-      if (request.owner !== null) connections.prove(request.raw.socket);
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.owner !== null) {
+        if (!connections.prove(request.raw.socket, request.owner)) throw tooManyConnections();
+      } else if (request.routeOptions.url?.startsWith('/api/v1/health')) {
+        // A probe has no key: while it is answered, a flood of unproven connections cannot close its connection.
+        const release = connections.hold(request.raw.socket);
+        reply.raw.once('close', release);
+      }
     });
   } else {
     app.addHook('preHandler', async (request) => {
-      if (!request.is404) connections.prove(request.raw.socket);
+      if (!request.is404 && !connections.prove(request.raw.socket)) throw tooManyConnections();
     });
   }
   const limits = registerClientLimits(app, config, (kind) => metrics.rateLimited.inc({ kind }));

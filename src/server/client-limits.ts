@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { RequestError } from '../errors.js';
+import { addressGroup } from './address-group.js';
 import { MemoryRateLimiter, rateLimitHeaders, type RateDecision, type RateLimiter } from './rate-limit.js';
 
 /** Routes never limited: health, readiness and the page's settings. Metrics and static files are not under /api. */
@@ -26,9 +27,9 @@ export interface ClientLimits {
   openStream(request: FastifyRequest): Promise<() => void>;
 }
 
-/** Who a client is: its API key (a digest of it) when keys are on, else its address (TRUST_PROXY decides which). */
+/** Who a client is: its API key (a digest of it) when keys are on, else its address, IPv6 by /64 (TRUST_PROXY decides which address). */
 export function clientOf(request: FastifyRequest): string {
-  return request.owner ?? `ip:${request.ip}`;
+  return request.owner ?? `ip:${addressGroup(request.ip)}`;
 }
 
 /** Installs the general API rate limit and returns the turn and stream limits for the chat routes. */
