@@ -52,6 +52,30 @@ describe('graceful shutdown on SIGTERM', () => {
     await store.close();
   });
 
+  it('delivers the final SHUTTING_DOWN event to every stream and the 503 to every waiting request before closing connections', async () => {
+    const server = startServer({
+      DEMO_TOKENS_PER_SECOND: '50',
+      SHUTDOWN_DRAIN_SECONDS: '0.5',
+      MAX_STREAMS_PER_CLIENT: '0',
+      MAX_GENERATING_TURNS_PER_CLIENT: '0',
+      RATE_LIMIT_REQUESTS_PER_MINUTE: '0',
+    });
+    const url = await server.url;
+    const waits = Array.from({ length: 4 }, (_, index) => postJson(`${url}/api/v1/chat/wait`, { message: 'answer in 100000 tokens', context_id: `wait-${index}` }));
+    const streams = Array.from({ length: 16 }, (_, index) =>
+      readSse(`${url}/api/v1/chat/streaming?message=${encodeURIComponent('answer in 100000 tokens')}&context_id=final-${index}`),
+    );
+    // Every answer is under way before the signal (a request not yet read when connections close is another matter).
+    const generating = async () => Number(/^chatwait_active_turns (\d+)/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? 0);
+    while ((await generating()) < 20) await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+    server.child.kill('SIGTERM');
+    for (const result of await Promise.all(streams)) {
+      expect(result.events.at(-1)!.json).toMatchObject({ type: 'error', error_code: 'SHUTTING_DOWN', retryable: true });
+    }
+    for (const result of await Promise.all(waits)) expect(result.body).toMatchObject({ error_code: 'SHUTTING_DOWN' });
+    expect(await server.exited).toBe(0);
+  }, 30_000);
+
   it('exits 0 after the drain whatever clients do: a stalled upload, an idle keep-alive connection, an open stream', async () => {
     const server = startServer({ SHUTDOWN_DRAIN_SECONDS: '1', DEMO_TOKENS_PER_SECOND: '20' });
     const url = new URL(await server.url);

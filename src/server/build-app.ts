@@ -60,6 +60,9 @@ export interface BuildAppOptions {
   tools?: ReadonlyMap<string, ChatTool>;
 }
 
+/** How long shutdown waits, after the drain, for the answers under way to write their last bytes. */
+const FINAL_WRITES_MS = 1000;
+
 /** Builds the HTTP app with every dependency wired explicitly; besides loading TOOLS_DIR plugins, it does no I/O until it listens. */
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = options;
@@ -212,6 +215,17 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     const interrupted = await store.markInterrupted();
     if (interrupted > 0) logger.warn({ turns: interrupted }, 'marked turns left generating by a previous process as interrupted');
   });
+  // Requests whose handler has started, streams included: after the drain, their last writes (the
+  // final SHUTTING_DOWN event, a wait-mode 503) go out before the remaining connections are closed.
+  let answering = 0;
+  let allAnswered: (() => void) | undefined;
+  app.addHook('preHandler', async (_request, reply) => {
+    answering++;
+    reply.raw.once('close', () => {
+      answering--;
+      if (answering === 0) allAnswered?.();
+    });
+  });
   app.addHook('preClose', async () => {
     shuttingDown = true;
     await turns.drain(
@@ -219,6 +233,16 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       config.SHUTDOWN_DRAIN_SECONDS * 1000,
       new UpstreamError('SHUTTING_DOWN', 'The server restarted before this answer finished. Send the message again to continue.', { retryable: true }),
     );
+    // Fastify closes every connection as soon as this hook resolves (forceCloseConnections): wait
+    // for the answers under way to be written, for at most FINAL_WRITES_MS (a reader that stopped reading).
+    if (answering > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        allAnswered = resolve;
+        timer = setTimeout(resolve, FINAL_WRITES_MS);
+      });
+      clearTimeout(timer);
+    }
   });
   app.addHook('onClose', async () => {
     // One last try for outcomes the store refused; what is still left is marked interrupted at the next start.
