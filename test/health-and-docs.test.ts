@@ -100,6 +100,10 @@ describe('API docs', () => {
     const streamingParameters = body.paths['/api/v1/chat/streaming'].get.parameters.map((parameter: { name: string }) => parameter.name);
     expect(streamingParameters).toEqual(expect.arrayContaining(['message', 'context_id', 'last_token_index']));
     expect(body.paths['/api/v1/chat/streaming'].get.responses['200'].content).toHaveProperty(['text/event-stream']);
+    // Every code a chat route can answer is documented.
+    const waitResponses = body.paths['/api/v1/chat/wait'].post.responses;
+    expect(waitResponses['403'].description).toMatch(/ORIGIN_NOT_ALLOWED.*HOST_NOT_ALLOWED/);
+    expect(waitResponses['503'].description).toContain('STORE_UNAVAILABLE');
   });
 
   it('serve Swagger UI at /docs and ReDoc at /redoc from local files', async () => {

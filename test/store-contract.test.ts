@@ -5,6 +5,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ConversationStore, NewTurn } from '../src/store/conversation-store.js';
 import { MemoryConversationStore } from '../src/store/memory-store.js';
+import { openSqliteStore } from '../src/store/open-sqlite-store.js';
 import { SqliteConversationStore } from '../src/store/sqlite-store.js';
 
 /** Every store backend, each run through the same contract. */
@@ -209,16 +210,16 @@ describe('the SQLite store on disk', () => {
     await first.finishTurn(turnId, { status: 'complete', answer: 'from before', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 2 });
     await first.close();
     const database = new BetterSqlite3(path);
-    database.exec('ALTER TABLE turns DROP COLUMN tool_steps; DELETE FROM schema_migrations WHERE version = 3;');
+    database.exec('ALTER TABLE turns DROP COLUMN tool_steps; DROP TABLE store_probe; DELETE FROM schema_migrations WHERE version >= 3;');
     database.close();
     const upgraded = new SqliteConversationStore(path);
     expect(await upgraded.getTurn(turnId)).toMatchObject({ answer: 'from before', toolSteps: [] });
     await upgraded.close();
   });
 
-  it('keeps everything across a reopen', async () => {
+  it('keeps everything across a reopen (the folder created on first open)', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'chatwait-reopen-')), 'nested', 'chat.db');
-    const first = new SqliteConversationStore(path);
+    const first = openSqliteStore(path);
     const { turnId } = await first.startTurn(newTurn('kept'));
     await first.finishTurn(turnId, { status: 'complete', answer: 'still here', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 2 });
     await first.close();

@@ -126,6 +126,32 @@ describe('a disk that fills mid-answer', () => {
   });
 });
 
+describe('a send retried while its outcome waits for the store', () => {
+  it('answers 503 STORE_UNAVAILABLE, not a model error, and a resume gets that error rather than "interrupted"', async () => {
+    const real = new SqliteConversationStore(databasePath());
+    const disk = diskThatFills(real);
+    const server = await startTestServer({ DEMO_TOKENS_PER_SECOND: '200' }, { store: disk.store });
+    servers.push(server);
+    const body = { message: 'answer in 60 tokens', context_id: 'still-pending', client_message_id: 'send-1' };
+    const waiting = postJson(`${server.url}/api/v1/chat/wait`, body);
+    await expect.poll(async () => (await real.latestTurn('still-pending'))?.status).toBe('streaming');
+    disk.full = true;
+    expect((await waiting).status).toBe(503);
+
+    // The disk is still full: the stored turn is still `streaming`, its outcome held in memory.
+    const retried = await postJson(`${server.url}/api/v1/chat/wait`, body);
+    expect(retried.status).toBe(503);
+    expect(retried.body).toMatchObject({ error_code: 'STORE_UNAVAILABLE' });
+    const { turnId } = (await real.latestTurn('still-pending'))!;
+    const resumed = await readSse(`${server.url}/api/v1/chat/streaming?message=x&context_id=still-pending`, {
+      headers: { 'last-event-id': `${turnId}/resync` },
+    });
+    expect(resumed.events.map((event) => event.json.type)).toEqual(['start', 'error']);
+    expect(resumed.events.at(-1)!.json).toMatchObject({ error_code: 'STORE_UNAVAILABLE', retryable: true, turn_id: turnId });
+    disk.full = false;
+  });
+});
+
 describe('a SQLite file damaged while the server runs', () => {
   it('reports degraded and not ready, refuses sends with 503, and recovers by itself once the file is sound again', async () => {
     const path = databasePath();

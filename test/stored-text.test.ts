@@ -49,7 +49,7 @@ describe('text that cannot be stored faithfully', () => {
 describe('conversation titles', () => {
   it('refuse control characters and lone surrogates with 422, and keep any other text', async () => {
     expect((await postJson(`${server.url}/api/v1/chat/wait`, { message: 'title me', context_id: 'titles' })).status).toBe(200);
-    for (const title of ['two\nlines', 'tab\there', 'bell\u0007', 'escape \u001b[31mred', 'del\u007f', 'c1\u0085', 'nul\u0000']) {
+    for (const title of ['two\nlines', 'tab\there', 'bell\u0007', 'escape \u001b[31mred', 'del\u007f', 'c1\u0085', 'nul\u0000', 'line\u2028separator', 'para\u2029graph', 'evil\u202egpj.exe', 'lre\u202ax', 'isolate\u2067x\u2069']) {
       const response = await patchTitle('titles', JSON.stringify({ title }));
       expect(response.status, JSON.stringify(title)).toBe(422);
       const body = await response.json();
@@ -66,5 +66,8 @@ describe('conversation titles', () => {
   it('made from a first message hold no control characters either', async () => {
     expect((await postJson(`${server.url}/api/v1/chat/wait`, { message: 'red\u001b[31m alert\u0007\u0000 now\u0085!', context_id: 'auto-title' })).status).toBe(200);
     expect((await getJson(`${server.url}/api/v1/conversations/auto-title`)).body.title).toBe('red [31m alert now !');
+    const spoofing = 'invoice\u202egpj.exe\u2028next\u2029line \u2066isolated\u2069';
+    expect((await postJson(`${server.url}/api/v1/chat/wait`, { message: spoofing, context_id: 'auto-title-bidi' })).status).toBe(200);
+    expect((await getJson(`${server.url}/api/v1/conversations/auto-title-bidi`)).body.title).toBe('invoicegpj.exe next line isolated');
   });
 });

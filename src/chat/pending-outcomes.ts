@@ -16,6 +16,8 @@ export class PendingOutcomes {
   readonly #outcomes = new Map<string, TurnOutcome>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<boolean> | undefined;
+  /** Set by close(): the last flush at shutdown must not arm a retry against a store about to close. */
+  #closed = false;
 
   constructor(store: ConversationStore, logger: Logger, retryIntervalMs = RETRY_INTERVAL_MS) {
     this.#store = store;
@@ -42,6 +44,7 @@ export class PendingOutcomes {
 
   /** Stops retrying in the background (at shutdown; a restart marks what is left interrupted). */
   close(): void {
+    this.#closed = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
   }
@@ -62,7 +65,7 @@ export class PendingOutcomes {
   }
 
   #schedule(): void {
-    if (this.#outcomes.size === 0 || this.#timer) return;
+    if (this.#closed || this.#outcomes.size === 0 || this.#timer) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       void this.flush();

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { ChatWaitError, RequestError } from '../errors.js';
+import { ChatWaitError, RequestError, StoreUnavailableError } from '../errors.js';
 import type { ToolStep, TurnRecord } from '../store/conversation-store.js';
 import type { ChatModel } from './chat-model.js';
 import { conversationKey, findConversationKey, publicContextId } from './conversation-keys.js';
 import { buildContext, historyTurnsNeeded, turnsToMessages } from './history.js';
 import { runGeneration, TurnCancelled, type TurnResult } from './turn-generation.js';
-import { fromPosition, fromTokenIndex, orResync, resyncFromRecord, tokenPosition, type WireBatch, type WireEvent } from './turn-reading.js';
+import { fromPosition, fromTokenIndex, OUTCOME_NOT_STORED, orResync, resyncFromRecord, tokenPosition, type WireBatch, type WireEvent } from './turn-reading.js';
 import type { StartTurnInput, TurnHandle, TurnManagerOptions, TurnStream } from './turn-types.js';
 
 export type { TurnResult } from './turn-generation.js';
@@ -91,13 +91,13 @@ export class TurnManager {
     const resolution = await this.#resolve(input, key, replay);
     if (resolution.kind === 'new') {
       const turn = await this.#begin(input, resolution.reservation);
-      return { ...handleOf(turn), startId: `${turn.turnId}/start`, events: this.#orResync(turn.turnId, fromPosition(log, turn.turnId, 0, signal)) };
+      return { ...handleOf(turn), startId: `${turn.turnId}/start`, events: this.#orResync(turn.turnId, publicContextId(turn.contextId), fromPosition(log, turn.turnId, 0, signal)) };
     }
     const { turnId, model, toolSteps } = resolution.kind === 'active' ? resolution.turn : resolution.record;
     const contextId = publicContextId(resolution.kind === 'active' ? resolution.turn.contextId : resolution.record.contextId);
     const startId = lastTokenIndex > 0 ? `${turnId}/${tokenPosition(lastTokenIndex - 1, toolSteps)}` : `${turnId}/start`;
     if (resolution.kind === 'ended' && !log.has(turnId)) return { turnId, contextId, model, resumed: true, startId, events: listOf(resyncFromRecord(resolution.record)) };
-    return { turnId, contextId, model, resumed: true, startId, events: this.#orResync(turnId, fromTokenIndex(log, turnId, lastTokenIndex, signal)) };
+    return { turnId, contextId, model, resumed: true, startId, events: this.#orResync(turnId, contextId, fromTokenIndex(log, turnId, lastTokenIndex, signal)) };
   }
 
   /** Resumes from a `Last-Event-ID` (`<turn_id>/<position>`): replay then live tail, or `resync` once the turn has left the log. */
@@ -124,15 +124,15 @@ export class TurnManager {
     const { log } = this.#options;
     const startId = `${turnId}/${after}`;
     const from = after === 'start' ? 0 : Number(after) + 1;
-    if (active) return { turnId, contextId: turnContext, model: active.model, resumed: true, startId, events: this.#orResync(turnId, fromPosition(log, turnId, from, signal)) };
+    if (active) return { turnId, contextId: turnContext, model: active.model, resumed: true, startId, events: this.#orResync(turnId, turnContext, fromPosition(log, turnId, from, signal)) };
     const { model } = record!;
-    const events = after !== 'resync' && log.has(turnId) ? this.#orResync(turnId, fromPosition(log, turnId, from, signal)) : listOf(resyncFromRecord(record!));
+    const events = after !== 'resync' && log.has(turnId) ? this.#orResync(turnId, turnContext, fromPosition(log, turnId, from, signal)) : listOf(resyncFromRecord(record!));
     return { turnId, contextId: turnContext, model, resumed: true, startId, events };
   }
 
   /** A reader's events, or `resync` and `end` from the store if the turn's log leaves memory first. */
-  #orResync(turnId: string, events: AsyncIterable<WireBatch>): AsyncIterable<WireBatch> {
-    return orResync(events, this.#options.log, turnId, () => this.#options.store.getTurn(turnId));
+  #orResync(turnId: string, contextId: string, events: AsyncIterable<WireBatch>): AsyncIterable<WireBatch> {
+    return orResync(events, this.#options.log, turnId, contextId, () => this.#options.store.getTurn(turnId));
   }
 
   /** Stops a generating turn (its readers get `end` with `finish_reason: "cancelled"`); harmless on an ended one. */
@@ -312,7 +312,10 @@ function handleOf(turn: ActiveTurn): TurnHandle {
 /** The handle of a turn that already ended: its stored answer, or the error it ended with. */
 function endedHandle(record: TurnRecord): TurnHandle {
   const done =
-    record.status === 'complete' || record.status === 'cancelled'
+    // Ended here but still `streaming` in the store: its outcome waits for the store to take it (PendingOutcomes).
+    record.status === 'streaming'
+      ? Promise.reject(outcomeNotStored())
+      : record.status === 'complete' || record.status === 'cancelled'
       ? Promise.resolve<TurnResult>({
           turnId: record.turnId,
           contextId: publicContextId(record.contextId),
@@ -333,6 +336,11 @@ function endedHandle(record: TurnRecord): TurnHandle {
         );
   done.catch(() => {});
   return { turnId: record.turnId, contextId: publicContextId(record.contextId), model: record.model, resumed: true, done };
+}
+
+/** What a send of a turn whose outcome the store has not taken yet gets. */
+function outcomeNotStored(): StoreUnavailableError {
+  return new StoreUnavailableError(OUTCOME_NOT_STORED);
 }
 
 async function* listOf(events: WireEvent[]): AsyncIterable<WireBatch> {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryReplayLog } from '../streams/memory-replay-log.js';
-import { fromPosition, fromTokenIndex, type WireBatch } from './turn-reading.js';
+import { StoreUnavailableError } from '../errors.js';
+import type { TurnRecord } from '../store/conversation-store.js';
+import { fromPosition, fromTokenIndex, orResync, resyncFromRecord, type WireBatch } from './turn-reading.js';
 import { errorEventData, toolCallEventData, toolResultEventData } from './wire-events.js';
 
 /** What a client would receive: the SSE text of every batch. */
@@ -63,5 +65,44 @@ describe('reading a turn', () => {
     // By token index: token 1 comes after the tool step; the step before it is not sent again.
     expect(await wireText(fromTokenIndex(log, 'turn', 1))).toBe(blocks('turn', withTools, 1));
     expect(await wireText(fromTokenIndex(log, 'turn', 2))).toBe(blocks('turn', withTools, 4));
+  });
+
+  it('never ends in silence once the log is gone: a store that cannot be read, or a turn deleted, gives an error event', async () => {
+    const log = new MemoryReplayLog();
+    const read = (getRecord: () => Promise<TurnRecord | undefined>) => wireText(orResync(fromPosition(log, 'gone', 0), log, 'gone', 'chat', getRecord));
+    const storeDown = await read(() => Promise.reject(new StoreUnavailableError('disk full')));
+    expect(storeDown).toMatch(/^data: .*\nid: gone\/resync\n\n$/);
+    expect(JSON.parse(storeDown.slice(6, storeDown.indexOf('\n')))).toMatchObject({
+      type: 'error',
+      context_id: 'chat',
+      turn_id: 'gone',
+      error_code: 'STORE_UNAVAILABLE',
+      retryable: true,
+    });
+    const deleted = await read(() => Promise.resolve(undefined));
+    expect(JSON.parse(deleted.slice(6, deleted.indexOf('\n')))).toMatchObject({ type: 'error', turn_id: 'gone', error_code: 'NOT_FOUND', retryable: false });
+  });
+
+  it('tells a turn whose outcome the store has not taken yet from an interrupted one', () => {
+    const record: TurnRecord = {
+      turnId: 'pending',
+      contextId: 'chat',
+      userMessage: 'hi',
+      answer: 'partial',
+      status: 'streaming',
+      model: 'demo',
+      createdAt: new Date(),
+      finishedAt: undefined,
+      usage: undefined,
+      timings: undefined,
+      errorCode: undefined,
+      clientMessageId: undefined,
+      tokenCount: 1,
+      toolSteps: [],
+    };
+    const events = resyncFromRecord(record);
+    expect(events).toHaveLength(1);
+    expect(JSON.parse(events[0]!.data)).toMatchObject({ type: 'error', error_code: 'STORE_UNAVAILABLE', retryable: true });
+    expect(JSON.parse(resyncFromRecord({ ...record, status: 'interrupted' }).at(-1)!.data)).toMatchObject({ type: 'end', finish_reason: 'interrupted' });
   });
 });

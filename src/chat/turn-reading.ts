@@ -1,7 +1,8 @@
 import type { ToolStep, TurnRecord } from '../store/conversation-store.js';
 import { ReplayLogEvicted, type LogEntry, type ReplayLog } from '../streams/replay-log.js';
 import { publicContextId } from './conversation-keys.js';
-import { endEventData, resyncEventData, sseBlock, type FinishReason } from './wire-events.js';
+import { StoreUnavailableError } from '../errors.js';
+import { endEventData, errorEventData, resyncEventData, sseBlock, type FinishReason } from './wire-events.js';
 
 /** One event ready for the wire: its SSE id and its JSON. */
 export interface WireEvent {
@@ -104,6 +105,7 @@ export async function* orResync(
   events: AsyncIterable<WireBatch>,
   log: ReplayLog,
   turnId: string,
+  contextId: string,
   getRecord: () => Promise<TurnRecord | undefined>,
 ): AsyncIterable<WireBatch> {
   try {
@@ -114,8 +116,20 @@ export async function* orResync(
   } catch (error) {
     if (!(error instanceof ReplayLogEvicted)) throw error;
   }
-  const record = await getRecord();
-  if (record) yield resyncFromRecord(record);
+  // The `resync` id makes a reconnect ask the store again.
+  const failed = (code: string, message: string, retryable: boolean): WireEvent[] => [
+    { id: `${turnId}/resync`, data: errorEventData(contextId, turnId, code, message, retryable) },
+  ];
+  let record: TurnRecord | undefined;
+  try {
+    record = await getRecord();
+  } catch (error) {
+    yield error instanceof StoreUnavailableError
+      ? failed('STORE_UNAVAILABLE', 'The answer left memory and the conversation store cannot be read right now. Please reconnect in a moment.', true)
+      : failed('INTERNAL_ERROR', 'Something went wrong while reading this answer. Please reconnect in a moment.', true);
+    return;
+  }
+  yield record ? resyncFromRecord(record) : failed('NOT_FOUND', 'This turn no longer exists (its conversation may have been deleted).', false);
 }
 
 /**
@@ -128,9 +142,18 @@ export function tokenPosition(tokenIndex: number, toolSteps: readonly ToolStep[]
   return position;
 }
 
+/** The message of a turn that ended but whose outcome the store has not taken yet (a full disk...). */
+export const OUTCOME_NOT_STORED =
+  'This message has been answered, but the conversation store cannot record the outcome yet (its disk may be full). Please try again in a moment.';
+
 /** `resync` with a stored answer, then its `end`: what a resume gets once the turn has left the replay log. */
 export function resyncFromRecord(record: TurnRecord): WireEvent[] {
-  const finishReason: FinishReason = record.status === 'complete' ? 'stop' : record.status === 'streaming' ? 'interrupted' : record.status;
+  if (record.status === 'streaming') {
+    // Not generating, yet still `streaming` in the store: how it ended waits for the store to take it; `interrupted` would be untrue.
+    // The id makes a reconnect ask for the stored outcome again.
+    return [{ id: `${record.turnId}/resync`, data: errorEventData(publicContextId(record.contextId), record.turnId, 'STORE_UNAVAILABLE', OUTCOME_NOT_STORED, true) }];
+  }
+  const finishReason: FinishReason = record.status === 'complete' ? 'stop' : record.status;
   const tokenCount = record.tokenCount;
   const end = endEventData({
     contextId: publicContextId(record.contextId),

@@ -155,6 +155,7 @@ export const healthResponseSchema = z.object({
 /** The error responses every chat route may give, for the docs. */
 export const chatErrorResponses = {
   400: errorResponseSchema.describe('EMPTY_MESSAGE: the message is only whitespace'),
+  403: errorResponseSchema.describe('ORIGIN_NOT_ALLOWED: a browser page on another origin; HOST_NOT_ALLOWED: a loopback server reached by another host name'),
   404: errorResponseSchema.describe('NOT_FOUND'),
   409: errorResponseSchema.describe('CONVERSATION_BUSY, or IDEMPOTENCY_KEY_REUSED: the client_message_id was sent before with a different message'),
   413: errorResponseSchema.describe('PAYLOAD_TOO_LARGE'),
@@ -163,6 +164,6 @@ export const chatErrorResponses = {
   429: errorResponseSchema.describe('RATE_LIMITED or TOO_MANY_GENERATING_TURNS'),
   500: errorResponseSchema.describe('INTERNAL_ERROR'),
   502: errorResponseSchema.describe('UPSTREAM_ERROR'),
-  503: errorResponseSchema.describe('MODEL_UNAVAILABLE, SERVER_BUSY or SHUTTING_DOWN'),
+  503: errorResponseSchema.describe('MODEL_UNAVAILABLE, SERVER_BUSY, SHUTTING_DOWN, or STORE_UNAVAILABLE: the conversation store cannot be used now (a full disk?)'),
   504: errorResponseSchema.describe('UPSTREAM_TIMEOUT'),
 };

@@ -118,8 +118,12 @@ export interface ConversationStore {
 
 /** The title a conversation gets from its first message: one line, without control characters (as a rename requires). */
 export function titleFromMessage(message: string): string {
-  // eslint-disable-next-line no-control-regex
-  const line = message.replace(/[\s\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  // Direction overrides and isolates go (they can make a title show as other text); separators become spaces.
+  const line = message
+    .replace(/[\u202a-\u202e\u2066-\u2069]/g, '')
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\s\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ')
+    .trim();
   const characters = [...line];
   return characters.length <= 60 ? line : `${characters.slice(0, 59).join('').trimEnd()}…`;
 }

@@ -1,7 +1,7 @@
 import { ConfigError } from '../config.js';
 import type { ConversationStore } from './conversation-store.js';
 import { MemoryConversationStore } from './memory-store.js';
-import { openSqliteStore } from './open-sqlite.js';
+import { openSqliteStore } from './open-sqlite-store.js';
 
 /** The store `DATABASE_URL` names: `memory`, `sqlite:<path>` (the default) or, later, PostgreSQL. */
 export function createConversationStore(databaseUrl: string): ConversationStore {

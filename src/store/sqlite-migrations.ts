@@ -34,6 +34,8 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX conversations_by_owner_activity ON conversations (owner, updated_at DESC, context_id DESC);`,
   // 3: the tools a turn called, as a JSON list of steps (NULL when it called none).
   `ALTER TABLE turns ADD COLUMN tool_steps TEXT;`,
+  // 4: one row the health check rewrites, after a write failed, to learn whether writes work again.
+  `CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), written_at INTEGER NOT NULL);`,
 ];
 
 /** Brings a database up to the latest schema; returns the version it ends at. */

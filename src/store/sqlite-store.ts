@@ -1,5 +1,3 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { Database, Statement } from 'better-sqlite3';
 import {
   decodeCursor,
@@ -18,8 +16,9 @@ import {
   type TurnRecord,
   type TurnStatus,
 } from './conversation-store.js';
+import { StoreUnavailableError } from '../errors.js';
 import { migrate } from './sqlite-migrations.js';
-import { guardStatement, openSqliteDatabase, toStoreError } from './sqlite-open.js';
+import { guardStatement, openSqliteDatabase, toStoreError } from './open-sqlite-store.js';
 
 interface TurnRow {
   turn_id: string;
@@ -57,10 +56,11 @@ export class SqliteConversationStore implements ConversationStore {
   readonly #statements: Record<string, Statement>;
   #clock = 0;
   #pending: { operation: () => void; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  /** The last write the store refused as STORE_UNAVAILABLE (a full disk...), until a write commits again: health fails meanwhile. */
+  #writeFailure: StoreUnavailableError | undefined;
 
   /** Opens (creating if needed) and migrates the database at `path` (`:memory:` for a throwaway one). */
   constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.#database = openSqliteDatabase(path, (database) => {
       database.pragma('journal_mode = WAL');
       // NORMAL in WAL mode survives a process crash (kill -9); only a power loss can cost the last commits.
@@ -99,10 +99,12 @@ export class SqliteConversationStore implements ConversationStore {
       deleteConversation: prepare('DELETE FROM conversations WHERE context_id = ?'),
       markInterrupted: prepare("UPDATE turns SET status = 'interrupted', finished_at = ? WHERE status = 'streaming'"),
       // Health: a row of each table is read, and a write is begun then rolled back (a read-only file or one
-      // another process locks fails it). A full disk shows in the writes turns make (see PendingOutcomes).
+      // another process locks fails it). A rolled-back write needs no disk space, so a full disk shows in the
+      // writes that failed (#writeFailure); then the probe row is really written, to see when space is back.
       pingConversations: prepare('SELECT context_id FROM conversations LIMIT 1'),
       pingTurns: prepare('SELECT turn_id, answer FROM turns ORDER BY rowid DESC LIMIT 1'),
       pingWrite: prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (0, 0)'),
+      probeWrite: prepare('INSERT INTO store_probe (id, written_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at'),
     };
   }
 
@@ -208,13 +210,13 @@ export class SqliteConversationStore implements ConversationStore {
 
   async renameConversation(contextId: string, title: string): Promise<ConversationSummary | undefined> {
     this.#flush();
-    if (this.#statements.rename!.run(title, contextId).changes === 0) return undefined;
+    if (this.#tracked(() => this.#statements.rename!.run(title, contextId)).changes === 0) return undefined;
     return toSummary(this.#statements.getSummary!.get(contextId) as ConversationRow);
   }
 
   async deleteConversation(contextId: string): Promise<boolean> {
     this.#flush();
-    return this.#statements.deleteConversation!.run(contextId).changes > 0;
+    return this.#tracked(() => this.#statements.deleteConversation!.run(contextId)).changes > 0;
   }
 
   async markInterrupted(): Promise<number> {
@@ -224,6 +226,11 @@ export class SqliteConversationStore implements ConversationStore {
 
   async ping(): Promise<void> {
     this.#flush();
+    if (this.#writeFailure) {
+      // A real commit: it needs the disk space (or write access) the failed writes lacked.
+      this.#tracked(() => this.#statements.probeWrite!.run(Date.now()));
+      return;
+    }
     try {
       this.#database.transaction(() => {
         this.#statements.pingConversations!.get();
@@ -241,12 +248,28 @@ export class SqliteConversationStore implements ConversationStore {
     if (this.#database.open) this.#database.close();
   }
 
+  /** Runs one write outside the queue, recording whether the store refused it or took it. */
+  #tracked<T>(write: () => T): T {
+    try {
+      const result = write();
+      this.#writeFailure = undefined;
+      return result;
+    } catch (error) {
+      // A commit's own failure (WAL mode writes at commit) comes straight from SQLite, not through guardStatement.
+      const failure = toStoreError(error);
+      if (failure instanceof StoreUnavailableError) this.#writeFailure = failure;
+      throw failure;
+    }
+  }
+
   /**
    * Queues a write; every write queued in the same turn of the event loop commits in one transaction
    * (a commit costs ~90 µs here, a write inside one a few µs). Reads flush the queue first, so
    * they always see every write asked for before them.
    */
   #write(operation: () => void): Promise<void> {
+    // A closed store has no connection to write with: refuse at once rather than leave the caller waiting forever.
+    if (!this.#database.open) return Promise.reject(closedError());
     return new Promise((resolve, reject) => {
       this.#pending.push({ operation, resolve, reject });
       if (this.#pending.length === 1) setImmediate(() => this.#flush());
@@ -254,18 +277,24 @@ export class SqliteConversationStore implements ConversationStore {
   }
 
   #flush(): void {
-    if (this.#pending.length === 0 || !this.#database.open) return;
+    if (this.#pending.length === 0) return;
     const batch = this.#pending.splice(0);
+    if (!this.#database.open) {
+      for (const write of batch) write.reject(closedError());
+      return;
+    }
     try {
-      this.#database.transaction(() => {
-        for (const write of batch) write.operation();
-      })();
+      this.#tracked(() =>
+        this.#database.transaction(() => {
+          for (const write of batch) write.operation();
+        })(),
+      );
       for (const write of batch) write.resolve();
     } catch {
       // One bad write must not fail the others: apply them one by one, failing only the bad one.
       for (const write of batch) {
         try {
-          this.#database.transaction(write.operation)();
+          this.#tracked(() => this.#database.transaction(write.operation)());
           write.resolve();
         } catch (error) {
           write.reject(toStoreError(error));
@@ -279,6 +308,10 @@ export class SqliteConversationStore implements ConversationStore {
     this.#clock = Math.max(Date.now(), this.#clock + 1);
     return this.#clock;
   }
+}
+
+function closedError(): StoreUnavailableError {
+  return new StoreUnavailableError('The conversation store is closed (the server is shutting down). Please try again in a moment.');
 }
 
 /** Thrown inside the health probe's transaction so that its write is rolled back. */

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { StartTurnInput, TurnManager, TurnStream } from '../../chat/turn-manager.js';
 import type { ClientLimits } from '../client-limits.js';
-import { startEventData } from '../../chat/wire-events.js';
+import { errorEventData, startEventData } from '../../chat/wire-events.js';
 import { RequestError } from '../../errors.js';
 import {
   cancelResponseSchema,
@@ -168,6 +168,13 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
       }
     } catch (error) {
       request.log.error({ err: error, turn_id: stream.turnId }, 'streaming a turn failed');
+      // Never silence: a reader still connected learns the stream failed, and may reconnect (the `resync` id asks the store).
+      if (!sse.signal.aborted) {
+        void sse.send(
+          `${stream.turnId}/resync`,
+          errorEventData(stream.contextId, stream.turnId, 'INTERNAL_ERROR', 'Something went wrong while streaming this answer. Please reconnect in a moment.', true),
+        );
+      }
     } finally {
       // Fastify's one line for this request is written when the response ends: give it the turn's fields.
       reply.log = reply.log.child({ turn_id: stream.turnId, resumed: stream.resumed, closed_by: sse.closedBy ?? 'server' });

@@ -60,9 +60,12 @@ const turnsQuerySchema = z.object({
     .describe('next_cursor of the previous page: the page of turns just older than it.'),
 });
 
-/** C0 and C1 control characters and DEL: a title is one line of text, shown in lists and terminals. */
+/**
+ * C0 and C1 control characters, DEL, the Unicode line and paragraph separators, and the bidirectional
+ * overrides and isolates (which can make a title show as other text): a title is one line of plain text.
+ */
 // eslint-disable-next-line no-control-regex
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 const titleBodySchema = z.object(
   {
@@ -72,7 +75,7 @@ const titleBodySchema = z.object(
         .trim()
         .min(1, 'title must not be empty')
         .max(200, 'title must be at most 200 characters')
-        .refine((title) => !CONTROL_CHARACTER.test(title), 'title must be one line of text, without control characters (line breaks, tabs, escapes)'),
+        .refine((title) => !CONTROL_CHARACTER.test(title), 'title must be one line of text, without control characters (line breaks, tabs, escapes, text direction overrides)'),
       'title',
     ),
   },
