@@ -68,7 +68,19 @@ export async function registerDocsRoutes(app: FastifyInstance): Promise<void> {
   app.get('/redoc', { schema: { hide: true } }, async (_request, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', DOCS_CSP).send(REDOC_PAGE));
   let redocScript: Promise<Buffer> | undefined;
   app.get('/redoc/redoc.standalone.js', { schema: { hide: true } }, async (_request, reply) => {
-    redocScript ??= readFile(createRequire(import.meta.url).resolve('redoc/bundles/redoc.standalone.js'));
+    redocScript ??= readRedocBundle();
     return reply.type('application/javascript; charset=utf-8').header('cache-control', 'public, max-age=86400').send(await redocScript);
   });
+}
+
+/**
+ * ReDoc's bundle: the copy `npm run build` puts in dist/ (a built tree installed with `--omit=dev` has
+ * no ReDoc package), else the package's own (running from source).
+ */
+async function readRedocBundle(): Promise<Buffer> {
+  try {
+    return await readFile(new URL('../../redoc.standalone.js', import.meta.url));
+  } catch {
+    return readFile(createRequire(import.meta.url).resolve('redoc/bundles/redoc.standalone.js'));
+  }
 }
