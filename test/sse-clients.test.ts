@@ -94,21 +94,25 @@ function followWithEventSource(EventSourceClass: new (url: string) => EventSourc
   });
 }
 
+/** Runs `follow` through a proxy that cuts connections inside events, then checks it cut them all. */
+async function throughCuttingProxy(follow: (url: string) => Promise<void>): Promise<void> {
+  const proxy = await cuttingProxy();
+  try {
+    await follow(proxy.url);
+    expect(proxy.cuts()).toBe(CUTS);
+  } finally {
+    await proxy.close();
+  }
+}
+
 describe('popular SSE clients through connections cut inside events', () => {
   it('@microsoft/fetch-event-source gets every token exactly once, in order, over many cuts', async () => {
-    const proxy = await cuttingProxy();
-    try {
-      expectEveryTokenOnce(await followWithFetchEventSource(proxy.url, 'cut-fetch-event-source'));
-      expect(proxy.cuts()).toBe(CUTS);
-    } finally {
-      await proxy.close();
-    }
+    await throughCuttingProxy(async (url) => expectEveryTokenOnce(await followWithFetchEventSource(url, 'cut-fetch-event-source')));
   }, 60_000);
 
   it('eventsource 2.x gets every token exactly once, in order, over many cuts', async () => {
-    const proxy = await cuttingProxy();
-    try {
-      const messages = await followWithEventSource(EventSourceV2, proxy.url, 'cut-eventsource-2');
+    await throughCuttingProxy(async (url) => {
+      const messages = await followWithEventSource(EventSourceV2, url, 'cut-eventsource-2');
       // eventsource 2.x keeps the data lines of an event cut before its blank line and puts them in front of
       // the next connection's first event (the spec says to discard them): that message is the cut event's
       // JSON, a newline, then the resumed start. The cut event itself is sent again (its id never arrived).
@@ -119,20 +123,13 @@ describe('popular SSE clients through connections cut inside events', () => {
         expect(JSON.parse(lines[1]!)).toMatchObject({ type: 'start', resumed: true });
       }
       expectEveryTokenOnce(messages.filter((data) => !data.includes('\n')));
-      expect(proxy.cuts()).toBe(CUTS);
-    } finally {
-      await proxy.close();
-    }
+    });
   }, 60_000);
 
   it('eventsource 4.x gets every token exactly once, in order, over many cuts', async () => {
-    const proxy = await cuttingProxy();
-    try {
-      expectEveryTokenOnce(await followWithEventSource(EventSourceV4 as unknown as new (url: string) => EventSourceLike, proxy.url, 'cut-eventsource-4'));
-      expect(proxy.cuts()).toBe(CUTS);
-    } finally {
-      await proxy.close();
-    }
+    await throughCuttingProxy(async (url) =>
+      expectEveryTokenOnce(await followWithEventSource(EventSourceV4 as unknown as new (url: string) => EventSourceLike, url, 'cut-eventsource-4')),
+    );
   }, 60_000);
 });
 

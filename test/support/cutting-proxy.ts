@@ -62,7 +62,6 @@ export interface TamperOptions {
 /** An HTTP proxy to `target` that tampers with what passes, as told. */
 export async function startTamperingProxy(target: string, options: TamperOptions): Promise<CuttingProxy> {
   const { hostname, port } = new URL(target);
-  const sockets = new Set<net.Socket>();
   let sent = '';
   const server = http.createServer((request, response) => {
     sent += `${request.method} ${request.url}\n${Object.entries(request.headers).map(([name, value]) => `${name}: ${String(value)}`).join('\n')}\n\n`;
@@ -92,18 +91,11 @@ export async function startTamperingProxy(target: string, options: TamperOptions
     response.on('close', () => upstreamRequest.destroy());
     request.pipe(upstreamRequest);
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  return listen(server, () => sent, () => {
-    const count = sockets.size;
-    for (const socket of sockets) socket.destroy();
-    return count;
-  });
+  return listen(server, () => sent);
 }
 
-async function listen(server: net.Server, sent: () => string, cut: () => number): Promise<CuttingProxy> {
+/** Listens on a free loopback port; `cut` (by default: destroy every connection open through it) ends what passes. */
+async function listen(server: net.Server, sent: () => string, cut: () => number = destroyingConnections(server)): Promise<CuttingProxy> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
@@ -135,7 +127,6 @@ export interface InEventCutOptions {
  */
 export async function startInEventCuttingProxy(target: string, options: InEventCutOptions): Promise<CuttingProxy & { cuts: () => number }> {
   const { hostname, port } = new URL(target);
-  const sockets = new Set<net.Socket>();
   let streams = 0;
   let cuts = 0;
   const server = http.createServer((request, response) => {
@@ -181,14 +172,20 @@ export async function startInEventCuttingProxy(target: string, options: InEventC
     response.on('close', () => upstreamRequest.destroy());
     request.pipe(upstreamRequest);
   });
+  const proxy = await listen(server, () => '');
+  return { ...proxy, cuts: () => cuts };
+}
+
+/** Tracks a server's connections; the returned function destroys those open and says how many there were. */
+function destroyingConnections(server: net.Server): () => number {
+  const sockets = new Set<net.Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
-  const proxy = await listen(server, () => '', () => {
+  return () => {
     const count = sockets.size;
     for (const socket of sockets) socket.destroy();
     return count;
-  });
-  return { ...proxy, cuts: () => cuts };
+  };
 }

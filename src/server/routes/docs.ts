@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
+import { contentSecurityPolicy, PAGE_CSP_DIRECTIVES } from './page.js';
 
 const REDOC_PAGE = `<!doctype html>
 <html lang="en">
@@ -26,19 +27,11 @@ const REDOC_PAGE = `<!doctype html>
  * runs its search in a worker built from a blob: URL, and both fetch only /openapi.json (and "Try it
  * out" only this server).
  */
-export const DOCS_CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "worker-src 'self' blob:",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data:",
-  "font-src 'self' data:",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "frame-ancestors 'none'",
-  "form-action 'self'",
-].join('; ');
+export const DOCS_CSP = contentSecurityPolicy({
+  ...PAGE_CSP_DIRECTIVES,
+  'worker-src': "'self' blob:",
+  'font-src': "'self' data:",
+});
 
 /** Registers the OpenAPI document (built from the route schemas) before any route is added. */
 export async function registerOpenApi(app: FastifyInstance, version: string): Promise<void> {

@@ -10,19 +10,29 @@ import type { Config } from '../../config.js';
 /** Where `npm run build` puts the chat page: dist/web under the project root (two levels above this file in src/ and dist/). */
 export const PAGE_DIRECTORY = fileURLToPath(new URL('../../../dist/web/', import.meta.url));
 
-/** The page's Content Security Policy: no inline script, nothing from other origins. */
-export const PAGE_CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "frame-ancestors 'none'",
-  "form-action 'self'",
-].join('; ');
+/** The directives of the page's Content Security Policy: no inline script, nothing from other origins. */
+export const PAGE_CSP_DIRECTIVES: Readonly<Record<string, string>> = {
+  'default-src': "'self'",
+  'script-src': "'self'",
+  'style-src': "'self' 'unsafe-inline'",
+  'img-src': "'self' data:",
+  'font-src': "'self'",
+  'connect-src': "'self'",
+  'object-src': "'none'",
+  'base-uri': "'none'",
+  'frame-ancestors': "'none'",
+  'form-action': "'self'",
+};
+
+/** A Content-Security-Policy header value from its directives. */
+export function contentSecurityPolicy(directives: Readonly<Record<string, string>>): string {
+  return Object.entries(directives)
+    .map(([name, sources]) => `${name} ${sources}`)
+    .join('; ');
+}
+
+/** The page's Content Security Policy. */
+export const PAGE_CSP = contentSecurityPolicy(PAGE_CSP_DIRECTIVES);
 
 /** Options of the page routes. */
 export interface PageRoutesOptions {
