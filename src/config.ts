@@ -112,7 +112,7 @@ function parseJsonList(value: string): string[] | undefined {
   return undefined;
 }
 
-/** The tools ChatWait ships with, as `TOOLS` names them (src/chat/tools/ implements each). */
+/** The tools ChatWait ships with, as `TOOLS` names them (src/model/tools/ implements each). */
 export const BUILT_IN_TOOLS = ['get_current_time', 'calculate', 'convert_units'] as const;
 
 /** The name of one built-in tool. */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { composeDemoAnswer } from '../src/chat/demo-model.js';
+import { composeDemoAnswer } from '../src/model/demo-model.js';
 import { readSse, tokensOf } from './support/sse-client.js';
 import { spawnServer } from './support/spawn-server.js';
 import { postJson, startTestServer, type TestServer } from './support/test-server.js';

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_INSTRUCTIONS } from '../src/chat/agent.js';
+import { DEFAULT_INSTRUCTIONS } from '../src/model/create-model.js';
 import { startFakeOpenAI, type FakeOpenAIServer } from './support/fake-openai-server.js';
 import { readSse, tokensOf } from './support/sse-client.js';
 import { getJson, postJson, startTestServer, type TestServer } from './support/test-server.js';

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { TurnObserver } from '../chat/turn-generation.js';
+import type { TurnObserver } from '../turns/turn-generation.js';
 import type { ConversationStore } from '../store/conversation-store.js';
 import { HotCounter, HotHistogram } from './hot-metrics.js';
 

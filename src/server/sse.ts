@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { sseBlock } from '../chat/wire-events.js';
+import { sseBlock } from '../protocol/wire-events.js';
 
 /** How long a browser's EventSource waits before reconnecting, sent as the stream's `retry:` field. */
 export const SSE_RETRY_MS = 2000;

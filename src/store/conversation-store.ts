@@ -1,13 +1,6 @@
-import type { TokenUsage } from '../chat/chat-model.js';
+import type { TokenUsage, TurnStatus, TurnTimings } from '../protocol/turn.js';
 
-/** Where a turn stands: generating, or how it ended. */
-export type TurnStatus = 'streaming' | 'complete' | 'cancelled' | 'interrupted' | 'error';
-
-/** Time to first token and total time of a turn, in milliseconds. */
-export interface TurnTimings {
-  ttft_ms: number | null;
-  total_ms: number;
-}
+export type { TurnStatus, TurnTimings };
 
 /** One tool call of a turn and its outcome, in the order the model made them. */
 export interface ToolStep {

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { StartTurnInput, TurnManager, TurnStream } from '../../chat/turn-manager.js';
+import type { StartTurnInput, TurnManager, TurnStream } from '../../turns/turn-manager.js';
 import type { ClientLimits } from '../client-limits.js';
-import { errorEventData, startEventData } from '../../chat/wire-events.js';
+import { errorEventData, startEventData } from '../../protocol/wire-events.js';
 import { RequestError } from '../../errors.js';
 import {
   cancelResponseSchema,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { findConversationKey, publicContextId } from '../../chat/conversation-keys.js';
-import type { TurnManager } from '../../chat/turn-manager.js';
+import { findConversationKey, publicContextId } from '../../turns/conversation-keys.js';
+import type { TurnManager } from '../../turns/turn-manager.js';
 import { RequestError } from '../../errors.js';
 import { decodeTurnCursor, type ConversationStore, type ConversationSummary, type TurnRecord } from '../../store/conversation-store.js';
 import { chatErrorResponses, conversationParamsSchema, storable, toToolStepJson, toolStepSchema, usageSchema } from '../schemas.js';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { ChatModel } from '../../chat/chat-model.js';
-import type { PendingOutcomes } from '../../chat/pending-outcomes.js';
+import type { ChatModel } from '../../model/chat-model.js';
+import type { PendingOutcomes } from '../../turns/pending-outcomes.js';
 import type { ConversationStore } from '../../store/conversation-store.js';
 import { healthResponseSchema } from '../schemas.js';
 

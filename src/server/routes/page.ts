@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { ChatModel } from '../../chat/chat-model.js';
+import type { ChatModel } from '../../model/chat-model.js';
 import type { Config } from '../../config.js';
 
 /** Where `npm run build` puts the chat page: dist/web under the project root (two levels above this file in src/ and dist/). */

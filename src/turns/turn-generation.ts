@@ -2,10 +2,10 @@ import { StoreUnavailableError, UpstreamError, toChatWaitError } from '../errors
 import type { Logger } from '../observability/logger.js';
 import type { ConversationStore, ToolStep, TurnOutcome, TurnTimings } from '../store/conversation-store.js';
 import type { ReplayLog } from '../streams/replay-log.js';
-import type { ChatMessage, ChatModel, ModelStreamEvent, TokenUsage } from './chat-model.js';
+import type { ChatMessage, ChatModel, ModelStreamEvent, TokenUsage } from '../model/chat-model.js';
 import type { PendingOutcomes } from './pending-outcomes.js';
-import { emptyAnswerError } from './upstream-errors.js';
-import { endEventData, errorEventData, tokenEventData, toolCallEventData, toolResultEventData } from './wire-events.js';
+import { emptyAnswerError } from '../model/upstream-errors.js';
+import { endEventData, errorEventData, tokenEventData, toolCallEventData, toolResultEventData } from '../protocol/wire-events.js';
 
 /** How often, at most, a generating turn's answer so far is written to the store. */
 const PROGRESS_INTERVAL_MS = 1000;

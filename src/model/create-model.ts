@@ -3,7 +3,7 @@ import { setTracingDisabled } from '@openai/agents';
 import type { AgentInputItem, Model, ModelSettings } from '@openai/agents';
 import { resolveProvider, type Config, type ProviderName } from '../config.js';
 import type { ChatMessage, ChatModel, ModelHealth, ModelStreamEvent, ReplyRequest } from './chat-model.js';
-import { streamDirect } from './direct-stream.js';
+import { streamDirect } from './tool-loop.js';
 import { DEMO_MODEL_NAME, DemoModel } from './demo-model.js';
 import { OpenAICompatibleModel } from './openai-compatible-model.js';
 import type { Logger } from '../observability/logger.js';

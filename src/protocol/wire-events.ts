@@ -1,8 +1,6 @@
-import type { TokenUsage } from './chat-model.js';
-import type { TurnTimings } from '../store/conversation-store.js';
+import type { FinishReason, TokenUsage, TurnTimings } from './turn.js';
 
-/** Why a turn's answer ended: `stop` (complete), `cancelled`; a resync also reports `interrupted` or `error`. */
-export type FinishReason = 'stop' | 'cancelled' | 'interrupted' | 'error';
+export type { FinishReason };
 
 // Each event is serialized once, when it is appended to the replay log; readers send the string as is.
 // The field order of `token` follows the original ChatWait wire format.

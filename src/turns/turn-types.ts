@@ -1,11 +1,11 @@
 import type { Logger } from '../observability/logger.js';
 import type { ConversationStore } from '../store/conversation-store.js';
 import type { ReplayLog } from '../streams/replay-log.js';
-import type { ChatMessage, ChatModel } from './chat-model.js';
+import type { ChatMessage, ChatModel } from '../model/chat-model.js';
 import type { HistoryBudget } from './history.js';
 import type { PendingOutcomes } from './pending-outcomes.js';
 import type { TurnObserver, TurnResult } from './turn-generation.js';
-import type { WireBatch } from './turn-reading.js';
+import type { WireBatch } from './replay-reader.js';
 
 // The shapes the turn manager takes and gives, apart from its workings (turn-manager.ts).
 

@@ -6,12 +6,9 @@ export interface ChatMessage {
   content: string;
 }
 
-/** Token usage reported by the model for one turn. */
-export interface TokenUsage {
-  input_tokens: number;
-  output_tokens: number;
-  total_tokens: number;
-}
+import type { TokenUsage } from '../protocol/turn.js';
+
+export type { TokenUsage };
 
 /**
  * What a model emits while it answers, free of any SDK type. A turn with tools emits, between

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { MemoryReplayLog } from '../streams/memory-replay-log.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { TurnRecord } from '../store/conversation-store.js';
-import { fromPosition, fromTokenIndex, orResync, resyncFromRecord, type WireBatch } from './turn-reading.js';
-import { errorEventData, toolCallEventData, toolResultEventData } from './wire-events.js';
+import { fromPosition, fromTokenIndex, orResync, resyncFromRecord, type WireBatch } from './replay-reader.js';
+import { errorEventData, toolCallEventData, toolResultEventData } from '../protocol/wire-events.js';
 
 /** What a client would receive: the SSE text of every batch. */
 async function wireText(batches: AsyncIterable<WireBatch>): Promise<string> {

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { ChatWaitError, RequestError, StoreUnavailableError } from '../errors.js';
 import type { ToolStep, TurnRecord } from '../store/conversation-store.js';
-import type { ChatModel } from './chat-model.js';
+import type { ChatModel } from '../model/chat-model.js';
 import { conversationKey, findConversationKey, publicContextId } from './conversation-keys.js';
 import { buildContext, historyTurnsNeeded, turnsToMessages } from './history.js';
 import { runGeneration, TurnCancelled, type TurnResult } from './turn-generation.js';
-import { fromPosition, fromTokenIndex, OUTCOME_NOT_STORED, orResync, resyncFromRecord, tokenPosition, type WireBatch, type WireEvent } from './turn-reading.js';
+import { fromPosition, fromTokenIndex, OUTCOME_NOT_STORED, orResync, resyncFromRecord, tokenPosition, type WireBatch, type WireEvent } from './replay-reader.js';
 import type { StartTurnInput, TurnHandle, TurnManagerOptions, TurnStream } from './turn-types.js';
 
 export type { TurnResult } from './turn-generation.js';

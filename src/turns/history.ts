@@ -1,5 +1,5 @@
 import type { TurnRecord } from '../store/conversation-store.js';
-import type { ChatMessage } from './chat-model.js';
+import type { ChatMessage } from '../model/chat-model.js';
 
 /** Limits on the context sent to the model, so a long conversation never overflows it. */
 export interface HistoryBudget {

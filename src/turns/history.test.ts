@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ChatMessage } from './chat-model.js';
+import type { ChatMessage } from '../model/chat-model.js';
 import { buildContext } from './history.js';
 
 const conversation = (pairs: number): ChatMessage[] =>

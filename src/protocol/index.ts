@@ -1,0 +1,5 @@
+// The wire format of ChatWait: events, event ids, turn states and bodies. Clients import the types
+// (type-only); the server validates and documents with the schemas.
+export * from './event-id.js';
+export * from './events.js';
+export * from './turn.js';
