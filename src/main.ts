@@ -1,13 +1,18 @@
+import { createServices } from './app/create-services.js';
 import { ConfigError, loadConfig, resolveProvider, type Config } from './config.js';
 import { buildApp } from './server/build-app.js';
 
 /** How long after the drain the process may take to close everything before it exits anyway. */
 const SHUTDOWN_GRACE_MS = 5000;
 
-/** Starts ChatWait: configuration, app, listen; closes cleanly on SIGTERM or SIGINT. */
+/** Starts ChatWait: configuration, services, app, listen; closes cleanly on SIGTERM or SIGINT. */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const app = await buildApp({ config });
+  const services = await createServices(config);
+  const app = await buildApp({ config, services }).catch(async (error: unknown) => {
+    await services.close();
+    throw error;
+  });
   if (config.REDIS_URL) app.log.warn('REDIS_URL is set, but this version keeps stream replay logs in process memory.');
 
   let closing = false;

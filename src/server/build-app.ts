@@ -3,19 +3,8 @@ import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
 import { serializerCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Services } from '../app/create-services.js';
 import type { Config } from '../config.js';
-import { createChatModel } from '../model/create-model.js';
-import type { ChatModel } from '../model/chat-model.js';
-import { PendingOutcomes } from '../turns/pending-outcomes.js';
-import { TurnManager } from '../turns/turn-manager.js';
-import type { ChatTool } from '../model/tools/chat-tool.js';
-import { createToolSet } from '../model/tools/tool-set.js';
-import { createLogger } from '../observability/logger.js';
-import { createMetrics, timedStore, turnObserverFor, watchReplayLogBytes, type Metrics } from '../observability/metrics.js';
-import type { ConversationStore } from '../store/conversation-store.js';
-import { createConversationStore } from '../store/create-store.js';
-import { MemoryReplayLog } from '../streams/memory-replay-log.js';
-import type { ReplayLog } from '../streams/replay-log.js';
 import { readPackageVersion } from '../version.js';
 import { registerApiKeyAuth } from './auth.js';
 import { registerClientLimits } from './client-limits.js';
@@ -24,7 +13,7 @@ import { registerEarlyAnswers, requestTimeouts } from './slow-requests.js';
 import { registerMetrics } from './observability-routes.js';
 import { registerOriginGuard } from './origin-guard.js';
 import { registerErrorHandlers, sendError } from './error-handler.js';
-import { RequestError, UpstreamError } from '../errors.js';
+import { RequestError } from '../errors.js';
 import { RequestLogController } from './request-logging.js';
 import { validatorCompiler } from './validation.js';
 import { chatRoutes } from './routes/chat.js';
@@ -45,35 +34,25 @@ const SECURITY_HEADERS = {
   'cross-origin-resource-policy': 'same-origin',
 };
 
-/** What the app is built from; everything but the config has a default, so tests can swap in fakes. */
+/** What the app is built from: the config and the services the composition root created. */
 export interface BuildAppOptions {
   config: Config;
-  model?: ChatModel;
-  store?: ConversationStore;
-  replayLog?: ReplayLog;
-  logger?: ReturnType<typeof createLogger>;
+  services: Services;
   version?: string;
-  metrics?: Metrics;
   /** Where the built chat page is (dist/web by default). */
   pageDirectory?: string;
-  /** The tools the model may call, instead of those `TOOLS` and `TOOLS_DIR` choose. */
-  tools?: ReadonlyMap<string, ChatTool>;
 }
 
 /** How long shutdown waits, after the drain, for the answers under way to write their last bytes. */
 const FINAL_WRITES_MS = 1000;
 
-/** Builds the HTTP app with every dependency wired explicitly; besides loading TOOLS_DIR plugins, it does no I/O until it listens. */
+/**
+ * Builds the HTTP app on the services, wired explicitly; it does no I/O until it listens. Its lifecycle
+ * runs theirs: recovery before it serves, the drain before connections close, their close after.
+ */
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
-  const { config } = options;
-  const logger = options.logger ?? createLogger(config);
-  const tools = options.model ? undefined : (options.tools ?? (await createToolSet(config)));
-  const model = options.model ?? createChatModel(config, tools, logger);
-  if (tools && tools.size > 0) logger.info({ tools: [...tools.keys()] }, 'tools the model may call');
-  const metrics = options.metrics ?? createMetrics();
-  const store = timedStore(options.store ?? createConversationStore(config.DATABASE_URL), metrics);
-  const replayLog = options.replayLog ?? new MemoryReplayLog({ maxBytes: config.REPLAY_LOG_MAX_BYTES });
-  if (replayLog instanceof MemoryReplayLog) watchReplayLogBytes(metrics, () => replayLog.bytes);
+  const { config, services } = options;
+  const { logger, model, store, metrics, pendingOutcomes, turns } = services;
   const version = options.version ?? readPackageVersion();
   let shuttingDown = false;
 
@@ -174,19 +153,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await registerOpenApi(app, version);
   const streamObserver = registerMetrics(app, metrics);
 
-  const pendingOutcomes = new PendingOutcomes(store, logger);
-  const turns = new TurnManager({
-    model,
-    store,
-    pendingOutcomes,
-    log: replayLog,
-    logger,
-    history: { maxMessages: config.HISTORY_MAX_MESSAGES, maxChars: config.HISTORY_MAX_CHARS },
-    responseTimeoutMs: config.RESPONSE_TIMEOUT_SECONDS * 1000,
-    streamTtlMs: config.STREAM_TTL_SECONDS * 1000,
-    observer: turnObserverFor(metrics),
-  });
-
   await app.register(healthRoutes, {
     model,
     store,
@@ -210,11 +176,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(pageConfigRoute, { config, model });
   await registerPage(app, options.pageDirectory);
 
-  app.addHook('onReady', async () => {
-    // Turns a dead process left generating can never finish: say so, rather than leave them spinning.
-    const interrupted = await store.markInterrupted();
-    if (interrupted > 0) logger.warn({ turns: interrupted }, 'marked turns left generating by a previous process as interrupted');
-  });
+  // listen() waits for onReady: turns a previous process left are settled before the first request.
+  app.addHook('onReady', async () => services.recover());
   // Requests whose handler has started, streams included: after the drain, their last writes (the
   // final SHUTTING_DOWN event, a wait-mode 503) go out before the remaining connections are closed.
   let answering = 0;
@@ -228,11 +191,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   app.addHook('preClose', async () => {
     shuttingDown = true;
-    await turns.drain(
-      new UpstreamError('SHUTTING_DOWN', 'The server is restarting. Please send your message again in a moment.', { retryable: true }),
-      config.SHUTDOWN_DRAIN_SECONDS * 1000,
-      new UpstreamError('SHUTTING_DOWN', 'The server restarted before this answer finished. Send the message again to continue.', { retryable: true }),
-    );
+    await services.drain();
     // Fastify closes every connection as soon as this hook resolves (forceCloseConnections): wait
     // for the answers under way to be written, for at most FINAL_WRITES_MS (a reader that stopped reading).
     if (answering > 0) {
@@ -244,12 +203,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       clearTimeout(timer);
     }
   });
-  app.addHook('onClose', async () => {
-    // One last try for outcomes the store refused; what is still left is marked interrupted at the next start.
-    pendingOutcomes.close();
-    if (!(await pendingOutcomes.flush())) logger.error({ turns: pendingOutcomes.size }, 'could not store the outcome of some turns');
-    replayLog.close();
-    await store.close();
-  });
+  app.addHook('onClose', async () => services.close());
   return app;
 }

@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../src/config.js';
-import { buildApp, type BuildAppOptions } from '../../src/server/build-app.js';
+import { createServices, type ServicesOptions } from '../../src/app/create-services.js';
+import { buildApp } from '../../src/server/build-app.js';
 import type { ConversationStore } from '../../src/store/conversation-store.js';
 import { createConversationStore } from '../../src/store/create-store.js';
 
@@ -28,11 +29,12 @@ export const TEST_ENV: Record<string, string> = {
   MAX_GENERATING_TURNS_PER_CLIENT: '0',
 };
 
-/** Builds and starts ChatWait with the test environment plus `env`, on 127.0.0.1 and a free port. */
-export async function startTestServer(env: Record<string, string> = {}, options: Partial<BuildAppOptions> = {}): Promise<TestServer> {
+/** Builds and starts ChatWait with the test environment plus `env`, on 127.0.0.1 and a free port; `options` swaps in fakes. */
+export async function startTestServer(env: Record<string, string> = {}, options: ServicesOptions = {}): Promise<TestServer> {
   const config = loadConfig({ ...TEST_ENV, ...env }, undefined);
   const store = options.store ?? createConversationStore(config.DATABASE_URL);
-  const app = await buildApp({ ...options, config, store });
+  const services = await createServices(config, { ...options, store });
+  const app = await buildApp({ config, services });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const streaming = new Set<import('node:net').Socket>();
   app.server.on('request', (request: import('node:http').IncomingMessage) => {

@@ -1,0 +1,96 @@
+import type { Config } from '../config.js';
+import { UpstreamError } from '../errors.js';
+import type { ChatModel } from '../model/chat-model.js';
+import { createChatModel } from '../model/create-model.js';
+import type { ChatTool } from '../model/tools/chat-tool.js';
+import { createToolSet } from '../model/tools/tool-set.js';
+import { createLogger } from '../observability/logger.js';
+import { createMetrics, type Metrics } from '../observability/metrics.js';
+import type { ConversationStore } from '../store/conversation-store.js';
+import { createConversationStore } from '../store/create-store.js';
+import { MemoryReplayLog } from '../streams/memory-replay-log.js';
+import type { ReplayLog } from '../streams/replay-log.js';
+import { PendingOutcomes } from '../turns/pending-outcomes.js';
+import { TurnManager } from '../turns/turn-manager.js';
+import { timedStore, turnObserverFor, watchReplayLogBytes } from './instrumentation.js';
+
+/** What the services are built from besides the config; each has a default, so tests can swap in fakes. */
+export interface ServicesOptions {
+  model?: ChatModel;
+  store?: ConversationStore;
+  replayLog?: ReplayLog;
+  logger?: ReturnType<typeof createLogger>;
+  metrics?: Metrics;
+  /** The tools the model may call, instead of those `TOOLS` and `TOOLS_DIR` choose (unused with `model`). */
+  tools?: ReadonlyMap<string, ChatTool>;
+}
+
+/** Everything below HTTP, wired together, with the steps of its life: recover before serving, drain, close. */
+export interface Services {
+  logger: ReturnType<typeof createLogger>;
+  model: ChatModel;
+  /** The store, timed into the metrics. */
+  store: ConversationStore;
+  replayLog: ReplayLog;
+  metrics: Metrics;
+  pendingOutcomes: PendingOutcomes;
+  turns: TurnManager;
+  /** Marks the turns a previous process left generating as interrupted; run once before serving. */
+  recover(): Promise<void>;
+  /** Refuses new turns, lets running ones finish for SHUTDOWN_DRAIN_SECONDS, then ends the rest with a retryable SHUTTING_DOWN. */
+  drain(): Promise<void>;
+  /** Offers the store what it refused once more, then closes the replay log and the store; run after the last response. */
+  close(): Promise<void>;
+}
+
+/** The composition root: creates the model (with its tools), store, replay log, metrics and turns from the config. */
+export async function createServices(config: Config, options: ServicesOptions = {}): Promise<Services> {
+  const logger = options.logger ?? createLogger(config);
+  const tools = options.model ? undefined : (options.tools ?? (await createToolSet(config)));
+  const model = options.model ?? createChatModel(config, tools, logger);
+  if (tools && tools.size > 0) logger.info({ tools: [...tools.keys()] }, 'tools the model may call');
+  const metrics = options.metrics ?? createMetrics();
+  const store = timedStore(options.store ?? createConversationStore(config.DATABASE_URL), metrics);
+  const replayLog = options.replayLog ?? new MemoryReplayLog({ maxBytes: config.REPLAY_LOG_MAX_BYTES });
+  if (replayLog instanceof MemoryReplayLog) watchReplayLogBytes(metrics, () => replayLog.bytes);
+  const pendingOutcomes = new PendingOutcomes(store, logger);
+  const turns = new TurnManager({
+    model,
+    store,
+    pendingOutcomes,
+    log: replayLog,
+    logger,
+    history: { maxMessages: config.HISTORY_MAX_MESSAGES, maxChars: config.HISTORY_MAX_CHARS },
+    responseTimeoutMs: config.RESPONSE_TIMEOUT_SECONDS * 1000,
+    streamTtlMs: config.STREAM_TTL_SECONDS * 1000,
+    observer: turnObserverFor(metrics),
+  });
+
+  return {
+    logger,
+    model,
+    store,
+    replayLog,
+    metrics,
+    pendingOutcomes,
+    turns,
+    async recover() {
+      // Turns a dead process left generating can never finish: say so, rather than leave them spinning.
+      const interrupted = await store.markInterrupted();
+      if (interrupted > 0) logger.warn({ turns: interrupted }, 'marked turns left generating by a previous process as interrupted');
+    },
+    drain: () =>
+      turns.drain(
+        new UpstreamError('SHUTTING_DOWN', 'The server is restarting. Please send your message again in a moment.', { retryable: true }),
+        config.SHUTDOWN_DRAIN_SECONDS * 1000,
+        new UpstreamError('SHUTTING_DOWN', 'The server restarted before this answer finished. Send the message again to continue.', { retryable: true }),
+      ),
+    async close() {
+      // One last try for outcomes the store refused; what is still left is marked interrupted at the next start.
+      pendingOutcomes.close();
+      if (!(await pendingOutcomes.flush())) logger.error({ turns: pendingOutcomes.size }, 'could not store the outcome of some turns');
+      replayLog.close();
+      await store.close();
+    },
+  };
+}
