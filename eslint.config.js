@@ -2,6 +2,38 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/** Our modules under src/: its folders, and the files at its top (named without `.ts`). */
+const SOURCE_MODULES = ['app', 'cli', 'client', 'config', 'errors', 'main', 'model', 'observability', 'protocol', 'server', 'store', 'streams', 'turns', 'version'];
+
+/** An import path that reaches one of `modules` of src/ from a folder of src/ (`../store/x.js`, `../../config.js`) or, `atTop`, from a file at its top (`./errors.js`). */
+const reaching = (modules, atTop) => `^${atTop ? '\\./' : '(\\.\\./)+'}(${modules.join('|')})(\\/|\\.js$)`;
+
+/**
+ * The import direction of one folder of src/ (see the README's Layout): it may import its own files,
+ * the modules in `allowed` (a folder, or one file of one: `observability/logger`), and those in
+ * `typeOnly` with `import type` only; any other module of ours is a lint error.
+ */
+function importsOnly(folder, { allowed = [], typeOnly = [] }) {
+  const atTop = folder.endsWith('.ts');
+  const files = atTop ? [`src/${folder}`] : [`src/${folder}/**/*.ts`];
+  const own = folder.replace(/\.ts$/, '');
+  const whole = allowed.filter((module) => !module.includes('/'));
+  const partly = allowed.filter((module) => module.includes('/'));
+  const forbidden = SOURCE_MODULES.filter(
+    (module) => module !== own && !whole.includes(module) && !typeOnly.includes(module) && !partly.some((part) => part.startsWith(`${module}/`)),
+  );
+  const what = [...allowed, ...typeOnly.map((module) => `${module} (type-only)`)].join(', ');
+  const message = `${own} may import ${what ? `only ${what}` : 'nothing of ours'}: the folders' import direction is in the README's Layout.`;
+  const patterns = [];
+  if (forbidden.length > 0) patterns.push({ regex: reaching(forbidden, atTop), message });
+  for (const part of partly) {
+    const [module, file] = part.split('/');
+    patterns.push({ regex: `^(\\.\\./)+${module}\\/(?!${file}\\.js$)`, message });
+  }
+  if (typeOnly.length > 0) patterns.push({ regex: reaching(typeOnly, atTop), allowTypeImports: true, message });
+  return { files, rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns }] } };
+}
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/', 'data/', 'web/dist/'] },
   js.configs.recommended,
@@ -11,6 +43,50 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-console': ['error', { allow: ['error', 'warn'] }],
       eqeqeq: ['error', 'always'],
+    },
+  },
+  // The import direction between folders (a test shows each rule fires: test/lint-rules.test.ts).
+  {
+    // The wire format is shared with the page: zod is its only package, and nothing else of ours.
+    files: ['src/protocol/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: '^\\.\\./', message: "protocol may import only its own files and zod: the folders' import direction is in the README's Layout." },
+            { regex: '^(?!zod(/|$)|\\.)', message: 'protocol may import only its own files and zod: the page uses it too.' },
+          ],
+        },
+      ],
+    },
+  },
+  importsOnly('config.ts', {}),
+  importsOnly('errors.ts', {}),
+  importsOnly('version.ts', {}),
+  importsOnly('observability', { allowed: ['config'] }),
+  importsOnly('streams', { allowed: ['protocol'] }),
+  importsOnly('store', { allowed: ['protocol', 'errors', 'config'] }),
+  importsOnly('model', { allowed: ['protocol', 'config', 'errors', 'observability/logger'] }),
+  importsOnly('turns', { allowed: ['model', 'store', 'streams', 'protocol', 'errors', 'config', 'observability/logger'] }),
+  importsOnly('app', { allowed: ['model', 'store', 'streams', 'turns', 'protocol', 'errors', 'config', 'observability', 'version'] }),
+  importsOnly('server', { allowed: ['app', 'model', 'store', 'streams', 'turns', 'protocol', 'errors', 'config', 'observability', 'version'] }),
+  importsOnly('client', { typeOnly: ['protocol'] }),
+  // version.ts only reads package.json: the terminal client shows its version too.
+  importsOnly('cli', { allowed: ['client', 'version'], typeOnly: ['protocol'] }),
+  {
+    // The page runs in the browser: of src/ it may use the client module, and the protocol's types.
+    files: ['web/src/**/*.{ts,tsx}'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: '^(\\.\\./)+src/(?!client/|protocol/)', message: 'The page may import only src/client and, type-only, src/protocol.' },
+            { regex: '^(\\.\\./)+src/protocol/', allowTypeImports: true, message: 'The page may import only src/client and, type-only, src/protocol.' },
+          ],
+        },
+      ],
     },
   },
   {
