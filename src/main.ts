@@ -10,7 +10,8 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const services = await createServices(config);
   const app = await buildApp({ config, services }).catch(async (error: unknown) => {
-    await services.close();
+    // The store is open by now; the error that stopped the app is the one to report.
+    await services.close().catch(() => undefined);
     throw error;
   });
   if (config.REDIS_URL) app.log.warn('REDIS_URL is set, but this version keeps stream replay logs in process memory.');
