@@ -3,7 +3,9 @@ import { createRequire } from 'node:module';
 import type { FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { jsonSchemaTransform } from 'fastify-type-provider-zod';
+import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { streamEventSchema } from '../../protocol/events.js';
 import { contentSecurityPolicy, PAGE_CSP_DIRECTIVES } from './page.js';
 
 const REDOC_PAGE = `<!doctype html>
@@ -51,7 +53,37 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       ],
     },
     transform: jsonSchemaTransform,
+    transformObject: (document) => withStreamEvents(jsonSchemaTransformObject(document)),
   });
+}
+
+type OpenApiDocument = ReturnType<typeof jsonSchemaTransformObject>;
+type Components = { schemas?: Record<string, unknown> };
+
+/**
+ * The document with the stream's events as named schemas, their union marked by its discriminator,
+ * `type`. The component list the schema library builds also holds an input copy of each named
+ * schema (`…Input`); no request uses the events, so those copies go.
+ */
+function withStreamEvents(document: OpenApiDocument): OpenApiDocument {
+  // The document is OpenAPI 3.1 (registerOpenApi), whose type has components.
+  const components = (document as { components?: Components }).components;
+  const schemas: Record<string, unknown> = { ...components?.schemas };
+  for (const name of Object.keys(schemas)) {
+    if (name.endsWith('Input') && schemas[name.slice(0, -'Input'.length)] !== undefined) delete schemas[name];
+  }
+  const union = schemas[idOf(streamEventSchema)];
+  if (union && typeof union === 'object') {
+    const mapping = Object.fromEntries(streamEventSchema.options.map((event) => [event.shape.type.value, `#/components/schemas/${idOf(event)}`]));
+    schemas[idOf(streamEventSchema)] = { ...union, discriminator: { propertyName: 'type', mapping } };
+  }
+  return { ...document, components: { ...components, schemas } } as OpenApiDocument;
+}
+
+function idOf(schema: z.ZodType): string {
+  const id = z.globalRegistry.get(schema)?.id;
+  if (typeof id !== 'string') throw new Error('a stream event schema has no id');
+  return id;
 }
 
 /** Serves `/openapi.json`, Swagger UI at `/docs` and ReDoc at `/redoc`, all from local files (no CDN). */
