@@ -44,7 +44,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
         title: 'ChatWait API',
         version,
         description:
-          'Real-time streaming AI chat: the whole answer at once (`/api/v1/chat/wait`) or token by token over Server-Sent Events (`/api/v1/chat/streaming`). Errors are `{"error_code", "message", "request_id", "detail"?}`.',
+          'Real-time streaming AI chat: the whole answer at once (`/api/v1/chat/wait`) or token by token over Server-Sent Events (`/api/v1/chat/streaming`). Errors are `{"error_code", "message", "request_id", "retryable", "detail"?}`; `retryable` says whether the same request, sent again, may succeed. The stream\'s events are the `StreamEvent` schema.',
       },
       tags: [
         { name: 'chat', description: 'Send messages, get answers, resume and cancel' },
