@@ -98,6 +98,19 @@ export const errorBodySchema = z.object({
 /** Every error response. */
 export type ErrorBody = z.infer<typeof errorBodySchema>;
 
+/** The model a server answers with. */
+export const modelInfoSchema = z.object({ provider: z.string(), name: z.string(), demo: z.boolean().describe('True for the built-in demo model (no provider).') });
+
+/** The answer of `GET /api/v1/config`: what clients need to know about the server (nothing secret). */
+export const clientConfigSchema = z.object({
+  default_chat_mode: z.enum(['wait', 'streaming']),
+  show_mode_selector: z.boolean(),
+  auth_required: z.boolean().describe('True when requests need `Authorization: Bearer <key>`.'),
+  model: modelInfoSchema,
+});
+/** The answer of `GET /api/v1/config`. */
+export type ClientConfig = z.infer<typeof clientConfigSchema>;
+
 /** One dependency's state in the health answer; checks add their own fields. */
 export const healthCheckSchema = z.object({ status: z.enum(['ok', 'error']), detail: z.string().optional() }).catchall(z.unknown());
 /** One dependency's state in the health answer. */
@@ -109,7 +122,7 @@ export const healthResponseSchema = z.object({
   service: z.literal('chatwait'),
   version: z.string(),
   environment: z.string(),
-  model: z.object({ provider: z.string(), name: z.string(), demo: z.boolean() }),
+  model: modelInfoSchema,
   checks: z.record(z.string(), healthCheckSchema),
 });
 /** The answer of the health routes. */
