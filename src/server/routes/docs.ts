@@ -63,14 +63,15 @@ type Components = { schemas?: Record<string, unknown> };
 /**
  * The document with the stream's events as named schemas, their union marked by its discriminator,
  * `type`. The component list the schema library builds also holds an input copy of each named
- * schema (`…Input`); no request uses the events, so those copies go.
+ * schema (`…Input`); those no request refers to (the events') go.
  */
 function withStreamEvents(document: OpenApiDocument): OpenApiDocument {
   // The document is OpenAPI 3.1 (registerOpenApi), whose type has components.
   const components = (document as { components?: Components }).components;
   const schemas: Record<string, unknown> = { ...components?.schemas };
+  const paths = JSON.stringify(document.paths ?? {});
   for (const name of Object.keys(schemas)) {
-    if (name.endsWith('Input') && schemas[name.slice(0, -'Input'.length)] !== undefined) delete schemas[name];
+    if (name.endsWith('Input') && !paths.includes(`"#/components/schemas/${name}"`)) delete schemas[name];
   }
   const union = schemas[idOf(streamEventSchema)];
   if (union && typeof union === 'object') {
