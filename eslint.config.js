@@ -49,6 +49,7 @@ export default tseslint.config(
   {
     // The wire format is shared with the page: zod is its only package, and nothing else of ours.
     files: ['src/protocol/**/*.ts'],
+    ignores: ['**/*.test.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',
@@ -62,7 +63,7 @@ export default tseslint.config(
     },
   },
   importsOnly('config.ts', {}),
-  importsOnly('errors.ts', {}),
+  importsOnly('errors.ts', { typeOnly: ['protocol'] }),
   importsOnly('version.ts', {}),
   importsOnly('observability', { allowed: ['config'] }),
   importsOnly('streams', { allowed: ['protocol'] }),

@@ -1,3 +1,5 @@
+import type { ValidationDetail } from './protocol/responses.js';
+
 /** The stable error codes of the API (`error_code`), with the HTTP status each one maps to. */
 export const ERROR_STATUS = {
   VALIDATION_ERROR: 422,
@@ -25,12 +27,35 @@ export const ERROR_STATUS = {
 /** One of the API's `error_code` values. */
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
-/** One entry of a 422 `detail` list, in FastAPI's shape. */
-export interface ValidationDetail {
-  loc: (string | number)[];
-  msg: string;
-  type: string;
-}
+/**
+ * Whether the same request, sent again unchanged, may succeed: the `retryable` of every error body and
+ * `error` event. An error may say otherwise for its own case (a 502 for a request the provider refuses
+ * is not worth repeating; a 400 for a request that arrived too slowly is).
+ */
+export const ERROR_RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
+  VALIDATION_ERROR: false,
+  EMPTY_MESSAGE: false,
+  BAD_REQUEST: false,
+  UNAUTHORIZED: false,
+  ORIGIN_NOT_ALLOWED: false,
+  HOST_NOT_ALLOWED: false,
+  NOT_FOUND: false,
+  // The answer under way ends (or can be cancelled); then the same message is taken.
+  CONVERSATION_BUSY: true,
+  IDEMPOTENCY_KEY_REUSED: false,
+  PAYLOAD_TOO_LARGE: false,
+  UNSUPPORTED_MEDIA_TYPE: false,
+  RATE_LIMITED: true,
+  TOO_MANY_GENERATING_TURNS: true,
+  INTERNAL_ERROR: true,
+  UPSTREAM_ERROR: true,
+  // The provider refuses the key or the model: nothing changes until the server's configuration does.
+  MODEL_UNAVAILABLE: false,
+  SERVER_BUSY: true,
+  SHUTTING_DOWN: true,
+  STORE_UNAVAILABLE: true,
+  UPSTREAM_TIMEOUT: true,
+};
 
 /** Options shared by every ChatWait error. */
 export interface ChatWaitErrorOptions {
@@ -56,7 +81,7 @@ export class ChatWaitError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = ERROR_STATUS[code];
-    this.retryable = options.retryable ?? this.status >= 500;
+    this.retryable = options.retryable ?? ERROR_RETRYABLE[code];
     this.detail = options.detail;
     this.headers = options.headers;
   }

@@ -106,6 +106,43 @@ describe('API docs', () => {
     expect(waitResponses['503'].description).toContain('STORE_UNAVAILABLE');
   });
 
+  it("describe the stream's events: the streaming routes answer one union of them, keyed by type", async () => {
+    const { body } = await getJson(`${server.url}/openapi.json`);
+    const schemas = body.components.schemas;
+    for (const method of ['get', 'post']) {
+      const ok = body.paths['/api/v1/chat/streaming'][method].responses['200'];
+      expect(Object.keys(ok.content)).toEqual(['text/event-stream']);
+      expect(ok.content['text/event-stream'].schema).toEqual({ $ref: '#/components/schemas/StreamEvent' });
+    }
+    const events = { start: 'StartEvent', token: 'TokenEvent', tool_call: 'ToolCallEvent', tool_result: 'ToolResultEvent', end: 'EndEvent', error: 'ErrorEvent', resync: 'ResyncEvent' };
+    const refs = Object.fromEntries(Object.entries(events).map(([type, name]) => [type, `#/components/schemas/${name}`]));
+    expect(schemas.StreamEvent.oneOf).toEqual(Object.values(refs).map(($ref) => ({ $ref })));
+    expect(schemas.StreamEvent.discriminator).toEqual({ propertyName: 'type', mapping: refs });
+    for (const [type, name] of Object.entries(events)) {
+      const event = schemas[name];
+      expect(event.properties.type, name).toMatchObject({ const: type });
+      expect(event.properties.event_type, name).toMatchObject({ const: type });
+      expect(event.required, name).toEqual(expect.arrayContaining(['type', 'event_type']));
+      expect(event.description, name).toEqual(expect.any(String));
+    }
+    expect(schemas.TokenEvent.required).toEqual(['token', 'token_index', 'context_id', 'event_type', 'type']);
+    expect(schemas.EndEvent.properties.finish_reason.enum).toEqual(['stop', 'cancelled', 'interrupted', 'error']);
+    expect(schemas.EndEvent.properties.usage.anyOf).toContainEqual({ type: 'null' });
+    expect(schemas.ErrorEvent.properties.retryable).toMatchObject({ type: 'boolean' });
+    // Only the events are named schemas: no input copies of them.
+    expect(Object.keys(schemas).sort()).toEqual([...Object.values(events), 'StreamEvent'].sort());
+  });
+
+  it('document retryable on every error answer', async () => {
+    const { body } = await getJson(`${server.url}/openapi.json`);
+    const waitResponses = body.paths['/api/v1/chat/wait'].post.responses;
+    for (const status of ['400', '404', '409', '422', '429', '502', '503', '504']) {
+      const schema = waitResponses[status].content['application/json'].schema;
+      expect(schema.required, status).toEqual(['error_code', 'message', 'request_id', 'retryable']);
+      expect(schema.properties.retryable, status).toMatchObject({ type: 'boolean' });
+    }
+  });
+
   it('serve Swagger UI at /docs and ReDoc at /redoc from local files', async () => {
     const swagger = await fetch(`${server.url}/docs/`);
     expect(swagger.status).toBe(200);

@@ -37,7 +37,7 @@ describe('graceful shutdown on SIGTERM', () => {
     expect(ready.body.status).toBe('not_ready');
     const refused = await postJson(`${url}/api/v1/chat/wait`, { message: 'too late', context_id: 'late' });
     expect(refused.status).toBe(503);
-    expect(refused.body).toMatchObject({ error_code: 'SHUTTING_DOWN' });
+    expect(refused.body).toMatchObject({ error_code: 'SHUTTING_DOWN', retryable: true });
 
     const [longResult, shortResult] = await Promise.all([long, short]);
     expect(shortResult.events.at(-1)!.json).toMatchObject({ type: 'end', finish_reason: 'stop' });
@@ -72,7 +72,7 @@ describe('graceful shutdown on SIGTERM', () => {
     for (const result of await Promise.all(streams)) {
       expect(result.events.at(-1)!.json).toMatchObject({ type: 'error', error_code: 'SHUTTING_DOWN', retryable: true });
     }
-    for (const result of await Promise.all(waits)) expect(result.body).toMatchObject({ error_code: 'SHUTTING_DOWN' });
+    for (const result of await Promise.all(waits)) expect(result.body).toMatchObject({ error_code: 'SHUTTING_DOWN', retryable: true });
     expect(await server.exited).toBe(0);
   }, 30_000);
 

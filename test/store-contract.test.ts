@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ConversationStore, NewTurn } from '../src/store/conversation-store.js';
+import { turnStatusSchema } from '../src/protocol/turn.js';
 import { MemoryConversationStore } from '../src/store/memory-store.js';
 import { openSqliteStore } from '../src/store/open-sqlite-store.js';
 import { SqliteConversationStore } from '../src/store/sqlite-store.js';
@@ -70,6 +71,15 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
     expect(turn!.finishedAt).toBeInstanceOf(Date);
     await store.saveProgress(turnId, 'late progress', 3);
     expect((await store.getTurn(turnId))!).toMatchObject({ answer: 'Hello world', tokenCount: 2 });
+  });
+
+  it('stores a turn ending in every status the protocol names', async () => {
+    for (const status of turnStatusSchema.options.filter((option) => option !== 'streaming')) {
+      const { turnId } = await store.startTurn(newTurn(`ended-${status}`));
+      expect((await store.getTurn(turnId))!.status).toBe('streaming');
+      await store.finishTurn(turnId, { status, answer: status, usage: undefined, timings: undefined, errorCode: status === 'error' ? 'UPSTREAM_ERROR' : undefined, tokenCount: 1 });
+      expect((await store.getTurn(turnId))!.status).toBe(status);
+    }
   });
 
   it('keeps turns in order and finds the latest one', async () => {

@@ -1,14 +1,11 @@
 import type { ProviderName } from '../config.js';
+import type { TokenUsage } from '../protocol/turn.js';
 
 /** One message of the context sent to the model. */
 export interface ChatMessage {
   role: 'user' | 'assistant';
   content: string;
 }
-
-import type { TokenUsage } from '../protocol/turn.js';
-
-export type { TokenUsage };
 
 /**
  * What a model emits while it answers, free of any SDK type. A turn with tools emits, between

@@ -3,6 +3,8 @@
 // (resuming from it replays the whole turn) and `resync` for the event that replaces a turn that has
 // left the log.
 
+import { ID_PATTERN } from './turn.js';
+
 /** Where in a turn an event id points. */
 export type EventPosition = number | 'start' | 'resync';
 
@@ -12,7 +14,8 @@ export interface EventId {
   position: EventPosition;
 }
 
-const EVENT_ID = /^([A-Za-z0-9._:-]{1,128})\/(start|resync|\d{1,9})$/;
+// A turn id (the id pattern without its anchors), a slash, then a position.
+const EVENT_ID = new RegExp(`^(${ID_PATTERN.source.slice(1, -1)})/(start|resync|\\d{1,9})$`);
 
 /** The id of the event at `position` of a turn. */
 export function formatEventId(turnId: string, position: EventPosition): string {

@@ -2,4 +2,5 @@
 // (type-only); the server validates and documents with the schemas.
 export * from './event-id.js';
 export * from './events.js';
+export * from './responses.js';
 export * from './turn.js';

@@ -13,6 +13,11 @@ export const finishReasonSchema = z.enum(['stop', 'cancelled', 'interrupted', 'e
 /** Why a turn's answer ended. */
 export type FinishReason = z.infer<typeof finishReasonSchema>;
 
+/** How a turn that produced its answer ended, as `wait` reports it: `stop`, or `cancelled` with the answer so far. */
+export const answerFinishReasonSchema = finishReasonSchema.extract(['stop', 'cancelled']);
+/** How a turn that produced its answer ended. */
+export type AnswerFinishReason = z.infer<typeof answerFinishReasonSchema>;
+
 /** Token usage reported by the model for one turn. */
 export const tokenUsageSchema = z
   .object({

@@ -1,7 +1,5 @@
 import type { FinishReason, TokenUsage, TurnTimings } from './turn.js';
 
-export type { FinishReason };
-
 // Each event is serialized once, when it is appended to the replay log; readers send the string as is.
 // The field order of `token` follows the original ChatWait wire format.
 

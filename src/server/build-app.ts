@@ -12,7 +12,7 @@ import { guardConnections } from './connection-guard.js';
 import { registerEarlyAnswers, requestTimeouts } from './slow-requests.js';
 import { registerMetrics } from './observability-routes.js';
 import { registerOriginGuard } from './origin-guard.js';
-import { registerErrorHandlers, sendError } from './error-handler.js';
+import { errorBody, registerErrorHandlers, sendError } from './error-handler.js';
 import { RequestError } from '../errors.js';
 import { RequestLogController } from './request-logging.js';
 import { validatorCompiler } from './validation.js';
@@ -93,7 +93,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
           : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
             ? [408, 'Request Timeout', 'The request took too long to arrive.']
             : [400, 'Bad Request', 'The HTTP request is malformed.'];
-      const body = JSON.stringify({ error_code: 'BAD_REQUEST', message, request_id: randomUUID() });
+      // A request that arrived too slowly may arrive in time when sent again; a malformed one will not.
+      const body = JSON.stringify(errorBody(new RequestError('BAD_REQUEST', message, { retryable: status === 408 }), randomUUID()));
       // Closed once written: a client that stalled or spoke nonsense does not keep its socket.
       socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`, () =>
         socket.destroy(),

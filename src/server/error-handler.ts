@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ChatWaitError, InternalError, RequestError } from '../errors.js';
+import type { ErrorBody } from '../protocol/responses.js';
 import { SchemaValidationError, toValidationDetails } from './validation.js';
 
 /** Installs the one error handler and the 404 handler that turn every failure into the JSON error format. */
@@ -30,11 +31,12 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: C
 }
 
 /** The JSON body of an error response. */
-export function errorBody(error: ChatWaitError, requestId: string) {
+export function errorBody(error: ChatWaitError, requestId: string): ErrorBody {
   return {
     error_code: error.code,
     message: error.message,
     request_id: requestId,
+    retryable: error.retryable,
     ...(error.detail ? { detail: error.detail } : {}),
   };
 }

@@ -1,8 +1,14 @@
 import { z } from 'zod';
+import { ID_PATTERN } from '../protocol/turn.js';
+import { errorBodySchema, type ToolStepBody } from '../protocol/responses.js';
+import { streamEventSchema } from '../protocol/events.js';
+import type { ToolStep } from '../store/conversation-store.js';
+
+// What requests may send (parsed here, in the server) and the error answers the routes document. The
+// answers' bodies are the protocol's (src/protocol/responses.ts).
 
 /** The longest message a user may send, in characters. */
 export const MAX_MESSAGE_CHARS = 10_000;
-const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** A UTF-16 surrogate without its pair (a JSON "\ud800" escape): UTF-8, and so the store, cannot hold it. */
 const LONE_SURROGATE = /\p{Cs}/u;
@@ -85,29 +91,8 @@ export const turnParamsSchema = z.object({
 /** Path parameters naming a conversation. */
 export const conversationParamsSchema = z.object({ context_id: contextId });
 
-const turnStatus = z.enum(['streaming', 'complete', 'cancelled', 'interrupted', 'error']);
-
-/** Response of the cancel route. */
-export const cancelResponseSchema = z.object({ turn_id: z.string(), context_id: z.string(), status: turnStatus });
-
-/** Token usage as reported in answers. */
-export const usageSchema = z.object({ input_tokens: z.number(), output_tokens: z.number(), total_tokens: z.number() });
-
-/** One tool call of a turn, as the API shows it. */
-export const toolStepSchema = z
-  .object({
-    call_id: z.string(),
-    name: z.string(),
-    arguments: z.string().describe('The arguments as the JSON text the model wrote.'),
-    output: z.string().nullable().describe('What the tool gave the model ("Error: …" when it failed or timed out); null if the turn ended first.'),
-    is_error: z.boolean(),
-    duration_ms: z.number().nullable(),
-    token_offset: z.number().int().describe('How many tokens of the answer came before the call.'),
-  })
-  .describe('A tool the model called while answering.');
-
 /** A stored tool step in the API's field names. */
-export function toToolStepJson(step: { callId: string; name: string; arguments: string; output: string | null; isError: boolean; durationMs: number | null; tokenOffset: number }) {
+export function toToolStepJson(step: ToolStep): ToolStepBody {
   return {
     call_id: step.callId,
     name: step.name,
@@ -119,51 +104,28 @@ export function toToolStepJson(step: { callId: string; name: string; arguments: 
   };
 }
 
-/** Response of `POST /api/v1/chat/wait`. */
-export const waitResponseSchema = z.object({
-  message: z.string().describe('The whole answer.'),
-  finish_reason: z.enum(['stop', 'cancelled']).describe('"cancelled" when the turn was stopped: `message` is then what was produced so far.'),
-  context_id: z.string(),
-  token_count: z.number().int().nonnegative().describe('How many tokens the answer was streamed as (more than 0 unless cancelled before the first).'),
-  processing_time_ms: z.number().nonnegative(),
-  turn_id: z.string(),
-  usage: usageSchema.optional(),
-  model: z.string(),
-  tool_steps: z.array(toolStepSchema).optional().describe('The tools the model called, when it called any.'),
-});
-
-/** Every error response. */
-export const errorResponseSchema = z.object({
-  error_code: z.string(),
-  message: z.string(),
-  request_id: z.string(),
-  detail: z.array(z.object({ loc: z.array(z.union([z.string(), z.number()])), msg: z.string(), type: z.string() })).optional(),
-});
-
-const checkSchema = z.object({ status: z.enum(['ok', 'error']), detail: z.string().optional() }).catchall(z.unknown());
-
-/** Response of the health routes. */
-export const healthResponseSchema = z.object({
-  status: z.enum(['healthy', 'degraded']),
-  service: z.literal('chatwait'),
-  version: z.string(),
-  environment: z.string(),
-  model: z.object({ provider: z.string(), name: z.string(), demo: z.boolean() }),
-  checks: z.record(z.string(), checkSchema),
-});
-
 /** The error responses every chat route may give, for the docs. */
 export const chatErrorResponses = {
-  400: errorResponseSchema.describe('EMPTY_MESSAGE: the message is only whitespace'),
-  403: errorResponseSchema.describe('ORIGIN_NOT_ALLOWED: a browser page on another origin; HOST_NOT_ALLOWED: a loopback server reached by another host name'),
-  404: errorResponseSchema.describe('NOT_FOUND'),
-  409: errorResponseSchema.describe('CONVERSATION_BUSY, or IDEMPOTENCY_KEY_REUSED: the client_message_id was sent before with a different message'),
-  413: errorResponseSchema.describe('PAYLOAD_TOO_LARGE'),
-  415: errorResponseSchema.describe('UNSUPPORTED_MEDIA_TYPE'),
-  422: errorResponseSchema.describe('VALIDATION_ERROR, with a detail list naming each field'),
-  429: errorResponseSchema.describe('RATE_LIMITED or TOO_MANY_GENERATING_TURNS'),
-  500: errorResponseSchema.describe('INTERNAL_ERROR'),
-  502: errorResponseSchema.describe('UPSTREAM_ERROR'),
-  503: errorResponseSchema.describe('MODEL_UNAVAILABLE, SERVER_BUSY, SHUTTING_DOWN, or STORE_UNAVAILABLE: the conversation store cannot be used now (a full disk?)'),
-  504: errorResponseSchema.describe('UPSTREAM_TIMEOUT'),
+  400: errorBodySchema.describe('EMPTY_MESSAGE: the message is only whitespace'),
+  403: errorBodySchema.describe('ORIGIN_NOT_ALLOWED: a browser page on another origin; HOST_NOT_ALLOWED: a loopback server reached by another host name'),
+  404: errorBodySchema.describe('NOT_FOUND'),
+  409: errorBodySchema.describe('CONVERSATION_BUSY, or IDEMPOTENCY_KEY_REUSED: the client_message_id was sent before with a different message'),
+  413: errorBodySchema.describe('PAYLOAD_TOO_LARGE'),
+  415: errorBodySchema.describe('UNSUPPORTED_MEDIA_TYPE'),
+  422: errorBodySchema.describe('VALIDATION_ERROR, with a detail list naming each field'),
+  429: errorBodySchema.describe('RATE_LIMITED or TOO_MANY_GENERATING_TURNS'),
+  500: errorBodySchema.describe('INTERNAL_ERROR'),
+  502: errorBodySchema.describe('UPSTREAM_ERROR'),
+  503: errorBodySchema.describe('MODEL_UNAVAILABLE, SERVER_BUSY, SHUTTING_DOWN, or STORE_UNAVAILABLE: the conversation store cannot be used now (a full disk?)'),
+  504: errorBodySchema.describe('UPSTREAM_TIMEOUT'),
+};
+
+/** The answers of the streaming routes: the stream's events (one union on `type`), or a JSON error before it begins. */
+export const streamingResponses = {
+  200: {
+    description:
+      'A text/event-stream of `start`, `token` … `end` (or `error`) events, each one `data:` line of JSON then its `id:` line (`<turn_id>/<position>`); `tool_call` and `tool_result` events come between tokens when the model uses tools, and a resume of a turn that has left the replay log gets `resync` then `end`. The schema is that of one event\'s JSON.',
+    content: { 'text/event-stream': { schema: streamEventSchema } },
+  },
+  ...chatErrorResponses,
 };

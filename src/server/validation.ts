@@ -1,6 +1,6 @@
 import type { FastifySchemaCompiler } from 'fastify';
 import type { z } from 'zod';
-import type { ValidationDetail } from '../errors.js';
+import type { ValidationDetail } from '../protocol/responses.js';
 
 /** A request that did not match its schema, with zod's issues (inputs included) for the 422 `detail`. */
 export class SchemaValidationError extends Error {

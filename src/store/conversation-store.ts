@@ -1,7 +1,5 @@
 import type { TokenUsage, TurnStatus, TurnTimings } from '../protocol/turn.js';
 
-export type { TurnStatus, TurnTimings };
-
 /** One tool call of a turn and its outcome, in the order the model made them. */
 export interface ToolStep {
   callId: string;

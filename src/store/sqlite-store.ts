@@ -14,8 +14,8 @@ import {
   type ToolStep,
   type TurnOutcome,
   type TurnRecord,
-  type TurnStatus,
 } from './conversation-store.js';
+import type { TurnStatus } from '../protocol/turn.js';
 import { StoreUnavailableError } from '../errors.js';
 import { migrate } from './sqlite-migrations.js';
 import { guardStatement, openSqliteDatabase, toStoreError } from './open-sqlite-store.js';

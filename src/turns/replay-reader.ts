@@ -2,7 +2,8 @@ import type { ToolStep, TurnRecord } from '../store/conversation-store.js';
 import { ReplayLogEvicted, type LogEntry, type ReplayLog } from '../streams/replay-log.js';
 import { publicContextId } from './conversation-keys.js';
 import { StoreUnavailableError } from '../errors.js';
-import { endEventData, errorEventData, resyncEventData, sseBlock, type FinishReason } from '../protocol/wire-events.js';
+import { endEventData, errorEventData, resyncEventData, sseBlock } from '../protocol/wire-events.js';
+import type { FinishReason } from '../protocol/turn.js';
 
 /** One event ready for the wire: its SSE id and its JSON. */
 export interface WireEvent {

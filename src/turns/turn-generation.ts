@@ -1,8 +1,9 @@
 import { StoreUnavailableError, UpstreamError, toChatWaitError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { ConversationStore, ToolStep, TurnOutcome, TurnTimings } from '../store/conversation-store.js';
+import type { ConversationStore, ToolStep, TurnOutcome } from '../store/conversation-store.js';
 import type { ReplayLog } from '../streams/replay-log.js';
-import type { ChatMessage, ChatModel, ModelStreamEvent, TokenUsage } from '../model/chat-model.js';
+import type { ChatMessage, ChatModel, ModelStreamEvent } from '../model/chat-model.js';
+import type { AnswerFinishReason, TokenUsage, TurnTimings } from '../protocol/turn.js';
 import type { PendingOutcomes } from './pending-outcomes.js';
 import { emptyAnswerError } from '../model/upstream-errors.js';
 import { endEventData, errorEventData, tokenEventData, toolCallEventData, toolResultEventData } from '../protocol/wire-events.js';
@@ -18,7 +19,7 @@ export interface TurnResult {
   contextId: string;
   answer: string;
   tokenCount: number;
-  finishReason: 'stop' | 'cancelled';
+  finishReason: AnswerFinishReason;
   usage: TokenUsage | undefined;
   timings: TurnTimings;
   model: string;

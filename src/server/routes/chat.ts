@@ -1,19 +1,18 @@
-import { z } from 'zod';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { StartTurnInput, TurnManager, TurnStream } from '../../turns/turn-manager.js';
 import type { ClientLimits } from '../client-limits.js';
 import { errorEventData, startEventData } from '../../protocol/wire-events.js';
 import { RequestError } from '../../errors.js';
+import { cancelResponseSchema, waitResponseSchema } from '../../protocol/responses.js';
 import {
-  cancelResponseSchema,
   chatErrorResponses,
   turnParamsSchema,
   streamingBodySchema,
   streamingQuerySchema,
+  streamingResponses,
   toToolStepJson,
   waitRequestSchema,
-  waitResponseSchema,
 } from '../schemas.js';
 import { CONNECTION_ENDED, SseStream, type SseStreamOptions } from '../sse.js';
 
@@ -32,15 +31,6 @@ export interface StreamObserver {
   streamClosed(): void;
   resumed(method: 'last_event_id' | 'last_token_index'): void;
 }
-
-const sseResponse = {
-  200: {
-    description:
-      'A text/event-stream of `start`, `token` … `end` (or `error`) events, each one `data:` line of JSON then its `id:` line; `tool_call` and `tool_result` events come between tokens when the model uses tools.',
-    content: { 'text/event-stream': { schema: z.string() } },
-  },
-  ...chatErrorResponses,
-};
 
 /** `POST /api/v1/chat/wait` and `GET|POST /api/v1/chat/streaming`: both run the same turn pipeline. */
 export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, { turns, limits, sse: sseOptions, observer }) => {
@@ -90,7 +80,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
         summary: 'Send a message and receive the answer token by token (Server-Sent Events)',
         description: RESUME_DESCRIPTION,
         querystring: streamingQuerySchema,
-        response: sseResponse,
+        response: streamingResponses,
       },
     },
     async (request, reply) => {
@@ -108,7 +98,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
         summary: 'The streaming route with the fields as a JSON body',
         description: RESUME_DESCRIPTION,
         body: streamingBodySchema,
-        response: sseResponse,
+        response: streamingResponses,
       },
     },
     async (request, reply) => {

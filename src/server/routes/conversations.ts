@@ -4,36 +4,14 @@ import { findConversationKey, publicContextId } from '../../turns/conversation-k
 import type { TurnManager } from '../../turns/turn-manager.js';
 import { RequestError } from '../../errors.js';
 import { decodeTurnCursor, type ConversationStore, type ConversationSummary, type TurnRecord } from '../../store/conversation-store.js';
-import { chatErrorResponses, conversationParamsSchema, storable, toToolStepJson, toolStepSchema, usageSchema } from '../schemas.js';
+import { chatErrorResponses, conversationParamsSchema, storable, toToolStepJson } from '../schemas.js';
+import { conversationListSchema, conversationPageSchema, conversationSummarySchema, type ConversationSummaryBody, type TurnBody } from '../../protocol/responses.js';
 
 /** Options of the conversation routes. */
 export interface ConversationRoutesOptions {
   store: ConversationStore;
   turns: TurnManager;
 }
-
-const summarySchema = z.object({
-  context_id: z.string(),
-  title: z.string(),
-  created_at: z.string().describe('ISO 8601'),
-  updated_at: z.string().describe('ISO 8601: the last turn started or ended'),
-  turn_count: z.number().int(),
-});
-
-const turnSchema = z.object({
-  turn_id: z.string(),
-  user_message: z.string(),
-  answer: z.string().describe('The assistant message: whole, or what was produced before a cancel or failure.'),
-  status: z.enum(['streaming', 'complete', 'cancelled', 'interrupted', 'error']),
-  model: z.string(),
-  token_count: z.number().int(),
-  created_at: z.string(),
-  finished_at: z.string().nullable(),
-  usage: usageSchema.nullable(),
-  timings: z.object({ ttft_ms: z.number().nullable(), total_ms: z.number() }).nullable(),
-  error_code: z.string().nullable(),
-  tool_steps: z.array(toolStepSchema).describe('The tools the model called while answering, in order (empty for most turns).'),
-});
 
 const listQuerySchema = z.object({
   limit: z.coerce.number({ error: 'limit must be an integer' }).int('limit must be an integer').min(1, 'limit must be 1 to 100').max(100, 'limit must be 1 to 100').optional(),
@@ -93,7 +71,7 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
         tags: ['conversations'],
         summary: 'List conversations, most recently active first, a page at a time',
         querystring: listQuerySchema,
-        response: { 200: z.object({ conversations: z.array(summarySchema), next_cursor: z.string().nullable() }), ...chatErrorResponses },
+        response: { 200: conversationListSchema, ...chatErrorResponses },
       },
     },
     async (request) => {
@@ -112,13 +90,7 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
           'The first page holds the newest `limit` turns; `next_cursor` (null on the oldest page) asks for the turns just before them. Within a page, turns are oldest first, as a chat shows them.',
         params: conversationParamsSchema,
         querystring: turnsQuerySchema,
-        response: {
-          200: summarySchema.extend({
-            turns: z.array(turnSchema).describe('One page of turns, oldest first.'),
-            next_cursor: z.string().nullable().describe('Pass as `cursor` for the older turns; null when there are none.'),
-          }),
-          ...chatErrorResponses,
-        },
+        response: { 200: conversationPageSchema, ...chatErrorResponses },
       },
     },
     async (request) => {
@@ -138,7 +110,7 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
         summary: 'Rename a conversation',
         params: conversationParamsSchema,
         body: titleBodySchema,
-        response: { 200: summarySchema, ...chatErrorResponses },
+        response: { 200: conversationSummarySchema, ...chatErrorResponses },
       },
     },
     async (request) => {
@@ -170,7 +142,7 @@ export const conversationRoutes: FastifyPluginAsyncZod<ConversationRoutesOptions
   );
 };
 
-function toSummaryJson(summary: ConversationSummary) {
+function toSummaryJson(summary: ConversationSummary): ConversationSummaryBody {
   return {
     context_id: publicContextId(summary.contextId),
     title: summary.title,
@@ -180,7 +152,7 @@ function toSummaryJson(summary: ConversationSummary) {
   };
 }
 
-function toTurnJson(turn: TurnRecord) {
+function toTurnJson(turn: TurnRecord): TurnBody {
   return {
     turn_id: turn.turnId,
     user_message: turn.userMessage,

@@ -3,7 +3,9 @@ import { createRequire } from 'node:module';
 import type { FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { jsonSchemaTransform } from 'fastify-type-provider-zod';
+import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { streamEventSchema } from '../../protocol/events.js';
 import { contentSecurityPolicy, PAGE_CSP_DIRECTIVES } from './page.js';
 
 const REDOC_PAGE = `<!doctype html>
@@ -42,7 +44,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
         title: 'ChatWait API',
         version,
         description:
-          'Real-time streaming AI chat: the whole answer at once (`/api/v1/chat/wait`) or token by token over Server-Sent Events (`/api/v1/chat/streaming`). Errors are `{"error_code", "message", "request_id", "detail"?}`.',
+          'Real-time streaming AI chat: the whole answer at once (`/api/v1/chat/wait`) or token by token over Server-Sent Events (`/api/v1/chat/streaming`). Errors are `{"error_code", "message", "request_id", "retryable", "detail"?}`; `retryable` says whether the same request, sent again, may succeed. The stream\'s events are the `StreamEvent` schema.',
       },
       tags: [
         { name: 'chat', description: 'Send messages, get answers, resume and cancel' },
@@ -51,7 +53,38 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       ],
     },
     transform: jsonSchemaTransform,
+    transformObject: (document) => withStreamEvents(jsonSchemaTransformObject(document)),
   });
+}
+
+type OpenApiDocument = ReturnType<typeof jsonSchemaTransformObject>;
+type Components = { schemas?: Record<string, unknown> };
+
+/**
+ * The document with the stream's events as named schemas, their union marked by its discriminator,
+ * `type`. The component list the schema library builds also holds an input copy of each named
+ * schema (`…Input`); those no request refers to (the events') go.
+ */
+function withStreamEvents(document: OpenApiDocument): OpenApiDocument {
+  // The document is OpenAPI 3.1 (registerOpenApi), whose type has components.
+  const components = (document as { components?: Components }).components;
+  const schemas: Record<string, unknown> = { ...components?.schemas };
+  const paths = JSON.stringify(document.paths ?? {});
+  for (const name of Object.keys(schemas)) {
+    if (name.endsWith('Input') && !paths.includes(`"#/components/schemas/${name}"`)) delete schemas[name];
+  }
+  const union = schemas[idOf(streamEventSchema)];
+  if (union && typeof union === 'object') {
+    const mapping = Object.fromEntries(streamEventSchema.options.map((event) => [event.shape.type.value, `#/components/schemas/${idOf(event)}`]));
+    schemas[idOf(streamEventSchema)] = { ...union, discriminator: { propertyName: 'type', mapping } };
+  }
+  return { ...document, components: { ...components, schemas } } as OpenApiDocument;
+}
+
+function idOf(schema: z.ZodType): string {
+  const id = z.globalRegistry.get(schema)?.id;
+  if (typeof id !== 'string') throw new Error('a stream event schema has no id');
+  return id;
 }
 
 /** Serves `/openapi.json`, Swagger UI at `/docs` and ReDoc at `/redoc`, all from local files (no CDN). */

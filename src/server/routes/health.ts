@@ -1,9 +1,8 @@
-import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ChatModel } from '../../model/chat-model.js';
 import type { PendingOutcomes } from '../../turns/pending-outcomes.js';
 import type { ConversationStore } from '../../store/conversation-store.js';
-import { healthResponseSchema } from '../schemas.js';
+import { healthResponseSchema, livenessResponseSchema, notReadyResponseSchema, readyResponseSchema, type HealthCheck } from '../../protocol/responses.js';
 
 /** Options of the health routes. */
 export interface HealthRoutesOptions {
@@ -20,14 +19,12 @@ export interface HealthRoutesOptions {
 /** How long a dependency may take to answer a health check before it counts as down. */
 const CHECK_TIMEOUT_MS = 2000;
 
-type Check = { status: 'ok' | 'error'; detail?: string } & Record<string, unknown>;
-
 /** `/health`, `/api/v1/health`, `/api/v1/health/live` and `/api/v1/health/ready`. */
 export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (app, options) => {
   const { model, store } = options;
 
   /** The store answers reads and writes of its real tables, and holds every turn outcome it was given. */
-  async function checkStore(): Promise<Check> {
+  async function checkStore(): Promise<HealthCheck> {
     try {
       await withTimeout(store.ping());
     } catch {
@@ -40,7 +37,7 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
     return { status: 'ok' };
   }
 
-  async function runChecks(): Promise<Record<string, Check>> {
+  async function runChecks(): Promise<Record<string, HealthCheck>> {
     const storeCheck = await checkStore();
     const modelHealth = await model.checkHealth();
     return {
@@ -74,7 +71,7 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
 
   app.get(
     '/api/v1/health/live',
-    { schema: { tags: ['health'], summary: 'Liveness: the process is up', response: { 200: z.object({ status: z.literal('alive') }) } } },
+    { schema: { tags: ['health'], summary: 'Liveness: the process is up', response: { 200: livenessResponseSchema } } },
     async () => ({ status: 'alive' as const }),
   );
 
@@ -85,8 +82,8 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
         tags: ['health'],
         summary: 'Readiness: 200 when every dependency answers, 503 otherwise or while shutting down',
         response: {
-          200: z.object({ status: z.literal('ready') }),
-          503: z.object({ status: z.literal('not_ready'), reason: z.string(), checks: z.record(z.string(), z.unknown()).optional() }),
+          200: readyResponseSchema,
+          503: notReadyResponseSchema,
         },
       },
     },

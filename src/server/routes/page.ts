@@ -2,10 +2,10 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import fastifyStatic from '@fastify/static';
-import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ChatModel } from '../../model/chat-model.js';
 import type { Config } from '../../config.js';
+import { clientConfigSchema, type ClientConfig } from '../../protocol/responses.js';
 
 /** Where `npm run build` puts the chat page: dist/web under the project root (two levels above this file in src/ and dist/). */
 export const PAGE_DIRECTORY = fileURLToPath(new URL('../../../dist/web/', import.meta.url));
@@ -48,17 +48,10 @@ export const pageConfigRoute: FastifyPluginAsyncZod<PageRoutesOptions> = async (
       schema: {
         tags: ['health'],
         summary: 'Settings for clients: the chat modes, whether an API key is needed, and the model',
-        response: {
-          200: z.object({
-            default_chat_mode: z.enum(['wait', 'streaming']),
-            show_mode_selector: z.boolean(),
-            auth_required: z.boolean(),
-            model: z.object({ provider: z.string(), name: z.string(), demo: z.boolean() }),
-          }),
-        },
+        response: { 200: clientConfigSchema },
       },
     },
-    async () => ({
+    async (): Promise<ClientConfig> => ({
       default_chat_mode: config.DEFAULT_CHAT_MODE,
       show_mode_selector: config.SHOW_MODE_SELECTOR,
       auth_required: config.API_KEYS.length > 0,
