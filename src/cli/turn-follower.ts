@@ -2,6 +2,7 @@ import { ApiError as ClientApiError, toApiError, toNetworkError } from '../clien
 import { followTurn as followTurnEvents } from '../client/follow-turn.js';
 import { shouldSendWaitAgain, withRetries } from '../client/retry.js';
 import type { EndEvent, StartEvent, ToolCallEvent, ToolResultEvent } from '../protocol/events.js';
+import type { FinishReason } from '../protocol/turn.js';
 import { ApiError, CliError, ConnectionError, EXIT_CODES, toConnectionError, type ApiClient } from './api-client.js';
 
 // The terminal's side of following a turn: the shared client (src/client/) does the following; this
@@ -96,7 +97,7 @@ export async function followTurn(client: ApiClient, request: TurnRequest, handle
 /** The answer of `POST /api/v1/chat/wait`. */
 export interface WaitAnswer {
   message: string;
-  finish_reason?: string;
+  finish_reason?: FinishReason;
   context_id: string;
   token_count: number;
   processing_time_ms: number;
