@@ -1,10 +1,9 @@
-import { useCallback, useEffect, useReducer, useRef } from 'react';
-import { followTurn, type FollowEvent, type FollowTurnRequest } from '../../src/client/follow-turn';
-import { shouldSendWaitAgain, withRetries } from '../../src/client/retry';
-import { api, ApiError, apiHeaders } from './api';
+import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react';
+import type { FollowTurnRequest } from '../../src/client/follow-turn';
+import { api, ApiError } from './api';
 import { chatReducer, emptyChat, isBusy } from './chat-reducer';
 import type { ChatMessage } from './chat-types';
-import { sleepUntilBack } from './sleep-until-back';
+import { cancelWaitTurn, createEventBatcher, streamTurn, waitTurn, type RunningTurn, type TurnRunHooks } from './turn-runs';
 
 /** What the chat view needs: the messages, and the actions on them. */
 export interface Chat {
@@ -37,117 +36,36 @@ export interface UseChatOptions {
   keyVersion: number;
 }
 
-/** Attempts of a wait request in all: a lost answer is asked for again with the same client_message_id. */
-const WAIT_ATTEMPTS = 3;
-/** Reconnections in a row without an event before a streamed answer gives up. */
-const STREAM_ATTEMPTS = 30;
-
-/** The answer being written: how to stop it, and where it goes. */
-interface Running {
-  abort: AbortController;
-  messageId: string;
-  turnId?: string;
-  stopRequested: boolean;
-}
-
 /**
- * The state and the actions of one conversation. The state is chatReducer's (chat-reducer.ts); this
- * runs the requests: the shared client follows streamed turns (reconnecting, resuming, deduplicating),
- * and their events are dispatched, tokens batched once per animation frame, never per token.
+ * The state and the actions of one conversation. The state is chatReducer's (chat-reducer.ts); the
+ * answers run in turn-runs.ts (streamed ones through the shared client, src/client/).
  */
 export function useChat({ contextId, mode, onConversationCreated, onActivity, onUnauthorized, keyVersion }: UseChatOptions): Chat {
   const [state, dispatch] = useReducer(chatReducer, emptyChat);
+  const batcher = useMemo(() => createEventBatcher(dispatch), []);
   const conversationId = useRef<string | undefined>(contextId);
   /** The conversation this hook just created itself: switching to it must not reload (and wipe) the running answer. */
   const created = useRef<string | undefined>(undefined);
-  const running = useRef<Running | undefined>(undefined);
-  /** Tokens received but not yet dispatched, per message. */
-  const pending = useRef(new Map<string, FollowEvent[]>());
-  const frame = useRef<number | undefined>(undefined);
+  const running = useRef<RunningTurn | undefined>(undefined);
 
-  const flush = useCallback(() => {
-    if (frame.current !== undefined) cancelAnimationFrame(frame.current);
-    frame.current = undefined;
-    for (const [messageId, events] of pending.current) dispatch({ type: 'streamed', messageId, events });
-    pending.current.clear();
-  }, []);
-
-  const deliver = useCallback(
-    (messageId: string, event: FollowEvent) => {
-      if (event.type === 'token') {
-        pending.current.set(messageId, [...(pending.current.get(messageId) ?? []), event]);
-        frame.current ??= requestAnimationFrame(flush);
-        return;
-      }
-      // Anything else applies at once, after the tokens before it (a hidden tab has no frames, and its answer still ends).
-      flush();
-      dispatch({ type: 'streamed', messageId, events: [event] });
-    },
-    [flush],
-  );
-
-  /** Follows a turn over SSE into the assistant message `messageId`. */
-  const stream = useCallback(
-    async (messageId: string, request: FollowTurnRequest, lastEventId?: string) => {
-      const abort = new AbortController();
-      const current: Running = { abort, messageId, stopRequested: false };
-      running.current = current;
+  /** Runs one answer into `messageId`, as the one running answer. */
+  const run = useCallback(
+    async (messageId: string, answer: (turn: RunningTurn, hooks: TurnRunHooks) => Promise<void>) => {
+      const turn: RunningTurn = { messageId, abort: new AbortController(), stopRequested: false };
+      running.current = turn;
       try {
-        const events = followTurn(request, {
-          url: '/api/v1/chat/streaming',
-          headers: () => apiHeaders({}, false),
-          lastEventId,
-          signal: abort.signal,
-          maxAttempts: STREAM_ATTEMPTS,
-          sleep: sleepUntilBack,
-        });
-        for await (const event of events) {
-          if (event.type === 'start') {
-            current.turnId = event.turn_id;
-            onActivity();
-            if (current.stopRequested) void api.cancel(event.turn_id).catch(() => undefined);
-          }
-          deliver(messageId, event);
-        }
-      } catch (error) {
-        if (!abort.signal.aborted) {
-          flush();
-          const apiError = error instanceof ApiError ? error : new ApiError(0, 'NETWORK_ERROR', 'The connection dropped.');
-          if (apiError.status === 401) onUnauthorized();
-          dispatch({ type: 'stream_failed', messageId, error: apiError });
-        }
+        await answer(turn, { dispatch, batcher, onActivity, onUnauthorized });
       } finally {
-        if (running.current === current) running.current = undefined;
+        if (running.current === turn) running.current = undefined;
         onActivity();
       }
     },
-    [deliver, flush, onActivity, onUnauthorized],
+    [batcher, onActivity, onUnauthorized],
   );
 
-  /** Runs a wait-mode turn into `messageId`; a lost answer is asked for again with the same idempotency key. */
-  const wait = useCallback(
-    async (messageId: string, body: { message: string; context_id: string; client_message_id: string }) => {
-      const abort = new AbortController();
-      const current: Running = { abort, messageId, stopRequested: false };
-      running.current = current;
-      onActivity();
-      try {
-        const answer = await withRetries(() => api.wait(body, abort.signal), (error, attempt) => shouldSendWaitAgain(error, attempt > 0), {
-          maxAttempts: WAIT_ATTEMPTS,
-          signal: abort.signal,
-        });
-        dispatch({ type: 'waited', messageId, answer });
-      } catch (error) {
-        if (!abort.signal.aborted) {
-          const apiError = error instanceof ApiError ? error : new ApiError(0, 'NETWORK_ERROR', 'The connection dropped.');
-          if (apiError.status === 401) onUnauthorized();
-          dispatch({ type: 'wait_failed', messageId, error: apiError });
-        }
-      }
-      if (running.current === current) running.current = undefined;
-      onActivity();
-    },
-    [onActivity, onUnauthorized],
+  const stream = useCallback(
+    (messageId: string, request: FollowTurnRequest, lastEventId?: string) => run(messageId, (turn, hooks) => streamTurn(turn, request, lastEventId, hooks)),
+    [run],
   );
 
   const start = useCallback(
@@ -160,10 +78,13 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity, on
         onConversationCreated(id);
       }
       const clientMessageId = crypto.randomUUID();
-      if (mode === 'wait') void wait(assistantId, { message: prompt, context_id: id, client_message_id: clientMessageId });
-      else void stream(assistantId, { message: prompt, contextId: id, clientMessageId });
+      if (mode === 'wait') {
+        const body = { message: prompt, context_id: id, client_message_id: clientMessageId };
+        onActivity();
+        void run(assistantId, (turn, hooks) => waitTurn(turn, body, hooks));
+      } else void stream(assistantId, { message: prompt, contextId: id, clientMessageId });
     },
-    [mode, onConversationCreated, stream, wait],
+    [mode, onActivity, onConversationCreated, run, stream],
   );
 
   const send = useCallback(
@@ -205,7 +126,7 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity, on
     if (contextId !== undefined && contextId === created.current) return;
     running.current?.abort.abort();
     running.current = undefined;
-    pending.current.clear();
+    batcher.clear();
     created.current = undefined;
     dispatch({ type: 'cleared', loading: contextId !== undefined });
     if (!contextId) return;
@@ -225,7 +146,7 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity, on
     return () => {
       active = false;
     };
-  }, [contextId, keyVersion, stream]);
+  }, [batcher, contextId, keyVersion, stream]);
 
   useEffect(() => () => running.current?.abort.abort(), []);
 
@@ -258,23 +179,4 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity, on
     regenerate,
     retry,
   };
-}
-
-/**
- * A wait request has no turn id until it returns: find its turn through the conversation, looking a
- * few times, since the click may come before the server has stored the turn.
- */
-async function cancelWaitTurn(contextId: string, finished: AbortSignal): Promise<void> {
-  for (let attempt = 0; attempt < 10 && !finished.aborted; attempt++) {
-    try {
-      const turn = (await api.conversation(contextId, { limit: 1 })).turns.at(-1);
-      if (turn?.status === 'streaming') {
-        await api.cancel(turn.turn_id);
-        return;
-      }
-    } catch {
-      // not stored yet: look again
-    }
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  }
 }
