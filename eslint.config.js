@@ -28,9 +28,11 @@ function importsOnly(folder, { allowed = [], typeOnly = [] }) {
   if (forbidden.length > 0) patterns.push({ regex: reaching(forbidden, atTop), message });
   for (const part of partly) {
     const [module, file] = part.split('/');
-    patterns.push({ regex: `^(\\.\\./)+${module}\\/(?!${file}\\.js$)`, message });
+    // One file of a module may be used whole; the module's other files, only for their types when it is type-only.
+    patterns.push({ regex: `^(\\.\\./)+${module}\\/(?!${file}\\.js$)`, message, ...(typeOnly.includes(module) ? { allowTypeImports: true } : {}) });
   }
-  if (typeOnly.length > 0) patterns.push({ regex: reaching(typeOnly, atTop), allowTypeImports: true, message });
+  const typeOnlyWhole = typeOnly.filter((module) => !partly.some((part) => part.startsWith(`${module}/`)));
+  if (typeOnlyWhole.length > 0) patterns.push({ regex: reaching(typeOnlyWhole, atTop), allowTypeImports: true, message });
   return { files, rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns }] } };
 }
 
@@ -72,9 +74,10 @@ export default tseslint.config(
   importsOnly('turns', { allowed: ['model', 'store', 'streams', 'protocol', 'errors', 'config', 'observability/logger'] }),
   importsOnly('app', { allowed: ['model', 'store', 'streams', 'turns', 'protocol', 'errors', 'config', 'observability', 'version'] }),
   importsOnly('server', { allowed: ['app', 'model', 'store', 'streams', 'turns', 'protocol', 'errors', 'config', 'observability', 'version'] }),
-  importsOnly('client', { typeOnly: ['protocol'] }),
+  // The clients may run the protocol's plain functions (event ids); its zod schemas would weigh on the page's bundle.
+  importsOnly('client', { allowed: ['protocol/event-id'], typeOnly: ['protocol'] }),
   // version.ts only reads package.json: the terminal client shows its version too.
-  importsOnly('cli', { allowed: ['client', 'version'], typeOnly: ['protocol'] }),
+  importsOnly('cli', { allowed: ['client', 'version', 'protocol/event-id'], typeOnly: ['protocol'] }),
   {
     // The page runs in the browser: of src/ it may use the client module, and the protocol's types.
     files: ['web/src/**/*.{ts,tsx}'],

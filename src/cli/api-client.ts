@@ -1,3 +1,5 @@
+import { isRetryableStatus, toApiError as toClientApiError } from '../client/api-error.js';
+
 /** The client's exit codes (documented in the README). */
 export const EXIT_CODES = {
   OK: 0,
@@ -36,6 +38,8 @@ export class UsageError extends CliError {
 /** An error the API answered with (a JSON error body, or an `error` event of a stream). */
 export class ApiError extends CliError {
   override name = 'ApiError';
+  /** Whether the same request may succeed later: the server's `retryable`, else the shared client's rule by status. */
+  readonly retryable: boolean;
   constructor(
     /** The HTTP status; 0 for an `error` event. */
     readonly status: number,
@@ -44,13 +48,10 @@ export class ApiError extends CliError {
     readonly requestId?: string,
     /** Seconds the server asks to wait before trying again (429, 503). */
     readonly retryAfterSeconds?: number,
+    retryable?: boolean,
   ) {
     super(message, EXIT_CODES.FAILED);
-  }
-
-  /** Whether the same request may succeed later: a rate limit, a busy or restarting server. */
-  get retryable(): boolean {
-    return this.status === 429 || (this.status === 503 && this.errorCode !== 'MODEL_UNAVAILABLE');
+    this.retryable = retryable ?? isRetryableStatus(status, errorCode);
   }
 }
 
@@ -156,20 +157,10 @@ export class ApiClient {
   }
 }
 
-/** Turns an error response into an ApiError, reading the JSON error format `{error_code, message, request_id}`. */
+/** Turns an error response into an ApiError, reading the JSON error format `{error_code, message, request_id, retryable}`. */
 export function toApiError(response: Response, text: string): ApiError {
-  const retryAfter = Number(response.headers.get('retry-after'));
-  const retryAfterSeconds = Number.isFinite(retryAfter) && retryAfter >= 0 && response.headers.has('retry-after') ? retryAfter : undefined;
-  try {
-    const body = JSON.parse(text) as { error_code?: unknown; message?: unknown; request_id?: unknown };
-    if (typeof body.error_code === 'string' && typeof body.message === 'string') {
-      const requestId = typeof body.request_id === 'string' ? body.request_id : undefined;
-      return new ApiError(response.status, body.error_code, body.message, requestId, retryAfterSeconds);
-    }
-  } catch {
-    // Not the JSON error format: described by its status below.
-  }
-  return new ApiError(response.status, `HTTP_${response.status}`, `The server answered HTTP ${response.status} ${response.statusText} without a ChatWait error body. Is --url right?`, undefined, retryAfterSeconds);
+  const error = toClientApiError(response, text, 'Is --url right?');
+  return new ApiError(error.status, error.code, error.message, error.requestId, error.retryAfterSeconds, error.retryable);
 }
 
 /** Describes a failed fetch (refused, unknown host, reset, timed out) as a ConnectionError. */

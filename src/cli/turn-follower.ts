@@ -1,40 +1,14 @@
-import { ApiClient, ApiError, CliError, ConnectionError, EXIT_CODES, toApiError, toConnectionError } from './api-client.js';
-import { readSse } from './sse-reader.js';
+import { ApiError as ClientApiError, toApiError, toNetworkError } from '../client/api-error.js';
+import { followTurn as followTurnEvents } from '../client/follow-turn.js';
+import { shouldSendWaitAgain, withRetries } from '../client/retry.js';
+import type { EndEvent, StartEvent, ToolCallEvent, ToolResultEvent } from '../protocol/events.js';
+import type { FinishReason } from '../protocol/turn.js';
+import { ApiError, CliError, ConnectionError, EXIT_CODES, toConnectionError, type ApiClient } from './api-client.js';
 
-/** The `start` event (one per connection; handlers see the first only). */
-export interface StartEvent {
-  type: 'start';
-  context_id: string;
-  turn_id: string;
-  resumed: boolean;
-  model: string;
-}
+// The terminal's side of following a turn: the shared client (src/client/) does the following; this
+// turns its events into handler calls and its failures into the CLI's errors and exit codes.
 
-/** The `end` event. */
-export interface EndEvent {
-  type: 'end';
-  context_id: string;
-  turn_id: string;
-  final_output: string;
-  token_count: number;
-  finish_reason: 'stop' | 'cancelled' | 'interrupted' | 'error';
-  model: string;
-}
-
-/** A `tool_call` event: the model calls a tool. */
-export interface ToolCallEvent {
-  type: 'tool_call';
-  call_id: string;
-  name: string;
-  arguments: unknown;
-}
-
-/** A `tool_result` event: what a tool returned. */
-export interface ToolResultEvent {
-  type: 'tool_result';
-  call_id: string;
-  output: unknown;
-}
+export type { EndEvent };
 
 /** What a followed turn reports; every event arrives once, however often the connection dropped. */
 export interface TurnHandlers {
@@ -68,112 +42,62 @@ export interface FollowOptions {
 }
 
 const DEFAULT_MAX_ATTEMPTS = 10;
-const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** Added to an error that does not come in ChatWait's format: the address probably points elsewhere. */
+const URL_HINT = 'Is --url right?';
 
 /**
  * Sends a message over the streaming route and follows its turn to the `end` event, resuming with
- * `Last-Event-ID: <turn_id>/<position>` (with backoff) whenever the connection drops. Returns the
- * `end` event; an `error` event throws ApiError.
+ * `Last-Event-ID` (with backoff) whenever the connection drops. Returns the `end` event; an `error`
+ * event throws ApiError.
  */
 export async function followTurn(client: ApiClient, request: TurnRequest, handlers: TurnHandlers, options: FollowOptions = {}): Promise<EndEvent> {
-  const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
-  const body = { message: request.message, context_id: request.contextId, client_message_id: request.clientMessageId };
-  let lastEventId: string | undefined;
-  let lastPosition = -1;
-  let nextTokenIndex = 0;
-  let started = false;
-  let reachedServer = false;
-  let attempt = 0;
-  for (;;) {
-    const connection = new AbortController();
-    const stopConnection = () => connection.abort(options.signal?.reason);
-    options.signal?.addEventListener('abort', stopConnection, { once: true });
-    let idleTimer: NodeJS.Timeout | undefined;
-    let idle = false;
-    const armIdleTimer = () => {
-      clearTimeout(idleTimer);
-      idleTimer = setTimeout(() => {
-        idle = true;
-        connection.abort();
-      }, options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
-    };
-    try {
-      armIdleTimer();
-      const response = await client.fetch('/api/v1/chat/streaming', {
-        method: 'POST',
-        body,
-        headers: { accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
-        signal: connection.signal,
-      });
-      reachedServer = true;
-      if (!response.ok) throw toApiError(response, await response.text());
-      if (!response.headers.get('content-type')?.startsWith('text/event-stream') || !response.body) {
-        throw new ApiError(response.status, 'BAD_RESPONSE', `The server at ${client.connection.url} did not answer with an event stream. Is --url right?`);
+  const events = followTurnEvents(request, {
+    url: client.urlOf('/api/v1/chat/streaming'),
+    headers: client.headers(),
+    signal: options.signal,
+    maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+    onEventData: handlers.onEvent,
+    hint: URL_HINT,
+  });
+  try {
+    for await (const event of events) {
+      switch (event.type) {
+        case 'start':
+          handlers.onStart?.(event);
+          break;
+        case 'token':
+          handlers.onToken?.(event.token, event.token_index);
+          break;
+        case 'tool_call':
+          handlers.onToolCall?.(event);
+          break;
+        case 'tool_result':
+          handlers.onToolResult?.(event);
+          break;
+        case 'resync':
+          handlers.onResync?.(event.final_output);
+          break;
+        case 'end':
+          return event;
+        case 'error':
+          throw new ApiError(0, event.error_code, event.message, undefined, undefined, event.retryable);
+        case 'reconnecting':
+          handlers.onReconnect?.({ attempt: event.attempt, delayMs: event.delayMs, reason: toCliError(event.error, client.connection.url).message });
+          break;
       }
-      for await (const item of readSse(response.body)) {
-        armIdleTimer();
-        if (item.kind !== 'event') continue;
-        attempt = 0;
-        const data = parseEvent(item.data);
-        const position = positionOf(item.id);
-        if (data.type === 'start') {
-          if (item.id) lastEventId = item.id;
-          if (!started) {
-            started = true;
-            handlers.onStart?.(data as unknown as StartEvent);
-            handlers.onEvent?.(item.data);
-          }
-          continue;
-        }
-        // Anything at or before the position already held was delivered on an earlier connection.
-        if (position !== undefined && position <= lastPosition) continue;
-        if (data.type === 'token') {
-          const index = data.token_index;
-          if (typeof index !== 'number' || index < nextTokenIndex) continue;
-          if (index > nextTokenIndex) {
-            throw new CliError(`The stream skipped tokens (expected token_index ${nextTokenIndex}, got ${index}).`, EXIT_CODES.FAILED);
-          }
-          nextTokenIndex++;
-          handlers.onEvent?.(item.data);
-          handlers.onToken?.(String(data.token), index);
-        } else {
-          handlers.onEvent?.(item.data);
-          if (data.type === 'tool_call') handlers.onToolCall?.(data as unknown as ToolCallEvent);
-          else if (data.type === 'tool_result') handlers.onToolResult?.(data as unknown as ToolResultEvent);
-          else if (data.type === 'resync') handlers.onResync?.(String(data.final_output ?? ''));
-          else if (data.type === 'end') return data as unknown as EndEvent;
-          else if (data.type === 'error') {
-            throw new ApiError(0, String(data.error_code ?? 'ERROR'), String(data.message ?? 'The answer failed.'));
-          }
-        }
-        if (position !== undefined) lastPosition = position;
-        if (item.id) lastEventId = item.id;
-      }
-      throw new ConnectionError('The stream ended before the answer did.');
-    } catch (caught) {
-      if (options.signal?.aborted) throw caught;
-      const error = idle
-        ? new ConnectionError(`Nothing arrived from ${client.connection.url} for ${Math.round((options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS) / 1000)} s.`)
-        : caught instanceof CliError
-          ? caught
-          : toConnectionError(caught, client.connection.url);
-      if (!shouldRetry(error, reachedServer || attempt > 0) || attempt >= maxAttempts - 1) throw error;
-      const delayMs = backoff(attempt++, error instanceof ApiError ? error.retryAfterSeconds : undefined);
-      handlers.onReconnect?.({ attempt, delayMs, reason: error.message });
-      await sleep(delayMs, options.signal);
-      if (options.signal?.aborted) throw options.signal.reason;
-    } finally {
-      clearTimeout(idleTimer);
-      options.signal?.removeEventListener('abort', stopConnection);
-      connection.abort();
     }
+  } catch (error) {
+    throw error instanceof ClientApiError ? toCliError(error, client.connection.url) : error;
   }
+  // The follower returns only after `end` or `error`, both handled above.
+  throw new ConnectionError('The stream ended before the answer did.');
 }
 
 /** The answer of `POST /api/v1/chat/wait`. */
 export interface WaitAnswer {
   message: string;
-  finish_reason?: string;
+  finish_reason?: FinishReason;
   context_id: string;
   token_count: number;
   processing_time_ms: number;
@@ -190,75 +114,45 @@ export async function waitForAnswer(
   request: TurnRequest,
   options: FollowOptions & { onReconnect?: TurnHandlers['onReconnect'] } = {},
 ): Promise<{ answer: WaitAnswer; raw: string }> {
-  const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
-  const body = { message: request.message, context_id: request.contextId, client_message_id: request.clientMessageId };
-  for (let attempt = 0; ; ) {
+  const url = client.connection.url;
+  const body = JSON.stringify({ message: request.message, context_id: request.contextId, client_message_id: request.clientMessageId });
+  const send = async (): Promise<{ answer: WaitAnswer; raw: string }> => {
+    let response: Response;
+    let text: string;
     try {
-      const response = await client.fetch('/api/v1/chat/wait', { method: 'POST', body, signal: options.signal });
-      let text: string;
-      try {
-        text = await response.text();
-      } catch (error) {
-        throw toConnectionError(error, client.connection.url);
-      }
-      if (!response.ok) throw toApiError(response, text);
-      try {
-        return { answer: JSON.parse(text) as WaitAnswer, raw: text };
-      } catch {
-        throw new ApiError(response.status, 'BAD_RESPONSE', `The server at ${client.connection.url} did not answer with JSON. Is --url right?`);
-      }
+      response = await fetch(client.urlOf('/api/v1/chat/wait'), { method: 'POST', headers: client.headers({ 'content-type': 'application/json' }), body, signal: options.signal });
+      text = await response.text();
     } catch (error) {
-      if (options.signal?.aborted || !(error instanceof CliError)) throw error;
-      if (!shouldRetry(error, attempt > 0) || attempt >= maxAttempts - 1) throw error;
-      const delayMs = backoff(attempt++, error instanceof ApiError ? error.retryAfterSeconds : undefined);
-      options.onReconnect?.({ attempt, delayMs, reason: error.message });
-      await sleep(delayMs, options.signal);
-      if (options.signal?.aborted) throw options.signal.reason;
+      throw options.signal?.aborted ? error : toNetworkError(error);
     }
-  }
-}
-
-/** A turn's position from an SSE id `<turn_id>/<position>`; undefined for `start` and `resync`. */
-export function positionOf(id: string | undefined): number | undefined {
-  const match = id === undefined ? null : /\/(\d+)$/.exec(id);
-  return match ? Number(match[1]) : undefined;
-}
-
-/**
- * Whether to try again: a rate limit or a busy server always; a broken connection unless the very
- * first request could not even connect (then the server is not there, and saying so at once is better).
- */
-function shouldRetry(error: CliError, connectedBefore: boolean): boolean {
-  if (error instanceof ApiError) return error.retryable;
-  if (error instanceof ConnectionError) return connectedBefore || !error.refused;
-  return false;
-}
-
-/** 250 ms, 500 ms, 1 s … up to 5 s, with jitter; a server's Retry-After wins. */
-function backoff(attempt: number, retryAfterSeconds?: number): number {
-  if (retryAfterSeconds !== undefined) return Math.min(retryAfterSeconds, 60) * 1000;
-  const base = Math.min(5000, 250 * 2 ** attempt);
-  return base / 2 + Math.random() * (base / 2);
-}
-
-function sleep(milliseconds: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, milliseconds);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
-function parseEvent(data: string): Record<string, unknown> & { type?: unknown; token?: unknown; token_index?: unknown } {
+    if (!response.ok) throw toApiError(response, text, URL_HINT);
+    try {
+      return { answer: JSON.parse(text) as WaitAnswer, raw: text };
+    } catch {
+      throw new ClientApiError(response.status, 'BAD_RESPONSE', `The server at ${url} did not answer with JSON. ${URL_HINT}`, { retryable: false });
+    }
+  };
   try {
-    const parsed: unknown = JSON.parse(data);
-    if (parsed !== null && typeof parsed === 'object') return parsed as Record<string, unknown>;
-  } catch {
-    // reported below
+    return await withRetries(send, (error, attempt) => shouldSendWaitAgain(error, attempt > 0), {
+      maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+      signal: options.signal,
+      onRetry: ({ attempt, delayMs, error }) => options.onReconnect?.({ attempt, delayMs, reason: toCliError(error, url).message }),
+    });
+  } catch (error) {
+    throw error instanceof ClientApiError ? toCliError(error, url) : error;
   }
-  throw new ApiError(0, 'BAD_RESPONSE', 'The server sent an event that is not JSON.');
+}
+
+/** The CLI's error (and so its exit code) for a failure of the shared client, in the terminal's words. */
+function toCliError(error: ClientApiError, url: string): CliError {
+  switch (error.code) {
+    case 'NETWORK_ERROR':
+      return error.cause === undefined ? new ConnectionError(error.message) : toConnectionError(error.cause, url);
+    case 'IDLE_TIMEOUT':
+      return new ConnectionError(error.message.replace('Nothing arrived', `Nothing arrived from ${url}`));
+    case 'STREAM_GAP':
+      return new CliError(error.message, EXIT_CODES.FAILED);
+    default:
+      return new ApiError(error.status, error.code, error.message, error.requestId, error.retryAfterSeconds, error.retryable);
+  }
 }

@@ -1,3 +1,6 @@
+import { ApiError, readApiError } from '../../src/client/api-error';
+import type { FinishReason, TurnStatus, TurnTimings } from '../../src/protocol/turn';
+
 /** The server's settings for the page (GET /api/v1/config). */
 export interface ServerConfig {
   default_chat_mode: 'wait' | 'streaming';
@@ -30,10 +33,10 @@ export interface StoredTurn {
   turn_id: string;
   user_message: string;
   answer: string;
-  status: 'streaming' | 'complete' | 'cancelled' | 'interrupted' | 'error';
+  status: TurnStatus;
   model: string;
   token_count: number;
-  timings: { ttft_ms: number | null; total_ms: number } | null;
+  timings: TurnTimings | null;
   error_code: string | null;
   tool_steps?: StoredToolStep[];
 }
@@ -47,7 +50,8 @@ export interface ConversationDetail extends ConversationSummary {
 /** The answer of POST /api/v1/chat/wait. */
 export interface WaitAnswer {
   message: string;
-  finish_reason: 'stop' | 'cancelled';
+  /** `stop`, or `cancelled` when it was stopped (a failed turn answers with an error instead). */
+  finish_reason: FinishReason;
   context_id: string;
   token_count: number;
   processing_time_ms: number;
@@ -56,22 +60,8 @@ export interface WaitAnswer {
   tool_steps?: StoredToolStep[];
 }
 
-/** An error the API answered with, or a network failure (status 0). */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly retryAfterSeconds?: number,
-  ) {
-    super(message);
-  }
-
-  /** Whether trying again, unchanged, may work. */
-  get retryable(): boolean {
-    return this.status === 0 || this.status === 429 || this.status === 502 || this.status === 503 || this.status === 504;
-  }
-}
+/** An error the API answered with, or a failure with no answer (status 0): the shared client's. */
+export { ApiError };
 
 const KEY_STORAGE = 'chatwait.apiKey';
 
@@ -92,21 +82,6 @@ export function apiHeaders(extra: Record<string, string> = {}, withBody = true):
   return { ...(withBody ? { 'content-type': 'application/json' } : {}), ...(key ? { authorization: `Bearer ${key}` } : {}), ...extra };
 }
 
-/** Turns a failed response into an ApiError with the server's message. */
-export async function toApiError(response: Response): Promise<ApiError> {
-  let code = 'HTTP_ERROR';
-  let message = `The server answered ${response.status}.`;
-  try {
-    const body = (await response.json()) as { error_code?: string; message?: string };
-    code = body.error_code ?? code;
-    message = body.message ?? message;
-  } catch {
-    // not JSON: keep the generic message
-  }
-  const retryAfter = Number(response.headers.get('retry-after'));
-  return new ApiError(response.status, code, message, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined);
-}
-
 async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
   let response: Response;
   try {
@@ -120,7 +95,7 @@ async function request<T>(method: string, path: string, body?: unknown, signal?:
     if (signal?.aborted) throw error;
     throw new ApiError(0, 'NETWORK_ERROR', 'The server cannot be reached. Check your connection.');
   }
-  if (!response.ok) throw await toApiError(response);
+  if (!response.ok) throw await readApiError(response);
   return (response.status === 204 ? undefined : await response.json()) as T;
 }
 

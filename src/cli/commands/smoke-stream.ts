@@ -1,5 +1,5 @@
 import type { ApiClient } from '../api-client.js';
-import { readSse } from '../sse-reader.js';
+import { readSse } from '../../client/sse-parser.js';
 
 /** One event of a stream as the smoke test sees it: its id, its raw data and the data parsed. */
 export interface SmokeEvent {

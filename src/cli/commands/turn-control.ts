@@ -1,3 +1,4 @@
+import type { TurnStatus } from '../../protocol/turn.js';
 import { UsageError, type ApiClient } from '../api-client.js';
 
 /** What a first Ctrl+C says when the answer has not stopped within STOP_NOTE_DELAY_MS. */
@@ -18,7 +19,7 @@ export function validateContextId(value: string | undefined): string | undefined
 /** Cancels whatever the conversation is generating (for a wait request, whose turn id is not known until it ends). */
 export async function cancelRunningTurn(client: ApiClient, contextId: string): Promise<void> {
   // Only the newest turn can be generating: one turn is all to read, however long the conversation.
-  const { body } = await client.json<{ turns?: { turn_id: string; status: string }[] }>(`/api/v1/conversations/${encodeURIComponent(contextId)}?limit=1`, {
+  const { body } = await client.json<{ turns?: { turn_id: string; status: TurnStatus }[] }>(`/api/v1/conversations/${encodeURIComponent(contextId)}?limit=1`, {
     allowErrors: true,
     signal: AbortSignal.timeout(5000),
   });
