@@ -1,6 +1,6 @@
 import OpenAI, { APIError } from 'openai';
-import { setTracingDisabled } from '@openai/agents';
-import type { AgentInputItem, Model, ModelSettings } from '@openai/agents';
+import { setTracingDisabled } from '@openai/agents-core';
+import type { AgentInputItem, Model, ModelSettings } from '@openai/agents-core';
 import { resolveProvider, type Config, type ProviderName } from '../config.js';
 import type { ChatMessage, ChatModel, ModelHealth, ModelStreamEvent, ReplyRequest } from './chat-model.js';
 import { streamDirect } from './tool-loop.js';

@@ -1,7 +1,7 @@
 import { getMaxListeners, setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
-import type { AgentInputItem, Model, ModelSettings, SerializedTool } from '@openai/agents';
+import type { AgentInputItem, Model, ModelSettings, SerializedTool } from '@openai/agents-core';
 import { UpstreamError } from '../errors.js';
 import type { ModelStreamEvent, TokenUsage } from './chat-model.js';
 import type { ChatTool } from './tools/chat-tool.js';
