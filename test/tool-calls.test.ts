@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_TOOL_CALLS_PER_ROUND } from '../src/model/tool-loop.js';
+import { MAX_TOOL_CALLS_PER_ROUND } from '../src/model/tool-round.js';
 import { startFakeOpenAI, type FakeOpenAIServer } from './support/fake-openai-server.js';
 import { readSse, tokensOf } from './support/sse-client.js';
 import { getJson, postJson, startTestServer, type TestServer } from './support/test-server.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AgentInputItem, ModelRequest, protocol } from '@openai/agents';
+import type { AgentInputItem, ModelRequest, protocol } from '@openai/agents-core';
 
 /** One message of a chat-completions request. */
 export type ChatCompletionMessage =

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { StreamEvent } from '@openai/agents';
+import type { StreamEvent } from '@openai/agents-core';
 import { composeDemoAnswer, DemoModel, splitIntoDeltas } from './demo-model.js';
 
 const request = (message: string, signal?: AbortSignal) => ({

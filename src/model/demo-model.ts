@@ -1,7 +1,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
-import type { AgentInputItem, Model, ModelRequest, ModelResponse, protocol, StreamEvent } from '@openai/agents';
-import { Usage } from '@openai/agents';
+import type { AgentInputItem, Model, ModelRequest, ModelResponse, protocol, StreamEvent } from '@openai/agents-core';
+import { Usage } from '@openai/agents-core';
 import { planDemoToolStep } from './demo-tool-calls.js';
 
 /** The name the demo model goes by in `/health`, `start` events and stored turns. */

@@ -1,4 +1,4 @@
-import type { ModelRequest, SerializedTool, StreamEvent } from '@openai/agents';
+import type { ModelRequest, SerializedTool, StreamEvent } from '@openai/agents-core';
 import { describe, expect, it } from 'vitest';
 import { composeDemoAnswer, DemoModel } from './demo-model.js';
 import { planDemoToolStep } from './demo-tool-calls.js';

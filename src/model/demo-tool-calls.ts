@@ -1,4 +1,4 @@
-import type { AgentInputItem, ModelRequest, protocol } from '@openai/agents';
+import type { AgentInputItem, ModelRequest, protocol } from '@openai/agents-core';
 import { asksForTime, findConversion, findExpression, findTimePlace, MAX_PLANNED_MESSAGE_CHARS } from './demo-tool-patterns.js';
 import { resolveTimeZone } from './tools/current-time.js';
 

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { APIConnectionError, APIError } from 'openai';
-import { Usage, type Model, type ModelRequest, type ModelResponse, type StreamEvent } from '@openai/agents';
+import { Usage, type Model, type ModelRequest, type ModelResponse, type StreamEvent } from '@openai/agents-core';
 import { toChatMessages, toolFields, ToolCallAssembler, type ToolCallDelta } from './chat-completions-format.js';
 
 /** Where and how to reach an OpenAI-compatible chat-completions endpoint. */

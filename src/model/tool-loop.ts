@@ -1,26 +1,13 @@
-import { getMaxListeners, setMaxListeners } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
-import type { AgentInputItem, Model, ModelSettings, SerializedTool } from '@openai/agents';
+import type { AgentInputItem, Model, ModelSettings } from '@openai/agents-core';
 import { UpstreamError } from '../errors.js';
 import type { ModelStreamEvent } from './chat-model.js';
 import type { TokenUsage } from '../protocol/turn.js';
+import { streamModelCall, type RetryOptions, type UsageFields } from './model-call.js';
 import type { ChatTool } from './tools/chat-tool.js';
-import { runToolCall, type ToolCallRequest } from './tools/tool-runner.js';
-import { PROGRESS_EVENT } from './openai-compatible-model.js';
-import type { ToolSupport, ToolSupportLevel } from './tool-support.js';
-import { emptyAnswerError } from './upstream-errors.js';
-
-/** How the direct path retries a model call that failed before its first token. */
-export interface RetryOptions {
-  maxRetries: number;
-  initialDelayMs: number;
-  /** The longest upstream Retry-After accepted; past it the call fails instead of waiting. */
-  maxRetryAfterMs: number;
-}
-
-/** The most function calls of one round that run; each call past it gets an error result instead. */
-export const MAX_TOOL_CALLS_PER_ROUND = 16;
+import { functionCalls, runToolRound } from './tool-round.js';
+import { ToolOffer, type ToolSupport } from './tool-support.js';
+import { emptyAnswerError, toUpstreamError } from './upstream-errors.js';
+import { normalizeUpstreamFailure } from './upstream-failure.js';
 
 /** The tools a turn may call, and the limits on them. */
 export interface ToolLoopOptions {
@@ -48,113 +35,51 @@ export interface DirectStreamRequest {
  * Streams one answer from an Agents SDK `Model` without the Runner's agent loop: the Runner's
  * per-event work and async context tracking cost more than the relaying itself (see
  * bench/README.md). The tool loop is ours instead: when the model's response holds function calls,
- * they run (in parallel), the calls and their results are appended to the input, and the model is
- * called again, for at most `maxRounds` rounds; the call after the last round gets
- * `toolChoice: 'none'`. A turn whose model calls no tool does the same per-token work as before.
- * Each model call is retried on transient failures (429, 408, 5xx, connection errors) with
- * exponential backoff, but only before its first token.
+ * they run as one round (`runToolRound`), the calls and their results are appended to the input,
+ * and the model is called again (`streamModelCall`, which retries), for at most `maxRounds`
+ * rounds; the call after the last round gets `toolChoice: 'none'`. A turn whose model calls no tool
+ * does the same per-token work as before. Whatever fails is thrown as a ChatWaitError
+ * (UPSTREAM_*, MODEL_UNAVAILABLE, or the turn's own abort reason).
  */
 export async function* streamDirect(request: DirectStreamRequest): AsyncIterable<ModelStreamEvent> {
-  const support = request.toolLoop?.support;
-  let level = support?.level ?? 'strict';
-  let loop = request.toolLoop && request.toolLoop.tools.size > 0 && level !== 'none' ? request.toolLoop : undefined;
-  let serializedTools = loop ? serializeTools(loop.tools, level === 'strict') : [];
+  const { signal, toolLoop } = request;
+  const offer = new ToolOffer(toolLoop?.tools ?? NO_TOOLS, toolLoop?.support);
   let input = request.input;
   let finalOutput = '';
   let emittedAny = false;
   let usage: TokenUsage | undefined;
   const usedCallIds = new Set<string>();
-  // A refusal of the tools answered by asking with less: remembered for the model once that works.
-  let refused: { level: ToolSupportLevel; message: string } | undefined;
-  for (let round = 0; ; round++) {
-    const lastRound = loop !== undefined && round >= loop.maxRounds;
-    const modelSettings: ModelSettings = lastRound ? { ...request.settings, toolChoice: 'none' } : request.settings;
-    let response: { output: AgentInputItem[]; usage?: UsageFields } | undefined;
-    for (let attempt = 0; ; attempt++) {
-      let emitted = false;
-      try {
-        const events = request.model.getStreamedResponse({
-          systemInstructions: request.instructions,
-          input,
-          modelSettings,
-          tools: serializedTools,
-          outputType: 'text',
-          handoffs: [],
-          tracing: false,
-          signal: request.signal,
-        });
-        for await (const event of events) {
-          if (event.type === 'output_text_delta') {
-            emitted = true;
-            yield { type: 'text_delta', delta: event.delta };
-          } else if (event.type === 'response_done') {
-            response = event.response as typeof response;
-          } else if (event === PROGRESS_EVENT) {
-            yield PROGRESS;
-          }
+  try {
+    for (let round = 0; ; round++) {
+      const lastRound = toolLoop !== undefined && offer.active && round >= toolLoop.maxRounds;
+      const settings: ModelSettings = lastRound ? { ...request.settings, toolChoice: 'none' } : request.settings;
+      const call = { model: request.model, instructions: request.instructions, input, settings, signal, retry: request.retry, offer, mayStepDown: round === 0 };
+      const { response, emitted } = yield* streamModelCall(call);
+      emittedAny ||= emitted;
+      if (!response) break;
+      const output = withUniqueCallIds(response.output, usedCallIds);
+      finalOutput += outputText(output);
+      usage = addUsage(usage, response.usage);
+      const calls = toolLoop && offer.active && !lastRound ? functionCalls(output) : [];
+      if (calls.length === 0) {
+        if (finalOutput === '' && !emittedAny) {
+          // Still asking for tools after the last round, with nothing said: a clear failure rather than an empty answer.
+          throw lastRound && functionCalls(output).length > 0 ? toolRoundsExhausted(toolLoop!.maxRounds) : emptyAnswerError();
         }
-        emittedAny ||= emitted;
-        if (refused) support?.confirm(refused.level, refused.message);
-        refused = undefined;
+        yield { type: 'done', usage, finalOutput };
         break;
-      } catch (error) {
-        const fallback = loop && support && round === 0 && !emitted && !request.signal.aborted ? support.fallback(level, error, serializedTools.some((tool) => tool.type === 'function' && tool.strict)) : undefined;
-        if (fallback) {
-          // The provider refused the tools themselves: ask again with less, and not as one of the retries for failures.
-          refused = fallback;
-          level = fallback.level;
-          loop = level === 'none' ? undefined : loop;
-          serializedTools = loop ? serializeTools(loop.tools, level === 'strict') : [];
-          attempt--;
-          continue;
-        }
-        if (emitted || request.signal.aborted || attempt >= request.retry.maxRetries) throw error;
-        const delay = retryDelay(error, attempt, request.retry);
-        if (delay === undefined) throw error;
-        await sleep(delay, undefined, { signal: request.signal }).catch(() => undefined);
-        if (request.signal.aborted) throw error;
       }
+      const results = yield* runToolRound(calls, { tools: toolLoop!.tools, timeoutMs: toolLoop!.timeoutMs, signal });
+      input = [...input, ...output, ...results];
     }
-    if (!response) return;
-    const output = withUniqueCallIds(response.output, usedCallIds);
-    finalOutput += outputText(output);
-    usage = addUsage(usage, response.usage);
-    const calls = loop && !lastRound ? functionCalls(output) : [];
-    if (calls.length === 0) {
-      if (finalOutput === '' && !emittedAny) {
-        // Still asking for tools after the last round, with nothing said: a clear failure rather than an empty answer.
-        throw lastRound && functionCalls(output).length > 0 ? toolRoundsExhausted(loop!.maxRounds) : emptyAnswerError();
-      }
-      yield { type: 'done', usage, finalOutput };
-      return;
-    }
-    for (const call of calls) yield { type: 'tool_call', callId: call.callId, name: call.name, arguments: call.arguments };
-    // The calls run at once; their results are reported in call order, each as soon as it and those before it are in.
-    // Each running call listens for the turn's abort: up to a full round of them is expected, not a leak.
-    if (calls.length > 1) setMaxListeners(Math.max(getMaxListeners(request.signal), MAX_TOOL_CALLS_PER_ROUND + 10), request.signal);
-    const outcomes = calls.map((call, index) =>
-      index < MAX_TOOL_CALLS_PER_ROUND ? runToolCall(loop!.tools, call, { timeoutMs: loop!.timeoutMs, signal: request.signal }) : Promise.resolve(TOO_MANY_CALLS),
-    );
-    outcomes.forEach((outcome) => outcome.catch(() => undefined));
-    const results: AgentInputItem[] = [];
-    for (const [index, call] of calls.entries()) {
-      const outcome = await outcomes[index]!;
-      yield { type: 'tool_result', callId: call.callId, output: outcome.output, isError: outcome.isError, durationMs: outcome.durationMs };
-      results.push({ type: 'function_call_result', name: call.name, callId: call.callId, status: 'completed', output: outcome.output });
-    }
-    input = [...input, ...output, ...results];
+    // An abort (timeout or cancel) can end a model's stream quietly; its reason is the outcome.
+    signal.throwIfAborted();
+  } catch (error) {
+    throw toUpstreamError(normalizeUpstreamFailure(error, signal));
   }
 }
 
-type UsageFields = { inputTokens: number; outputTokens: number; totalTokens: number };
-
-const PROGRESS: ModelStreamEvent = { type: 'progress' };
-
-const TOO_MANY_CALLS = {
-  output: `Error: too many tool calls in one round (at most ${MAX_TOOL_CALLS_PER_ROUND}); this one did not run. Make it again in the next round if it is still needed.`,
-  isError: true,
-  durationMs: 0,
-};
+const NO_TOOLS: ReadonlyMap<string, ChatTool> = new Map();
 
 /**
  * The output with each function call's id made unique within the turn: some servers number the
@@ -176,29 +101,6 @@ function withUniqueCallIds(output: AgentInputItem[], used: Set<string>): AgentIn
   return renamed ? unique : output;
 }
 
-const serialized = { strict: new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>(), plain: new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>() };
-
-/** The tools as the model is told of them (all non-strict unless `strict`), worked out once per tool set. */
-function serializeTools(tools: ReadonlyMap<string, ChatTool>, strict: boolean): SerializedTool[] {
-  const cache = strict ? serialized.strict : serialized.plain;
-  let list = cache.get(tools);
-  if (!list) {
-    list = [...tools.values()].map((tool) => ({ type: 'function', name: tool.name, description: tool.description, parameters: tool.parameters, strict: strict && tool.strict }));
-    cache.set(tools, list);
-  }
-  return list;
-}
-
-/** The function calls of a response, with empty arguments read as `{}` (some servers send "" for a tool without parameters). */
-function functionCalls(output: readonly AgentInputItem[]): ToolCallRequest[] {
-  const calls: ToolCallRequest[] = [];
-  for (const item of output) {
-    if (item.type !== 'function_call') continue;
-    calls.push({ callId: item.callId, name: item.name, arguments: item.arguments.trim() === '' ? '{}' : item.arguments });
-  }
-  return calls;
-}
-
 function addUsage(total: TokenUsage | undefined, usage: UsageFields | undefined): TokenUsage | undefined {
   const next = toTokenUsage(usage);
   if (!total || !next) return next ?? total;
@@ -215,29 +117,6 @@ function toolRoundsExhausted(maxRounds: number): UpstreamError {
     `The model kept calling tools for ${maxRounds} rounds (TOOL_MAX_ROUNDS) without answering. Try rephrasing the message.`,
     { retryable: false },
   );
-}
-
-/** How long to wait before retrying, or undefined when the failure is not worth retrying. */
-function retryDelay(error: unknown, attempt: number, options: RetryOptions): number | undefined {
-  if (error instanceof APIUserAbortError) return undefined;
-  const transient =
-    error instanceof APIConnectionError ||
-    error instanceof APIConnectionTimeoutError ||
-    (error instanceof APIError && typeof error.status === 'number' && (error.status === 429 || error.status === 408 || error.status >= 500)) ||
-    (error instanceof TypeError && (error.message === 'fetch failed' || error.message === 'terminated'));
-  if (!transient) return undefined;
-  const retryAfter = error instanceof APIError ? retryAfterMs(error.headers) : undefined;
-  if (retryAfter !== undefined) return retryAfter <= options.maxRetryAfterMs ? retryAfter : undefined;
-  const base = Math.min(8000, options.initialDelayMs * 2 ** attempt);
-  return base / 2 + Math.random() * (base / 2);
-}
-
-function retryAfterMs(headers: Headers | undefined): number | undefined {
-  const milliseconds = Number(headers?.get('retry-after-ms'));
-  if (Number.isFinite(milliseconds) && milliseconds > 0) return milliseconds;
-  const seconds = Number(headers?.get('retry-after'));
-  if (Number.isFinite(seconds) && seconds > 0) return seconds * 1000;
-  return undefined;
 }
 
 function outputText(output: readonly AgentInputItem[]): string {

@@ -1,4 +1,6 @@
-import { APIError } from 'openai';
+import type { SerializedTool } from '@openai/agents-core';
+import type { ChatTool } from './tools/chat-tool.js';
+import type { UpstreamFailure } from './upstream-failure.js';
 
 /** How a model is offered tools: in strict mode, non-strict (no `strict` field), or not at all. */
 export type ToolSupportLevel = 'strict' | 'plain' | 'none';
@@ -27,14 +29,14 @@ export class ToolSupport {
   }
 
   /**
-   * The level to try again at after `error` refused a request made at `from` (with any strict tool
-   * when `strictOffered`), and the provider's message; undefined when the error is no refusal of tools.
+   * The level to try again at after `failure` refused a request made at `from` (with any strict tool
+   * when `strictOffered`), and the provider's message; undefined when it is no refusal of tools.
    * Nothing is remembered yet: a 400 that only mentions tools proves nothing until the request with
    * less succeeds (then `confirm`).
    */
-  fallback(from: ToolSupportLevel, error: unknown, strictOffered: boolean): { level: ToolSupportLevel; message: string } | undefined {
+  fallback(from: ToolSupportLevel, failure: UpstreamFailure, strictOffered: boolean): { level: ToolSupportLevel; message: string } | undefined {
     if (from === 'none') return undefined;
-    const message = toolRefusalMessage(error);
+    const message = toolRefusalMessage(failure);
     if (message === undefined) return undefined;
     return { level: from === 'strict' && strictOffered && /\bstrict\b/i.test(message) ? 'plain' : 'none', message };
   }
@@ -47,12 +49,73 @@ export class ToolSupport {
   }
 }
 
-/** The provider's message when `error` is a 400 that speaks of tools (or strict mode), else undefined. */
-export function toolRefusalMessage(error: unknown): string | undefined {
-  if (!(error instanceof APIError) || error.status !== 400) return undefined;
-  // The openai package's message is "400 <the body's error.message>" (or the body as JSON).
-  const text = error.message.replace(/^400 /, '').slice(0, 4000);
+/** The provider's message when `failure` is a 400 that speaks of tools (or strict mode), else undefined. */
+export function toolRefusalMessage(failure: UpstreamFailure): string | undefined {
+  if (failure.status !== 400 || failure.providerMessage === undefined) return undefined;
+  const text = failure.providerMessage;
   if (!/\btools?\b|\bstrict\b|tool_choice|function calling/i.test(text)) return undefined;
   const line = text.split('\n')[0]!.trim();
   return line.length > MAX_MESSAGE_CHARS ? `${line.slice(0, MAX_MESSAGE_CHARS)}…` : line;
+}
+
+/**
+ * What one turn offers the model of its tools: all of them at the level its provider is known to
+ * take, one step less after a refusal of its first call (ask again at once), and the step
+ * remembered by `ToolSupport` once a call made with less succeeds.
+ */
+export class ToolOffer {
+  readonly #tools: ReadonlyMap<string, ChatTool>;
+  readonly #support: ToolSupport | undefined;
+  #level: ToolSupportLevel;
+  #serialized: SerializedTool[];
+  #refused: { level: ToolSupportLevel; message: string } | undefined;
+
+  constructor(tools: ReadonlyMap<string, ChatTool>, support: ToolSupport | undefined) {
+    this.#tools = tools;
+    this.#support = support;
+    this.#level = tools.size === 0 ? 'none' : (support?.level ?? 'strict');
+    this.#serialized = serializeTools(tools, this.#level);
+  }
+
+  /** Whether any tool is offered (else the model's function calls are not run). */
+  get active(): boolean {
+    return this.#level !== 'none';
+  }
+
+  /** The tools as the model is told of them at the current level. */
+  get serialized(): SerializedTool[] {
+    return this.#serialized;
+  }
+
+  /** Steps down when `failure` refused the tools themselves; true when the call should be made again at once. */
+  stepDown(failure: UpstreamFailure): boolean {
+    if (!this.#support || failure.aborted) return false;
+    const fallback = this.#support.fallback(this.#level, failure, this.#serialized.some((tool) => tool.type === 'function' && tool.strict));
+    if (!fallback) return false;
+    this.#refused = fallback;
+    this.#level = fallback.level;
+    this.#serialized = serializeTools(this.#tools, this.#level);
+    return true;
+  }
+
+  /** A call made at the current level succeeded: a step down it followed is kept for the model's later turns. */
+  confirm(): void {
+    if (!this.#refused) return;
+    this.#support?.confirm(this.#refused.level, this.#refused.message);
+    this.#refused = undefined;
+  }
+}
+
+const serialized = { strict: new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>(), plain: new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>() };
+
+/** The tools as the model is told of them at `level` (non-strict but at `strict`), worked out once per tool set. */
+function serializeTools(tools: ReadonlyMap<string, ChatTool>, level: ToolSupportLevel): SerializedTool[] {
+  if (level === 'none') return [];
+  const cache = serialized[level];
+  let list = cache.get(tools);
+  if (!list) {
+    list = [...tools.values()].map((tool) => ({ type: 'function', name: tool.name, description: tool.description, parameters: tool.parameters, strict: level === 'strict' && tool.strict }));
+    cache.set(tools, list);
+  }
+  return list;
 }

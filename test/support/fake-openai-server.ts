@@ -13,6 +13,10 @@ export type FakeReply =
   | { kind: 'empty' }
   /** Sends these deltas (maybe none), then never another byte. */
   | { kind: 'hang'; tokens?: string[] }
+  /** Resets the connection (TCP RST) without answering. */
+  | { kind: 'reset' }
+  /** Never answers, not even the status line. */
+  | { kind: 'silent' }
   /**
    * Streams `tokens` (maybe none), then these tool calls as `tool_calls` deltas: the first chunk of
    * each carries its index, id and name, the next ones its arguments piece by piece; with
@@ -133,6 +137,11 @@ export async function startFakeOpenAI(): Promise<FakeOpenAIServer> {
 
   async function respond(reply: FakeReply, model: string, response: http.ServerResponse): Promise<void> {
     const id = `chatcmpl-${++sequence}`;
+    if (reply.kind === 'reset') {
+      response.socket?.resetAndDestroy();
+      return;
+    }
+    if (reply.kind === 'silent') return;
     if (reply.kind === 'status') {
       response.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
       response.end(reply.body ?? JSON.stringify({ error: { message: reply.message ?? `fake upstream error ${reply.status} with secret body`, type: 'fake', code: null } }));

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { tool } from '@openai/agents';
+import { tool } from '@openai/agents-core';
 import { z } from 'zod';
 import { loadConfig } from '../../src/config.js';
 import type { ChatTool } from '../../src/model/tools/chat-tool.js';

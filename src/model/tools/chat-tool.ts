@@ -1,4 +1,4 @@
-import type { FunctionTool } from '@openai/agents';
+import type { FunctionTool } from '@openai/agents-core';
 
 /**
  * A tool the model may call: an Agents SDK function tool (made with `tool()`), whatever its

@@ -1,4 +1,4 @@
-import { tool } from '@openai/agents';
+import { tool } from '@openai/agents-core';
 import { z } from 'zod';
 import type { ChatTool } from './chat-tool.js';
 import { ToolFailure } from './chat-tool.js';

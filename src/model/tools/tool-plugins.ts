@@ -2,7 +2,7 @@ import type { Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { tool, UserError } from '@openai/agents';
+import { tool, UserError } from '@openai/agents-core';
 import { ConfigError } from '../../config.js';
 import type { ChatTool } from './chat-tool.js';
 import { ToolFailure } from './chat-tool.js';

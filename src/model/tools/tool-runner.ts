@@ -1,4 +1,4 @@
-import { ModelBehaviorError, RunContext } from '@openai/agents';
+import { ModelBehaviorError, RunContext } from '@openai/agents-core';
 import type { ChatTool } from './chat-tool.js';
 
 /** The most of a tool's output passed on (to the model, the stream and the store). */

@@ -1,4 +1,4 @@
-import { tool } from '@openai/agents';
+import { tool } from '@openai/agents-core';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { loadConfig } from '../../config.js';
