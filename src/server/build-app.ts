@@ -248,7 +248,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // One last try for outcomes the store refused; what is still left is marked interrupted at the next start.
     pendingOutcomes.close();
     if (!(await pendingOutcomes.flush())) logger.error({ turns: pendingOutcomes.size }, 'could not store the outcome of some turns');
-    replayLog.close();
+    await replayLog.close();
     await store.close();
   });
   return app;

@@ -1,7 +1,7 @@
-import { ReplayLogEvicted, type LogBatch, type ReplayLog } from './replay-log.js';
+import { ReplayLogEvicted, type LogEntry, type LogSnapshot, type NewLogEntry, type ReplayLog } from './replay-log.js';
 
 interface TurnLog {
-  entries: string[];
+  entries: LogEntry[];
   ended: boolean;
   /** What this log holds, as `entryBytes` counts it. */
   bytes: number;
@@ -20,13 +20,15 @@ export interface MemoryReplayLogOptions {
 
 /** The most entries one read hands out at once. */
 const MAX_BATCH = 256;
-/** What an entry costs besides its text: the string's header and its slot in the array, rounded up. */
-const ENTRY_OVERHEAD_BYTES = 32;
+/** What an entry costs besides its text: the string's header, the entry object and its slot in the array, rounded up. */
+const ENTRY_OVERHEAD_BYTES = 56;
+/** What `settled` answers: this log's entries are as durable as they get once appended. */
+const SETTLED = Promise.resolve();
 
 /**
  * The heap an entry is counted for: two bytes per UTF-16 unit plus a fixed overhead. V8 keeps ASCII
  * text in one byte per character, so for ASCII the second byte pays for the framed copy that
- * readers of an ended turn share (turn-reading.ts); for other text it is the string itself.
+ * readers of an ended turn share (server/sse-framing.ts); for other text it is the string itself.
  */
 export function entryBytes(data: string): number {
   return 2 * data.length + ENTRY_OVERHEAD_BYTES;
@@ -57,11 +59,12 @@ export class MemoryReplayLog implements ReplayLog {
     }
   }
 
-  append(turnId: string, data: string, final = false): number {
+  append(turnId: string, { data, tokenIndex, final = false }: NewLogEntry): number {
     const log = this.#logs.get(turnId);
     if (!log) throw new Error(`replay log of turn ${turnId} is not open`);
     if (log.ended) throw new Error(`replay log of turn ${turnId} has already ended`);
-    log.entries.push(data);
+    const position = log.entries.length;
+    log.entries.push({ position, data, tokenIndex });
     log.ended = final;
     const bytes = entryBytes(data);
     log.bytes += bytes;
@@ -69,10 +72,10 @@ export class MemoryReplayLog implements ReplayLog {
     if (final) this.#endedOrder.add(turnId);
     this.#wake(log);
     if (this.#bytes > this.#maxBytes) this.#evict();
-    return log.entries.length - 1;
+    return position;
   }
 
-  async *read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<LogBatch> {
+  async *read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<readonly LogEntry[]> {
     const log = this.#logs.get(turnId);
     if (!log) return;
     let position = from;
@@ -85,10 +88,10 @@ export class MemoryReplayLog implements ReplayLog {
       }
       if (position < log.entries.length) {
         // What there is, in batches: a reader that fell behind catches up in few writes, with bounded memory.
-        const data = log.entries.slice(position, position + MAX_BATCH);
-        const last = log.ended && position + data.length === log.entries.length;
-        yield { first: position, data };
-        position += data.length;
+        const entries = log.entries.slice(position, position + MAX_BATCH);
+        const last = log.ended && position + entries.length === log.entries.length;
+        yield entries;
+        position += entries.length;
         if (last) return;
         continue;
       }
@@ -109,9 +112,15 @@ export class MemoryReplayLog implements ReplayLog {
     }
   }
 
-  ended(turnId: string): readonly string[] | undefined {
+  snapshot(turnId: string): Promise<LogSnapshot | undefined> {
     const log = this.#logs.get(turnId);
-    return log?.ended ? log.entries : undefined;
+    if (!log) return Promise.resolve(undefined);
+    // An ended log's array never changes again, so every caller gets that one; a growing one is copied.
+    return Promise.resolve({ entries: log.ended ? log.entries : log.entries.slice(), ended: log.ended });
+  }
+
+  settled(_turnId: string): Promise<void> {
+    return SETTLED;
   }
 
   /** How many turns' logs are held now. */
@@ -124,8 +133,8 @@ export class MemoryReplayLog implements ReplayLog {
     return this.#bytes;
   }
 
-  has(turnId: string): boolean {
-    return this.#logs.has(turnId);
+  has(turnId: string): Promise<boolean> {
+    return Promise.resolve(this.#logs.has(turnId));
   }
 
   expire(turnId: string, ttlMs: number): void {
@@ -136,9 +145,10 @@ export class MemoryReplayLog implements ReplayLog {
     log.expiry.unref();
   }
 
-  close(): void {
+  close(): Promise<void> {
     this.#closed = true;
     for (const turnId of [...this.#logs.keys()]) this.#drop(turnId);
+    return SETTLED;
   }
 
   /** Drops ended turns' logs, the oldest ended first, until what is held fits the budget again. */
