@@ -76,6 +76,16 @@ describe('MemoryReplayLog', () => {
       }
     });
 
+    it('counts the entries an ended log hands out as objects once a snapshot has built them', async () => {
+      const log = new MemoryReplayLog({ maxBytes: 1_000_000 });
+      fill(log, 'a', 10, true);
+      await log.snapshot('a');
+      const counted = log.bytes;
+      expect(counted).toBeGreaterThan(10 * perEntry);
+      await log.snapshot('a');
+      expect(log.bytes).toBe(counted);
+    });
+
     it('drops the oldest ended turns first once over the budget, never a generating one', async () => {
       const log = new MemoryReplayLog({ maxBytes: 30 * perEntry });
       fill(log, 'old', 10, true);
