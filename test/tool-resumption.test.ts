@@ -81,7 +81,7 @@ describe('resuming a turn in the middle of a tool step', () => {
     const whole = await readSse(url('sleep and forget', 'resume-tool-expired'));
     const end = whole.events.at(-1)!;
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(replayLog.has(end.json.turn_id)).toBe(false);
+    expect(await replayLog.has(end.json.turn_id)).toBe(false);
     const resync = await readSse(url('sleep and forget', 'resume-tool-expired'), { headers: { 'last-event-id': whole.events[3]!.id! } });
     expect(shapeOf(resync.events)).toEqual(['resync', 'end']);
     expect(resync.events.at(-1)!.id).toBe(end.id);

@@ -89,7 +89,7 @@ export async function createServices(config: Config, options: ServicesOptions = 
       // One last try for outcomes the store refused; what is still left is marked interrupted at the next start.
       pendingOutcomes.close();
       if (!(await pendingOutcomes.flush())) logger.error({ turns: pendingOutcomes.size }, 'could not store the outcome of some turns');
-      replayLog.close();
+      await replayLog.close();
       await store.close();
     },
   };

@@ -57,13 +57,3 @@ export function errorEventData(contextId: string, turnId: string, errorCode: str
 export function resyncEventData(turnId: string, finalOutput: string, tokenCount: number): string {
   return JSON.stringify({ type: 'resync', event_type: 'resync', turn_id: turnId, final_output: finalOutput, token_count: tokenCount });
 }
-
-/**
- * One event's SSE block: its `data:` line, then its `id:` line, then the blank line that dispatches it.
- * The id comes last on purpose: `@microsoft/fetch-event-source` and `eventsource` 2.x take an id as soon
- * as they read its line, so with the id first a connection cut inside an event would make them resume
- * after an event they never received.
- */
-export function sseBlock(id: string, data: string): string {
-  return `data: ${data}\nid: ${id}\n\n`;
-}

@@ -1,5 +1,6 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { sseBlock } from '../protocol/wire-events.js';
+import type { ReplayBatch, TurnEntry } from '../turns/turn-types.js';
+import { entryBlock, framedLog, sseBlock } from './sse-framing.js';
 
 /** How long a browser's EventSource waits before reconnecting, sent as the stream's `retry:` field. */
 export const SSE_RETRY_MS = 2000;
@@ -80,19 +81,26 @@ export class SseStream {
     return this.#write(sseBlock(id, data));
   }
 
+  /** Sends a reader's batch: an ended turn's whole log as a slice of its text framed once, other entries framed now. */
+  sendReplay(turnId: string, batch: ReplayBatch): Promise<void> | undefined {
+    if (!batch.shared) return this.sendEntries(turnId, batch.entries, batch.start);
+    const framed = framedLog(turnId, batch.entries);
+    return this.sendFramed(framed.text, framed.offsets[batch.start]);
+  }
+
   /**
-   * Sends several events with as few writes as possible (still one SSE block each), in pieces of
-   * about WRITE_CHUNK_BYTES, waiting for the socket to drain between pieces: a reader far behind
-   * never makes the server build its whole backlog in memory.
+   * Sends a turn's entries from index `start` with as few writes as possible (still one SSE block
+   * each), in pieces of about WRITE_CHUNK_BYTES, waiting for the socket to drain between pieces: a
+   * reader far behind never makes the server build its whole backlog in memory.
    */
-  sendBatch(events: readonly { id: string; data: string }[], start = 0): Promise<void> | undefined {
+  sendEntries(turnId: string, entries: readonly TurnEntry[], start = 0): Promise<void> | undefined {
     let text = '';
-    for (let index = start; index < events.length; index++) {
-      text += sseBlock(events[index]!.id, events[index]!.data);
-      if (text.length >= WRITE_CHUNK_BYTES && index < events.length - 1) {
+    for (let index = start; index < entries.length; index++) {
+      text += entryBlock(turnId, entries[index]!);
+      if (text.length >= WRITE_CHUNK_BYTES && index < entries.length - 1) {
         const drained = this.#write(text);
         if (this.#closed.signal.aborted) return undefined;
-        if (drained) return drained.then(() => this.sendBatch(events, index + 1));
+        if (drained) return drained.then(() => this.sendEntries(turnId, entries, index + 1));
         text = '';
       }
     }

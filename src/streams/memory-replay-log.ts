@@ -1,7 +1,11 @@
-import { ReplayLogEvicted, type LogBatch, type ReplayLog } from './replay-log.js';
+import { ReplayLogEvicted, type LogEntry, type LogSnapshot, type NewLogEntry, type ReplayLog } from './replay-log.js';
 
 interface TurnLog {
-  entries: string[];
+  /** The entries' wire JSON by position, and their token indexes (NO_TOKEN for other events): no object per entry to keep. */
+  data: string[];
+  tokenIndexes: number[];
+  /** An ended log's entries as objects, built on its first snapshot and handed to every later caller. */
+  snapshot: readonly LogEntry[] | undefined;
   ended: boolean;
   /** What this log holds, as `entryBytes` counts it. */
   bytes: number;
@@ -20,13 +24,19 @@ export interface MemoryReplayLogOptions {
 
 /** The most entries one read hands out at once. */
 const MAX_BATCH = 256;
-/** What an entry costs besides its text: the string's header and its slot in the array, rounded up. */
-const ENTRY_OVERHEAD_BYTES = 32;
+/** What an entry costs besides its text: the string's header and its slots (text, token index), rounded up. */
+const ENTRY_OVERHEAD_BYTES = 40;
+/** What an ended log's entry costs as an object once a snapshot has built it (the object and its slot). */
+const SNAPSHOT_ENTRY_BYTES = 32;
+/** The token index kept for an entry that is not a token. */
+const NO_TOKEN = -1;
+/** What `settled` answers: this log's entries are as durable as they get once appended. */
+const SETTLED = Promise.resolve();
 
 /**
  * The heap an entry is counted for: two bytes per UTF-16 unit plus a fixed overhead. V8 keeps ASCII
  * text in one byte per character, so for ASCII the second byte pays for the framed copy that
- * readers of an ended turn share (turn-reading.ts); for other text it is the string itself.
+ * readers of an ended turn share (server/sse-framing.ts); for other text it is the string itself.
  */
 export function entryBytes(data: string): number {
   return 2 * data.length + ENTRY_OVERHEAD_BYTES;
@@ -53,26 +63,32 @@ export class MemoryReplayLog implements ReplayLog {
 
   open(turnId: string): void {
     if (!this.#logs.has(turnId)) {
-      this.#logs.set(turnId, { entries: [], ended: false, bytes: 0, dropped: false, waiters: new Set(), expiry: undefined });
+      this.#logs.set(turnId, { data: [], tokenIndexes: [], snapshot: undefined, ended: false, bytes: 0, dropped: false, waiters: new Set(), expiry: undefined });
     }
   }
 
-  append(turnId: string, data: string, final = false): number {
+  append(turnId: string, { data, tokenIndex, final = false }: NewLogEntry): number {
     const log = this.#logs.get(turnId);
     if (!log) throw new Error(`replay log of turn ${turnId} is not open`);
     if (log.ended) throw new Error(`replay log of turn ${turnId} has already ended`);
-    log.entries.push(data);
+    const position = log.data.length;
+    log.data.push(data);
+    log.tokenIndexes.push(tokenIndex ?? NO_TOKEN);
     log.ended = final;
-    const bytes = entryBytes(data);
-    log.bytes += bytes;
-    this.#bytes += bytes;
+    this.#count(log, entryBytes(data));
     if (final) this.#endedOrder.add(turnId);
     this.#wake(log);
     if (this.#bytes > this.#maxBytes) this.#evict();
-    return log.entries.length - 1;
+    return position;
   }
 
-  async *read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<LogBatch> {
+  /** Adds what a log now holds more to its count and the total. */
+  #count(log: TurnLog, bytes: number): void {
+    log.bytes += bytes;
+    this.#bytes += bytes;
+  }
+
+  async *read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<readonly LogEntry[]> {
     const log = this.#logs.get(turnId);
     if (!log) return;
     let position = from;
@@ -83,12 +99,12 @@ export class MemoryReplayLog implements ReplayLog {
         if (this.#closed) return;
         throw new ReplayLogEvicted(turnId);
       }
-      if (position < log.entries.length) {
+      if (position < log.data.length) {
         // What there is, in batches: a reader that fell behind catches up in few writes, with bounded memory.
-        const data = log.entries.slice(position, position + MAX_BATCH);
-        const last = log.ended && position + data.length === log.entries.length;
-        yield { first: position, data };
-        position += data.length;
+        const entries = entriesOf(log, position, Math.min(position + MAX_BATCH, log.data.length));
+        const last = log.ended && position + entries.length === log.data.length;
+        yield entries;
+        position += entries.length;
         if (last) return;
         continue;
       }
@@ -109,9 +125,20 @@ export class MemoryReplayLog implements ReplayLog {
     }
   }
 
-  ended(turnId: string): readonly string[] | undefined {
+  snapshot(turnId: string): Promise<LogSnapshot | undefined> {
     const log = this.#logs.get(turnId);
-    return log?.ended ? log.entries : undefined;
+    if (!log) return Promise.resolve(undefined);
+    if (!log.ended) return Promise.resolve({ entries: entriesOf(log, 0, log.data.length), ended: false });
+    // An ended log never changes again: its entries are built once, for every caller, and count toward the budget.
+    if (!log.snapshot) {
+      log.snapshot = entriesOf(log, 0, log.data.length);
+      this.#count(log, SNAPSHOT_ENTRY_BYTES * log.data.length);
+    }
+    return Promise.resolve({ entries: log.snapshot, ended: true });
+  }
+
+  settled(_turnId: string): Promise<void> {
+    return SETTLED;
   }
 
   /** How many turns' logs are held now. */
@@ -124,8 +151,8 @@ export class MemoryReplayLog implements ReplayLog {
     return this.#bytes;
   }
 
-  has(turnId: string): boolean {
-    return this.#logs.has(turnId);
+  has(turnId: string): Promise<boolean> {
+    return Promise.resolve(this.#logs.has(turnId));
   }
 
   expire(turnId: string, ttlMs: number): void {
@@ -136,9 +163,10 @@ export class MemoryReplayLog implements ReplayLog {
     log.expiry.unref();
   }
 
-  close(): void {
+  close(): Promise<void> {
     this.#closed = true;
     for (const turnId of [...this.#logs.keys()]) this.#drop(turnId);
+    return SETTLED;
   }
 
   /** Drops ended turns' logs, the oldest ended first, until what is held fits the budget again. */
@@ -158,7 +186,9 @@ export class MemoryReplayLog implements ReplayLog {
     this.#bytes -= log.bytes;
     log.dropped = true;
     // Readers still replaying it must not keep what the budget just let go.
-    log.entries = [];
+    log.data = [];
+    log.tokenIndexes = [];
+    log.snapshot = undefined;
     this.#wake(log);
   }
 
@@ -168,4 +198,14 @@ export class MemoryReplayLog implements ReplayLog {
     log.waiters = new Set();
     for (const wake of waiters) wake();
   }
+}
+
+/** The entries of a log from position `from` to `to` (excluded). */
+function entriesOf(log: TurnLog, from: number, to: number): LogEntry[] {
+  const entries = new Array<LogEntry>(to - from);
+  for (let position = from; position < to; position++) {
+    const tokenIndex = log.tokenIndexes[position]!;
+    entries[position - from] = { position, data: log.data[position]!, tokenIndex: tokenIndex === NO_TOKEN ? undefined : tokenIndex };
+  }
+  return entries;
 }

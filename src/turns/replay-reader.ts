@@ -2,125 +2,127 @@ import type { ToolStep, TurnRecord } from '../store/conversation-store.js';
 import { ReplayLogEvicted, type LogEntry, type ReplayLog } from '../streams/replay-log.js';
 import { publicContextId } from './conversation-keys.js';
 import { StoreUnavailableError } from '../errors.js';
-import { endEventData, errorEventData, resyncEventData, sseBlock } from '../protocol/wire-events.js';
+import { endEventData, errorEventData, resyncEventData } from '../protocol/wire-events.js';
 import type { FinishReason } from '../protocol/turn.js';
+import type { ReplayBatch, TurnEntry } from './turn-types.js';
 
-/** One event ready for the wire: its SSE id and its JSON. */
-export interface WireEvent {
-  id: string;
-  data: string;
+// Reading a turn for a connection: from its replay log while the log holds it, from the store once it
+// has left. What comes out are typed entries; the server frames them (server/sse-framing.ts).
+
+/** Where a token-index reader starts: the position the client already holds, and the batches after it. */
+export interface TokenIndexReplay {
+  startPosition: number | 'start';
+  batches: AsyncIterable<ReplayBatch>;
 }
 
 /**
- * What a reader sends at once: events, or (replaying an ended turn) their SSE blocks already framed
- * as `data: …\nid: …\n\n` text, shared by every reader of that turn.
+ * A turn's log entries from a position. A reader already past the end gets the final entry again: a
+ * resume is never answered with silence. Throws `ReplayLogEvicted` when the log does not hold the turn
+ * (or lets it go before its end), so `orResync` answers from the store.
  */
-export type WireBatch = readonly WireEvent[] | string;
-
-/** An ended turn's SSE text and where each position's block starts in it, built on its first replay. */
-interface Framed {
-  text: string;
-  offsets: Uint32Array;
-}
-
-/** Keyed by the log's own array of an ended turn, so an entry goes when the log expires. */
-const framedLogs = new WeakMap<readonly string[], Framed>();
-
-const TOKEN_PREFIX = '{"token":';
-const TOKEN_INDEX = /"token_index":(\d+)/;
-
-/**
- * A turn's log events from a position, with their SSE ids `<turn_id>/<position>`. A reader already
- * past the end gets the final event again: a resume is never answered with silence.
- */
-export async function* fromPosition(log: ReplayLog, turnId: string, from: number, signal?: AbortSignal): AsyncIterable<WireBatch> {
-  const ended = log.ended(turnId);
-  if (ended && ended.length > 0) {
-    // An ended turn is replayed from text framed once for all its readers: a resume costs one slice.
-    const framed = framedOf(turnId, ended);
-    yield framed.text.slice(framed.offsets[Math.min(from, ended.length - 1)]);
+export async function* readFromPosition(log: ReplayLog, turnId: string, from: number, signal?: AbortSignal): AsyncIterable<ReplayBatch> {
+  const snapshot = await log.snapshot(turnId);
+  if (!snapshot) throw new ReplayLogEvicted(turnId);
+  const { entries } = snapshot;
+  if (snapshot.ended) {
+    // The whole ended log, the same for every reader: the server frames it once and sends a slice.
+    yield { entries, start: Math.min(from, entries.length - 1), shared: true };
     return;
   }
-  let sent = false;
-  for await (const batch of log.read(turnId, from, signal)) {
+  let sent = from < entries.length;
+  if (sent) yield { entries, start: from, shared: false };
+  for await (const batch of log.read(turnId, Math.max(from, entries.length), signal)) {
     sent = true;
-    yield toWireEvents(turnId, batch.first, batch.data);
+    yield { entries: batch, start: 0, shared: false };
   }
+  if (sent || signal?.aborted) return;
   // Asked from past the end of a turn that was still running, and it ended short of there: the client still gets how it ended.
-  const final = sent || signal?.aborted ? undefined : log.ended(turnId);
-  if (final && final.length > 0) yield [{ id: `${turnId}/${final.length - 1}`, data: final.at(-1)! }];
-}
-
-function framedOf(turnId: string, entries: readonly string[]): Framed {
-  let framed = framedLogs.get(entries);
-  if (framed) return framed;
-  const offsets = new Uint32Array(entries.length);
-  const parts = new Array<string>(entries.length);
-  let length = 0;
-  for (let position = 0; position < entries.length; position++) {
-    offsets[position] = length;
-    parts[position] = sseBlock(`${turnId}/${position}`, entries[position]!);
-    length += parts[position]!.length;
-  }
-  framed = { text: parts.join(''), offsets };
-  framedLogs.set(entries, framed);
-  return framed;
-}
-
-function toWireEvents(turnId: string, first: number, data: readonly string[]): WireEvent[] {
-  const events = new Array<WireEvent>(data.length);
-  for (let index = 0; index < data.length; index++) events[index] = { id: `${turnId}/${first + index}`, data: data[index]! };
-  return events;
+  const ended = await log.snapshot(turnId);
+  if (!ended) throw new ReplayLogEvicted(turnId);
+  if (ended.ended) yield { entries: ended.entries, start: ended.entries.length - 1, shared: true };
 }
 
 /**
- * A turn's log events from token index `n` (the original ChatWait resume): tokens before `n` are
- * skipped, and so are other events until token `n - 1` has gone by, so nothing the client holds is sent again.
+ * A turn's log entries from token index `n` (the original ChatWait resume): tokens before `n` are
+ * skipped, and so are other events until token `n - 1` has gone by, so nothing the client holds is
+ * sent again. Undefined when the log does not hold the turn.
  */
-export async function* fromTokenIndex(log: ReplayLog, turnId: string, n: number, signal?: AbortSignal): AsyncIterable<WireBatch> {
-  let passed = n === 0;
-  let last: LogEntry | undefined;
-  for await (const batch of log.read(turnId, 0, signal)) {
-    let start = 0;
-    for (; !passed && start < batch.data.length; start++) {
-      const entry = { position: batch.first + start, data: batch.data[start]! };
-      last = entry;
-      const index = tokenIndexOf(entry);
+export async function readFromTokenIndex(log: ReplayLog, turnId: string, n: number, signal?: AbortSignal): Promise<TokenIndexReplay | undefined> {
+  if (n === 0) return { startPosition: 'start', batches: readFromPosition(log, turnId, 0, signal) };
+  const snapshot = await log.snapshot(turnId);
+  if (!snapshot) return undefined;
+  const { entries, ended } = snapshot;
+  const found = findToken(entries, n - 1, ended);
+  if (ended) {
+    // Asked for more tokens than the turn has: the client still gets how it ended.
+    const start = found.next ?? entries.length - 1;
+    return { startPosition: found.position, batches: listOf({ entries, start, shared: true }) };
+  }
+  // What the snapshot holds after token n - 1, then the live entries after the snapshot: no gap, nothing twice.
+  const batches = prepend({ entries, start: found.next ?? entries.length }, log.read(turnId, entries.length, signal));
+  return { startPosition: found.position, batches: afterToken(batches, n, found.next !== undefined, signal) };
+}
+
+/**
+ * Where token `tokenIndex` is among a log's entries from position 0: `next`, the index of the first
+ * entry after it (undefined if it is not there yet), and `position`, the log position the client
+ * holds. A token not there yet is placed after every tool event so far, as the turn will write it.
+ */
+function findToken(entries: readonly LogEntry[], tokenIndex: number, ended: boolean): { next: number | undefined; position: number } {
+  let others = 0;
+  const last = ended ? entries.length - 1 : entries.length;
+  for (let index = 0; index < last; index++) {
+    const found = entries[index]!.tokenIndex;
+    if (found === undefined) others++;
+    else if (found >= tokenIndex) return { next: found === tokenIndex ? index + 1 : index, position: entries[index]!.position - (found - tokenIndex) };
+  }
+  return { next: undefined, position: tokenIndex + others };
+}
+
+/** The entries after token `n - 1` of batches read from where the client's tokens may still be ahead. */
+async function* afterToken(batches: AsyncIterable<ReplayBatch>, n: number, passedAlready: boolean, signal?: AbortSignal): AsyncIterable<ReplayBatch> {
+  let passed = passedAlready;
+  let last: TurnEntry | undefined;
+  for await (const batch of batches) {
+    const { entries } = batch;
+    let start = batch.start;
+    for (; !passed && start < entries.length; start++) {
+      const index = entries[start]!.tokenIndex;
       if (index === undefined || index < n - 1) continue;
       passed = true;
       if (index !== n - 1) break;
     }
-    if (passed && start < batch.data.length) yield toWireEvents(turnId, batch.first + start, batch.data.slice(start));
-    if (batch.data.length > 0) last = { position: batch.first + batch.data.length - 1, data: batch.data.at(-1)! };
+    if (passed && start < entries.length) yield start === batch.start ? batch : { ...batch, start };
+    if (entries.length > batch.start) last = entries.at(-1);
   }
   // Asked for more tokens than the turn has: the client still gets how it ended.
-  if (!passed && last && !signal?.aborted) yield [{ id: `${turnId}/${last.position}`, data: last.data }];
+  if (!passed && last && !signal?.aborted) yield { entries: [last], start: 0, shared: false };
+}
+
+async function* prepend(first: { entries: readonly LogEntry[]; start: number }, rest: AsyncIterable<readonly LogEntry[]>): AsyncIterable<ReplayBatch> {
+  yield { ...first, shared: false };
+  for await (const entries of rest) yield { entries, start: 0, shared: false };
 }
 
 /**
- * A reader's events from the replay log; if the turn's log has left memory (evicted to keep the byte
- * budget, or expired) before the reader got its end, `resync` and `end` from the store instead: never
- * silence. Only an ended turn's log leaves memory, and its outcome is stored before its final event.
+ * A reader's entries from the replay log; if the turn's log is not held or leaves (evicted to keep the
+ * byte budget, or expired) before the reader got its end, `resync` and `end` from the store instead:
+ * never silence. Only an ended turn's log leaves, and its outcome is stored before its final event.
  */
 export async function* orResync(
-  events: AsyncIterable<WireBatch>,
-  log: ReplayLog,
+  batches: AsyncIterable<ReplayBatch>,
   turnId: string,
   contextId: string,
   getRecord: () => Promise<TurnRecord | undefined>,
-): AsyncIterable<WireBatch> {
+): AsyncIterable<ReplayBatch> {
   try {
-    if (log.has(turnId)) {
-      yield* events;
-      return;
-    }
+    yield* batches;
+    return;
   } catch (error) {
     if (!(error instanceof ReplayLogEvicted)) throw error;
   }
-  // The `resync` id makes a reconnect ask the store again.
-  const failed = (code: string, message: string, retryable: boolean): WireEvent[] => [
-    { id: `${turnId}/resync`, data: errorEventData(contextId, turnId, code, message, retryable) },
-  ];
+  // The `resync` position makes a reconnect ask the store again.
+  const failed = (code: string, message: string, retryable: boolean): ReplayBatch => entriesBatch([{ position: 'resync', data: errorEventData(contextId, turnId, code, message, retryable) }]);
   let record: TurnRecord | undefined;
   try {
     record = await getRecord();
@@ -130,12 +132,12 @@ export async function* orResync(
       : failed('INTERNAL_ERROR', 'Something went wrong while reading this answer. Please reconnect in a moment.', true);
     return;
   }
-  yield record ? resyncFromRecord(record) : failed('NOT_FOUND', 'This turn no longer exists (its conversation may have been deleted).', false);
+  yield record ? entriesBatch(resyncFromRecord(record)) : failed('NOT_FOUND', 'This turn no longer exists (its conversation may have been deleted).', false);
 }
 
 /**
- * The log position of token `tokenIndex`: its index plus the tool events before it (each step's
- * `tool_call`, and its `tool_result` once it had one). Without tools the two are equal.
+ * The log position of token `tokenIndex` from a stored turn's tool steps: its index plus the tool
+ * events before it (each step's `tool_call`, and its `tool_result` once it had one).
  */
 export function tokenPosition(tokenIndex: number, toolSteps: readonly ToolStep[]): number {
   let position = tokenIndex;
@@ -148,11 +150,11 @@ export const OUTCOME_NOT_STORED =
   'This message has been answered, but the conversation store cannot record the outcome yet (its disk may be full). Please try again in a moment.';
 
 /** `resync` with a stored answer, then its `end`: what a resume gets once the turn has left the replay log. */
-export function resyncFromRecord(record: TurnRecord): WireEvent[] {
+export function resyncFromRecord(record: TurnRecord): TurnEntry[] {
   if (record.status === 'streaming') {
     // Not generating, yet still `streaming` in the store: how it ended waits for the store to take it; `interrupted` would be untrue.
-    // The id makes a reconnect ask for the stored outcome again.
-    return [{ id: `${record.turnId}/resync`, data: errorEventData(publicContextId(record.contextId), record.turnId, 'STORE_UNAVAILABLE', OUTCOME_NOT_STORED, true) }];
+    // The `resync` position makes a reconnect ask for the stored outcome again.
+    return [{ position: 'resync', data: errorEventData(publicContextId(record.contextId), record.turnId, 'STORE_UNAVAILABLE', OUTCOME_NOT_STORED, true) }];
   }
   const finishReason: FinishReason = record.status === 'complete' ? 'stop' : record.status;
   const tokenCount = record.tokenCount;
@@ -167,16 +169,18 @@ export function resyncFromRecord(record: TurnRecord): WireEvent[] {
     model: record.model,
   });
   return [
-    { id: `${record.turnId}/resync`, data: resyncEventData(record.turnId, record.answer, tokenCount) },
+    { position: 'resync', data: resyncEventData(record.turnId, record.answer, tokenCount) },
     // The end came after every token and every tool event of the turn.
-    { id: `${record.turnId}/${tokenPosition(tokenCount, record.toolSteps)}`, data: end },
+    { position: tokenPosition(tokenCount, record.toolSteps), data: end },
   ];
 }
 
-function tokenIndexOf(entry: LogEntry): number | undefined {
-  if (!entry.data.startsWith(TOKEN_PREFIX)) return undefined;
-  // The token text comes before token_index and may itself contain the pattern, so search after it.
-  const afterToken = entry.data.lastIndexOf('"token_index":');
-  const match = TOKEN_INDEX.exec(entry.data.slice(afterToken));
-  return match ? Number(match[1]) : undefined;
+/** Entries a reader sends as they are (not an ended log's shared array). */
+export function entriesBatch(entries: readonly TurnEntry[]): ReplayBatch {
+  return { entries, start: 0, shared: false };
+}
+
+/** The batches of a reader that has them all at once. */
+export async function* listOf(...batches: ReplayBatch[]): AsyncIterable<ReplayBatch> {
+  yield* batches;
 }

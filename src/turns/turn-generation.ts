@@ -53,8 +53,6 @@ export interface GenerationOptions {
   logger: Logger;
   responseTimeoutMs: number;
   observer?: TurnObserver | undefined;
-  /** Filled with the turn's tool steps as they happen (the turn manager reads it to map token indexes to log positions). */
-  toolSteps?: ToolStep[] | undefined;
   /** Where an outcome the store refused goes, to be written once the store takes writes again. */
   pendingOutcomes?: PendingOutcomes | undefined;
 }
@@ -70,7 +68,7 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
   let lastTokenAt = 0;
   observer?.turnStarted();
   const contextIdJson = JSON.stringify(contextId);
-  const toolSteps = options.toolSteps ?? [];
+  const toolSteps: ToolStep[] = [];
   let toolsRunning = 0;
   // One timer covers the wait for the first token and any later stall of the stream; text and progress
   // events (tool-call arguments, reasoning) restart it. Tools have their own limit (TOOL_TIMEOUT_SECONDS):
@@ -94,7 +92,7 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
     }
     observer?.token(tokens.length === 0 ? undefined : now - lastTokenAt);
     lastTokenAt = now;
-    log.append(turnId, tokenEventData(contextIdJson, token, tokens.length));
+    log.append(turnId, { data: tokenEventData(contextIdJson, token, tokens.length), tokenIndex: tokens.length });
     tokens.push(token);
     progress ??= setTimeout(saveProgress, PROGRESS_INTERVAL_MS);
   };
@@ -107,10 +105,10 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
   const recordToolEvent = (event: Extract<ModelStreamEvent, { type: 'tool_call' | 'tool_result' }>) => {
     if (event.type === 'tool_call') {
       toolsRunning++;
-      log.append(turnId, toolCallEventData(event.callId, event.name, event.arguments));
+      log.append(turnId, { data: toolCallEventData(event.callId, event.name, event.arguments) });
       toolSteps.push({ callId: event.callId, name: event.name, arguments: event.arguments, output: null, isError: false, durationMs: null, tokenOffset: tokens.length });
     } else {
-      log.append(turnId, toolResultEventData(event.callId, event.output, event.isError, event.durationMs));
+      log.append(turnId, { data: toolResultEventData(event.callId, event.output, event.isError, event.durationMs) });
       const step = toolSteps.find((candidate) => candidate.callId === event.callId && candidate.output === null);
       if (step) Object.assign(step, { output: event.output, isError: event.isError, durationMs: event.durationMs });
       if (--toolsRunning === 0) timeout.refresh();
@@ -156,14 +154,17 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
       if (!(signal.reason instanceof TurnCancelled)) throw thrown;
       const cancelled = result('cancelled');
       await finish(options, cancelled, { status: 'cancelled', errorCode: undefined });
-      log.append(turnId, endEventData({ ...cancelled, finalOutput: cancelled.answer }), true);
+      log.append(turnId, { data: endEventData({ ...cancelled, finalOutput: cancelled.answer }), final: true });
+      await log.settled(turnId);
       logger.info(turnLogFields(cancelled, 'cancelled'), 'turn finished');
       observer?.turnEnded('cancelled', undefined);
       return cancelled;
     }
     const complete = result('stop');
     await finish(options, complete, { status: 'complete', errorCode: undefined });
-    log.append(turnId, endEventData({ ...complete, finalOutput: complete.answer }), true);
+    log.append(turnId, { data: endEventData({ ...complete, finalOutput: complete.answer }), final: true });
+    // A turn is done once its readers anywhere can get its end, not just once it is written here.
+    await log.settled(turnId);
     logger.info(turnLogFields(complete, 'complete'), 'turn finished');
     observer?.turnEnded('complete', undefined);
     return complete;
@@ -177,7 +178,8 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
       () => false,
     );
     if (!stored) options.pendingOutcomes?.add(turnId, toOutcome(failed, { status, errorCode: error.code }));
-    log.append(turnId, errorEventData(contextId, turnId, error.code, error.message, error.retryable), true);
+    log.append(turnId, { data: errorEventData(contextId, turnId, error.code, error.message, error.retryable), final: true });
+    await log.settled(turnId);
     const level = error.code === 'INTERNAL_ERROR' ? 'error' : 'warn';
     logger[level]({ ...turnLogFields(failed, status), error_code: error.code, err: error.cause ?? error }, 'turn failed');
     observer?.turnEnded(status, error.code);

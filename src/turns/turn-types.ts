@@ -5,7 +5,7 @@ import type { ChatMessage, ChatModel } from '../model/chat-model.js';
 import type { HistoryBudget } from './history.js';
 import type { PendingOutcomes } from './pending-outcomes.js';
 import type { TurnObserver, TurnResult } from './turn-generation.js';
-import type { WireBatch } from './replay-reader.js';
+import type { EventPosition } from '../protocol/event-id.js';
 
 // The shapes the turn manager takes and gives, apart from its workings (turn-manager.ts).
 
@@ -36,6 +36,34 @@ export interface TurnHandle {
   done: Promise<TurnResult>;
 }
 
+/**
+ * Where a streaming request starts reading, as the server parsed it from the request: nowhere in
+ * particular (start a turn, or attach to this message's running one from its first event), after a
+ * token index (the original ChatWait resume, `last_token_index` > 0), or after an event id
+ * (`Last-Event-ID`).
+ */
+export type ResumePoint =
+  | { kind: 'none' }
+  | { kind: 'token_index'; lastTokenIndex: number }
+  | { kind: 'event_id'; turnId: string; position: EventPosition };
+
+/** One event as a reader sends it: its log position (`resync` for what replaces a turn that left the log), its JSON, and a token's index. */
+export interface TurnEntry {
+  readonly position: number | 'resync';
+  readonly data: string;
+  readonly tokenIndex?: number | undefined;
+}
+
+/**
+ * Entries a reader sends at once: `entries` from index `start` on. `shared` marks an ended turn's whole
+ * log, the same array for every reader of it while the log holds it: worth framing once.
+ */
+export interface ReplayBatch {
+  entries: readonly TurnEntry[];
+  start: number;
+  shared: boolean;
+}
+
 /** A connection's view of a turn: its events from where the connection starts reading. */
 export interface TurnStream {
   turnId: string;
@@ -43,13 +71,13 @@ export interface TurnStream {
   model: string;
   resumed: boolean;
   /**
-   * The SSE id of this connection's `start` event: `<turn_id>/start` on a fresh read, and on a resume
-   * the position the client already holds, so an EventSource that drops again right away resumes
-   * from there instead of from the beginning.
+   * Where this connection's `start` event's id points: `start` on a fresh read, and on a resume the
+   * position the client already holds, so an EventSource that drops again right away resumes from
+   * there instead of from the beginning.
    */
-  startId: string;
-  /** The events in batches (whatever was there when the reader looked), or already framed SSE text. */
-  events: AsyncIterable<WireBatch>;
+  startPosition: EventPosition;
+  /** The events in batches: whatever was there when the reader looked. */
+  events: AsyncIterable<ReplayBatch>;
 }
 
 /** Options of the turn manager. */

@@ -1,8 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { StartTurnInput, TurnManager, TurnStream } from '../../turns/turn-manager.js';
+import type { ResumePoint, StartTurnInput, TurnManager, TurnStream } from '../../turns/turn-manager.js';
 import type { ClientLimits } from '../client-limits.js';
 import { errorEventData, startEventData } from '../../protocol/wire-events.js';
+import { formatEventId, parseEventId } from '../../protocol/event-id.js';
 import { RequestError } from '../../errors.js';
 import { cancelResponseSchema, waitResponseSchema } from '../../protocol/responses.js';
 import {
@@ -134,26 +135,24 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
     const release = await limits.openStream(request);
     const connection = new AbortController();
     reply.raw.once('close', () => connection.abort(CONNECTION_ENDED));
-    const lastEventId = request.headers['last-event-id'];
+    let from: ResumePoint;
     let stream: TurnStream;
     try {
-      stream =
-        typeof lastEventId === 'string' && lastEventId.trim() !== ''
-          ? await turns.resumeStream(lastEventId, input.contextId, request.owner, connection.signal)
-          : await turns.openStream({ ...input, owner: request.owner, admit: () => limits.admitTurn(request) }, lastTokenIndex, connection.signal);
+      from = resumePointOf(request.headers['last-event-id'], lastTokenIndex);
+      stream = await turns.open({ ...input, owner: request.owner, admit: () => limits.admitTurn(request) }, from, connection.signal);
     } catch (error) {
       release();
       throw error;
     }
-    if (stream.resumed) observer?.resumed(typeof lastEventId === 'string' && lastEventId.trim() !== '' ? 'last_event_id' : 'last_token_index');
+    if (stream.resumed) observer?.resumed(from.kind === 'event_id' ? 'last_event_id' : 'last_token_index');
     reply.hijack();
     const sse = new SseStream(reply.raw, { ...sseOptions, headers: reply.getHeaders() });
     sse.signal.addEventListener('abort', () => connection.abort(CONNECTION_ENDED), { once: true });
     observer?.streamOpened();
     try {
-      await sse.send(stream.startId, startEventData(stream.contextId, stream.turnId, stream.model, stream.resumed));
+      await sse.send(formatEventId(stream.turnId, stream.startPosition), startEventData(stream.contextId, stream.turnId, stream.model, stream.resumed));
       for await (const batch of stream.events) {
-        const drained = typeof batch === 'string' ? sse.sendFramed(batch) : sse.sendBatch(batch);
+        const drained = sse.sendReplay(stream.turnId, batch);
         if (drained) await drained;
       }
     } catch (error) {
@@ -161,7 +160,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
       // Never silence: a reader still connected learns the stream failed, and may reconnect (the `resync` id asks the store).
       if (!sse.signal.aborted) {
         void sse.send(
-          `${stream.turnId}/resync`,
+          formatEventId(stream.turnId, 'resync'),
           errorEventData(stream.contextId, stream.turnId, 'INTERNAL_ERROR', 'Something went wrong while streaming this answer. Please reconnect in a moment.', true),
         );
       }
@@ -178,6 +177,21 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
 
 const RESUME_DESCRIPTION =
   'Resume a dropped stream with the `Last-Event-ID: <turn_id>/<position>` header (EventSource sends it by itself), or with the same `message`, `context_id` and `last_token_index`: no token is sent twice or skipped, and the model is not called again.';
+
+/**
+ * Where a streaming request starts reading: after its `Last-Event-ID` (`<turn_id>/<position>`, as sent
+ * in the id: lines) when it has one, else after its `last_token_index`.
+ */
+function resumePointOf(lastEventId: string | string[] | undefined, lastTokenIndex: number): ResumePoint {
+  if (typeof lastEventId !== 'string' || lastEventId.trim() === '') return lastTokenIndex > 0 ? { kind: 'token_index', lastTokenIndex } : { kind: 'none' };
+  const id = parseEventId(lastEventId);
+  if (!id) {
+    throw new RequestError('VALIDATION_ERROR', 'Last-Event-ID must look like <turn_id>/<position>, as sent in the id: lines.', {
+      detail: [{ loc: ['header', 'last-event-id'], msg: 'must be <turn_id>/<position>', type: 'value_error' }],
+    });
+  }
+  return { kind: 'event_id', turnId: id.turnId, position: id.position };
+}
 
 /** Rejects a message of only whitespace with EMPTY_MESSAGE (the schema already rejects an empty one). */
 function requireText(message: string): string {

@@ -1,0 +1,183 @@
+import { randomUUID } from 'node:crypto';
+import { RequestError, type ChatWaitError } from '../errors.js';
+import type { TurnRecord } from '../store/conversation-store.js';
+import { conversationKey, publicContextId } from './conversation-keys.js';
+import { buildContext, historyTurnsNeeded, turnsToMessages } from './history.js';
+import { runGeneration } from './turn-generation.js';
+import type { ActiveTurn } from './turn-handles.js';
+import type { StartTurnInput, TurnManagerOptions } from './turn-types.js';
+
+/** What a send does: start a new turn (its conversation's place reserved), join a running one, or answer from an ended one. */
+export type Resolution =
+  | { kind: 'new'; reservation: Reservation }
+  | { kind: 'active'; turn: ActiveTurn }
+  | { kind: 'ended'; record: TurnRecord }
+  | { kind: 'replay'; record: TurnRecord };
+
+/** A conversation's place held for a turn that is being set up. */
+interface Reservation {
+  contextId: string;
+  message: string;
+  turn: Promise<ActiveTurn>;
+  settle(result: Promise<ActiveTurn>): void;
+}
+
+/**
+ * The turns this process is generating, and the decision of what a send does: at most one turn
+ * generates per conversation, and a send that repeats one (same client_message_id, or the same
+ * message while it generates) joins it instead of starting another.
+ */
+export class RunningTurns {
+  readonly #options: TurnManagerOptions;
+  readonly #active = new Map<string, ActiveTurn>();
+  readonly #activeByContext = new Map<string, ActiveTurn>();
+  /** Starts in progress by conversation, so two concurrent sends cannot both begin a turn. */
+  readonly #starting = new Map<string, Reservation>();
+  #refusal: ChatWaitError | undefined;
+
+  constructor(options: TurnManagerOptions) {
+    this.#options = options;
+  }
+
+  /** How many turns this process is generating now. */
+  get size(): number {
+    return this.#active.size;
+  }
+
+  /** The running turn with this id. */
+  get(turnId: string): ActiveTurn | undefined {
+    return this.#active.get(turnId);
+  }
+
+  /** The running turn of a conversation (by its store key). */
+  ofConversation(key: string): ActiveTurn | undefined {
+    return this.#activeByContext.get(key);
+  }
+
+  /** The turns generating now. */
+  all(): ActiveTurn[] {
+    return [...this.#active.values()];
+  }
+
+  /** Refuses new turns with `refusal` from now on, then waits for the turns still being set up. */
+  async close(refusal: ChatWaitError): Promise<void> {
+    this.#refusal = refusal;
+    // Turns past the admission check but still being set up are waited for too.
+    await Promise.allSettled([...this.#starting.values()].map((reservation) => reservation.turn));
+  }
+
+  /**
+   * Decides what a send does. The awaits come first; the checks and the reservation of the
+   * conversation then happen in one synchronous step, so two concurrent sends cannot both start a turn.
+   */
+  async resolve(input: StartTurnInput, key: string | undefined, replay: TurnRecord | undefined): Promise<Resolution> {
+    if (this.#refusal) throw this.#refusal;
+    const { clientMessageId } = input;
+    const owner = key === undefined ? undefined : await this.#options.store.conversationOwner(key);
+    // A scoped key never names another key's conversation; one made while API keys were off can, once they are on.
+    if (owner !== undefined && owner !== (input.owner ?? null)) throw new RequestError('NOT_FOUND', 'There is no such conversation.');
+    const sent = key !== undefined && clientMessageId !== undefined ? await this.#options.store.findTurnByClientMessageId(key, clientMessageId) : undefined;
+    if (this.#refusal) throw this.#refusal;
+    if (sent) {
+      // A key names one message: answering a different one with the first one's answer would drop it silently.
+      if (sent.userMessage !== input.message) {
+        throw new RequestError(
+          'IDEMPOTENCY_KEY_REUSED',
+          'This client_message_id was already used for a different message in this conversation. Send the new message with a new client_message_id.',
+        );
+      }
+      const active = this.#active.get(sent.turnId);
+      return active ? { kind: 'active', turn: active } : { kind: 'ended', record: sent };
+    }
+    const id = key ?? conversationKey(input.owner, randomUUID());
+    const starting = this.#starting.get(id);
+    // The same message sent twice at once (a double click, a retry racing the original) joins the first.
+    if (starting?.message === input.message) return { kind: 'active', turn: await starting.turn };
+    const active = this.#activeByContext.get(id);
+    if (active?.userMessage === input.message) return { kind: 'active', turn: active };
+    if (active || starting) {
+      throw new RequestError(
+        'CONVERSATION_BUSY',
+        'This conversation is still answering the previous message. Wait for it to finish, or cancel it, then send again.',
+      );
+    }
+    if (replay) return { kind: 'replay', record: replay };
+    return { kind: 'new', reservation: this.#reserve(id, input.message) };
+  }
+
+  /** Starts the turn a `new` resolution reserved the conversation for. */
+  async begin(input: StartTurnInput, reservation: Reservation): Promise<ActiveTurn> {
+    const turn = (async () => {
+      const release = (await input.admit?.()) ?? undefined;
+      try {
+        return await this.#create(input, reservation.contextId, release);
+      } catch (error) {
+        release?.();
+        throw error;
+      }
+    })();
+    reservation.settle(turn);
+    try {
+      return await turn;
+    } finally {
+      if (this.#starting.get(reservation.contextId) === reservation) this.#starting.delete(reservation.contextId);
+    }
+  }
+
+  #reserve(contextId: string, message: string): Reservation {
+    let settle!: (result: Promise<ActiveTurn>) => void;
+    const turn = new Promise<ActiveTurn>((resolve) => (settle = resolve));
+    // A send that joins a reservation whose turn then fails to start gets that failure.
+    turn.catch(() => {});
+    const reservation: Reservation = { contextId, message, turn, settle };
+    this.#starting.set(contextId, reservation);
+    return reservation;
+  }
+
+  /** Sets up and starts a turn's generation; `release` (what `admit` returned) is called when the generation ends. */
+  async #create(input: StartTurnInput, contextId: string, release: (() => void) | undefined): Promise<ActiveTurn> {
+    const { store, model, log } = this.#options;
+    // A new conversation has no history to read (and a read would commit the queued writes early). Only the
+    // window the budget can keep is read: a long conversation costs no more than a short one.
+    const stored = input.history || input.contextId === undefined ? [] : await store.recentTurns(contextId, historyTurnsNeeded(this.#options.history));
+    const history = input.history ?? turnsToMessages(stored);
+    const messages = buildContext(history, input.message, this.#options.history);
+    const turnId = randomUUID();
+    await store.startTurn({
+      turnId,
+      contextId,
+      userMessage: input.message,
+      model: model.name,
+      clientMessageId: input.clientMessageId,
+      owner: input.owner ?? null,
+    });
+    log.open(turnId);
+    const controller = new AbortController();
+    const turn: ActiveTurn = { turnId, contextId, model: model.name, userMessage: input.message, controller, done: undefined! };
+    turn.done = runGeneration({
+      turnId,
+      // The events and the result carry the id the client knows.
+      contextId: publicContextId(contextId),
+      messages,
+      signal: controller.signal,
+      abort: (reason) => controller.abort(reason),
+      model,
+      store,
+      log,
+      logger: this.#options.logger,
+      responseTimeoutMs: this.#options.responseTimeoutMs,
+      observer: this.#options.observer,
+      pendingOutcomes: this.#options.pendingOutcomes,
+    }).finally(() => {
+      this.#active.delete(turnId);
+      if (this.#activeByContext.get(contextId) === turn) this.#activeByContext.delete(contextId);
+      log.expire(turnId, this.#options.streamTtlMs);
+      release?.();
+    });
+    // Only wait requests await `done`; a streaming turn's failure is already in its log.
+    turn.done.catch(() => {});
+    this.#active.set(turnId, turn);
+    this.#activeByContext.set(contextId, turn);
+    return turn;
+  }
+}
