@@ -7,11 +7,14 @@ import type { ConversationStore, NewTurn } from '../src/store/conversation-store
 import { MemoryConversationStore } from '../src/store/memory-store.js';
 import { openSqliteStore } from '../src/store/open-sqlite-store.js';
 import { SqliteConversationStore } from '../src/store/sqlite-store.js';
+import { PostgresConversationStore } from '../src/store/postgres-store.js';
+import { createTestDatabase, hasPostgres } from './support/postgres.js';
 
-/** Every store backend, each run through the same contract. */
-const backends: [string, () => ConversationStore][] = [
+/** Every store backend, each run through the same contract (PostgreSQL: a new database per test). */
+const backends: [string, () => ConversationStore | Promise<ConversationStore>][] = [
   ['memory', () => new MemoryConversationStore()],
   ['sqlite', () => new SqliteConversationStore(join(mkdtempSync(join(tmpdir(), 'chatwait-store-')), 'chat.db'))],
+  ...(hasPostgres() ? [['postgres', async () => PostgresConversationStore.open(await createTestDatabase('store'))] as [string, () => Promise<ConversationStore>]] : []),
 ];
 
 let sequence = 0;
@@ -27,8 +30,8 @@ const newTurn = (contextId: string, overrides: Partial<NewTurn> = {}): NewTurn =
 
 describe.each(backends)('the %s conversation store', (_name, create) => {
   let store: ConversationStore;
-  beforeEach(() => {
-    store = create();
+  beforeEach(async () => {
+    store = await create();
   });
   afterEach(() => store.close());
 
