@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ConversationStore, NewTurn } from '../src/store/conversation-store.js';
+import { TurnConflictError, type ConversationStore, type NewTurn } from '../src/store/conversation-store.js';
 import { MemoryConversationStore } from '../src/store/memory-store.js';
 import { openSqliteStore } from '../src/store/open-sqlite-store.js';
 import { SqliteConversationStore } from '../src/store/sqlite-store.js';
@@ -28,8 +28,16 @@ const newTurn = (contextId: string, overrides: Partial<NewTurn> = {}): NewTurn =
   ...overrides,
 });
 
+const ENDED = { status: 'complete', answer: 'done', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1 } as const;
+
 describe.each(backends)('the %s conversation store', (_name, create) => {
   let store: ConversationStore;
+  /** Starts a turn and ends it, so the conversation can take the next one. */
+  const answered = async (turn: NewTurn) => {
+    const record = await store.startTurn(turn);
+    await store.finishTurn(record.turnId, ENDED);
+    return record;
+  };
   beforeEach(async () => {
     store = await create();
   });
@@ -76,7 +84,7 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
   });
 
   it('keeps turns in order and finds the latest one', async () => {
-    const first = await store.startTurn(newTurn('c1'));
+    const first = await answered(newTurn('c1'));
     const second = await store.startTurn(newTurn('c1'));
     expect((await store.latestTurn('c1'))!.turnId).toBe(second.turnId);
     expect((await store.getConversation('c1'))!.turns.map((turn) => turn.turnId)).toEqual([first.turnId, second.turnId]);
@@ -90,7 +98,7 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
   });
 
   it('lists conversations newest first, a page at a time', async () => {
-    for (const id of ['a', 'b', 'c', 'd', 'e']) await store.startTurn(newTurn(id));
+    for (const id of ['a', 'b', 'c', 'd', 'e']) await answered(newTurn(id));
     await store.startTurn(newTurn('b'));
     const seen: string[] = [];
     let cursor: string | undefined;
@@ -169,7 +177,7 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
 
   it('pages a conversation\'s turns: the newest page first, each page oldest first', async () => {
     const ids: string[] = [];
-    for (let index = 0; index < 7; index++) ids.push((await store.startTurn(newTurn('long'))).turnId);
+    for (let index = 0; index < 7; index++) ids.push((await answered(newTurn('long'))).turnId);
     await store.startTurn(newTurn('other'));
     const pages: string[][] = [];
     let cursor: string | undefined;
@@ -200,6 +208,26 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
     expect(await store.recentTurns('nope', 5)).toEqual([]);
   });
 
+  it('refuses a second generating turn in a conversation, and a client_message_id used twice in one', async () => {
+    const first = await store.startTurn(newTurn('c1', { clientMessageId: 'send-1' }));
+    await expect(store.startTurn(newTurn('c1'))).rejects.toEqual(new TurnConflictError('busy'));
+    await store.startTurn(newTurn('c2'));
+    await store.finishTurn(first.turnId, ENDED);
+    await expect(store.startTurn(newTurn('c1', { clientMessageId: 'send-1' }))).rejects.toEqual(new TurnConflictError('duplicate'));
+    // The same id in another conversation is another message.
+    await answered(newTurn('c2-next', { clientMessageId: 'send-1' }));
+    const next = await store.startTurn(newTurn('c1', { clientMessageId: 'send-2' }));
+    expect((await store.getConversation('c1'))!.turns.map((turn) => turn.turnId)).toEqual([first.turnId, next.turnId]);
+  });
+
+  it('starts one turn when two try at once in one conversation', async () => {
+    await answered(newTurn('race'));
+    const results = await Promise.allSettled([store.startTurn(newTurn('race')), store.startTurn(newTurn('race'))]);
+    expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
+    expect(results.find((result) => result.status === 'rejected')).toMatchObject({ reason: new TurnConflictError('busy') });
+    expect((await store.getConversation('race'))!.turns.map((turn) => turn.status)).toEqual(['complete', 'streaming']);
+  });
+
   it('answers ping', async () => {
     await expect(store.ping()).resolves.toBeUndefined();
   });
@@ -213,10 +241,28 @@ describe('the SQLite store on disk', () => {
     await first.finishTurn(turnId, { status: 'complete', answer: 'from before', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 2 });
     await first.close();
     const database = new BetterSqlite3(path);
-    database.exec('ALTER TABLE turns DROP COLUMN tool_steps; DROP TABLE store_probe; DELETE FROM schema_migrations WHERE version >= 3;');
+    database.exec(
+      'DROP INDEX turns_one_streaming; ALTER TABLE turns DROP COLUMN tool_steps; DROP TABLE store_probe; DELETE FROM schema_migrations WHERE version >= 3;',
+    );
     database.close();
     const upgraded = new SqliteConversationStore(path);
     expect(await upgraded.getTurn(turnId)).toMatchObject({ answer: 'from before', toolSteps: [] });
+    await upgraded.close();
+  });
+
+  it('upgrades a file left by a crash with two generating turns in a conversation: only the newest stays streaming', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'chatwait-upgrade-')), 'chat.db');
+    const first = new SqliteConversationStore(path);
+    const older = await first.startTurn(newTurn('crashed'));
+    await first.close();
+    // A second generating turn, written behind the store's back as a ChatWait before schema 5 could have.
+    const raw = new BetterSqlite3(path);
+    raw.exec('DROP INDEX turns_one_streaming; DELETE FROM schema_migrations WHERE version >= 5;');
+    raw.prepare("INSERT INTO turns (turn_id, context_id, sequence, user_message, status, model, created_at) VALUES ('newer', 'crashed', 2, 'again', 'streaming', 'm', 1)").run();
+    raw.close();
+    const upgraded = new SqliteConversationStore(path);
+    expect(await upgraded.getTurn(older.turnId)).toMatchObject({ status: 'interrupted' });
+    expect(await upgraded.getTurn('newer')).toMatchObject({ status: 'streaming' });
     await upgraded.close();
   });
 

@@ -72,9 +72,24 @@ export type NewTurn = Pick<TurnRecord, 'turnId' | 'contextId' | 'userMessage' | 
 /** How a turn ended; `toolSteps` left out means none. */
 export type TurnOutcome = Pick<TurnRecord, 'status' | 'answer' | 'usage' | 'timings' | 'errorCode' | 'tokenCount'> & { toolSteps?: readonly ToolStep[] | undefined };
 
+/**
+ * Why a store refused to start a turn: its conversation already has a turn generating (`busy`), or the
+ * turn's client_message_id was already used in it (`duplicate`). The database decides, so two instances
+ * sending at once start one turn; the caller looks again at what is there and attaches or refuses.
+ */
+export class TurnConflictError extends Error {
+  override name = 'TurnConflictError';
+  constructor(readonly kind: 'busy' | 'duplicate') {
+    super(kind === 'busy' ? 'the conversation already has a turn generating' : 'the client_message_id was already used in this conversation');
+  }
+}
+
 /** The conversations store: memory, SQLite and (later) PostgreSQL behind one interface and one contract suite. */
 export interface ConversationStore {
-  /** Records a turn as `streaming`, creating its conversation (titled from the message) if it is new. */
+  /**
+   * Records a turn as `streaming`, creating its conversation (titled from the message) if it is new.
+   * Rejects with a TurnConflictError when the conversation has a turn streaming or the client_message_id was used.
+   */
   startTurn(turn: NewTurn): Promise<TurnRecord>;
   /**
    * Saves the answer so far of a generating turn, its token count and its tool steps when it has some

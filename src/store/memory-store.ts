@@ -4,6 +4,7 @@ import {
   encodeCursor,
   encodeTurnCursor,
   isAfter,
+  TurnConflictError,
   titleFromMessage,
   type ConversationPage,
   type ConversationRecord,
@@ -37,6 +38,10 @@ export class MemoryConversationStore implements ConversationStore {
     if (!conversation) {
       conversation = { contextId: turn.contextId, owner: turn.owner, title: titleFromMessage(turn.userMessage), createdAt: now, updatedAt: now, turns: [] };
       this.#conversations.set(turn.contextId, conversation);
+    }
+    if (conversation.turns.some((existing) => existing.status === 'streaming')) throw new TurnConflictError('busy');
+    if (turn.clientMessageId !== undefined && conversation.turns.some((existing) => existing.clientMessageId === turn.clientMessageId)) {
+      throw new TurnConflictError('duplicate');
     }
     const { owner: _owner, ...fields } = turn;
     const record: TurnRecord = {

@@ -36,7 +36,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
    );
    CREATE UNIQUE INDEX turns_by_conversation ON turns (context_id, sequence);
    CREATE UNIQUE INDEX turns_by_client_message ON turns (context_id, client_message_id) WHERE client_message_id IS NOT NULL;
-   CREATE INDEX turns_streaming ON turns (status) WHERE status = 'streaming';`,
+   CREATE INDEX turns_streaming ON turns (status) WHERE status = 'streaming';
+   CREATE UNIQUE INDEX turns_one_streaming ON turns (context_id) WHERE status = 'streaming';`,
 ];
 
 /** The advisory lock every migrating instance takes: the same number everywhere, arbitrary but fixed ("chat" in ASCII). */

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { ConfigError } from '../config.js';
 import { StoreUnavailableError } from '../errors.js';
+import { TurnConflictError } from './conversation-store.js';
 
 /** How the PostgreSQL store is tuned; every field has a default fit for a chat service. */
 export interface PostgresStoreOptions {
@@ -56,7 +57,11 @@ export function isPostgresUnavailable(error: unknown): boolean {
  * DATABASE_URL, so the process says in one line what to fix. Anything else is rethrown as is.
  */
 export function toPostgresStoreError(error: unknown, url?: string): Error {
-  if (error instanceof ConfigError || error instanceof StoreUnavailableError) return error;
+  if (error instanceof ConfigError || error instanceof StoreUnavailableError || error instanceof TurnConflictError) return error;
+  const constraint = (error as { constraint?: unknown }).constraint;
+  if ((error as { code?: unknown }).code === '23505' && (constraint === 'turns_one_streaming' || constraint === 'turns_by_client_message')) {
+    return new TurnConflictError(constraint === 'turns_one_streaming' ? 'busy' : 'duplicate');
+  }
   const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
   if (url !== undefined) {
     return new ConfigError(`Cannot open the database at DATABASE_URL=${redactUrl(url)}: ${reason}.`);
