@@ -228,6 +228,41 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
     expect((await store.getConversation('race'))!.turns.map((turn) => turn.status)).toEqual(['complete', 'streaming']);
   });
 
+  it('exports every conversation a page at a time, and imports a copy once however often it is imported', async () => {
+    const owned = await answered(newTurn('b-owned', { owner: 'key-a', userMessage: 'first' }));
+    await store.saveProgress((await store.startTurn(newTurn('b-owned'))).turnId, 'half', 1);
+    await answered(newTurn('a-open', { userMessage: 'text with \u0000 nul' }));
+    await store.renameConversation('a-open', 'Renamed');
+    const exported = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await store.exportConversations({ after, limit: 1 });
+      if (page.length === 0) break;
+      exported.push(...page);
+      after = page.at(-1)!.contextId;
+    }
+    expect(exported.map((conversation) => conversation.contextId)).toEqual(['a-open', 'b-owned']);
+
+    const target = await create();
+    try {
+      expect(await target.importConversation(exported[0]!)).toEqual({ created: true, turnsAdded: 1 });
+      expect(await target.importConversation(exported[1]!)).toEqual({ created: true, turnsAdded: 2 });
+      expect(await target.importConversation(exported[1]!)).toEqual({ created: false, turnsAdded: 0 });
+      const copied = (await target.getConversation('b-owned'))!;
+      const original = exported[1]!;
+      expect(copied).toMatchObject({ owner: 'key-a', title: original.title, turnCount: 2, createdAt: original.createdAt, updatedAt: original.updatedAt });
+      expect(copied.turns[0]).toEqual(original.turns[0]);
+      // The turn that was generating in the source cannot be generating in the copy.
+      expect(copied.turns[1]).toMatchObject({ turnId: original.turns[1]!.turnId, status: 'interrupted', answer: 'half', tokenCount: 1 });
+      expect((await target.getConversation('a-open'))!).toMatchObject({ title: 'Renamed', owner: null });
+      expect((await target.getConversation('a-open'))!.turns[0]!.userMessage).toBe('text with \u0000 nul');
+      expect((await target.listConversations({ owner: 'key-a', limit: 5 })).conversations.map((c) => c.contextId)).toEqual(['b-owned']);
+      expect((await target.getTurn(owned.turnId))!.answer).toBe('done');
+    } finally {
+      await target.close();
+    }
+  });
+
   it('answers ping', async () => {
     await expect(store.ping()).resolves.toBeUndefined();
   });

@@ -10,6 +10,7 @@ import {
   type ConversationStore,
   type ConversationSummary,
   type ConversationTurnsPage,
+  type ImportResult,
   type NewTurn,
   type ToolStep,
   type TurnOutcome,
@@ -18,6 +19,7 @@ import {
 } from './conversation-store.js';
 import { migratePostgres } from './postgres-migrations.js';
 import { fromStoredText, toStoredText } from './postgres-text.js';
+import { importPostgresConversation, postgresConversationIds } from './postgres-transfer.js';
 import { postgresPoolConfig, toPostgresStoreError, type PostgresStoreOptions } from './postgres-pool.js';
 
 interface TurnRow {
@@ -211,6 +213,25 @@ export class PostgresConversationStore implements ConversationStore {
   async deleteConversation(contextId: string): Promise<boolean> {
     const { rowCount } = await this.#query('DELETE FROM conversations WHERE context_id = $1', [contextId]);
     return (rowCount ?? 0) > 0;
+  }
+
+  async exportConversations(options: { after?: string | undefined; limit: number }): Promise<ConversationRecord[]> {
+    let ids: string[];
+    try {
+      ids = await postgresConversationIds(this.#pool, options);
+    } catch (error) {
+      throw toPostgresStoreError(error);
+    }
+    const records = await Promise.all(ids.map((id) => this.getConversation(id)));
+    return records.filter((record) => record !== undefined);
+  }
+
+  async importConversation(copy: ConversationRecord): Promise<ImportResult> {
+    let result: ImportResult = { created: false, turnsAdded: 0 };
+    await this.#transaction(async (client) => {
+      result = await importPostgresConversation(client, copy);
+    });
+    return result;
   }
 
   async markInterrupted(): Promise<number> {
