@@ -10,11 +10,58 @@ import { SqliteConversationStore } from '../src/store/sqlite-store.js';
 import { PostgresConversationStore } from '../src/store/postgres-store.js';
 import { createTestDatabase, hasPostgres } from './support/postgres.js';
 
+/**
+ * A store backend: how to make an empty store, and how to "restart the process" on it (the same data,
+ * opened again as a new process would; memory has no other process, so it is the same store).
+ */
+interface Backend {
+  create(): ConversationStore | Promise<ConversationStore>;
+  restart(store: ConversationStore): Promise<ConversationStore>;
+}
+
+const sqliteFiles = new WeakMap<ConversationStore, string>();
+const postgresUrls = new WeakMap<ConversationStore, string>();
+// A short instance timeout: a restarted PostgreSQL "process" judges the one before it at once.
+const openPostgres = async (url: string) => {
+  const store = await PostgresConversationStore.open(url, { instanceTimeoutMs: 1000 });
+  postgresUrls.set(store, url);
+  return store;
+};
+
 /** Every store backend, each run through the same contract (PostgreSQL: a new database per test). */
-const backends: [string, () => ConversationStore | Promise<ConversationStore>][] = [
-  ['memory', () => new MemoryConversationStore()],
-  ['sqlite', () => new SqliteConversationStore(join(mkdtempSync(join(tmpdir(), 'chatwait-store-')), 'chat.db'))],
-  ...(hasPostgres() ? [['postgres', async () => PostgresConversationStore.open(await createTestDatabase('store'))] as [string, () => Promise<ConversationStore>]] : []),
+const backends: [string, Backend][] = [
+  ['memory', { create: () => new MemoryConversationStore(), restart: async (store) => store }],
+  [
+    'sqlite',
+    {
+      create: () => {
+        const path = join(mkdtempSync(join(tmpdir(), 'chatwait-store-')), 'chat.db');
+        const store = new SqliteConversationStore(path);
+        sqliteFiles.set(store, path);
+        return store;
+      },
+      restart: async (store) => {
+        await store.close();
+        const reopened = new SqliteConversationStore(sqliteFiles.get(store)!);
+        sqliteFiles.set(reopened, sqliteFiles.get(store)!);
+        return reopened;
+      },
+    },
+  ],
+  ...(hasPostgres()
+    ? [
+        [
+          'postgres',
+          {
+            create: async () => openPostgres(await createTestDatabase('store')),
+            restart: async (store: ConversationStore) => {
+              await store.close();
+              return openPostgres(postgresUrls.get(store)!);
+            },
+          },
+        ] as [string, Backend],
+      ]
+    : []),
 ];
 
 let sequence = 0;
@@ -30,7 +77,7 @@ const newTurn = (contextId: string, overrides: Partial<NewTurn> = {}): NewTurn =
 
 const ENDED = { status: 'complete', answer: 'done', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1 } as const;
 
-describe.each(backends)('the %s conversation store', (_name, create) => {
+describe.each(backends)('the %s conversation store', (_name, { create, restart }) => {
   let store: ConversationStore;
   /** Starts a turn and ends it, so the conversation can take the next one. */
   const answered = async (turn: NewTurn) => {
@@ -142,11 +189,13 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
     expect(await store.getTurn(turnId)).toBeUndefined();
   });
 
-  it('marks turns left streaming as interrupted, keeping their partial answers', async () => {
+  it('marks turns left streaming by a process that died as interrupted, keeping their partial answers', async () => {
     const done = await store.startTurn(newTurn('c1'));
     await store.finishTurn(done.turnId, { status: 'complete', answer: 'ok', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1 });
     const left = await store.startTurn(newTurn('c1'));
     await store.saveProgress(left.turnId, 'half an', 2);
+    // The process that was generating it dies; the next one recovers.
+    store = await restart(store);
     expect(await store.markInterrupted()).toBe(1);
     expect(await store.getTurn(left.turnId)).toMatchObject({ status: 'interrupted', answer: 'half an', tokenCount: 2 });
     expect(await store.getTurn(done.turnId)).toMatchObject({ status: 'complete', answer: 'ok' });

@@ -32,12 +32,18 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
      error_code TEXT,
      client_message_id TEXT,
      token_count INTEGER NOT NULL DEFAULT 0,
-     tool_steps TEXT
+     tool_steps TEXT,
+     instance_id TEXT
    );
    CREATE UNIQUE INDEX turns_by_conversation ON turns (context_id, sequence);
    CREATE UNIQUE INDEX turns_by_client_message ON turns (context_id, client_message_id) WHERE client_message_id IS NOT NULL;
    CREATE INDEX turns_streaming ON turns (status) WHERE status = 'streaming';
-   CREATE UNIQUE INDEX turns_one_streaming ON turns (context_id) WHERE status = 'streaming';`,
+   CREATE UNIQUE INDEX turns_one_streaming ON turns (context_id) WHERE status = 'streaming';
+   CREATE TABLE instances (
+     instance_id TEXT PRIMARY KEY,
+     started_at BIGINT NOT NULL,
+     heartbeat_at BIGINT NOT NULL
+   );`,
 ];
 
 /** The advisory lock every migrating instance takes: the same number everywhere, arbitrary but fixed ("chat" in ASCII). */

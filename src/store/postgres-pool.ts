@@ -11,6 +11,18 @@ export interface PostgresStoreOptions {
   timeoutMs?: number;
   /** Told about a pooled connection that failed while idle (it is dropped; the next query opens another). */
   onIdleError?: (error: Error) => void;
+  /** This process's id among the instances sharing the database (default: a new random one). */
+  instanceId?: string;
+  /** `INSTANCE_TIMEOUT_SECONDS` in ms: an instance silent this long is dead and its turns are reaped (default 30 s). */
+  instanceTimeoutMs?: number;
+  /** How often the heartbeat is written (default: a third of the instance timeout). */
+  heartbeatMs?: number | undefined;
+  /** Told when a heartbeat fails (the database is out of reach). */
+  onInstanceError?: (error: unknown) => void;
+  /** Told how many turns of dead instances were marked `interrupted`. */
+  onReaped?: (count: number) => void;
+  /** Told when a turn's final write was refused because another instance had reaped it. */
+  onFenced?: (turnId: string) => void;
 }
 
 /** int8 (BIGINT, and COUNT(*)) as a JavaScript number: our BIGINTs are milliseconds and counts, far below 2^53. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import {
   decodeCursor,
@@ -17,6 +18,7 @@ import {
   type TurnRecord,
   type TurnStatus,
 } from './conversation-store.js';
+import { InstanceLease } from './postgres-instances.js';
 import { migratePostgres } from './postgres-migrations.js';
 import { fromStoredText, toStoredText } from './postgres-text.js';
 import { importPostgresConversation, postgresConversationIds } from './postgres-transfer.js';
@@ -62,11 +64,28 @@ const OWNER_IS = (owner: string | null) => (owner === null ? 'c.owner IS NULL' :
  */
 export class PostgresConversationStore implements ConversationStore {
   readonly #pool: pg.Pool;
+  readonly #lease: InstanceLease;
+  readonly #instanceId: string;
+  readonly #options: PostgresStoreOptions;
   #clock = 0;
   #closed = false;
 
-  private constructor(pool: pg.Pool) {
+  private constructor(pool: pg.Pool, instanceId: string, options: PostgresStoreOptions) {
     this.#pool = pool;
+    this.#instanceId = instanceId;
+    this.#options = options;
+    this.#lease = new InstanceLease(pool, {
+      instanceId,
+      timeoutMs: options.instanceTimeoutMs ?? 30_000,
+      heartbeatMs: options.heartbeatMs,
+      onError: options.onInstanceError,
+      onReaped: options.onReaped,
+    });
+  }
+
+  /** This process's id among the instances sharing the database (new at every start). */
+  get instanceId(): string {
+    return this.#instanceId;
   }
 
   /** Connects to `url`, brings the schema up to date (safely, while other instances do too) and returns the store. */
@@ -74,13 +93,16 @@ export class PostgresConversationStore implements ConversationStore {
     const pool = new pg.Pool(postgresPoolConfig(url, options));
     // Without a listener an idle connection's error (the server restarted, a network cut) would crash the process.
     pool.on('error', (error) => options.onIdleError?.(error));
+    let store: PostgresConversationStore;
     try {
       await migratePostgres(pool);
+      store = new PostgresConversationStore(pool, options.instanceId ?? randomUUID(), options);
+      await store.#lease.start();
     } catch (error) {
       await pool.end().catch(() => {});
       throw toPostgresStoreError(error, url);
     }
-    return new PostgresConversationStore(pool);
+    return store;
   }
 
   async startTurn(turn: NewTurn): Promise<TurnRecord> {
@@ -92,9 +114,9 @@ export class PostgresConversationStore implements ConversationStore {
         [turn.contextId, turn.owner, titleFromMessage(turn.userMessage), now],
       );
       await client.query(
-        `INSERT INTO turns (turn_id, context_id, sequence, user_message, status, model, created_at, client_message_id)
-         VALUES ($1, $2, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM turns WHERE context_id = $2), $3, 'streaming', $4, $5, $6)`,
-        [turn.turnId, turn.contextId, toStoredText(turn.userMessage), turn.model, now, turn.clientMessageId ?? null],
+        `INSERT INTO turns (turn_id, context_id, sequence, user_message, status, model, created_at, client_message_id, instance_id)
+         VALUES ($1, $2, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM turns WHERE context_id = $2), $3, 'streaming', $4, $5, $6, $7)`,
+        [turn.turnId, turn.contextId, toStoredText(turn.userMessage), turn.model, now, turn.clientMessageId ?? null, this.#instanceId],
       );
     });
     const { owner: _owner, ...fields } = turn;
@@ -103,14 +125,20 @@ export class PostgresConversationStore implements ConversationStore {
 
   async saveProgress(turnId: string, answer: string, tokenCount: number, toolSteps?: readonly ToolStep[]): Promise<void> {
     if (toolSteps && toolSteps.length > 0) {
-      await this.#query("UPDATE turns SET answer = $1, token_count = $2, tool_steps = $3 WHERE turn_id = $4 AND status = 'streaming'", [
+      await this.#query("UPDATE turns SET answer = $1, token_count = $2, tool_steps = $3 WHERE turn_id = $4 AND status = 'streaming' AND instance_id = $5", [
         toStoredText(answer),
         tokenCount,
         JSON.stringify(toolSteps),
         turnId,
+        this.#instanceId,
       ]);
     } else {
-      await this.#query("UPDATE turns SET answer = $1, token_count = $2 WHERE turn_id = $3 AND status = 'streaming'", [toStoredText(answer), tokenCount, turnId]);
+      await this.#query("UPDATE turns SET answer = $1, token_count = $2 WHERE turn_id = $3 AND status = 'streaming' AND instance_id = $4", [
+        toStoredText(answer),
+        tokenCount,
+        turnId,
+        this.#instanceId,
+      ]);
     }
   }
 
@@ -118,9 +146,11 @@ export class PostgresConversationStore implements ConversationStore {
     const now = this.#now();
     const steps = outcome.toolSteps && outcome.toolSteps.length > 0 ? JSON.stringify(outcome.toolSteps) : null;
     await this.#transaction(async (client) => {
-      await client.query(
+      // Fenced: only while the turn is still this instance's and still generating. A producer that was
+      // reaped (paused, or cut off from the database, past the instance timeout) cannot overwrite the verdict.
+      const updated = await client.query(
         `UPDATE turns SET status = $1, answer = $2, usage = $3, timings = $4, error_code = $5, token_count = $6, finished_at = $7,
-           tool_steps = COALESCE($8, tool_steps) WHERE turn_id = $9`,
+           tool_steps = COALESCE($8, tool_steps) WHERE turn_id = $9 AND status = 'streaming' AND instance_id = $10`,
         [
           outcome.status,
           toStoredText(outcome.answer),
@@ -131,8 +161,13 @@ export class PostgresConversationStore implements ConversationStore {
           now,
           steps,
           turnId,
+          this.#instanceId,
         ],
       );
+      if (updated.rowCount === 0) {
+        this.#options.onFenced?.(turnId);
+        return;
+      }
       await client.query('UPDATE conversations SET updated_at = $1 WHERE context_id = (SELECT context_id FROM turns WHERE turn_id = $2)', [now, turnId]);
     });
   }
@@ -234,9 +269,23 @@ export class PostgresConversationStore implements ConversationStore {
     return result;
   }
 
+  /**
+   * Reaps, now, the turns of instances that are dead (their heartbeat stale): not every `streaming` turn,
+   * since other instances may be generating theirs. Only when the database has itself been up for a
+   * whole instance timeout, so instances it just lost during its own restart are not judged yet; the
+   * heartbeat's regular reaping takes them later.
+   */
   async markInterrupted(): Promise<number> {
-    const { rowCount } = await this.#query("UPDATE turns SET status = 'interrupted', finished_at = $1 WHERE status = 'streaming'", [Date.now()]);
-    return rowCount ?? 0;
+    const { rows } = await this.#query<{ settled: boolean }>(
+      'SELECT pg_postmaster_start_time() < clock_timestamp() - make_interval(secs => $1::double precision / 1000) AS settled',
+      [this.#options.instanceTimeoutMs ?? 30_000],
+    );
+    if (!rows[0]?.settled) return 0;
+    try {
+      return await this.#lease.reap();
+    } catch (error) {
+      throw toPostgresStoreError(error);
+    }
   }
 
   async ping(): Promise<void> {
@@ -248,6 +297,7 @@ export class PostgresConversationStore implements ConversationStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#lease.stop();
     await this.#pool.end();
   }
 
