@@ -8,6 +8,11 @@ import { join } from 'node:path';
 export interface TestPostgres {
   /** A URL of its `postgres` database, for creating each test file's own. */
   adminUrl: string;
+  /** Stops the server (fast shutdown: open connections are cut), keeping its data, to start it again. */
+  halt(): void;
+  /** Starts it again, on the same port, after `halt`. */
+  resume(): void;
+  /** Stops it for good and removes its files. */
   stop(): void;
 }
 
@@ -44,7 +49,8 @@ export async function freePort(): Promise<number> {
  */
 export async function startTestPostgres(bin: string): Promise<TestPostgres> {
   const asRoot = process.getuid?.() === 0;
-  const directory = mkdtempSync(join(tmpdir(), 'chatwait-pg-'));
+  // As root, under /tmp itself: the run's TMPDIR is private to root, and the postgres user must reach its folder.
+  const directory = mkdtempSync(join(asRoot ? '/tmp' : tmpdir(), 'chatwait-pg-'));
   const data = join(directory, 'data');
   const run = (command: string, args: string[]) => {
     const file = join(bin, command);
@@ -64,12 +70,19 @@ export async function startTestPostgres(bin: string): Promise<TestPostgres> {
     '-c full_page_writes=off',
     '-c max_connections=300',
   ].join(' ');
-  run('pg_ctl', ['-D', data, '-o', options, '-l', join(directory, 'server.log'), '-w', '-t', '60', 'start']);
-  const stop = () => {
-    spawnSync(asRoot ? 'runuser' : join(bin, 'pg_ctl'), asRoot ? ['-u', 'postgres', '--', join(bin, 'pg_ctl'), '-D', data, '-m', 'immediate', '-w', 'stop'] : ['-D', data, '-m', 'immediate', '-w', 'stop'], {
-      stdio: 'ignore',
-    });
-    rmSync(directory, { recursive: true, force: true });
+  const start = () => run('pg_ctl', ['-D', data, '-o', options, '-l', join(directory, 'server.log'), '-w', '-t', '60', 'start']);
+  const halt = (mode: 'fast' | 'immediate') => {
+    const args = ['-D', data, '-m', mode, '-w', 'stop'];
+    spawnSync(asRoot ? 'runuser' : join(bin, 'pg_ctl'), asRoot ? ['-u', 'postgres', '--', join(bin, 'pg_ctl'), ...args] : args, { stdio: 'ignore' });
   };
-  return { adminUrl: `postgres://chatwait@127.0.0.1:${port}/postgres`, stop };
+  start();
+  return {
+    adminUrl: `postgres://chatwait@127.0.0.1:${port}/postgres`,
+    halt: () => halt('fast'),
+    resume: start,
+    stop: () => {
+      halt('immediate');
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
 }
