@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ChatWaitError, RequestError, StoreUnavailableError } from '../errors.js';
-import type { ToolStep, TurnRecord } from '../store/conversation-store.js';
+import { TurnConflictError, type ToolStep, type TurnRecord } from '../store/conversation-store.js';
 import type { ChatModel } from '../model/chat-model.js';
 import { conversationKey, findConversationKey, publicContextId } from './conversation-keys.js';
 import { buildContext, historyTurnsNeeded, turnsToMessages } from './history.js';
@@ -213,10 +213,7 @@ export class TurnManager {
     const active = this.#activeByContext.get(id);
     if (active?.userMessage === input.message) return { kind: 'active', turn: active };
     if (active || starting) {
-      throw new RequestError(
-        'CONVERSATION_BUSY',
-        'This conversation is still answering the previous message. Wait for it to finish, or cancel it, then send again.',
-      );
+      throw busyError();
     }
     if (replay) return { kind: 'replay', record: replay };
     return { kind: 'new', reservation: this.#reserve(id, input.message) };
@@ -264,14 +261,14 @@ export class TurnManager {
     const history = input.history ?? turnsToMessages(stored);
     const messages = buildContext(history, input.message, this.#options.history);
     const turnId = randomUUID();
-    await store.startTurn({
-      turnId,
-      contextId,
-      userMessage: input.message,
-      model: model.name,
-      clientMessageId: input.clientMessageId,
-      owner: input.owner ?? null,
-    });
+    await store
+      .startTurn({ turnId, contextId, userMessage: input.message, model: model.name, clientMessageId: input.clientMessageId, owner: input.owner ?? null })
+      .catch((error: unknown) => {
+        // Another instance sharing the database started a turn in this conversation first (the same retried
+        // send, or another message): as when this process holds it, the send is refused until that turn ends.
+        if (error instanceof TurnConflictError) throw busyError();
+        throw error;
+      });
     log.open(turnId);
     const controller = new AbortController();
     const toolSteps: ToolStep[] = [];
@@ -345,4 +342,9 @@ function outcomeNotStored(): StoreUnavailableError {
 
 async function* listOf(events: WireEvent[]): AsyncIterable<WireBatch> {
   yield events;
+}
+
+/** The refusal of a send while its conversation is answering another one. */
+function busyError(): RequestError {
+  return new RequestError('CONVERSATION_BUSY', 'This conversation is still answering the previous message. Wait for it to finish, or cancel it, then send again.');
 }
