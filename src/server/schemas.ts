@@ -164,6 +164,6 @@ export const chatErrorResponses = {
   429: errorResponseSchema.describe('RATE_LIMITED or TOO_MANY_GENERATING_TURNS'),
   500: errorResponseSchema.describe('INTERNAL_ERROR'),
   502: errorResponseSchema.describe('UPSTREAM_ERROR'),
-  503: errorResponseSchema.describe('MODEL_UNAVAILABLE, SERVER_BUSY, SHUTTING_DOWN, or STORE_UNAVAILABLE: the conversation store cannot be used now (a full disk?)'),
+  503: errorResponseSchema.describe('MODEL_UNAVAILABLE, SERVER_BUSY, SHUTTING_DOWN, STORE_UNAVAILABLE: the conversation store cannot be used now (a full disk?), or DEPENDENCY_UNAVAILABLE: its database server cannot be reached'),
   504: errorResponseSchema.describe('UPSTREAM_TIMEOUT'),
 };

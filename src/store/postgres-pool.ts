@@ -79,7 +79,7 @@ export function toPostgresStoreError(error: unknown, url?: string): Error {
     return new ConfigError(`Cannot open the database at DATABASE_URL=${redactUrl(url)}: ${reason}.`);
   }
   if (isPostgresUnavailable(error)) {
-    return new StoreUnavailableError(`The conversation database cannot be reached (${reason}). Please try again in a moment.`, error);
+    return new StoreUnavailableError(`The conversation database cannot be reached (${reason}). Please try again in a moment.`, error, 'DEPENDENCY_UNAVAILABLE');
   }
   return error instanceof Error ? error : new Error(reason);
 }
