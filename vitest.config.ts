@@ -1,12 +1,40 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * The API's suites that run a second time with the conversations in PostgreSQL (a new database per
+ * server: test/support/test-server.ts), so every feature is checked on it, not only the store contract.
+ */
+const ON_POSTGRES = [
+  'test/conversations-api.test.ts',
+  'test/conversation-pages.test.ts',
+  'test/chat-streaming.test.ts',
+  'test/resumption.test.ts',
+  'test/tool-calls.test.ts',
+  'test/tool-resumption.test.ts',
+  'test/turn-control.test.ts',
+  'test/stored-text.test.ts',
+  'test/bad-input.test.ts',
+  'test/limits.test.ts',
+  'test/access.test.ts',
+  'test/demo-tools.test.ts',
+];
+
 export default defineConfig({
   test: {
-    // web/src: the page's pure logic (its reducer), which needs no DOM; the page itself is tested in a browser (test/e2e).
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'web/src/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     reporters: ['default', './test/support/summary-reporter.ts'],
     globalSetup: ['./test/support/global-setup.ts'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'main',
+          // web/src: the page's pure logic (its reducer), which needs no DOM; the page itself is tested in a browser (test/e2e).
+          include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'web/src/**/*.test.ts'],
+        },
+      },
+      { extends: true, test: { name: 'postgres', include: ON_POSTGRES, env: { CHATWAIT_TEST_STORE: 'postgres' } } },
+    ],
   },
 });

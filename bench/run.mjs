@@ -2,7 +2,8 @@
 // bare relay and the load generator, each in its own process with a raised open-files limit; runs
 // P1–P5 of performance.md against ChatWait and the relay under the same load; prints one table and
 // writes bench/results/latest.json. Flags: --smoke (every scenario, briefly), --only=P1,P4 (P3-idle: only
-// the idle-stream memory of P3), and
+// the idle-stream memory of P3), --store=postgres (P1 and P4 also on ChatWait processes using a
+// PostgreSQL the run starts, next to the SQLite figures), and
 // --streams, --tokens, --rate, --idle, --seconds to change the loads.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findPostgresBin, startLocalPostgres } from '../scripts/local-postgres.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const flags = Object.fromEntries(process.argv.slice(2).map((flag) => flag.replace(/^--/, '').split('=')).map(([key, value]) => [key, value ?? 'true']));
@@ -29,6 +31,7 @@ const load = {
   reconnects: smoke ? 50 : 1000,
 };
 const children = [];
+const cleanups = [];
 
 /** A free loopback port. */
 function freePort() {
@@ -118,6 +121,7 @@ async function main() {
   await start('dist/main.js', [], { ...common, LOG_LEVEL: 'info', PORT: String(demoPort), LLM_PROVIDER: 'demo', DEMO_TOKENS_PER_SECOND: '0', DATABASE_URL: `sqlite:${join(data, 'demo.db')}` }, listening);
   await start('bench/relay.mjs', [String(relayPort), `${upstreamUrl}/v1`]);
   const targets = { chatwait: `http://127.0.0.1:${chatwaitPort}`, relay: `http://127.0.0.1:${relayPort}` };
+  const postgres = flags.store === 'postgres' ? await startPostgresTargets({ chatwaitEnv, common, listening }) : undefined;
   const results = {};
   const wants = (id) => !only || only.has(id);
   const both = async (scenario) => ({ chatwait: await runLoad({ ...scenario, url: targets.chatwait }), relay: await runLoad({ ...scenario, url: targets.relay }) });
@@ -127,6 +131,7 @@ async function main() {
     // 300 samples in a minute, so the p99 is not just the slowest of a handful.
     await configureUpstream(upstreamUrl, 10, load.rate);
     results.oneStream = await both({ kind: 'streams', concurrency: 1, rounds: smoke ? 5 : 300 });
+    if (postgres) results.oneStreamPostgres = await runLoad({ kind: 'streams', concurrency: 1, rounds: smoke ? 5 : 300, url: postgres.chatwait });
     await configureUpstream(upstreamUrl, load.tokens, load.rate);
     results.loaded = await both({ kind: 'streams', concurrency: load.streams });
     await configureUpstream(upstreamUrl, load.throughputTokens, 0);
@@ -158,6 +163,12 @@ async function main() {
       // The same load on a route that does nothing: what the framework and the load generator allow here.
       ceiling: await runLoad({ kind: 'wait', url: `http://127.0.0.1:${demoPort}`, path: '/api/v1/health/live', connections: 64, seconds: load.seconds }),
     };
+    if (postgres) {
+      results.waitPostgres = {
+        demo: await runLoad({ kind: 'wait', url: postgres.demo, connections: 64, seconds: load.seconds }),
+        chatwait: await runLoad({ kind: 'wait', url: postgres.chatwait, connections: 64, seconds: load.seconds }),
+      };
+    }
   }
   if (wants('P5')) {
     await configureUpstream(upstreamUrl, load.resumeTokens, 0);
@@ -178,6 +189,26 @@ async function main() {
     console.error(`\nFAILED: ${failures.join('; ')}`);
     process.exitCode = 1;
   }
+}
+
+/** Starts PostgreSQL and two ChatWait processes on it (fake upstream, demo model), as the SQLite ones are started. */
+async function startPostgresTargets({ chatwaitEnv, common, listening }) {
+  const bin = findPostgresBin();
+  if (!bin) throw new Error('--store=postgres needs PostgreSQL (apt-get install postgresql)');
+  const server = await startLocalPostgres(bin);
+  cleanups.push(() => server.stop());
+  const [chatwaitPort, demoPort] = await Promise.all([freePort(), freePort()]);
+  const database = (name) => server.adminUrl.replace(/\/postgres$/, `/${name}`);
+  // Two processes creating their schema in separate databases: postgres's own is kept for this.
+  const { default: pg } = await import('pg');
+  const admin = new pg.Client({ connectionString: server.adminUrl });
+  await admin.connect();
+  await admin.query('CREATE DATABASE bench');
+  await admin.query('CREATE DATABASE demo');
+  await admin.end();
+  await start('dist/main.js', [], { ...chatwaitEnv, PORT: String(chatwaitPort), DATABASE_URL: database('bench') }, listening);
+  await start('dist/main.js', [], { ...common, LOG_LEVEL: 'info', PORT: String(demoPort), LLM_PROVIDER: 'demo', DEMO_TOKENS_PER_SECOND: '0', DATABASE_URL: database('demo') }, listening);
+  return { chatwait: `http://127.0.0.1:${chatwaitPort}`, demo: `http://127.0.0.1:${demoPort}` };
 }
 
 /** The conversation list gives the newest turn's id (the one the resume scenario replays). */
@@ -206,6 +237,11 @@ function printTable(results) {
     const one = results.oneStream;
     add('P1', `added TTFT, 1 stream (${one.chatwait.streams} answers), p50 (ms)`, '≤ 1', round(one.chatwait.firstTokenAdded.p50), round(one.relay.firstTokenAdded.p50), one.chatwait.firstTokenAdded.p50 <= 1);
     add('P1', `added TTFT, 1 stream (${one.chatwait.streams} answers), p99 (ms)`, '≤ 5', round(one.chatwait.firstTokenAdded.p99), round(one.relay.firstTokenAdded.p99), one.chatwait.firstTokenAdded.p99 <= 5);
+    const onPostgres = results.oneStreamPostgres;
+    if (onPostgres) {
+      // The goal for PostgreSQL is relative to SQLite in the same run: at most 2 ms more at p50.
+      add('P1', 'the same on PostgreSQL, p50 / p99 (ms)', '≤ SQLite p50 + 2', `${round(onPostgres.firstTokenAdded.p50)} / ${round(onPostgres.firstTokenAdded.p99)}`, round(one.relay.firstTokenAdded.p50), onPostgres.firstTokenAdded.p50 <= one.chatwait.firstTokenAdded.p50 + 2);
+    }
     const loaded = results.loaded;
     add('P1', `added TTFT, ${load.streams} streams, p99 (ms)`, '≤ 20', round(loaded.chatwait.firstTokenAdded.p99), round(loaded.relay.firstTokenAdded.p99), loaded.chatwait.firstTokenAdded.p99 <= 20);
     add('P2', `added per-token delay, ${load.streams} streams, p99 (ms)`, '≤ 5', round(loaded.chatwait.tokenAdded.p99), round(loaded.relay.tokenAdded.p99), loaded.chatwait.tokenAdded.p99 <= 5);
@@ -225,6 +261,10 @@ function printTable(results) {
     add('P4', '/chat/wait req/s, demo model, 64 connections', '≥ 10,000', Math.round(results.wait.demo.requestsPerSecond), Math.round(results.wait.relay.requestsPerSecond), results.wait.demo.requestsPerSecond >= 10_000);
     add('P4', '/chat/wait req/s, fake upstream (60 tokens)', '', Math.round(results.wait.chatwait.requestsPerSecond), Math.round(results.wait.relay.requestsPerSecond));
     add('P4', 'ceiling: GET /api/v1/health/live req/s, same load', '', Math.round(results.wait.ceiling.requestsPerSecond), '');
+  }
+  if (results.waitPostgres) {
+    add('P4', '/chat/wait req/s, demo model, on PostgreSQL', '', Math.round(results.waitPostgres.demo.requestsPerSecond), Math.round(results.wait.relay.requestsPerSecond));
+    add('P4', '/chat/wait req/s, fake upstream, on PostgreSQL', '', Math.round(results.waitPostgres.chatwait.requestsPerSecond), Math.round(results.wait.relay.requestsPerSecond));
   }
   if (results.resume) {
     const { chatwait, storm, answerTokens } = results.resume;
@@ -247,4 +287,5 @@ main()
   })
   .finally(() => {
     for (const child of children) child.kill('SIGKILL');
+    for (const cleanup of cleanups) cleanup();
   });

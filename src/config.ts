@@ -178,6 +178,7 @@ const configSchema = z
     STREAM_TTL_SECONDS: numberVariable(300, 0.01, 7 * 24 * 3600, false),
     REPLAY_LOG_MAX_BYTES: numberVariable(64 * 1_048_576, 0, 1_099_511_627_776),
     SHUTDOWN_DRAIN_SECONDS: numberVariable(30, 0, 3600, false),
+    INSTANCE_TIMEOUT_SECONDS: numberVariable(30, 1, 3600, false),
     SSE_HEARTBEAT_SECONDS: numberVariable(15, 0.05, 3600, false),
     MAX_BODY_BYTES: numberVariable(1_048_576, 1024, 100 * 1_048_576),
     HISTORY_MAX_MESSAGES: numberVariable(50, 0, 10_000),

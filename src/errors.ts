@@ -21,6 +21,7 @@ export const ERROR_STATUS = {
   SERVER_BUSY: 503,
   SHUTTING_DOWN: 503,
   STORE_UNAVAILABLE: 503,
+  DEPENDENCY_UNAVAILABLE: 503,
   UPSTREAM_TIMEOUT: 504,
 } as const;
 
@@ -54,6 +55,7 @@ export const ERROR_RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   SERVER_BUSY: true,
   SHUTTING_DOWN: true,
   STORE_UNAVAILABLE: true,
+  DEPENDENCY_UNAVAILABLE: true,
   UPSTREAM_TIMEOUT: true,
 };
 
@@ -97,11 +99,16 @@ export class UpstreamError extends ChatWaitError {
   override name = 'UpstreamError';
 }
 
-/** The conversation store refused a read or a write (a full disk, a read-only or damaged file): 503, worth retrying. */
+/**
+ * The conversation store refused a read or a write: 503, worth retrying. `STORE_UNAVAILABLE` when the
+ * store itself cannot serve (a full disk, a read-only or damaged file); `DEPENDENCY_UNAVAILABLE` when
+ * the database server it needs cannot be reached (PostgreSQL down or cut off).
+ */
 export class StoreUnavailableError extends ChatWaitError {
   override name = 'StoreUnavailableError';
-  constructor(message: string, cause?: unknown) {
-    super('STORE_UNAVAILABLE', message, { cause, retryable: true });
+  constructor(message: string, cause?: unknown, code: 'STORE_UNAVAILABLE' | 'DEPENDENCY_UNAVAILABLE' = 'STORE_UNAVAILABLE') {
+    // A database out of reach usually comes back within seconds (a restart, a failover): say when to try again.
+    super(code, message, { cause, retryable: true, headers: code === 'DEPENDENCY_UNAVAILABLE' ? { 'retry-after': '2' } : undefined });
   }
 }
 

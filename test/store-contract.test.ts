@@ -3,16 +3,66 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ConversationStore, NewTurn } from '../src/store/conversation-store.js';
+import { TurnConflictError, type ConversationStore, type NewTurn } from '../src/store/conversation-store.js';
 import { turnStatusSchema } from '../src/protocol/turn.js';
 import { MemoryConversationStore } from '../src/store/memory-store.js';
 import { openSqliteStore } from '../src/store/open-sqlite-store.js';
 import { SqliteConversationStore } from '../src/store/sqlite-store.js';
+import { PostgresConversationStore } from '../src/store/postgres-store.js';
+import { createTestDatabase, hasPostgres } from './support/postgres.js';
 
-/** Every store backend, each run through the same contract. */
-const backends: [string, () => ConversationStore][] = [
-  ['memory', () => new MemoryConversationStore()],
-  ['sqlite', () => new SqliteConversationStore(join(mkdtempSync(join(tmpdir(), 'chatwait-store-')), 'chat.db'))],
+/**
+ * A store backend: how to make an empty store, and how to "restart the process" on it (the same data,
+ * opened again as a new process would; memory has no other process, so it is the same store).
+ */
+interface Backend {
+  create(): ConversationStore | Promise<ConversationStore>;
+  restart(store: ConversationStore): Promise<ConversationStore>;
+}
+
+const sqliteFiles = new WeakMap<ConversationStore, string>();
+const postgresUrls = new WeakMap<ConversationStore, string>();
+// A short instance timeout: a restarted PostgreSQL "process" judges the one before it at once.
+const openPostgres = async (url: string) => {
+  const store = await PostgresConversationStore.open(url, { instanceTimeoutMs: 1000 });
+  postgresUrls.set(store, url);
+  return store;
+};
+
+/** Every store backend, each run through the same contract (PostgreSQL: a new database per test). */
+const backends: [string, Backend][] = [
+  ['memory', { create: () => new MemoryConversationStore(), restart: async (store) => store }],
+  [
+    'sqlite',
+    {
+      create: () => {
+        const path = join(mkdtempSync(join(tmpdir(), 'chatwait-store-')), 'chat.db');
+        const store = new SqliteConversationStore(path);
+        sqliteFiles.set(store, path);
+        return store;
+      },
+      restart: async (store) => {
+        await store.close();
+        const reopened = new SqliteConversationStore(sqliteFiles.get(store)!);
+        sqliteFiles.set(reopened, sqliteFiles.get(store)!);
+        return reopened;
+      },
+    },
+  ],
+  ...(hasPostgres()
+    ? [
+        [
+          'postgres',
+          {
+            create: async () => openPostgres(await createTestDatabase('store')),
+            restart: async (store: ConversationStore) => {
+              await store.close();
+              return openPostgres(postgresUrls.get(store)!);
+            },
+          },
+        ] as [string, Backend],
+      ]
+    : []),
 ];
 
 let sequence = 0;
@@ -26,10 +76,18 @@ const newTurn = (contextId: string, overrides: Partial<NewTurn> = {}): NewTurn =
   ...overrides,
 });
 
-describe.each(backends)('the %s conversation store', (_name, create) => {
+const ENDED = { status: 'complete', answer: 'done', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1 } as const;
+
+describe.each(backends)('the %s conversation store', (_name, { create, restart }) => {
   let store: ConversationStore;
-  beforeEach(() => {
-    store = create();
+  /** Starts a turn and ends it, so the conversation can take the next one. */
+  const answered = async (turn: NewTurn) => {
+    const record = await store.startTurn(turn);
+    await store.finishTurn(record.turnId, ENDED);
+    return record;
+  };
+  beforeEach(async () => {
+    store = await create();
   });
   afterEach(() => store.close());
 
@@ -83,7 +141,7 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
   });
 
   it('keeps turns in order and finds the latest one', async () => {
-    const first = await store.startTurn(newTurn('c1'));
+    const first = await answered(newTurn('c1'));
     const second = await store.startTurn(newTurn('c1'));
     expect((await store.latestTurn('c1'))!.turnId).toBe(second.turnId);
     expect((await store.getConversation('c1'))!.turns.map((turn) => turn.turnId)).toEqual([first.turnId, second.turnId]);
@@ -97,7 +155,7 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
   });
 
   it('lists conversations newest first, a page at a time', async () => {
-    for (const id of ['a', 'b', 'c', 'd', 'e']) await store.startTurn(newTurn(id));
+    for (const id of ['a', 'b', 'c', 'd', 'e']) await answered(newTurn(id));
     await store.startTurn(newTurn('b'));
     const seen: string[] = [];
     let cursor: string | undefined;
@@ -141,11 +199,13 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
     expect(await store.getTurn(turnId)).toBeUndefined();
   });
 
-  it('marks turns left streaming as interrupted, keeping their partial answers', async () => {
+  it('marks turns left streaming by a process that died as interrupted, keeping their partial answers', async () => {
     const done = await store.startTurn(newTurn('c1'));
     await store.finishTurn(done.turnId, { status: 'complete', answer: 'ok', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1 });
     const left = await store.startTurn(newTurn('c1'));
     await store.saveProgress(left.turnId, 'half an', 2);
+    // The process that was generating it dies; the next one recovers.
+    store = await restart(store);
     expect(await store.markInterrupted()).toBe(1);
     expect(await store.getTurn(left.turnId)).toMatchObject({ status: 'interrupted', answer: 'half an', tokenCount: 2 });
     expect(await store.getTurn(done.turnId)).toMatchObject({ status: 'complete', answer: 'ok' });
@@ -176,7 +236,7 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
 
   it('pages a conversation\'s turns: the newest page first, each page oldest first', async () => {
     const ids: string[] = [];
-    for (let index = 0; index < 7; index++) ids.push((await store.startTurn(newTurn('long'))).turnId);
+    for (let index = 0; index < 7; index++) ids.push((await answered(newTurn('long'))).turnId);
     await store.startTurn(newTurn('other'));
     const pages: string[][] = [];
     let cursor: string | undefined;
@@ -207,6 +267,61 @@ describe.each(backends)('the %s conversation store', (_name, create) => {
     expect(await store.recentTurns('nope', 5)).toEqual([]);
   });
 
+  it('refuses a second generating turn in a conversation, and a client_message_id used twice in one', async () => {
+    const first = await store.startTurn(newTurn('c1', { clientMessageId: 'send-1' }));
+    await expect(store.startTurn(newTurn('c1'))).rejects.toEqual(new TurnConflictError('busy'));
+    await store.startTurn(newTurn('c2'));
+    await store.finishTurn(first.turnId, ENDED);
+    await expect(store.startTurn(newTurn('c1', { clientMessageId: 'send-1' }))).rejects.toEqual(new TurnConflictError('duplicate'));
+    // The same id in another conversation is another message.
+    await answered(newTurn('c2-next', { clientMessageId: 'send-1' }));
+    const next = await store.startTurn(newTurn('c1', { clientMessageId: 'send-2' }));
+    expect((await store.getConversation('c1'))!.turns.map((turn) => turn.turnId)).toEqual([first.turnId, next.turnId]);
+  });
+
+  it('starts one turn when two try at once in one conversation', async () => {
+    await answered(newTurn('race'));
+    const results = await Promise.allSettled([store.startTurn(newTurn('race')), store.startTurn(newTurn('race'))]);
+    expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
+    expect(results.find((result) => result.status === 'rejected')).toMatchObject({ reason: new TurnConflictError('busy') });
+    expect((await store.getConversation('race'))!.turns.map((turn) => turn.status)).toEqual(['complete', 'streaming']);
+  });
+
+  it('exports every conversation a page at a time, and imports a copy once however often it is imported', async () => {
+    const owned = await answered(newTurn('b-owned', { owner: 'key-a', userMessage: 'first' }));
+    await store.saveProgress((await store.startTurn(newTurn('b-owned'))).turnId, 'half', 1);
+    await answered(newTurn('a-open', { userMessage: 'text with \u0000 nul' }));
+    await store.renameConversation('a-open', 'Renamed');
+    const exported = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await store.exportConversations({ after, limit: 1 });
+      if (page.length === 0) break;
+      exported.push(...page);
+      after = page.at(-1)!.contextId;
+    }
+    expect(exported.map((conversation) => conversation.contextId)).toEqual(['a-open', 'b-owned']);
+
+    const target = await create();
+    try {
+      expect(await target.importConversation(exported[0]!)).toEqual({ created: true, turnsAdded: 1 });
+      expect(await target.importConversation(exported[1]!)).toEqual({ created: true, turnsAdded: 2 });
+      expect(await target.importConversation(exported[1]!)).toEqual({ created: false, turnsAdded: 0 });
+      const copied = (await target.getConversation('b-owned'))!;
+      const original = exported[1]!;
+      expect(copied).toMatchObject({ owner: 'key-a', title: original.title, turnCount: 2, createdAt: original.createdAt, updatedAt: original.updatedAt });
+      expect(copied.turns[0]).toEqual(original.turns[0]);
+      // The turn that was generating in the source cannot be generating in the copy.
+      expect(copied.turns[1]).toMatchObject({ turnId: original.turns[1]!.turnId, status: 'interrupted', answer: 'half', tokenCount: 1 });
+      expect((await target.getConversation('a-open'))!).toMatchObject({ title: 'Renamed', owner: null });
+      expect((await target.getConversation('a-open'))!.turns[0]!.userMessage).toBe('text with \u0000 nul');
+      expect((await target.listConversations({ owner: 'key-a', limit: 5 })).conversations.map((c) => c.contextId)).toEqual(['b-owned']);
+      expect((await target.getTurn(owned.turnId))!.answer).toBe('done');
+    } finally {
+      await target.close();
+    }
+  });
+
   it('answers ping', async () => {
     await expect(store.ping()).resolves.toBeUndefined();
   });
@@ -220,10 +335,28 @@ describe('the SQLite store on disk', () => {
     await first.finishTurn(turnId, { status: 'complete', answer: 'from before', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 2 });
     await first.close();
     const database = new BetterSqlite3(path);
-    database.exec('ALTER TABLE turns DROP COLUMN tool_steps; DROP TABLE store_probe; DELETE FROM schema_migrations WHERE version >= 3;');
+    database.exec(
+      'DROP INDEX turns_one_streaming; ALTER TABLE turns DROP COLUMN tool_steps; DROP TABLE store_probe; DELETE FROM schema_migrations WHERE version >= 3;',
+    );
     database.close();
     const upgraded = new SqliteConversationStore(path);
     expect(await upgraded.getTurn(turnId)).toMatchObject({ answer: 'from before', toolSteps: [] });
+    await upgraded.close();
+  });
+
+  it('upgrades a file left by a crash with two generating turns in a conversation: only the newest stays streaming', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'chatwait-upgrade-')), 'chat.db');
+    const first = new SqliteConversationStore(path);
+    const older = await first.startTurn(newTurn('crashed'));
+    await first.close();
+    // A second generating turn, written behind the store's back as a ChatWait before schema 5 could have.
+    const raw = new BetterSqlite3(path);
+    raw.exec('DROP INDEX turns_one_streaming; DELETE FROM schema_migrations WHERE version >= 5;');
+    raw.prepare("INSERT INTO turns (turn_id, context_id, sequence, user_message, status, model, created_at) VALUES ('newer', 'crashed', 2, 'again', 'streaming', 'm', 1)").run();
+    raw.close();
+    const upgraded = new SqliteConversationStore(path);
+    expect(await upgraded.getTurn(older.turnId)).toMatchObject({ status: 'interrupted' });
+    expect(await upgraded.getTurn('newer')).toMatchObject({ status: 'streaming' });
     await upgraded.close();
   });
 

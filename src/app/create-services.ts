@@ -7,7 +7,7 @@ import { createToolSet } from '../model/tools/tool-set.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import type { ConversationStore } from '../store/conversation-store.js';
-import { createConversationStore } from '../store/create-store.js';
+import { openConversationStore } from '../store/create-store.js';
 import { MemoryReplayLog } from '../streams/memory-replay-log.js';
 import type { ReplayLog } from '../streams/replay-log.js';
 import { PendingOutcomes } from '../turns/pending-outcomes.js';
@@ -50,7 +50,18 @@ export async function createServices(config: Config, options: ServicesOptions = 
   const model = options.model ?? createChatModel(config, tools, logger);
   if (tools && tools.size > 0) logger.info({ tools: [...tools.keys()] }, 'tools the model may call');
   const metrics = options.metrics ?? createMetrics();
-  const store = timedStore(options.store ?? createConversationStore(config.DATABASE_URL), metrics);
+  const store = timedStore(
+    options.store ??
+      (await openConversationStore(config.DATABASE_URL, {
+        instanceTimeoutMs: config.INSTANCE_TIMEOUT_SECONDS * 1000,
+        onIdleError: (error) => logger.warn({ err: error }, 'a database connection failed while idle; the pool opens another'),
+        onInstanceError: (error) => logger.warn({ err: error }, "could not write this instance's heartbeat to the database"),
+        onReaped: (turns) => logger.warn({ turns }, 'marked turns of instances that stopped answering as interrupted'),
+        onFenced: (turnId) =>
+          logger.warn({ turn_id: turnId }, 'another instance took this turn as interrupted (this one was silent too long); its end was not stored'),
+      })),
+    metrics,
+  );
   const replayLog = options.replayLog ?? new MemoryReplayLog({ maxBytes: config.REPLAY_LOG_MAX_BYTES });
   if (replayLog instanceof MemoryReplayLog) watchReplayLogBytes(metrics, () => replayLog.bytes);
   const pendingOutcomes = new PendingOutcomes(store, logger);

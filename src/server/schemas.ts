@@ -116,7 +116,7 @@ export const chatErrorResponses = {
   429: errorBodySchema.describe('RATE_LIMITED or TOO_MANY_GENERATING_TURNS'),
   500: errorBodySchema.describe('INTERNAL_ERROR'),
   502: errorBodySchema.describe('UPSTREAM_ERROR'),
-  503: errorBodySchema.describe('MODEL_UNAVAILABLE, SERVER_BUSY, SHUTTING_DOWN, or STORE_UNAVAILABLE: the conversation store cannot be used now (a full disk?)'),
+  503: errorBodySchema.describe('MODEL_UNAVAILABLE, SERVER_BUSY, SHUTTING_DOWN, STORE_UNAVAILABLE: the conversation store cannot be used now (a full disk?), or DEPENDENCY_UNAVAILABLE: its database server cannot be reached'),
   504: errorBodySchema.describe('UPSTREAM_TIMEOUT'),
 };
 

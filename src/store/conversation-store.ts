@@ -70,9 +70,35 @@ export type NewTurn = Pick<TurnRecord, 'turnId' | 'contextId' | 'userMessage' | 
 /** How a turn ended; `toolSteps` left out means none. */
 export type TurnOutcome = Pick<TurnRecord, 'status' | 'answer' | 'usage' | 'timings' | 'errorCode' | 'tokenCount'> & { toolSteps?: readonly ToolStep[] | undefined };
 
+/** What importing one conversation did. */
+export interface ImportResult {
+  created: boolean;
+  turnsAdded: number;
+}
+
+/** A turn as it is imported: a copy still `streaming` elsewhere cannot be generating here. */
+export function importedTurn(turn: TurnRecord): TurnRecord {
+  return turn.status === 'streaming' ? { ...turn, status: 'interrupted', finishedAt: turn.finishedAt ?? new Date() } : turn;
+}
+
+/**
+ * Why a store refused to start a turn: its conversation already has a turn generating (`busy`), or the
+ * turn's client_message_id was already used in it (`duplicate`). The database decides, so two instances
+ * sending at once start one turn; the caller looks again at what is there and attaches or refuses.
+ */
+export class TurnConflictError extends Error {
+  override name = 'TurnConflictError';
+  constructor(readonly kind: 'busy' | 'duplicate') {
+    super(kind === 'busy' ? 'the conversation already has a turn generating' : 'the client_message_id was already used in this conversation');
+  }
+}
+
 /** The conversations store: memory, SQLite and (later) PostgreSQL behind one interface and one contract suite. */
 export interface ConversationStore {
-  /** Records a turn as `streaming`, creating its conversation (titled from the message) if it is new. */
+  /**
+   * Records a turn as `streaming`, creating its conversation (titled from the message) if it is new.
+   * Rejects with a TurnConflictError when the conversation has a turn streaming or the client_message_id was used.
+   */
   startTurn(turn: NewTurn): Promise<TurnRecord>;
   /**
    * Saves the answer so far of a generating turn, its token count and its tool steps when it has some
@@ -100,6 +126,14 @@ export interface ConversationStore {
   renameConversation(contextId: string, title: string): Promise<ConversationSummary | undefined>;
   /** Deletes a conversation and its turns; false when there was none. */
   deleteConversation(contextId: string): Promise<boolean>;
+  /** Up to `limit` conversations with all their turns, in context_id order after `after`: for copying a whole store. */
+  exportConversations(options: { after?: string | undefined; limit: number }): Promise<ConversationRecord[]>;
+  /**
+   * Adds a conversation copied from another store, keeping its owner, title, times and turns. Turns
+   * already present (by turn_id) are left as they are, so copying twice adds nothing twice; a turn still
+   * `streaming` in the copy arrives `interrupted` (nothing here generates it).
+   */
+  importConversation(conversation: ConversationRecord): Promise<ImportResult>;
   /** Marks turns left `streaming` by a process that died as `interrupted`; returns how many. */
   markInterrupted(): Promise<number>;
   /** Resolves when the store answers; rejects when it cannot. */

@@ -3,9 +3,12 @@ import {
   decodeTurnCursor,
   encodeCursor,
   encodeTurnCursor,
+  importedTurn,
   isAfter,
+  TurnConflictError,
   titleFromMessage,
   type ConversationPage,
+  type ImportResult,
   type ConversationRecord,
   type ConversationStore,
   type ConversationSummary,
@@ -37,6 +40,10 @@ export class MemoryConversationStore implements ConversationStore {
     if (!conversation) {
       conversation = { contextId: turn.contextId, owner: turn.owner, title: titleFromMessage(turn.userMessage), createdAt: now, updatedAt: now, turns: [] };
       this.#conversations.set(turn.contextId, conversation);
+    }
+    if (conversation.turns.some((existing) => existing.status === 'streaming')) throw new TurnConflictError('busy');
+    if (turn.clientMessageId !== undefined && conversation.turns.some((existing) => existing.clientMessageId === turn.clientMessageId)) {
+      throw new TurnConflictError('duplicate');
     }
     const { owner: _owner, ...fields } = turn;
     const record: TurnRecord = {
@@ -145,6 +152,31 @@ export class MemoryConversationStore implements ConversationStore {
     if (!conversation) return false;
     for (const turn of conversation.turns) this.#turns.delete(turn.turnId);
     return this.#conversations.delete(contextId);
+  }
+
+  async exportConversations(options: { after?: string | undefined; limit: number }): Promise<ConversationRecord[]> {
+    const ids = [...this.#conversations.keys()].filter((id) => options.after === undefined || id > options.after).sort();
+    const records: ConversationRecord[] = [];
+    for (const id of ids.slice(0, options.limit)) records.push((await this.getConversation(id))!);
+    return records;
+  }
+
+  async importConversation(copy: ConversationRecord): Promise<ImportResult> {
+    let conversation = this.#conversations.get(copy.contextId);
+    const created = !conversation;
+    if (!conversation) {
+      conversation = { contextId: copy.contextId, owner: copy.owner, title: copy.title, createdAt: copy.createdAt, updatedAt: copy.updatedAt, turns: [] };
+      this.#conversations.set(copy.contextId, conversation);
+    }
+    let turnsAdded = 0;
+    for (const turn of copy.turns) {
+      if (this.#turns.has(turn.turnId)) continue;
+      const record = copyTurn(importedTurn(turn));
+      conversation.turns.push(record);
+      this.#turns.set(record.turnId, record);
+      turnsAdded++;
+    }
+    return { created, turnsAdded };
   }
 
   async markInterrupted(): Promise<number> {

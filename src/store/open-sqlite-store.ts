@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { ConfigError } from '../config.js';
 import { StoreUnavailableError } from '../errors.js';
+import { TurnConflictError } from './conversation-store.js';
 import { SqliteConversationStore } from './sqlite-store.js';
 
 /** Kernel filesystems whose "files" are not storage (statfs magic numbers): procfs, sysfs, cgroup v1 and v2, debugfs. */
@@ -127,6 +128,12 @@ const UNAVAILABLE = /^SQLITE_(FULL|IOERR|CORRUPT|NOTADB|READONLY|CANTOPEN|BUSY|L
 /** Turns SQLite's "cannot serve now" errors into STORE_UNAVAILABLE (503, retryable); anything else passes unchanged. */
 export function toStoreError(error: unknown): unknown {
   const code = (error as { code?: unknown } | undefined)?.code;
+  if (code === 'SQLITE_CONSTRAINT_UNIQUE') {
+    const message = error instanceof Error ? error.message : '';
+    // The index each conflict breaks, by the columns SQLite names: see migrations 1 and 5.
+    if (message.endsWith('turns.context_id')) return new TurnConflictError('busy');
+    if (message.includes('turns.client_message_id')) return new TurnConflictError('duplicate');
+  }
   if (typeof code !== 'string' || !UNAVAILABLE.test(code)) return error;
   return new StoreUnavailableError('The conversation store cannot be used right now (its disk may be full or its file damaged). Please try again in a moment.', error);
 }

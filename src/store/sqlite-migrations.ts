@@ -36,6 +36,12 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE turns ADD COLUMN tool_steps TEXT;`,
   // 4: one row the health check rewrites, after a write failed, to learn whether writes work again.
   `CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), written_at INTEGER NOT NULL);`,
+  // 5: the database, not only the process, refuses a second generating turn in a conversation. A file
+  // left by a crash may hold several: all but each conversation's newest were interrupted long ago.
+  `UPDATE turns SET status = 'interrupted', finished_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000
+     WHERE status = 'streaming' AND EXISTS (
+       SELECT 1 FROM turns later WHERE later.context_id = turns.context_id AND later.status = 'streaming' AND later.sequence > turns.sequence);
+   CREATE UNIQUE INDEX turns_one_streaming ON turns (context_id) WHERE status = 'streaming';`,
 ];
 
 /** Brings a database up to the latest schema; returns the version it ends at. */

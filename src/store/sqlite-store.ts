@@ -10,6 +10,7 @@ import {
   type ConversationStore,
   type ConversationSummary,
   type ConversationTurnsPage,
+  type ImportResult,
   type NewTurn,
   type ToolStep,
   type TurnOutcome,
@@ -18,6 +19,7 @@ import {
 import type { TurnStatus } from '../protocol/turn.js';
 import { StoreUnavailableError } from '../errors.js';
 import { migrate } from './sqlite-migrations.js';
+import { importSqliteConversation, sqliteConversationIds } from './sqlite-transfer.js';
 import { guardStatement, openSqliteDatabase, toStoreError } from './open-sqlite-store.js';
 
 interface TurnRow {
@@ -217,6 +219,17 @@ export class SqliteConversationStore implements ConversationStore {
   async deleteConversation(contextId: string): Promise<boolean> {
     this.#flush();
     return this.#tracked(() => this.#statements.deleteConversation!.run(contextId)).changes > 0;
+  }
+
+  async exportConversations(options: { after?: string | undefined; limit: number }): Promise<ConversationRecord[]> {
+    this.#flush();
+    const records = await Promise.all(sqliteConversationIds(this.#database, options).map((id) => this.getConversation(id)));
+    return records.filter((record) => record !== undefined);
+  }
+
+  async importConversation(copy: ConversationRecord): Promise<ImportResult> {
+    this.#flush();
+    return this.#tracked(() => importSqliteConversation(this.#database, copy));
   }
 
   async markInterrupted(): Promise<number> {

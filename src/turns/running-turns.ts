@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { RequestError, type ChatWaitError } from '../errors.js';
-import type { TurnRecord } from '../store/conversation-store.js';
+import { TurnConflictError, type TurnRecord } from '../store/conversation-store.js';
 import { conversationKey, publicContextId } from './conversation-keys.js';
 import { buildContext, historyTurnsNeeded, turnsToMessages } from './history.js';
 import { runGeneration } from './turn-generation.js';
@@ -96,10 +96,7 @@ export class RunningTurns {
     const active = this.#activeByContext.get(id);
     if (active?.userMessage === input.message) return { kind: 'active', turn: active };
     if (active || starting) {
-      throw new RequestError(
-        'CONVERSATION_BUSY',
-        'This conversation is still answering the previous message. Wait for it to finish, or cancel it, then send again.',
-      );
+      throw busyError();
     }
     if (replay) return { kind: 'replay', record: replay };
     return { kind: 'new', reservation: this.#reserve(id, input.message) };
@@ -143,14 +140,14 @@ export class RunningTurns {
     const history = input.history ?? turnsToMessages(stored);
     const messages = buildContext(history, input.message, this.#options.history);
     const turnId = randomUUID();
-    await store.startTurn({
-      turnId,
-      contextId,
-      userMessage: input.message,
-      model: model.name,
-      clientMessageId: input.clientMessageId,
-      owner: input.owner ?? null,
-    });
+    await store
+      .startTurn({ turnId, contextId, userMessage: input.message, model: model.name, clientMessageId: input.clientMessageId, owner: input.owner ?? null })
+      .catch((error: unknown) => {
+        // Another instance sharing the database started a turn in this conversation first (the same retried
+        // send, or another message): as when this process holds it, the send is refused until that turn ends.
+        if (error instanceof TurnConflictError) throw busyError();
+        throw error;
+      });
     log.open(turnId);
     const controller = new AbortController();
     const turn: ActiveTurn = { turnId, contextId, model: model.name, userMessage: input.message, controller, done: undefined! };
@@ -180,4 +177,9 @@ export class RunningTurns {
     this.#activeByContext.set(contextId, turn);
     return turn;
   }
+}
+
+/** The refusal of a send while its conversation is answering another one. */
+function busyError(): RequestError {
+  return new RequestError('CONVERSATION_BUSY', 'This conversation is still answering the previous message. Wait for it to finish, or cancel it, then send again.');
 }

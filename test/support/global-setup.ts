@@ -2,20 +2,65 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { findPostgresBin, startTestPostgres } from './postgres-server.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** The admin URL of the run's PostgreSQL, or '' when there is none (its tests then skip, loudly). */
+    postgresAdminUrl: string;
+  }
+}
 
 /**
  * Builds dist/ (server and chat page) once, so tests run the real entry point and serve the real
- * page; and points TMPDIR at one directory for the run (test databases, spawned servers' working
- * directories, browser profiles), removed at the end so runs leave nothing behind.
+ * page; points TMPDIR at one directory for the run (test databases, spawned servers' working
+ * directories, browser profiles), removed at the end so runs leave nothing behind; and starts one
+ * PostgreSQL for the run (each test file makes its own database in it), unless
+ * CHATWAIT_TEST_POSTGRES_URL names one already running.
  */
-export default function setup(): () => void {
+/** What the run's setup made, made once however many test projects ask (they share the main process). */
+interface RunResources {
+  postgresAdminUrl: string;
+  teardown: () => void;
+}
+let resources: Promise<RunResources> | undefined;
+let users = 0;
+
+async function prepareRun(): Promise<RunResources> {
   execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
+  let stopPostgres = () => {};
+  let postgresAdminUrl = process.env.CHATWAIT_TEST_POSTGRES_URL ?? '';
+  if (!postgresAdminUrl) {
+    const bin = findPostgresBin();
+    if (bin) {
+      const postgres = await startTestPostgres(bin);
+      postgresAdminUrl = postgres.adminUrl;
+      stopPostgres = postgres.stop;
+    } else if (process.env.CHATWAIT_REQUIRE_POSTGRES === '1') {
+      throw new Error('CHATWAIT_REQUIRE_POSTGRES=1 but PostgreSQL is not installed (apt-get install postgresql)');
+    }
+  }
   const directory = mkdtempSync(join(tmpdir(), 'chatwait-tests-'));
   const previous = process.env.TMPDIR;
   process.env.TMPDIR = directory;
+  return {
+    postgresAdminUrl,
+    teardown: () => {
+      stopPostgres();
+      if (previous === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = previous;
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+export default async function setup(project: TestProject): Promise<() => void> {
+  resources ??= prepareRun();
+  users++;
+  const { postgresAdminUrl, teardown } = await resources;
+  project.provide('postgresAdminUrl', postgresAdminUrl);
   return () => {
-    if (previous === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = previous;
-    rmSync(directory, { recursive: true, force: true });
+    if (--users === 0) teardown();
   };
 }

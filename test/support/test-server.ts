@@ -4,7 +4,8 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { createServices, type ServicesOptions } from '../../src/app/create-services.js';
 import { buildApp } from '../../src/server/build-app.js';
 import type { ConversationStore } from '../../src/store/conversation-store.js';
-import { createConversationStore } from '../../src/store/create-store.js';
+import { openConversationStore } from '../../src/store/create-store.js';
+import { createTestDatabase, hasPostgres } from './postgres.js';
 
 /** A ChatWait app listening on a free loopback port. */
 export interface TestServer {
@@ -31,8 +32,10 @@ export const TEST_ENV: Record<string, string> = {
 
 /** Builds and starts ChatWait with the test environment plus `env`, on 127.0.0.1 and a free port; `options` swaps in fakes. */
 export async function startTestServer(env: Record<string, string> = {}, options: ServicesOptions = {}): Promise<TestServer> {
-  const config = loadConfig({ ...TEST_ENV, ...env }, undefined);
-  const store = options.store ?? createConversationStore(config.DATABASE_URL);
+  // The postgres project runs the API's suites again on PostgreSQL (a new database for each server), unless a test names its store.
+  const onPostgres = process.env.CHATWAIT_TEST_STORE === 'postgres' && env.DATABASE_URL === undefined && hasPostgres();
+  const config = loadConfig({ ...TEST_ENV, ...env, ...(onPostgres ? { DATABASE_URL: await createTestDatabase('api') } : {}) }, undefined);
+  const store = options.store ?? (await openConversationStore(config.DATABASE_URL));
   const services = await createServices(config, { ...options, store });
   const app = await buildApp({ config, services });
   await app.listen({ host: '127.0.0.1', port: 0 });

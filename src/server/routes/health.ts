@@ -3,6 +3,7 @@ import type { ChatModel } from '../../model/chat-model.js';
 import type { PendingOutcomes } from '../../turns/pending-outcomes.js';
 import type { ConversationStore } from '../../store/conversation-store.js';
 import { healthResponseSchema, livenessResponseSchema, notReadyResponseSchema, readyResponseSchema, type HealthCheck } from '../../protocol/responses.js';
+import { ChatWaitError } from '../../errors.js';
 
 /** Options of the health routes. */
 export interface HealthRoutesOptions {
@@ -17,7 +18,8 @@ export interface HealthRoutesOptions {
 }
 
 /** How long a dependency may take to answer a health check before it counts as down. */
-const CHECK_TIMEOUT_MS = 2000;
+// Readiness must answer within 2 s even when a dependency hangs: the check gives up a little before.
+const CHECK_TIMEOUT_MS = 1500;
 
 /** `/health`, `/api/v1/health`, `/api/v1/health/live` and `/api/v1/health/ready`. */
 export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (app, options) => {
@@ -27,7 +29,10 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
   async function checkStore(): Promise<HealthCheck> {
     try {
       await withTimeout(store.ping());
-    } catch {
+    } catch (error) {
+      if (error instanceof ChatWaitError && error.code === 'DEPENDENCY_UNAVAILABLE') {
+        return { status: 'error', detail: 'the conversation database (PostgreSQL) cannot be reached' };
+      }
       return { status: 'error', detail: 'the conversation store does not answer reads and writes (a full disk, a read-only or damaged file?)' };
     }
     const pending = options.pendingOutcomes;

@@ -1,0 +1,382 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import {
+  decodeCursor,
+  decodeTurnCursor,
+  encodeCursor,
+  encodeTurnCursor,
+  titleFromMessage,
+  type ConversationPage,
+  type ConversationRecord,
+  type ConversationStore,
+  type ConversationSummary,
+  type ConversationTurnsPage,
+  type ImportResult,
+  type NewTurn,
+  type ToolStep,
+  type TurnOutcome,
+  type TurnRecord,
+} from './conversation-store.js';
+import type { TurnStatus } from '../protocol/turn.js';
+import { InstanceLease } from './postgres-instances.js';
+import { migratePostgres } from './postgres-migrations.js';
+import { fromStoredText, toStoredText } from './postgres-text.js';
+import { importPostgresConversation, postgresConversationIds } from './postgres-transfer.js';
+import { postgresPoolConfig, toPostgresStoreError, type PostgresStoreOptions } from './postgres-pool.js';
+
+interface TurnRow {
+  turn_id: string;
+  context_id: string;
+  sequence: number;
+  user_message: string;
+  answer: string;
+  status: TurnStatus;
+  model: string;
+  created_at: number;
+  finished_at: number | null;
+  usage: TurnRecord['usage'] | null;
+  timings: TurnRecord['timings'] | null;
+  error_code: string | null;
+  client_message_id: string | null;
+  token_count: number;
+  tool_steps: string | null;
+}
+
+interface ConversationRow {
+  context_id: string;
+  owner: string | null;
+  title: string;
+  created_at: number;
+  updated_at: number;
+  turn_count: number;
+}
+
+const SUMMARY_COLUMNS = `c.context_id, c.owner, c.title, c.created_at, c.updated_at,
+  (SELECT COUNT(*) FROM turns t WHERE t.context_id = c.context_id) AS turn_count`;
+// `owner = $1` can use the index where `IS NOT DISTINCT FROM` cannot: one query for each case.
+const OWNER_IS = (owner: string | null) => (owner === null ? 'c.owner IS NULL' : 'c.owner = $1');
+
+/**
+ * Conversations in PostgreSQL, shared by every ChatWait instance that names the same database. A pool
+ * of connections with a timeout on each statement and on each connection attempt, so an outage fails
+ * requests in about two seconds instead of hanging them; a connection that dies while idle is dropped
+ * by the pool and logged, never thrown.
+ */
+export class PostgresConversationStore implements ConversationStore {
+  readonly #pool: pg.Pool;
+  readonly #lease: InstanceLease;
+  readonly #instanceId: string;
+  readonly #options: PostgresStoreOptions;
+  #clock = 0;
+  #closed = false;
+
+  private constructor(pool: pg.Pool, instanceId: string, options: PostgresStoreOptions) {
+    this.#pool = pool;
+    this.#instanceId = instanceId;
+    this.#options = options;
+    this.#lease = new InstanceLease(pool, {
+      instanceId,
+      timeoutMs: options.instanceTimeoutMs ?? 30_000,
+      heartbeatMs: options.heartbeatMs,
+      onError: options.onInstanceError,
+      onReaped: options.onReaped,
+    });
+  }
+
+  /** This process's id among the instances sharing the database (new at every start). */
+  get instanceId(): string {
+    return this.#instanceId;
+  }
+
+  /** Connects to `url`, brings the schema up to date (safely, while other instances do too) and returns the store. */
+  static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresConversationStore> {
+    const pool = new pg.Pool(postgresPoolConfig(url, options));
+    // Without a listener an idle connection's error (the server restarted, a network cut) would crash the process.
+    pool.on('error', (error) => options.onIdleError?.(error));
+    let store: PostgresConversationStore;
+    try {
+      await migratePostgres(pool);
+      store = new PostgresConversationStore(pool, options.instanceId ?? randomUUID(), options);
+      await store.#lease.start();
+    } catch (error) {
+      await pool.end().catch(() => {});
+      throw toPostgresStoreError(error, url);
+    }
+    return store;
+  }
+
+  async startTurn(turn: NewTurn): Promise<TurnRecord> {
+    const now = this.#now();
+    await this.#transaction(async (client) => {
+      // The upsert locks the conversation's row: two turns starting at once in one conversation take their sequence numbers in turn.
+      await client.query(
+        'INSERT INTO conversations (context_id, owner, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (context_id) DO UPDATE SET updated_at = EXCLUDED.updated_at',
+        [turn.contextId, turn.owner, titleFromMessage(turn.userMessage), now],
+      );
+      await client.query(
+        `INSERT INTO turns (turn_id, context_id, sequence, user_message, status, model, created_at, client_message_id, instance_id)
+         VALUES ($1, $2, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM turns WHERE context_id = $2), $3, 'streaming', $4, $5, $6, $7)`,
+        [turn.turnId, turn.contextId, toStoredText(turn.userMessage), turn.model, now, turn.clientMessageId ?? null, this.#instanceId],
+      );
+    });
+    const { owner: _owner, ...fields } = turn;
+    return { ...fields, answer: '', status: 'streaming', createdAt: new Date(now), finishedAt: undefined, usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 0, toolSteps: [] };
+  }
+
+  async saveProgress(turnId: string, answer: string, tokenCount: number, toolSteps?: readonly ToolStep[]): Promise<void> {
+    if (toolSteps && toolSteps.length > 0) {
+      await this.#query("UPDATE turns SET answer = $1, token_count = $2, tool_steps = $3 WHERE turn_id = $4 AND status = 'streaming' AND instance_id = $5", [
+        toStoredText(answer),
+        tokenCount,
+        JSON.stringify(toolSteps),
+        turnId,
+        this.#instanceId,
+      ]);
+    } else {
+      await this.#query("UPDATE turns SET answer = $1, token_count = $2 WHERE turn_id = $3 AND status = 'streaming' AND instance_id = $4", [
+        toStoredText(answer),
+        tokenCount,
+        turnId,
+        this.#instanceId,
+      ]);
+    }
+  }
+
+  async finishTurn(turnId: string, outcome: TurnOutcome): Promise<void> {
+    const now = this.#now();
+    const steps = outcome.toolSteps && outcome.toolSteps.length > 0 ? JSON.stringify(outcome.toolSteps) : null;
+    await this.#transaction(async (client) => {
+      // Fenced: only while the turn is still this instance's and still generating. A producer that was
+      // reaped (paused, or cut off from the database, past the instance timeout) cannot overwrite the verdict.
+      const updated = await client.query(
+        `UPDATE turns SET status = $1, answer = $2, usage = $3, timings = $4, error_code = $5, token_count = $6, finished_at = $7,
+           tool_steps = COALESCE($8, tool_steps) WHERE turn_id = $9 AND status = 'streaming' AND instance_id = $10`,
+        [
+          outcome.status,
+          toStoredText(outcome.answer),
+          outcome.usage ? JSON.stringify(outcome.usage) : null,
+          outcome.timings ? JSON.stringify(outcome.timings) : null,
+          outcome.errorCode ?? null,
+          outcome.tokenCount,
+          now,
+          steps,
+          turnId,
+          this.#instanceId,
+        ],
+      );
+      if (updated.rowCount === 0) {
+        this.#options.onFenced?.(turnId);
+        return;
+      }
+      await client.query('UPDATE conversations SET updated_at = $1 WHERE context_id = (SELECT context_id FROM turns WHERE turn_id = $2)', [now, turnId]);
+    });
+  }
+
+  async getTurn(turnId: string): Promise<TurnRecord | undefined> {
+    return this.#oneTurn('SELECT * FROM turns WHERE turn_id = $1', [turnId]);
+  }
+
+  async findTurnByClientMessageId(contextId: string, clientMessageId: string): Promise<TurnRecord | undefined> {
+    return this.#oneTurn('SELECT * FROM turns WHERE context_id = $1 AND client_message_id = $2', [contextId, clientMessageId]);
+  }
+
+  async latestTurn(contextId: string): Promise<TurnRecord | undefined> {
+    return this.#oneTurn('SELECT * FROM turns WHERE context_id = $1 ORDER BY sequence DESC LIMIT 1', [contextId]);
+  }
+
+  async conversationOwner(contextId: string): Promise<string | null | undefined> {
+    const { rows } = await this.#query<{ owner: string | null }>('SELECT owner FROM conversations WHERE context_id = $1', [contextId]);
+    return rows[0]?.owner;
+  }
+
+  async getConversation(contextId: string): Promise<ConversationRecord | undefined> {
+    const summary = await this.#summary(contextId);
+    if (!summary) return undefined;
+    const { rows } = await this.#query<TurnRow>('SELECT * FROM turns WHERE context_id = $1 ORDER BY sequence', [contextId]);
+    return { ...summary, turns: rows.map(toTurn) };
+  }
+
+  async getConversationPage(contextId: string, options: { limit: number; cursor?: string | undefined }): Promise<ConversationTurnsPage | undefined> {
+    const summary = await this.#summary(contextId);
+    if (!summary) return undefined;
+    const before = (options.cursor === undefined ? undefined : decodeTurnCursor(options.cursor)) ?? 2 ** 31 - 1;
+    const { rows } = await this.#query<TurnRow>('SELECT * FROM turns WHERE context_id = $1 AND sequence < $2 ORDER BY sequence DESC LIMIT $3', [
+      contextId,
+      Math.min(before, 2 ** 31 - 1),
+      options.limit + 1,
+    ]);
+    const page = rows.slice(0, options.limit).reverse();
+    const nextCursor = rows.length > options.limit ? encodeTurnCursor(page[0]!.sequence) : undefined;
+    return { ...summary, turns: page.map(toTurn), nextCursor };
+  }
+
+  async recentTurns(contextId: string, maxTurns: number): Promise<TurnRecord[]> {
+    if (maxTurns <= 0) return [];
+    const { rows } = await this.#query<TurnRow>(
+      "SELECT * FROM turns WHERE context_id = $1 AND status <> 'streaming' AND answer <> '' ORDER BY sequence DESC LIMIT $2",
+      [contextId, maxTurns],
+    );
+    return rows.reverse().map(toTurn);
+  }
+
+  async listConversations(options: { owner: string | null; limit: number; cursor?: string | undefined }): Promise<ConversationPage> {
+    const position = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
+    const ownerParameters = options.owner === null ? [] : [options.owner];
+    const next = ownerParameters.length + 1;
+    const { rows } = position
+      ? await this.#query<ConversationRow>(
+          `SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE ${OWNER_IS(options.owner)}
+           AND (c.updated_at < $${next} OR (c.updated_at = $${next} AND c.context_id < $${next + 1}))
+           ORDER BY c.updated_at DESC, c.context_id DESC LIMIT $${next + 2}`,
+          [...ownerParameters, position.updatedAt, position.contextId, options.limit + 1],
+        )
+      : await this.#query<ConversationRow>(
+          `SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE ${OWNER_IS(options.owner)} ORDER BY c.updated_at DESC, c.context_id DESC LIMIT $${next}`,
+          [...ownerParameters, options.limit + 1],
+        );
+    const conversations = rows.slice(0, options.limit).map(toSummary);
+    const last = conversations.at(-1);
+    const nextCursor = rows.length > options.limit && last ? encodeCursor({ updatedAt: last.updatedAt.getTime(), contextId: last.contextId }) : undefined;
+    return { conversations, nextCursor };
+  }
+
+  async renameConversation(contextId: string, title: string): Promise<ConversationSummary | undefined> {
+    const { rowCount } = await this.#query('UPDATE conversations SET title = $1 WHERE context_id = $2', [title, contextId]);
+    return rowCount === 0 ? undefined : this.#summary(contextId);
+  }
+
+  async deleteConversation(contextId: string): Promise<boolean> {
+    const { rowCount } = await this.#query('DELETE FROM conversations WHERE context_id = $1', [contextId]);
+    return (rowCount ?? 0) > 0;
+  }
+
+  async exportConversations(options: { after?: string | undefined; limit: number }): Promise<ConversationRecord[]> {
+    let ids: string[];
+    try {
+      ids = await postgresConversationIds(this.#pool, options);
+    } catch (error) {
+      throw toPostgresStoreError(error);
+    }
+    const records = await Promise.all(ids.map((id) => this.getConversation(id)));
+    return records.filter((record) => record !== undefined);
+  }
+
+  async importConversation(copy: ConversationRecord): Promise<ImportResult> {
+    let result: ImportResult = { created: false, turnsAdded: 0 };
+    await this.#transaction(async (client) => {
+      result = await importPostgresConversation(client, copy);
+    });
+    return result;
+  }
+
+  /**
+   * Reaps, now, the turns of instances that are dead (their heartbeat stale): not every `streaming` turn,
+   * since other instances may be generating theirs. Only when the database has itself been up for a
+   * whole instance timeout, so instances it just lost during its own restart are not judged yet; the
+   * heartbeat's regular reaping takes them later.
+   */
+  async markInterrupted(): Promise<number> {
+    const { rows } = await this.#query<{ settled: boolean }>(
+      'SELECT pg_postmaster_start_time() < clock_timestamp() - make_interval(secs => $1::double precision / 1000) AS settled',
+      [this.#options.instanceTimeoutMs ?? 30_000],
+    );
+    if (!rows[0]?.settled) return 0;
+    try {
+      return await this.#lease.reap();
+    } catch (error) {
+      throw toPostgresStoreError(error);
+    }
+  }
+
+  async ping(): Promise<void> {
+    // A standby answers reads but refuses every write: it is not a store ChatWait can use.
+    const { rows } = await this.#query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby, EXISTS (SELECT 1 FROM turns LIMIT 1) AS has_turns', []);
+    if (rows[0]?.standby) throw toPostgresStoreError(new Error('the database is a read-only standby'));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#lease.stop();
+    await this.#pool.end();
+  }
+
+  async #summary(contextId: string): Promise<ConversationSummary | undefined> {
+    const { rows } = await this.#query<ConversationRow>(`SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE c.context_id = $1`, [contextId]);
+    return rows[0] && toSummary(rows[0]);
+  }
+
+  async #oneTurn(sql: string, parameters: unknown[]): Promise<TurnRecord | undefined> {
+    const { rows } = await this.#query<TurnRow>(sql, parameters);
+    return rows[0] && toTurn(rows[0]);
+  }
+
+  async #query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, parameters: unknown[]): Promise<pg.QueryResult<R>> {
+    if (this.#closed) throw toPostgresStoreError(new Error('the store is closed'));
+    try {
+      return await this.#pool.query<R>(sql, parameters);
+    } catch (error) {
+      throw toPostgresStoreError(error);
+    }
+  }
+
+  async #transaction(work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+    if (this.#closed) throw toPostgresStoreError(new Error('the store is closed'));
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      throw toPostgresStoreError(error);
+    }
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      await work(client);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw toPostgresStoreError(error);
+    } finally {
+      // A connection that could not even roll back is not given to the next caller.
+      client.release(broken);
+    }
+  }
+
+  /** A clock that never repeats a millisecond within this process, so the newest-first order is total. */
+  #now(): number {
+    this.#clock = Math.max(Date.now(), this.#clock + 1);
+    return this.#clock;
+  }
+}
+
+function toTurn(row: TurnRow): TurnRecord {
+  return {
+    turnId: row.turn_id,
+    contextId: row.context_id,
+    userMessage: fromStoredText(row.user_message),
+    answer: fromStoredText(row.answer),
+    status: row.status,
+    model: row.model,
+    createdAt: new Date(row.created_at),
+    finishedAt: row.finished_at === null ? undefined : new Date(row.finished_at),
+    usage: row.usage ?? undefined,
+    timings: row.timings ?? undefined,
+    errorCode: row.error_code ?? undefined,
+    clientMessageId: row.client_message_id ?? undefined,
+    tokenCount: row.token_count,
+    toolSteps: row.tool_steps === null ? [] : (JSON.parse(row.tool_steps) as ToolStep[]),
+  };
+}
+
+function toSummary(row: ConversationRow): ConversationSummary {
+  return {
+    contextId: row.context_id,
+    owner: row.owner,
+    title: row.title,
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+    turnCount: row.turn_count,
+  };
+}

@@ -1,0 +1,46 @@
+import type { Database } from 'better-sqlite3';
+import { importedTurn, type ConversationRecord, type ImportResult } from './conversation-store.js';
+
+/** The context ids of up to `limit` conversations after `after`, in order: the pages of a whole-store copy. */
+export function sqliteConversationIds(database: Database, options: { after?: string | undefined; limit: number }): string[] {
+  const rows = database
+    .prepare('SELECT context_id FROM conversations WHERE context_id > ? ORDER BY context_id LIMIT ?')
+    .all(options.after ?? '', options.limit) as { context_id: string }[];
+  return rows.map((row) => row.context_id);
+}
+
+/** Adds a conversation copied from another store (see ConversationStore.importConversation), in one transaction. */
+export function importSqliteConversation(database: Database, copy: ConversationRecord): ImportResult {
+  const insertConversation = database.prepare(
+    'INSERT INTO conversations (context_id, owner, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (context_id) DO NOTHING',
+  );
+  const insertTurn = database.prepare(`INSERT INTO turns (turn_id, context_id, sequence, user_message, answer, status, model, created_at, finished_at,
+      usage, timings, error_code, client_message_id, token_count, tool_steps)
+    VALUES (?, ?, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM turns WHERE context_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (turn_id) DO NOTHING`);
+  return database.transaction((): ImportResult => {
+    const created = insertConversation.run(copy.contextId, copy.owner, copy.title, copy.createdAt.getTime(), copy.updatedAt.getTime()).changes > 0;
+    let turnsAdded = 0;
+    for (const original of copy.turns) {
+      const turn = importedTurn(original);
+      turnsAdded += insertTurn.run(
+        turn.turnId,
+        copy.contextId,
+        copy.contextId,
+        turn.userMessage,
+        turn.answer,
+        turn.status,
+        turn.model,
+        turn.createdAt.getTime(),
+        turn.finishedAt?.getTime() ?? null,
+        turn.usage ? JSON.stringify(turn.usage) : null,
+        turn.timings ? JSON.stringify(turn.timings) : null,
+        turn.errorCode ?? null,
+        turn.clientMessageId ?? null,
+        turn.tokenCount,
+        turn.toolSteps.length > 0 ? JSON.stringify(turn.toolSteps) : null,
+      ).changes;
+    }
+    return { created, turnsAdded };
+  })();
+}

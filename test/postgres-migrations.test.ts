@@ -1,0 +1,46 @@
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../src/config.js';
+import { POSTGRES_MIGRATIONS } from '../src/store/postgres-migrations.js';
+import { PostgresConversationStore } from '../src/store/postgres-store.js';
+import { createTestDatabase, hasPostgres } from './support/postgres.js';
+
+async function query<R extends pg.QueryResultRow>(url: string, sql: string): Promise<R[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<R>(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+describe.skipIf(!hasPostgres())('PostgreSQL migrations', () => {
+  it('three instances opening an empty database at once all get the latest schema, each migration run once', async () => {
+    const url = await createTestDatabase('migrate');
+    const stores = await Promise.all([1, 2, 3].map(() => PostgresConversationStore.open(url)));
+    const versions = await query<{ version: number }>(url, 'SELECT version FROM schema_migrations ORDER BY version');
+    expect(versions.map((row) => row.version)).toEqual(POSTGRES_MIGRATIONS.map((_, index) => index + 1));
+    // Every instance works on the shared schema.
+    await stores[0]!.startTurn({ turnId: 't1', contextId: 'c1', userMessage: 'hi', model: 'm', clientMessageId: undefined, owner: null });
+    expect((await stores[2]!.getTurn('t1'))?.userMessage).toBe('hi');
+    await Promise.all(stores.map((store) => store.close()));
+  });
+
+  it('refuses, in one line, a database newer than this ChatWait', async () => {
+    const url = await createTestDatabase('newer');
+    await (await PostgresConversationStore.open(url)).close();
+    await query(url, `INSERT INTO schema_migrations (version, applied_at) VALUES (${POSTGRES_MIGRATIONS.length + 5}, 0)`);
+    const failure = await PostgresConversationStore.open(url).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ConfigError);
+    expect((failure as Error).message).toMatch(/schema version \d+, newer than this ChatWait knows/);
+    expect((failure as Error).message).not.toContain('\n');
+  });
+
+  it('refuses an unreachable database with a ConfigError naming DATABASE_URL, its password hidden', async () => {
+    const failure = await PostgresConversationStore.open('postgres://someone:secret@127.0.0.1:1/nowhere', { timeoutMs: 500 }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ConfigError);
+    expect((failure as Error).message).toContain('DATABASE_URL=postgres://someone:***@127.0.0.1:1/nowhere');
+    expect((failure as Error).message).not.toContain('secret');
+  });
+});
