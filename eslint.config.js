@@ -3,7 +3,22 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 /** Our modules under src/: its folders, and the files at its top (named without `.ts`). */
-const SOURCE_MODULES = ['app', 'cli', 'client', 'config', 'errors', 'main', 'model', 'observability', 'protocol', 'server', 'store', 'streams', 'turns', 'version'];
+const SOURCE_MODULES = [
+  'app',
+  'cli',
+  'client',
+  'config',
+  'errors',
+  'main',
+  'model',
+  'observability',
+  'protocol',
+  'server',
+  'store',
+  'streams',
+  'turns',
+  'version',
+];
 
 /** An import path that reaches one of `modules` of src/ from a folder of src/ (`../store/x.js`, `../../config.js`) or, `atTop`, from a file at its top (`./errors.js`). */
 const reaching = (modules, atTop) => `^${atTop ? '\\./' : '(\\.\\./)+'}(${modules.join('|')})(\\/|\\.js$)`;
@@ -20,7 +35,8 @@ function importsOnly(folder, { allowed = [], typeOnly = [] }) {
   const whole = allowed.filter((module) => !module.includes('/'));
   const partly = allowed.filter((module) => module.includes('/'));
   const forbidden = SOURCE_MODULES.filter(
-    (module) => module !== own && !whole.includes(module) && !typeOnly.includes(module) && !partly.some((part) => part.startsWith(`${module}/`)),
+    (module) =>
+      module !== own && !whole.includes(module) && !typeOnly.includes(module) && !partly.some((part) => part.startsWith(`${module}/`)),
   );
   const what = [...allowed, ...typeOnly.map((module) => `${module} (type-only)`)].join(', ');
   const message = `${own} may import ${what ? `only ${what}` : 'nothing of ours'}: the folders' import direction is in the README's Layout.`;
@@ -29,7 +45,11 @@ function importsOnly(folder, { allowed = [], typeOnly = [] }) {
   for (const part of partly) {
     const [module, file] = part.split('/');
     // One file of a module may be used whole; the module's other files, only for their types when it is type-only.
-    patterns.push({ regex: `^(\\.\\./)+${module}\\/(?!${file}\\.js$)`, message, ...(typeOnly.includes(module) ? { allowTypeImports: true } : {}) });
+    patterns.push({
+      regex: `^(\\.\\./)+${module}\\/(?!${file}\\.js$)`,
+      message,
+      ...(typeOnly.includes(module) ? { allowTypeImports: true } : {}),
+    });
   }
   const typeOnlyWhole = typeOnly.filter((module) => !partly.some((part) => part.startsWith(`${module}/`)));
   if (typeOnlyWhole.length > 0) patterns.push({ regex: reaching(typeOnlyWhole, atTop), allowTypeImports: true, message });
@@ -57,7 +77,10 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { regex: '^\\.\\./', message: "protocol may import only its own files and zod: the folders' import direction is in the README's Layout." },
+            {
+              regex: '^\\.\\./',
+              message: "protocol may import only its own files and zod: the folders' import direction is in the README's Layout.",
+            },
             { regex: '^(?!zod(/|$)|\\.)', message: 'protocol may import only its own files and zod: the page uses it too.' },
           ],
         },
@@ -73,7 +96,9 @@ export default tseslint.config(
   importsOnly('model', { allowed: ['protocol', 'config', 'errors', 'observability/logger'] }),
   importsOnly('turns', { allowed: ['model', 'store', 'streams', 'protocol', 'errors', 'config', 'observability/logger'] }),
   importsOnly('app', { allowed: ['model', 'store', 'streams', 'turns', 'protocol', 'errors', 'config', 'observability', 'version'] }),
-  importsOnly('server', { allowed: ['app', 'model', 'store', 'streams', 'turns', 'protocol', 'errors', 'config', 'observability', 'version'] }),
+  importsOnly('server', {
+    allowed: ['app', 'model', 'store', 'streams', 'turns', 'protocol', 'errors', 'config', 'observability', 'version'],
+  }),
   // The clients may run the protocol's plain functions (event ids); its zod schemas would weigh on the page's bundle.
   importsOnly('client', { allowed: ['protocol/event-id'], typeOnly: ['protocol'] }),
   // version.ts only reads package.json: the terminal client shows its version too.
@@ -87,7 +112,11 @@ export default tseslint.config(
         {
           patterns: [
             { regex: '^(\\.\\./)+src/(?!client/|protocol/)', message: 'The page may import only src/client and, type-only, src/protocol.' },
-            { regex: '^(\\.\\./)+src/protocol/', allowTypeImports: true, message: 'The page may import only src/client and, type-only, src/protocol.' },
+            {
+              regex: '^(\\.\\./)+src/protocol/',
+              allowTypeImports: true,
+              message: 'The page may import only src/client and, type-only, src/protocol.',
+            },
           ],
         },
       ],
@@ -102,7 +131,19 @@ export default tseslint.config(
     files: ['**/*.mjs'],
     languageOptions: {
       globals: Object.fromEntries(
-        ['process', 'console', 'URL', 'performance', 'setTimeout', 'clearTimeout', 'setImmediate', 'setInterval', 'clearInterval', 'Buffer', 'fetch'].map((name) => [name, 'readonly']),
+        [
+          'process',
+          'console',
+          'URL',
+          'performance',
+          'setTimeout',
+          'clearTimeout',
+          'setImmediate',
+          'setInterval',
+          'clearInterval',
+          'Buffer',
+          'fetch',
+        ].map((name) => [name, 'readonly']),
       ),
     },
   },

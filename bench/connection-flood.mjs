@@ -37,7 +37,16 @@ const [command, args] = limit
   ? ['sh', ['-c', `ulimit -n ${Number(limit)} && exec "$0" "$@"`, process.execPath, values.main]]
   : [process.execPath, [values.main]];
 const child = spawn(command, args, {
-  env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', DATABASE_URL: 'memory', LOG_LEVEL: 'info', API_KEYS: KEY, SHUTDOWN_DRAIN_SECONDS: values.drain, DEMO_TOKENS_PER_SECOND: '20' },
+  env: {
+    PATH: process.env.PATH,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATABASE_URL: 'memory',
+    LOG_LEVEL: 'info',
+    API_KEYS: KEY,
+    SHUTDOWN_DRAIN_SECONDS: values.drain,
+    DEMO_TOKENS_PER_SECOND: '20',
+  },
   stdio: ['ignore', 'pipe', 'pipe'],
 });
 let output = '';
@@ -76,16 +85,22 @@ const flood = [];
 const started = Date.now();
 for (let index = 0; index < total; index += 100) {
   const batch = [];
-  for (let offset = index; offset < Math.min(total, index + 100); offset++) batch.push(openSocket(`127.0.1.${1 + (offset % addresses)}`, half));
+  for (let offset = index; offset < Math.min(total, index + 100); offset++)
+    batch.push(openSocket(`127.0.1.${1 + (offset % addresses)}`, half));
   flood.push(...(await Promise.all(batch)));
 }
 await sleep(1000);
 const open = flood.filter((socket) => !socket.destroyed && socket.readyState === 'open').length;
-console.log(`flood (${values.mode}): ${total} half-sent requests from ${addresses} address(es) in ${Date.now() - started} ms; still open after 1 s: ${open}; server descriptors: ${descriptors()}`);
+console.log(
+  `flood (${values.mode}): ${total} half-sent requests from ${addresses} address(es) in ${Date.now() - started} ms; still open after 1 s: ${open}; server descriptors: ${descriptors()}`,
+);
 
 /** A keyed request from 127.0.0.9: its status, or the error. */
 async function keyedRequest() {
-  const socket = await openSocket('127.0.0.9', `GET /api/v1/conversations HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY}\r\nConnection: close\r\n\r\n`);
+  const socket = await openSocket(
+    '127.0.0.9',
+    `GET /api/v1/conversations HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY}\r\nConnection: close\r\n\r\n`,
+  );
   const answer = await new Promise((done) => {
     let text = '';
     socket.on('data', (chunk) => (text += chunk));
@@ -101,14 +116,22 @@ for (const socket of flood) socket.destroy();
 await sleep(500);
 
 // SIGTERM with a stalled upload, an idle keep-alive connection and an open SSE stream.
-const stalled = await openSocket('127.0.0.10', `POST /api/v1/chat/wait HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"message"`);
+const stalled = await openSocket(
+  '127.0.0.10',
+  `POST /api/v1/chat/wait HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"message"`,
+);
 const idle = await openSocket('127.0.0.11', `GET /api/v1/health/live HTTP/1.1\r\nHost: localhost\r\n\r\n`);
-const sse = await openSocket('127.0.0.12', `GET /api/v1/chat/streaming?message=answer%20in%20100000%20tokens HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY}\r\n\r\n`);
+const sse = await openSocket(
+  '127.0.0.12',
+  `GET /api/v1/chat/streaming?message=answer%20in%20100000%20tokens HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY}\r\n\r\n`,
+);
 await sleep(500);
 const signalled = Date.now();
 child.kill('SIGTERM');
 const code = await Promise.race([exited, sleep(60_000).then(() => 'still running after 60 s')]);
-console.log(`SIGTERM (SHUTDOWN_DRAIN_SECONDS=${values.drain}) with a stalled upload, an idle keep-alive and an SSE stream: exit ${code} after ${Date.now() - signalled} ms`);
+console.log(
+  `SIGTERM (SHUTDOWN_DRAIN_SECONDS=${values.drain}) with a stalled upload, an idle keep-alive and an SSE stream: exit ${code} after ${Date.now() - signalled} ms`,
+);
 for (const socket of [stalled, idle, sse]) socket.destroy();
 child.kill('SIGKILL');
 process.exit(0);

@@ -21,7 +21,14 @@ const directory = mkdtempSync(join(tmpdir(), 'chatwait-stall-'));
 const path = join(directory, 'chat.db');
 const child = spawn(process.execPath, [main], {
   cwd: directory,
-  env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', DATABASE_URL: `sqlite:${path}`, RATE_LIMIT_REQUESTS_PER_MINUTE: '0', LOG_LEVEL: 'info' },
+  env: {
+    PATH: process.env.PATH ?? '',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATABASE_URL: `sqlite:${path}`,
+    RATE_LIMIT_REQUESTS_PER_MINUTE: '0',
+    LOG_LEVEL: 'info',
+  },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 const killTimer = setTimeout(() => {
@@ -43,12 +50,22 @@ try {
   // The server has created the schema; the rows go in from here (WAL: the server sees them on its next read).
   const database = new BetterSqlite3(path);
   const now = Date.now();
-  database.prepare('INSERT INTO conversations (context_id, owner, title, created_at, updated_at) VALUES (?, NULL, ?, ?, ?)').run('huge', 'Huge', now, now);
-  const insert = database.prepare(`INSERT INTO turns (turn_id, context_id, sequence, user_message, answer, status, model, created_at, finished_at, token_count)
+  database
+    .prepare('INSERT INTO conversations (context_id, owner, title, created_at, updated_at) VALUES (?, NULL, ?, ?, ?)')
+    .run('huge', 'Huge', now, now);
+  const insert =
+    database.prepare(`INSERT INTO turns (turn_id, context_id, sequence, user_message, answer, status, model, created_at, finished_at, token_count)
     VALUES (?, 'huge', ?, ?, ?, 'complete', 'chatwait-demo', ?, ?, 100)`);
   database.transaction(() => {
     for (let sequence = 1; sequence <= turns; sequence++) {
-      insert.run(`turn-${sequence}`, sequence, `question ${sequence}`, `answer ${sequence} `.padEnd(chars, 'lorem ipsum '), now + sequence, now + sequence);
+      insert.run(
+        `turn-${sequence}`,
+        sequence,
+        `question ${sequence}`,
+        `answer ${sequence} `.padEnd(chars, 'lorem ipsum '),
+        now + sequence,
+        now + sequence,
+      );
     }
   })();
   database.pragma('wal_checkpoint(TRUNCATE)');

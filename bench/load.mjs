@@ -39,7 +39,8 @@ function readStream(url, headers = {}, onFirstToken) {
           if (!dataLine) continue;
           const event = JSON.parse(dataLine.slice(6));
           if (event.type === 'token') {
-            if (event.token_index !== tokens.length) return reject(new Error(`token ${event.token_index} where ${tokens.length} was expected`));
+            if (event.token_index !== tokens.length)
+              return reject(new Error(`token ${event.token_index} where ${tokens.length} was expected`));
             tokens.push(event.token);
             const stamp = /@(\d+)/.exec(event.token);
             if (stamp) added.push(Number(receivedAt - BigInt(stamp[1])) / 1e6);
@@ -113,7 +114,9 @@ async function wait({ url, connections, seconds, path }) {
     new Promise((resolve) => {
       const body = '{"message":"bench"}';
       const started = performance.now();
-      const options = path ? { method: 'GET', agent } : { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } };
+      const options = path
+        ? { method: 'GET', agent }
+        : { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } };
       const request = http.request(`${url}${path ?? '/api/v1/chat/wait'}`, options, (response) => {
         response.resume();
         response.on('end', () => {
@@ -134,11 +137,20 @@ async function wait({ url, connections, seconds, path }) {
       request.end(path ? undefined : body);
     });
   const started = performance.now();
-  await Promise.all(Array.from({ length: connections }, async () => {
-    while (performance.now() < deadline) await post();
-  }));
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (performance.now() < deadline) await post();
+    }),
+  );
   const elapsed = (performance.now() - started) / 1000;
-  return { requests: ok, failures, errors: [...errors].slice(0, 5), seconds: elapsed, requestsPerSecond: ok / elapsed, latency: { p50: percentile(latencies, 50), p99: percentile(latencies, 99) } };
+  return {
+    requests: ok,
+    failures,
+    errors: [...errors].slice(0, 5),
+    seconds: elapsed,
+    requestsPerSecond: ok / elapsed,
+    latency: { p50: percentile(latencies, 50), p99: percentile(latencies, 99) },
+  };
 }
 
 async function resume({ url, turnId, reconnects, concurrency }) {
@@ -150,7 +162,9 @@ async function resume({ url, turnId, reconnects, concurrency }) {
       while (next < reconnects) {
         next++;
         try {
-          await readStream(`${url}/api/v1/chat/streaming?message=resume`, { 'last-event-id': `${turnId}/start` }, (milliseconds) => firstReplayed.push(milliseconds));
+          await readStream(`${url}/api/v1/chat/streaming?message=resume`, { 'last-event-id': `${turnId}/start` }, (milliseconds) =>
+            firstReplayed.push(milliseconds),
+          );
         } catch {
           failures++;
         }
@@ -192,9 +206,11 @@ async function idle({ url, count, opening = 500 }) {
       });
       requests.push(request);
     });
-  await Promise.all(Array.from({ length: Math.min(opening, count) }, async () => {
-    while (next < count) await openOne(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(opening, count) }, async () => {
+      while (next < count) await openOne(next++);
+    }),
+  );
   process.stdout.write(`${JSON.stringify({ open, failures, errors: [...errors].slice(0, 5) })}\n`);
   process.stdin.resume();
   await new Promise((resolve) => process.stdin.on('end', resolve));

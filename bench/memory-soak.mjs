@@ -143,8 +143,17 @@ const result = {
   peakHeapUsedMB: mb(peak),
   lastHeapUsedMB: heap.length > 0 ? mb(heap.at(-1).heapUsed) : null,
   heapGrowthMBPerSecond: Math.round((slope / 1_048_576) * 100) / 100,
-  peakReplayLogMB: heap.some((entry) => entry.replayLogBytes !== undefined) ? mb(Math.max(...heap.map((entry) => entry.replayLogBytes ?? 0))) : null,
+  peakReplayLogMB: heap.some((entry) => entry.replayLogBytes !== undefined)
+    ? mb(Math.max(...heap.map((entry) => entry.replayLogBytes ?? 0)))
+    : null,
   heapByTenSeconds: heap.filter((entry, index) => index % 10 === 0).map((entry) => [Math.round(entry.at), mb(entry.heapUsed)]),
 };
 console.log(JSON.stringify(result));
-if (!survived) console.error(stderr.split('\n').filter((line) => /heap|memory|FATAL/i.test(line)).slice(0, 5).join('\n'));
+if (!survived)
+  console.error(
+    stderr
+      .split('\n')
+      .filter((line) => /heap|memory|FATAL/i.test(line))
+      .slice(0, 5)
+      .join('\n'),
+  );

@@ -10,7 +10,14 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
 function relay(message, onEvent, onDone) {
   const body = JSON.stringify({ model: 'bench', stream: true, messages: [{ role: 'user', content: message }] });
   const request = http.request(
-    { host: upstream.hostname, port: upstream.port, path: `${upstream.pathname.replace(/\/$/, '')}/chat/completions`, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+    {
+      host: upstream.hostname,
+      port: upstream.port,
+      path: `${upstream.pathname.replace(/\/$/, '')}/chat/completions`,
+      method: 'POST',
+      agent,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+    },
     (response) => {
       let buffer = '';
       const tokens = [];
@@ -39,10 +46,14 @@ const server = http.createServer((request, response) => {
   const url = new URL(request.url, 'http://x');
   const message = url.searchParams.get('message') ?? 'hi';
   if (url.pathname === '/api/v1/chat/wait') {
-    relay(message, () => {}, (tokens) => {
-      response.writeHead(200, { 'content-type': 'application/json' });
-      response.end(JSON.stringify({ message: tokens.join(''), token_count: tokens.length }));
-    });
+    relay(
+      message,
+      () => {},
+      (tokens) => {
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ message: tokens.join(''), token_count: tokens.length }));
+      },
+    );
     return;
   }
   const contextJson = JSON.stringify(url.searchParams.get('context_id') ?? 'relay');
@@ -50,8 +61,14 @@ const server = http.createServer((request, response) => {
   response.write(`data: {"type":"start","event_type":"start","context_id":${contextJson},"turn_id":"r","resumed":false}\nid: r/start\n\n`);
   relay(
     message,
-    (token, index) => response.write(`data: {"token":${JSON.stringify(token)},"token_index":${index},"context_id":${contextJson},"event_type":"token","type":"token"}\nid: r/${index}\n\n`),
-    (tokens) => response.end(`data: ${JSON.stringify({ type: 'end', event_type: 'end', final_output: tokens.join(''), token_count: tokens.length })}\nid: r/${tokens.length}\n\n`),
+    (token, index) =>
+      response.write(
+        `data: {"token":${JSON.stringify(token)},"token_index":${index},"context_id":${contextJson},"event_type":"token","type":"token"}\nid: r/${index}\n\n`,
+      ),
+    (tokens) =>
+      response.end(
+        `data: ${JSON.stringify({ type: 'end', event_type: 'end', final_output: tokens.join(''), token_count: tokens.length })}\nid: r/${tokens.length}\n\n`,
+      ),
   );
 });
 server.keepAliveTimeout = 120_000;

@@ -14,7 +14,12 @@ import { fileURLToPath } from 'node:url';
 import { findPostgresBin, startLocalPostgres } from '../scripts/local-postgres.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const flags = Object.fromEntries(process.argv.slice(2).map((flag) => flag.replace(/^--/, '').split('=')).map(([key, value]) => [key, value ?? 'true']));
+const flags = Object.fromEntries(
+  process.argv
+    .slice(2)
+    .map((flag) => flag.replace(/^--/, '').split('='))
+    .map(([key, value]) => [key, value ?? 'true']),
+);
 const smoke = flags.smoke === 'true';
 const only = flags.only ? new Set(flags.only.split(',')) : undefined;
 const load = {
@@ -65,7 +70,14 @@ function start(script, args, env = {}, waitFor = /listening/) {
 /** Runs the load generator once and returns its JSON result. */
 function runLoad(scenario) {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', `ulimit -n 1048576 2>/dev/null || ulimit -n $(ulimit -Hn); exec "${process.execPath}" bench/load.mjs '${JSON.stringify(scenario)}'`], { cwd: root });
+    const child = spawn(
+      'bash',
+      [
+        '-c',
+        `ulimit -n 1048576 2>/dev/null || ulimit -n $(ulimit -Hn); exec "${process.execPath}" bench/load.mjs '${JSON.stringify(scenario)}'`,
+      ],
+      { cwd: root },
+    );
     let output = '';
     child.stdout.on('data', (chunk) => (output += chunk));
     child.stderr.on('data', (chunk) => (output += chunk));
@@ -82,7 +94,14 @@ function runLoad(scenario) {
 /** Holds `count` idle streams open against `url` and returns the server's RSS growth per stream. */
 async function idleMemory(url, pid, count) {
   const before = rss(pid);
-  const child = spawn('bash', ['-c', `ulimit -n 1048576 2>/dev/null || ulimit -n $(ulimit -Hn); exec "${process.execPath}" bench/load.mjs '${JSON.stringify({ kind: 'idle', url, count })}'`], { cwd: root });
+  const child = spawn(
+    'bash',
+    [
+      '-c',
+      `ulimit -n 1048576 2>/dev/null || ulimit -n $(ulimit -Hn); exec "${process.execPath}" bench/load.mjs '${JSON.stringify({ kind: 'idle', url, count })}'`,
+    ],
+    { cwd: root },
+  );
   const line = await new Promise((resolve) => {
     let output = '';
     child.stdout.on('data', (chunk) => {
@@ -114,24 +133,56 @@ async function main() {
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
   await start('bench/upstream.mjs', [String(upstreamPort)]);
   const data = mkdtempSync(join(tmpdir(), 'chatwait-bench-'));
-  const common = { HOST: '127.0.0.1', RATE_LIMIT_REQUESTS_PER_MINUTE: '0', MAX_STREAMS_PER_CLIENT: '0', MAX_CONNECTIONS_PER_CLIENT: '0', MAX_PENDING_CONNECTIONS: '0', MAX_GENERATING_TURNS_PER_CLIENT: '0', RESPONSE_TIMEOUT_SECONDS: '3600', SSE_STALL_TIMEOUT_SECONDS: '600', LOG_LEVEL: 'warn', NODE_ENV: 'production' };
+  const common = {
+    HOST: '127.0.0.1',
+    RATE_LIMIT_REQUESTS_PER_MINUTE: '0',
+    MAX_STREAMS_PER_CLIENT: '0',
+    MAX_CONNECTIONS_PER_CLIENT: '0',
+    MAX_PENDING_CONNECTIONS: '0',
+    MAX_GENERATING_TURNS_PER_CLIENT: '0',
+    RESPONSE_TIMEOUT_SECONDS: '3600',
+    SSE_STALL_TIMEOUT_SECONDS: '600',
+    LOG_LEVEL: 'warn',
+    NODE_ENV: 'production',
+  };
   const listening = /listening|Server listening/;
   const chatwaitEnv = { ...common, LOG_LEVEL: 'info', OPENAI_BASE_URL: `${upstreamUrl}/v1`, OPENAI_MODEL: 'bench' };
-  await start('dist/main.js', [], { ...chatwaitEnv, PORT: String(chatwaitPort), DATABASE_URL: `sqlite:${join(data, 'bench.db')}` }, listening);
-  await start('dist/main.js', [], { ...common, LOG_LEVEL: 'info', PORT: String(demoPort), LLM_PROVIDER: 'demo', DEMO_TOKENS_PER_SECOND: '0', DATABASE_URL: `sqlite:${join(data, 'demo.db')}` }, listening);
+  await start(
+    'dist/main.js',
+    [],
+    { ...chatwaitEnv, PORT: String(chatwaitPort), DATABASE_URL: `sqlite:${join(data, 'bench.db')}` },
+    listening,
+  );
+  await start(
+    'dist/main.js',
+    [],
+    {
+      ...common,
+      LOG_LEVEL: 'info',
+      PORT: String(demoPort),
+      LLM_PROVIDER: 'demo',
+      DEMO_TOKENS_PER_SECOND: '0',
+      DATABASE_URL: `sqlite:${join(data, 'demo.db')}`,
+    },
+    listening,
+  );
   await start('bench/relay.mjs', [String(relayPort), `${upstreamUrl}/v1`]);
   const targets = { chatwait: `http://127.0.0.1:${chatwaitPort}`, relay: `http://127.0.0.1:${relayPort}` };
   const postgres = flags.store === 'postgres' ? await startPostgresTargets({ chatwaitEnv, common, listening }) : undefined;
   const results = {};
   const wants = (id) => !only || only.has(id);
-  const both = async (scenario) => ({ chatwait: await runLoad({ ...scenario, url: targets.chatwait }), relay: await runLoad({ ...scenario, url: targets.relay }) });
+  const both = async (scenario) => ({
+    chatwait: await runLoad({ ...scenario, url: targets.chatwait }),
+    relay: await runLoad({ ...scenario, url: targets.relay }),
+  });
 
   if (wants('P1') || wants('P2')) {
     // One stream's time to first token does not depend on the answer's length: short answers give
     // 300 samples in a minute, so the p99 is not just the slowest of a handful.
     await configureUpstream(upstreamUrl, 10, load.rate);
     results.oneStream = await both({ kind: 'streams', concurrency: 1, rounds: smoke ? 5 : 300 });
-    if (postgres) results.oneStreamPostgres = await runLoad({ kind: 'streams', concurrency: 1, rounds: smoke ? 5 : 300, url: postgres.chatwait });
+    if (postgres)
+      results.oneStreamPostgres = await runLoad({ kind: 'streams', concurrency: 1, rounds: smoke ? 5 : 300, url: postgres.chatwait });
     await configureUpstream(upstreamUrl, load.tokens, load.rate);
     results.loaded = await both({ kind: 'streams', concurrency: load.streams });
     await configureUpstream(upstreamUrl, load.throughputTokens, 0);
@@ -146,7 +197,12 @@ async function main() {
     await configureUpstream(upstreamUrl, 1000, 0.001);
     // Fresh processes: RSS after the rise says more about the heap the rise left than about idle streams.
     const [idleChatwaitPort, idleRelayPort] = await Promise.all([freePort(), freePort()]);
-    const idleChatwait = await start('dist/main.js', [], { ...chatwaitEnv, PORT: String(idleChatwaitPort), DATABASE_URL: `sqlite:${join(data, 'idle.db')}` }, listening);
+    const idleChatwait = await start(
+      'dist/main.js',
+      [],
+      { ...chatwaitEnv, PORT: String(idleChatwaitPort), DATABASE_URL: `sqlite:${join(data, 'idle.db')}` },
+      listening,
+    );
     const idleRelay = await start('bench/relay.mjs', [String(idleRelayPort), `${upstreamUrl}/v1`]);
     results.idle = {
       chatwait: await idleMemory(`http://127.0.0.1:${idleChatwaitPort}`, idleChatwait.pid, load.idle),
@@ -161,7 +217,13 @@ async function main() {
       chatwait: await runLoad({ kind: 'wait', url: targets.chatwait, connections: 64, seconds: load.seconds }),
       relay: await runLoad({ kind: 'wait', url: targets.relay, connections: 64, seconds: load.seconds }),
       // The same load on a route that does nothing: what the framework and the load generator allow here.
-      ceiling: await runLoad({ kind: 'wait', url: `http://127.0.0.1:${demoPort}`, path: '/api/v1/health/live', connections: 64, seconds: load.seconds }),
+      ceiling: await runLoad({
+        kind: 'wait',
+        url: `http://127.0.0.1:${demoPort}`,
+        path: '/api/v1/health/live',
+        connections: 64,
+        seconds: load.seconds,
+      }),
     };
     if (postgres) {
       results.waitPostgres = {
@@ -180,7 +242,13 @@ async function main() {
   }
   results.P6 = 'not measured: the Redis replay log arrives with the scale-out work (set REDIS_URL there and add the run here)';
 
-  const report = { date: new Date().toISOString(), machine: { cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version }, command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(), load, results };
+  const report = {
+    date: new Date().toISOString(),
+    machine: { cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    load,
+    results,
+  };
   mkdirSync(join(root, 'bench/results'), { recursive: true });
   writeFileSync(join(root, 'bench/results/latest.json'), `${JSON.stringify(report, null, 2)}\n`);
   printTable(results);
@@ -207,7 +275,19 @@ async function startPostgresTargets({ chatwaitEnv, common, listening }) {
   await admin.query('CREATE DATABASE demo');
   await admin.end();
   await start('dist/main.js', [], { ...chatwaitEnv, PORT: String(chatwaitPort), DATABASE_URL: database('bench') }, listening);
-  await start('dist/main.js', [], { ...common, LOG_LEVEL: 'info', PORT: String(demoPort), LLM_PROVIDER: 'demo', DEMO_TOKENS_PER_SECOND: '0', DATABASE_URL: database('demo') }, listening);
+  await start(
+    'dist/main.js',
+    [],
+    {
+      ...common,
+      LOG_LEVEL: 'info',
+      PORT: String(demoPort),
+      LLM_PROVIDER: 'demo',
+      DEMO_TOKENS_PER_SECOND: '0',
+      DATABASE_URL: database('demo'),
+    },
+    listening,
+  );
   return { chatwait: `http://127.0.0.1:${chatwaitPort}`, demo: `http://127.0.0.1:${demoPort}` };
 }
 
@@ -222,7 +302,8 @@ function collectFailures(results) {
   const failures = [];
   const visit = (value, path) => {
     if (value && typeof value === 'object') {
-      if (typeof value.failures === 'number' && value.failures > 0) failures.push(`${path}: ${value.failures} failed${value.errors ? ` (${value.errors.join(', ')})` : ''}`);
+      if (typeof value.failures === 'number' && value.failures > 0)
+        failures.push(`${path}: ${value.failures} failed${value.errors ? ` (${value.errors.join(', ')})` : ''}`);
       for (const [key, child] of Object.entries(value)) visit(child, `${path}.${key}`);
     }
   };
@@ -232,21 +313,72 @@ function collectFailures(results) {
 
 function printTable(results) {
   const rows = [];
-  const add = (id, figure, target, ours, theirs, met) => rows.push({ id, figure, target, chatwait: ours, relay: theirs, ratio: typeof ours === 'number' && typeof theirs === 'number' ? ratio(ours, theirs) : '', met: met === undefined ? '' : met ? 'yes' : 'no' });
+  const add = (id, figure, target, ours, theirs, met) =>
+    rows.push({
+      id,
+      figure,
+      target,
+      chatwait: ours,
+      relay: theirs,
+      ratio: typeof ours === 'number' && typeof theirs === 'number' ? ratio(ours, theirs) : '',
+      met: met === undefined ? '' : met ? 'yes' : 'no',
+    });
   if (results.oneStream) {
     const one = results.oneStream;
-    add('P1', `added TTFT, 1 stream (${one.chatwait.streams} answers), p50 (ms)`, '≤ 1', round(one.chatwait.firstTokenAdded.p50), round(one.relay.firstTokenAdded.p50), one.chatwait.firstTokenAdded.p50 <= 1);
-    add('P1', `added TTFT, 1 stream (${one.chatwait.streams} answers), p99 (ms)`, '≤ 5', round(one.chatwait.firstTokenAdded.p99), round(one.relay.firstTokenAdded.p99), one.chatwait.firstTokenAdded.p99 <= 5);
+    add(
+      'P1',
+      `added TTFT, 1 stream (${one.chatwait.streams} answers), p50 (ms)`,
+      '≤ 1',
+      round(one.chatwait.firstTokenAdded.p50),
+      round(one.relay.firstTokenAdded.p50),
+      one.chatwait.firstTokenAdded.p50 <= 1,
+    );
+    add(
+      'P1',
+      `added TTFT, 1 stream (${one.chatwait.streams} answers), p99 (ms)`,
+      '≤ 5',
+      round(one.chatwait.firstTokenAdded.p99),
+      round(one.relay.firstTokenAdded.p99),
+      one.chatwait.firstTokenAdded.p99 <= 5,
+    );
     const onPostgres = results.oneStreamPostgres;
     if (onPostgres) {
       // The goal for PostgreSQL is relative to SQLite in the same run: at most 2 ms more at p50.
-      add('P1', 'the same on PostgreSQL, p50 / p99 (ms)', '≤ SQLite p50 + 2', `${round(onPostgres.firstTokenAdded.p50)} / ${round(onPostgres.firstTokenAdded.p99)}`, round(one.relay.firstTokenAdded.p50), onPostgres.firstTokenAdded.p50 <= one.chatwait.firstTokenAdded.p50 + 2);
+      add(
+        'P1',
+        'the same on PostgreSQL, p50 / p99 (ms)',
+        '≤ SQLite p50 + 2',
+        `${round(onPostgres.firstTokenAdded.p50)} / ${round(onPostgres.firstTokenAdded.p99)}`,
+        round(one.relay.firstTokenAdded.p50),
+        onPostgres.firstTokenAdded.p50 <= one.chatwait.firstTokenAdded.p50 + 2,
+      );
     }
     const loaded = results.loaded;
-    add('P1', `added TTFT, ${load.streams} streams, p99 (ms)`, '≤ 20', round(loaded.chatwait.firstTokenAdded.p99), round(loaded.relay.firstTokenAdded.p99), loaded.chatwait.firstTokenAdded.p99 <= 20);
-    add('P2', `added per-token delay, ${load.streams} streams, p99 (ms)`, '≤ 5', round(loaded.chatwait.tokenAdded.p99), round(loaded.relay.tokenAdded.p99), loaded.chatwait.tokenAdded.p99 <= 5);
+    add(
+      'P1',
+      `added TTFT, ${load.streams} streams, p99 (ms)`,
+      '≤ 20',
+      round(loaded.chatwait.firstTokenAdded.p99),
+      round(loaded.relay.firstTokenAdded.p99),
+      loaded.chatwait.firstTokenAdded.p99 <= 20,
+    );
+    add(
+      'P2',
+      `added per-token delay, ${load.streams} streams, p99 (ms)`,
+      '≤ 5',
+      round(loaded.chatwait.tokenAdded.p99),
+      round(loaded.relay.tokenAdded.p99),
+      loaded.chatwait.tokenAdded.p99 <= 5,
+    );
     const throughput = results.throughput;
-    add('P2', 'tokens/s relayed, as fast as possible', '≥ 100k and ≥ 0.5 × relay', Math.round(throughput.chatwait.tokensPerSecond), Math.round(throughput.relay.tokensPerSecond), throughput.chatwait.tokensPerSecond >= 100_000 && throughput.chatwait.tokensPerSecond >= 0.5 * throughput.relay.tokensPerSecond);
+    add(
+      'P2',
+      'tokens/s relayed, as fast as possible',
+      '≥ 100k and ≥ 0.5 × relay',
+      Math.round(throughput.chatwait.tokensPerSecond),
+      Math.round(throughput.relay.tokensPerSecond),
+      throughput.chatwait.tokensPerSecond >= 100_000 && throughput.chatwait.tokensPerSecond >= 0.5 * throughput.relay.tokensPerSecond,
+    );
   }
   if (results.rise) {
     const onTime = (run) => run.failures === 0 && run.tokenAdded.p99 < 50;
@@ -255,21 +387,66 @@ function printTable(results) {
   }
   if (results.idle) {
     const idle = results.idle;
-    add('P3', `RSS per idle stream, ${load.idle} open (KB)`, '≤ 2 × relay', round(idle.chatwait.bytesPerStream / 1024, 1), round(idle.relay.bytesPerStream / 1024, 1), idle.chatwait.bytesPerStream <= 2 * idle.relay.bytesPerStream);
+    add(
+      'P3',
+      `RSS per idle stream, ${load.idle} open (KB)`,
+      '≤ 2 × relay',
+      round(idle.chatwait.bytesPerStream / 1024, 1),
+      round(idle.relay.bytesPerStream / 1024, 1),
+      idle.chatwait.bytesPerStream <= 2 * idle.relay.bytesPerStream,
+    );
   }
   if (results.wait) {
-    add('P4', '/chat/wait req/s, demo model, 64 connections', '≥ 10,000', Math.round(results.wait.demo.requestsPerSecond), Math.round(results.wait.relay.requestsPerSecond), results.wait.demo.requestsPerSecond >= 10_000);
-    add('P4', '/chat/wait req/s, fake upstream (60 tokens)', '', Math.round(results.wait.chatwait.requestsPerSecond), Math.round(results.wait.relay.requestsPerSecond));
+    add(
+      'P4',
+      '/chat/wait req/s, demo model, 64 connections',
+      '≥ 10,000',
+      Math.round(results.wait.demo.requestsPerSecond),
+      Math.round(results.wait.relay.requestsPerSecond),
+      results.wait.demo.requestsPerSecond >= 10_000,
+    );
+    add(
+      'P4',
+      '/chat/wait req/s, fake upstream (60 tokens)',
+      '',
+      Math.round(results.wait.chatwait.requestsPerSecond),
+      Math.round(results.wait.relay.requestsPerSecond),
+    );
     add('P4', 'ceiling: GET /api/v1/health/live req/s, same load', '', Math.round(results.wait.ceiling.requestsPerSecond), '');
   }
   if (results.waitPostgres) {
-    add('P4', '/chat/wait req/s, demo model, on PostgreSQL', '', Math.round(results.waitPostgres.demo.requestsPerSecond), Math.round(results.wait.relay.requestsPerSecond));
-    add('P4', '/chat/wait req/s, fake upstream, on PostgreSQL', '', Math.round(results.waitPostgres.chatwait.requestsPerSecond), Math.round(results.wait.relay.requestsPerSecond));
+    add(
+      'P4',
+      '/chat/wait req/s, demo model, on PostgreSQL',
+      '',
+      Math.round(results.waitPostgres.demo.requestsPerSecond),
+      Math.round(results.wait.relay.requestsPerSecond),
+    );
+    add(
+      'P4',
+      '/chat/wait req/s, fake upstream, on PostgreSQL',
+      '',
+      Math.round(results.waitPostgres.chatwait.requestsPerSecond),
+      Math.round(results.wait.relay.requestsPerSecond),
+    );
   }
   if (results.resume) {
     const { chatwait, storm, answerTokens } = results.resume;
-    add('P5', `first replayed token after reconnect, ${answerTokens}-token answer, p99 (ms)`, '≤ 5', round(chatwait.firstReplayed.p99), 'n/a (no resume)', chatwait.firstReplayed.p99 <= 5);
-    add('P5', `the same, 10 reconnects at a time, p50 / p99 (ms)`, '', `${round(storm.firstReplayed.p50)} / ${round(storm.firstReplayed.p99)}`, 'n/a');
+    add(
+      'P5',
+      `first replayed token after reconnect, ${answerTokens}-token answer, p99 (ms)`,
+      '≤ 5',
+      round(chatwait.firstReplayed.p99),
+      'n/a (no resume)',
+      chatwait.firstReplayed.p99 <= 5,
+    );
+    add(
+      'P5',
+      `the same, 10 reconnects at a time, p50 / p99 (ms)`,
+      '',
+      `${round(storm.firstReplayed.p50)} / ${round(storm.firstReplayed.p99)}`,
+      'n/a',
+    );
   }
   add('P6', 'P1–P3 with REDIS_URL', '', 'not yet', '');
   const columns = ['id', 'figure', 'target', 'chatwait', 'relay', 'ratio', 'met'];

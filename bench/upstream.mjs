@@ -43,7 +43,9 @@ const server = http.createServer((request, response) => {
       }
       if (index < tokens) return setTimeout(sendNext, Math.max(0, started + index * interval - performance.now()));
       response.write(chunk(id, {}, 'stop'));
-      response.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: 1, model: 'bench', choices: [], usage: { prompt_tokens: 10, completion_tokens: tokens, total_tokens: tokens + 10 } })}\n\n`);
+      response.write(
+        `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: 1, model: 'bench', choices: [], usage: { prompt_tokens: 10, completion_tokens: tokens, total_tokens: tokens + 10 } })}\n\n`,
+      );
       response.end('data: [DONE]\n\n');
     };
     sendNext();

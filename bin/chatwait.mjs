@@ -47,7 +47,9 @@ if (stale) {
     // No TypeScript here: what is built is all there is.
   }
   if (compiler) {
-    process.stderr.write(existsSync(main) ? 'chatwait: recompiling the client (its sources changed)…\n' : 'chatwait: compiling the client (first run only)…\n');
+    process.stderr.write(
+      existsSync(main) ? 'chatwait: recompiling the client (its sources changed)…\n' : 'chatwait: compiling the client (first run only)…\n',
+    );
     // An incremental build does not write again a file it believes written: without it, build everything.
     if (missing) rmSync(join(root, 'dist/.tsbuildinfo'), { force: true });
     try {

@@ -3,4 +3,7 @@
 import { copyFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
-copyFileSync(createRequire(import.meta.url).resolve('redoc/bundles/redoc.standalone.js'), new URL('../dist/redoc.standalone.js', import.meta.url));
+copyFileSync(
+  createRequire(import.meta.url).resolve('redoc/bundles/redoc.standalone.js'),
+  new URL('../dist/redoc.standalone.js', import.meta.url),
+);

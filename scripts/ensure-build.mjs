@@ -20,7 +20,12 @@ const SOURCE_FILE = /^(package\.json|tsconfig.*\.json)$/;
 
 /** The first source file newer than `since` (ms), or undefined. */
 function newerSource(since) {
-  const pending = [...SOURCE_FOLDERS.map((folder) => join(root, folder)), ...readdirSync(root).filter((name) => SOURCE_FILE.test(name)).map((name) => join(root, name))];
+  const pending = [
+    ...SOURCE_FOLDERS.map((folder) => join(root, folder)),
+    ...readdirSync(root)
+      .filter((name) => SOURCE_FILE.test(name))
+      .map((name) => join(root, name)),
+  ];
   while (pending.length > 0) {
     const path = pending.pop();
     if (!existsSync(path)) continue;
@@ -68,7 +73,11 @@ if (mode === '--begin') {
   if (reason && !buildToolsInstalled()) {
     // A runtime-only install (npm ci --omit=dev) cannot build: it runs what is built, if anything is.
     const built = existsSync(join(dist, 'main.js'));
-    process.stderr.write(built ? `The build may be stale (${reason}), and the build tools are not installed: starting what is built.\n` : 'Nothing is built and the build tools are not installed: run `npm ci` first.\n');
+    process.stderr.write(
+      built
+        ? `The build may be stale (${reason}), and the build tools are not installed: starting what is built.\n`
+        : 'Nothing is built and the build tools are not installed: run `npm ci` first.\n',
+    );
     process.exitCode = built ? 0 : 1;
   } else if (reason) {
     process.stderr.write(`Building first (${reason})…\n`);

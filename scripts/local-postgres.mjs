@@ -37,7 +37,8 @@ export async function startLocalPostgres(bin) {
   // As root, under /tmp itself: a private TMPDIR would keep the postgres user out of its own folder.
   const directory = mkdtempSync(join(asRoot ? '/tmp' : tmpdir(), 'chatwait-pg-'));
   const data = join(directory, 'data');
-  const command = (program, args) => (asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, program), ...args]] : [join(bin, program), args]);
+  const command = (program, args) =>
+    asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, program), ...args]] : [join(bin, program), args];
   const run = (program, args) => {
     const [file, fileArgs] = command(program, args);
     return execFileSync(file, fileArgs, { stdio: 'pipe', encoding: 'utf8' });

@@ -44,29 +44,50 @@ describe('loadConfig', () => {
       API_KEYS: 'key-one-123, key-two-456',
       ALLOWED_ORIGINS: 'https://a.example,http://localhost:5173',
     });
-    expect(config).toMatchObject({ PORT: 9000, DEBUG: true, SHOW_MODE_SELECTOR: false, DEFAULT_CHAT_MODE: 'wait', RESPONSE_TIMEOUT_SECONDS: 2.5 });
+    expect(config).toMatchObject({
+      PORT: 9000,
+      DEBUG: true,
+      SHOW_MODE_SELECTOR: false,
+      DEFAULT_CHAT_MODE: 'wait',
+      RESPONSE_TIMEOUT_SECONDS: 2.5,
+    });
     expect(config.API_KEYS).toEqual(['key-one-123', 'key-two-456']);
     expect(config.ALLOWED_ORIGINS).toEqual(['https://a.example', 'http://localhost:5173']);
   });
 
   it('reads ALLOWED_ORIGINS as the original project wrote it (a JSON list), and ALLOWED_HOSTS', () => {
-    const config = load({ ALLOWED_ORIGINS: '["http://localhost:3000","http://localhost:8000"]', ALLOWED_HOSTS: 'Chat.Example.com., *.example.org,[::1]' });
+    const config = load({
+      ALLOWED_ORIGINS: '["http://localhost:3000","http://localhost:8000"]',
+      ALLOWED_HOSTS: 'Chat.Example.com., *.example.org,[::1]',
+    });
     expect(config.ALLOWED_ORIGINS).toEqual(['http://localhost:3000', 'http://localhost:8000']);
     expect(config.ALLOWED_HOSTS).toEqual(['chat.example.com', '*.example.org', '[::1]']);
     // Origins are compared as browsers send them: no trailing slash, no default port, lower case.
-    expect(load({ ALLOWED_ORIGINS: 'https://Chat.Example.com:443/, http://localhost:3000/' }).ALLOWED_ORIGINS).toEqual(['https://chat.example.com', 'http://localhost:3000']);
+    expect(load({ ALLOWED_ORIGINS: 'https://Chat.Example.com:443/, http://localhost:3000/' }).ALLOWED_ORIGINS).toEqual([
+      'https://chat.example.com',
+      'http://localhost:3000',
+    ]);
     expect(load({ ALLOWED_ORIGINS: '[ "*" ]' }).ALLOWED_ORIGINS).toEqual(['*']);
     expect(load({}).ALLOWED_HOSTS).toEqual([]);
     for (const bad of ['["http://localhost:3000", 3000]', '["http://localhost:3000"', '[]x', 'localhost:3000', 'http://a.example/path']) {
-      expect(() => load({ ALLOWED_ORIGINS: bad }), bad).toThrow(/^Invalid configuration: ALLOWED_ORIGINS must be a comma-separated list of origins/);
+      expect(() => load({ ALLOWED_ORIGINS: bad }), bad).toThrow(
+        /^Invalid configuration: ALLOWED_ORIGINS must be a comma-separated list of origins/,
+      );
     }
-    expect(() => load({ ALLOWED_HOSTS: 'chat.example.com:8000' })).toThrow(/^Invalid configuration: ALLOWED_HOSTS must be a comma-separated list of host names/);
+    expect(() => load({ ALLOWED_HOSTS: 'chat.example.com:8000' })).toThrow(
+      /^Invalid configuration: ALLOWED_HOSTS must be a comma-separated list of host names/,
+    );
   });
 
   it('reads TRUST_PROXY as a flag, a hop count or a list of IPv4 and IPv6 addresses and subnets', () => {
     expect(load({ TRUST_PROXY: 'true' }).TRUST_PROXY).toBe(true);
     expect(load({ TRUST_PROXY: '2' }).TRUST_PROXY).toBe(2);
-    expect(load({ TRUST_PROXY: '::ffff:10.0.0.1, 10.0.0.0/8, fd00::/8, ::1' }).TRUST_PROXY).toEqual(['::ffff:10.0.0.1', '10.0.0.0/8', 'fd00::/8', '::1']);
+    expect(load({ TRUST_PROXY: '::ffff:10.0.0.1, 10.0.0.0/8, fd00::/8, ::1' }).TRUST_PROXY).toEqual([
+      '::ffff:10.0.0.1',
+      '10.0.0.0/8',
+      'fd00::/8',
+      '::1',
+    ]);
   });
 
   it('treats empty values as unset', () => {
@@ -87,10 +108,18 @@ describe('loadConfig', () => {
     ['REDIS_URL', 'http://x', /REDIS_URL must be a redis:\/\//],
     ['DEFAULT_CHAT_MODE', 'fast', /DEFAULT_CHAT_MODE must be one of wait, streaming/],
     ['RESPONSE_TIMEOUT_SECONDS', '0', /RESPONSE_TIMEOUT_SECONDS must be a number/],
-    ['TOOLS', 'calculate,weather', /^Invalid configuration: TOOLS must be none or a comma-separated list of get_current_time, calculate, convert_units \(got "calculate,weather"\)$/],
+    [
+      'TOOLS',
+      'calculate,weather',
+      /^Invalid configuration: TOOLS must be none or a comma-separated list of get_current_time, calculate, convert_units \(got "calculate,weather"\)$/,
+    ],
     ['TOOL_MAX_ROUNDS', '0', /TOOL_MAX_ROUNDS must be an integer from 1 to 50/],
     ['TOOL_TIMEOUT_SECONDS', 'soon', /TOOL_TIMEOUT_SECONDS must be a number/],
-    ['TRUST_PROXY', '10.0.0.0/33', /^Invalid configuration: TRUST_PROXY must be true, false, a number of proxy hops, or a comma-separated list of proxy addresses/],
+    [
+      'TRUST_PROXY',
+      '10.0.0.0/33',
+      /^Invalid configuration: TRUST_PROXY must be true, false, a number of proxy hops, or a comma-separated list of proxy addresses/,
+    ],
     ['TRUST_PROXY', '10.0.0.1,fe80::1/129', /TRUST_PROXY must be true, false, a number of proxy hops/],
     ['TRUST_PROXY', '10.0.0.256', /TRUST_PROXY must be true, false, a number of proxy hops/],
     ['TRUST_PROXY', '::ffff:10.0.0.1:1', /TRUST_PROXY must be true, false, a number of proxy hops/],
@@ -105,7 +134,11 @@ describe('loadConfig', () => {
   });
 
   it('turns every built-in tool on by default, a chosen few with TOOLS, and none with TOOLS=none', () => {
-    expect(load({})).toMatchObject({ TOOLS: ['get_current_time', 'calculate', 'convert_units'], TOOL_TIMEOUT_SECONDS: 10, TOOL_MAX_ROUNDS: 5 });
+    expect(load({})).toMatchObject({
+      TOOLS: ['get_current_time', 'calculate', 'convert_units'],
+      TOOL_TIMEOUT_SECONDS: 10,
+      TOOL_MAX_ROUNDS: 5,
+    });
     expect(load({ TOOLS: ' calculate , convert_units,calculate' }).TOOLS).toEqual(['calculate', 'convert_units']);
     expect(load({ TOOLS: 'NONE' }).TOOLS).toEqual([]);
     expect(load({ TOOLS: '' }).TOOLS).toHaveLength(3);

@@ -123,7 +123,10 @@ const toolsVariable = z
   .optional()
   .transform((value, context): BuiltInToolName[] => {
     if (value === undefined) return [...BUILT_IN_TOOLS];
-    const names = value.split(',').map((item) => item.trim()).filter((item) => item !== '');
+    const names = value
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
     if (names.length === 1 && names[0]!.toLowerCase() === 'none') return [];
     const unknown = names.find((name) => !(BUILT_IN_TOOLS as readonly string[]).includes(name));
     if (unknown !== undefined || names.length === 0) {
@@ -197,9 +200,15 @@ const configSchema = z
         if (TRUE_WORDS.has(word)) return true;
         if (FALSE_WORDS.has(word)) return false;
         if (/^\d{1,2}$/.test(word)) return Number(word);
-        const addresses = value.split(',').map((item) => item.trim()).filter((item) => item !== '');
+        const addresses = value
+          .split(',')
+          .map((item) => item.trim())
+          .filter((item) => item !== '');
         if (addresses.length > 0 && addresses.every(isProxyAddress)) return addresses;
-        context.addIssue({ code: 'custom', message: 'must be true, false, a number of proxy hops, or a comma-separated list of proxy addresses (CIDR allowed)' });
+        context.addIssue({
+          code: 'custom',
+          message: 'must be true, false, a number of proxy hops, or a comma-separated list of proxy addresses (CIDR allowed)',
+        });
         return z.NEVER;
       }),
     MAX_STREAMS_PER_CLIENT: numberVariable(5, 0, 100_000),
@@ -212,8 +221,10 @@ const configSchema = z
     ALLOWED_ORIGINS: listVariable(/^(\*|https?:\/\/[^\s/]+\/?)$/, 'origins such as https://chat.example.com (or *)', (item) =>
       item === '*' ? item : new URL(item).origin,
     ),
-    ALLOWED_HOSTS: listVariable(/^(\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])$/, 'host names such as chat.example.com (or *)', (item) =>
-      item.toLowerCase().replace(/\.$/, ''),
+    ALLOWED_HOSTS: listVariable(
+      /^(\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])$/,
+      'host names such as chat.example.com (or *)',
+      (item) => item.toLowerCase().replace(/\.$/, ''),
     ),
 
     DEFAULT_CHAT_MODE: enumVariable(['wait', 'streaming'], 'streaming'),
@@ -276,7 +287,10 @@ function readKeysFile(path: string): string[] {
   } catch {
     throw new ConfigError(`Invalid configuration: API_KEYS_FILE must name a readable file (got ${JSON.stringify(path)})`);
   }
-  const keys = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+  const keys = text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
   if (keys.some((key) => !KEY_PATTERN.test(key))) {
     throw new ConfigError('Invalid configuration: API_KEYS_FILE must hold keys of 8 to 256 visible ASCII characters, one per line');
   }

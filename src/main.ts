@@ -22,10 +22,13 @@ async function main(): Promise<void> {
     closing = true;
     app.log.info({ signal }, 'shutting down');
     // The last resort: connections are force-closed after the drain, so only a bug can get here.
-    setTimeout(() => {
-      app.log.error('shutdown did not finish in time; exiting anyway');
-      process.exit(1);
-    }, config.SHUTDOWN_DRAIN_SECONDS * 1000 + SHUTDOWN_GRACE_MS).unref();
+    setTimeout(
+      () => {
+        app.log.error('shutdown did not finish in time; exiting anyway');
+        process.exit(1);
+      },
+      config.SHUTDOWN_DRAIN_SECONDS * 1000 + SHUTDOWN_GRACE_MS,
+    ).unref();
     app.close().then(
       () => process.exit(0),
       (error: unknown) => {

@@ -22,7 +22,14 @@ let server: SpawnedServer;
 let port = 0;
 
 beforeAll(async () => {
-  server = spawnServer({ DEMO_TOKENS_PER_SECOND: '0', DEMO_RESPONSE_TOKENS: '5', RATE_LIMIT_REQUESTS_PER_MINUTE: '0', MAX_STREAMS_PER_CLIENT: '0', MAX_GENERATING_TURNS_PER_CLIENT: '0', MAX_BODY_BYTES: '65536' });
+  server = spawnServer({
+    DEMO_TOKENS_PER_SECOND: '0',
+    DEMO_RESPONSE_TOKENS: '5',
+    RATE_LIMIT_REQUESTS_PER_MINUTE: '0',
+    MAX_STREAMS_PER_CLIENT: '0',
+    MAX_GENERATING_TURNS_PER_CLIENT: '0',
+    MAX_BODY_BYTES: '65536',
+  });
   port = Number(new URL(await server.url).port);
 });
 afterAll(() => server.child.kill('SIGKILL'));
@@ -48,7 +55,8 @@ function send(probe: Probe): Promise<Answer> {
     request.on('timeout', () => request.destroy(new Error(`hang: ${probe.method} ${probe.path}`)));
     request.on('error', (error: Error) => {
       // A request too large to parse is answered before its method is known, with a body a HEAD client does not expect.
-      if (probe.method === 'HEAD' && error.message.startsWith('Parse Error')) resolve({ status: 431, contentType: '', body: '', requestId: undefined });
+      if (probe.method === 'HEAD' && error.message.startsWith('Parse Error'))
+        resolve({ status: 431, contentType: '', body: '', requestId: undefined });
       else reject(error);
     });
     request.end(probe.body);
@@ -68,16 +76,43 @@ const ROUTES = [
 
 const odd = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 40 }),
-  fc.constantFrom('', ' ', '\u0000', '\u202e', '\ud800', '../..', '%00', '%2e%2e%2f', '\t\n', 'é'.repeat(300), 'x'.repeat(5000), '{}', '[]', 'null'),
+  fc.constantFrom(
+    '',
+    ' ',
+    '\u0000',
+    '\u202e',
+    '\ud800',
+    '../..',
+    '%00',
+    '%2e%2e%2f',
+    '\t\n',
+    'é'.repeat(300),
+    'x'.repeat(5000),
+    '{}',
+    '[]',
+    'null',
+  ),
 );
 const jsonValue = fc.jsonValue({ maxDepth: 4 });
 const deepJson = fc.integer({ min: 1, max: 20_000 }).map((depth) => '['.repeat(depth) + ']'.repeat(depth));
-const invalidUtf8 = fc.uint8Array({ minLength: 1, maxLength: 200 }).map((bytes) => Buffer.concat([Buffer.from('{"message":"'), Buffer.from(bytes), Buffer.from('\xff\xfe"}', 'latin1')]));
+const invalidUtf8 = fc
+  .uint8Array({ minLength: 1, maxLength: 200 })
+  .map((bytes) => Buffer.concat([Buffer.from('{"message":"'), Buffer.from(bytes), Buffer.from('\xff\xfe"}', 'latin1')]));
 
 const body = fc.oneof(
   fc.constant(undefined),
   jsonValue.map((value) => Buffer.from(JSON.stringify(value))),
-  fc.record({ message: fc.oneof(odd, jsonValue), context_id: fc.oneof(odd, jsonValue), history: fc.oneof(jsonValue, fc.array(jsonValue)), last_token_index: fc.oneof(jsonValue, fc.integer()) }, { requiredKeys: [] }).map((value) => Buffer.from(JSON.stringify(value))),
+  fc
+    .record(
+      {
+        message: fc.oneof(odd, jsonValue),
+        context_id: fc.oneof(odd, jsonValue),
+        history: fc.oneof(jsonValue, fc.array(jsonValue)),
+        last_token_index: fc.oneof(jsonValue, fc.integer()),
+      },
+      { requiredKeys: [] },
+    )
+    .map((value) => Buffer.from(JSON.stringify(value))),
   deepJson.map((text) => Buffer.from(text)),
   invalidUtf8,
   odd.map((text) => Buffer.from(text)),
@@ -88,7 +123,13 @@ const body = fc.oneof(
 const percentEncode = (text: string) => [...Buffer.from(text, 'utf8')].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join('');
 const queryValue = odd.map(percentEncode);
 const query = fc
-  .array(fc.tuple(fc.constantFrom('message', 'context_id', 'last_token_index', 'cursor', 'limit', 'x'), fc.oneof(queryValue, fc.constantFrom('-1', '1e309', 'NaN', '99999999999', '%zz', '%E0%A4%A'))), { maxLength: 5 })
+  .array(
+    fc.tuple(
+      fc.constantFrom('message', 'context_id', 'last_token_index', 'cursor', 'limit', 'x'),
+      fc.oneof(queryValue, fc.constantFrom('-1', '1e309', 'NaN', '99999999999', '%zz', '%E0%A4%A')),
+    ),
+    { maxLength: 5 },
+  )
   .map((pairs) => (pairs.length === 0 ? '' : `?${pairs.map(([key, value]) => `${key}=${value}`).join('&')}`));
 
 const probe: fc.Arbitrary<Probe> = fc
@@ -97,7 +138,17 @@ const probe: fc.Arbitrary<Probe> = fc
     route: fc.constantFrom(...ROUTES),
     id: fc.oneof(queryValue, fc.constantFrom('%2F..%2F', 'a'.repeat(300), '%00', 'ok-id')),
     query,
-    contentType: fc.constantFrom(undefined, 'application/json', 'application/json; charset=latin1', 'text/plain', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded', 'application/json; charset=utf-8', '*/*', 'garbage'),
+    contentType: fc.constantFrom(
+      undefined,
+      'application/json',
+      'application/json; charset=latin1',
+      'text/plain',
+      'multipart/form-data; boundary=x',
+      'application/x-www-form-urlencoded',
+      'application/json; charset=utf-8',
+      '*/*',
+      'garbage',
+    ),
     lastEventId: fc.option(fc.oneof(odd, fc.constantFrom('x/1', 'x/start', '../../1', 'a/-1')), { nil: undefined }),
     authorization: fc.option(fc.oneof(odd, fc.constant('Bearer ')), { nil: undefined }),
     requestId: fc.option(odd, { nil: undefined }),
@@ -142,7 +193,10 @@ describe('bad input', () => {
     );
     const result = await check;
     // The counterexample can be megabytes long: report its start and the assertion that failed.
-    if (result.failed) throw new Error(`${String(result.errorInstance).slice(0, 1500)}\ncounterexample: ${JSON.stringify(result.counterexample).slice(0, 1500)}`);
+    if (result.failed)
+      throw new Error(
+        `${String(result.errorInstance).slice(0, 1500)}\ncounterexample: ${JSON.stringify(result.counterexample).slice(0, 1500)}`,
+      );
     expect(count).toBeGreaterThanOrEqual(2500);
     const health = await send({ method: 'GET', path: '/health', headers: {}, body: undefined });
     expect(health.status).toBe(200);

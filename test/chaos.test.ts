@@ -76,7 +76,10 @@ describe('chaos: many streams cut and resumed at random points', () => {
     for (const { contextId, turnId, received, cuts } of results) {
       resumes += cuts.length;
       const tokenEvents = received.filter((event) => event.json.type === 'token');
-      expect(tokenEvents.map((event) => event.json.token_index), `${contextId} (seed ${SEED})`).toEqual(tokenEvents.map((_, index) => index));
+      expect(
+        tokenEvents.map((event) => event.json.token_index),
+        `${contextId} (seed ${SEED})`,
+      ).toEqual(tokenEvents.map((_, index) => index));
       const end = received.at(-1)!.json;
       expect(end.type).toBe('end');
       expect(tokenEvents.map((event) => event.json.token).join('')).toBe(end.final_output);

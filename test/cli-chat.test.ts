@@ -12,7 +12,6 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-
 interface StoredTurn {
   turn_id: string;
   user_message: string;
@@ -113,7 +112,10 @@ describe.skipIf(!hasTerminal)('chatwait chat in a terminal', () => {
     await terminal.waitFor((text) => text.includes(first!.answer), 'the first answer');
 
     terminal.type('terminal two, 3000 tokens\r');
-    await terminal.waitFor((text) => text.includes('terminal two, 3000 tokens') && text.length - text.indexOf('terminal two, 3000 tokens') > 500, 'the second answer');
+    await terminal.waitFor(
+      (text) => text.includes('terminal two, 3000 tokens') && text.length - text.indexOf('terminal two, 3000 tokens') > 500,
+      'the second answer',
+    );
     terminal.type('\u0003');
     await terminal.waitFor((text) => text.includes('[stopped]'), 'the stop');
     const second = (await storedTurns('chat-pty'))[1]!;

@@ -30,7 +30,8 @@ if (!hasJq) {
 
 describe('chatwait conversations', () => {
   beforeAll(async () => {
-    for (const contextId of ['list-a', 'list-b', 'list-c']) await runCli(['ask', ...at(), '--wait', '--context', contextId, `title of ${contextId}, 5 tokens`]);
+    for (const contextId of ['list-a', 'list-b', 'list-c'])
+      await runCli(['ask', ...at(), '--wait', '--context', contextId, `title of ${contextId}, 5 tokens`]);
   });
 
   it('lists conversations newest first with id, time, turns and title', async () => {
@@ -62,7 +63,11 @@ describe('chatwait health and smoke', () => {
   let broken: TestServer;
   beforeAll(async () => {
     // A server whose model provider is down.
-    broken = await startTestServer({ LLM_PROVIDER: 'openai', OPENAI_BASE_URL: `http://127.0.0.1:${await closedPort()}/v1`, UPSTREAM_MAX_RETRIES: '0' });
+    broken = await startTestServer({
+      LLM_PROVIDER: 'openai',
+      OPENAI_BASE_URL: `http://127.0.0.1:${await closedPort()}/v1`,
+      UPSTREAM_MAX_RETRIES: '0',
+    });
   });
   afterAll(() => broken.close());
 
@@ -127,7 +132,9 @@ describe('chatwait against a server with API keys', () => {
     const withFlag = await runCli(['ask', ...at(keyed.url), '--api-key', 'cli-test-key-one', '--context', 'keyed', 'hello, 5 tokens']);
     expect(withFlag.code).toBe(0);
     const fromEnv = await runCli(['conversations', '--json'], { env: { CHATWAIT_URL: keyed.url, CHATWAIT_API_KEY: 'cli-test-key-one' } });
-    expect(JSON.parse(fromEnv.stdout).conversations.map((conversation: { context_id: string }) => conversation.context_id)).toEqual(['keyed']);
+    expect(JSON.parse(fromEnv.stdout).conversations.map((conversation: { context_id: string }) => conversation.context_id)).toEqual([
+      'keyed',
+    ]);
     const otherKey = await runCli(['conversations', '--json', ...at(keyed.url), '--api-key', 'cli-test-key-two']);
     expect(JSON.parse(otherKey.stdout).conversations).toEqual([]);
     expect((await runCli(['health', ...at(keyed.url)])).code).toBe(0);
@@ -149,7 +156,10 @@ describe('the README', () => {
     for (const line of runnable) {
       const command = line.replaceAll('npx chatwait', `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI_MAIN)}`);
       // pipefail: a chatwait that fails before a pipe fails the example.
-      const { code, stdout, stderr } = await runCli(['-c', `set -o pipefail; ${command}`], { env: { CHATWAIT_URL: server.url }, executable: 'bash' });
+      const { code, stdout, stderr } = await runCli(['-c', `set -o pipefail; ${command}`], {
+        env: { CHATWAIT_URL: server.url },
+        executable: 'bash',
+      });
       expect(code, `${line}\n${stderr}`).toBe(0);
       expect(stdout, line).not.toBe('');
       // jq -r prints the tokens one per line.

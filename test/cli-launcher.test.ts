@@ -64,7 +64,9 @@ describe('bin/chatwait.mjs', () => {
   });
 
   it('is what `npm exec chatwait` (as `npx chatwait`) runs in the repository', async () => {
-    const { code, stdout, stderr } = await runCli(['-c', 'cd "$1" && npm exec --offline chatwait -- --help', 'sh', repo], { executable: 'sh' });
+    const { code, stdout, stderr } = await runCli(['-c', 'cd "$1" && npm exec --offline chatwait -- --help', 'sh', repo], {
+      executable: 'sh',
+    });
     expect(code, stderr).toBe(0);
     expect(stdout).toContain('Usage: chatwait <command> [options]');
   });

@@ -30,35 +30,73 @@ async function startHostileServer() {
     let body = '';
     request.on('data', (chunk: Buffer) => (body += chunk.toString()));
     request.on('end', () => {
-      const message = body ? (JSON.parse(body) as { message?: string }).message ?? '' : '';
-      const json = (status: number, data: unknown) => response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(data));
-      if (request.url === '/api/v1/config') return json(200, { model: { name: `evil\u001b]0;pwned\u0007model\u009b2J`, demo: false }, auth_required: false });
+      const message = body ? ((JSON.parse(body) as { message?: string }).message ?? '') : '';
+      const json = (status: number, data: unknown) =>
+        response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(data));
+      if (request.url === '/api/v1/config')
+        return json(200, { model: { name: `evil\u001b]0;pwned\u0007model\u009b2J`, demo: false }, auth_required: false });
       if (request.url?.startsWith('/api/v1/conversations')) {
-        return json(200, { conversations: [{ context_id: 'c1', title: TITLE, created_at: '2025-01-01T00:00:00Z', updated_at: '2025-01-01T00:00:00Z', turn_count: 1 }], next_cursor: null });
+        return json(200, {
+          conversations: [
+            { context_id: 'c1', title: TITLE, created_at: '2025-01-01T00:00:00Z', updated_at: '2025-01-01T00:00:00Z', turn_count: 1 },
+          ],
+          next_cursor: null,
+        });
       }
       if (request.url === '/api/v1/chat/wait') {
         if (message === 'fail') return json(400, { error_code: 'BAD\u001b[2J', message: `bad ${OSC52}\u0007 input\r`, request_id: 'r1' });
-        return json(200, { message: ANSWER, finish_reason: 'stop', context_id: 'c1', token_count: 5, processing_time_ms: 1, turn_id: TURN, model: 'm' });
+        return json(200, {
+          message: ANSWER,
+          finish_reason: 'stop',
+          context_id: 'c1',
+          token_count: 5,
+          processing_time_ms: 1,
+          turn_id: TURN,
+          model: 'm',
+        });
       }
       response.writeHead(200, { 'content-type': 'text/event-stream' });
       const lastEventId = request.headers['last-event-id'];
       sent.length = 0;
-      sent.push(sse(response, `${TURN}/start`, { type: 'start', context_id: 'c1', turn_id: TURN, resumed: lastEventId !== undefined, model: 'm' }));
+      sent.push(
+        sse(response, `${TURN}/start`, { type: 'start', context_id: 'c1', turn_id: TURN, resumed: lastEventId !== undefined, model: 'm' }),
+      );
       if (message.startsWith('resync')) {
         if (!lastEventId) {
           sse(response, `${TURN}/0`, { type: 'token', token: 'Part one. ', token_index: 0 });
           return void setTimeout(() => response.destroy(), 20);
         }
         sse(response, `${TURN}/resync`, { type: 'resync', turn_id: TURN, final_output: RESYNCED, token_count: 3 });
-        sse(response, `${TURN}/9`, { type: 'end', context_id: 'c1', turn_id: TURN, final_output: RESYNCED, token_count: 3, finish_reason: 'stop', model: 'm' });
+        sse(response, `${TURN}/9`, {
+          type: 'end',
+          context_id: 'c1',
+          turn_id: TURN,
+          final_output: RESYNCED,
+          token_count: 3,
+          finish_reason: 'stop',
+          model: 'm',
+        });
         return void response.end();
       }
       let position = 0;
       const steps: unknown[] = TOKENS.map((token, index) => ({ type: 'token', token, token_index: index }));
       // The tool steps come first: on a terminal, a step line between tokens would break the answer's line.
-      steps.splice(0, 0, { type: 'tool_call', call_id: 'k', name: 'get\u001b]0;pwned\u0007_weather', arguments: '{"city":"\u001b[35mParis"}' });
+      steps.splice(0, 0, {
+        type: 'tool_call',
+        call_id: 'k',
+        name: 'get\u001b]0;pwned\u0007_weather',
+        arguments: '{"city":"\u001b[35mParis"}',
+      });
       steps.splice(1, 0, { type: 'tool_result', call_id: 'k', output: '18 \u009b2J°C\r, sunny' });
-      steps.push({ type: 'end', context_id: 'c1\u001b[2J', turn_id: TURN, final_output: ANSWER, token_count: TOKENS.length, finish_reason: 'stop', model: 'm' });
+      steps.push({
+        type: 'end',
+        context_id: 'c1\u001b[2J',
+        turn_id: TURN,
+        final_output: ANSWER,
+        token_count: TOKENS.length,
+        finish_reason: 'stop',
+        model: 'm',
+      });
       for (const step of steps) sent.push(sse(response, `${TURN}/${position++}`, step));
       response.end();
     });

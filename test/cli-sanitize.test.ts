@@ -30,7 +30,30 @@ describe('stripControls', () => {
   });
 
   it('never lets a control character through, whatever the input and however it is cut', () => {
-    const character = fc.constantFrom('\u001b', '\u009b', '\u009d', '\u0090', '\u009c', '\u0007', '\r', '\n', '\t', '[', ']', '\\', ';', 'P', '2', 'J', 'm', 'a', ' ', 'é', '\u0000', '\u007f');
+    const character = fc.constantFrom(
+      '\u001b',
+      '\u009b',
+      '\u009d',
+      '\u0090',
+      '\u009c',
+      '\u0007',
+      '\r',
+      '\n',
+      '\t',
+      '[',
+      ']',
+      '\\',
+      ';',
+      'P',
+      '2',
+      'J',
+      'm',
+      'a',
+      ' ',
+      'é',
+      '\u0000',
+      '\u007f',
+    );
     fc.assert(
       fc.property(fc.array(fc.array(character, { maxLength: 8 }), { maxLength: 10 }), (pieces) => {
         const filter = createControlFilter();

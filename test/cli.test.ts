@@ -48,7 +48,10 @@ describe('chatwait ask', () => {
   it('prints each event once as a JSON line with --json', async () => {
     const { code, stdout } = await runCli(['ask', ...at(), '--json', '--context', 'ask-json', 'json lines, 50 tokens']);
     expect(code).toBe(0);
-    const events = stdout.trimEnd().split('\n').map((line) => JSON.parse(line));
+    const events = stdout
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(events[0]).toMatchObject({ type: 'start', context_id: 'ask-json', resumed: false });
     const tokens = events.filter((event) => event.type === 'token');
     expect(tokens.map((event) => event.token_index)).toEqual(tokens.map((_, index) => index));
@@ -59,7 +62,9 @@ describe('chatwait ask', () => {
   });
 
   it('prints the wait response as JSON with --wait --json, and reads the message from stdin', async () => {
-    const { code, stdout } = await runCli(['ask', ...at(), '--wait', '--json', '--context', 'ask-stdin'], { input: 'from a pipe, 10 tokens\n' });
+    const { code, stdout } = await runCli(['ask', ...at(), '--wait', '--json', '--context', 'ask-stdin'], {
+      input: 'from a pipe, 10 tokens\n',
+    });
     expect(code).toBe(0);
     const body = JSON.parse(stdout);
     expect(body).toMatchObject({ context_id: 'ask-stdin', finish_reason: 'stop' });
@@ -89,7 +94,11 @@ describe('chatwait ask', () => {
       await cli.waitFor(({ stdout }) => stdout.split('\n').length > 30, 'some events');
       expect(proxy.cut()).toBeGreaterThan(0);
       expect(await cli.exited).toBe(0);
-      const events = cli.stdout().trimEnd().split('\n').map((line) => JSON.parse(line));
+      const events = cli
+        .stdout()
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line));
       expect(events.filter((event) => event.type === 'start')).toHaveLength(1);
       const tokens = events.filter((event) => event.type === 'token');
       expect(tokens.map((event) => event.token_index)).toEqual(tokens.map((_, index) => index));
@@ -167,7 +176,10 @@ describe('chatwait ask', () => {
       await cli.waitFor(({ stderr }) => stderr.includes('Ctrl+C again to quit'), 'the stop note');
       cli.child.kill('SIGINT');
       expect(await cli.exited).toBe(130);
-      await fetch(`${server.url}/api/v1/chat/turns/${(await getJson(`${server.url}/api/v1/conversations/ask-quit`)).body.turns[0].turn_id}/cancel`, { method: 'POST' });
+      await fetch(
+        `${server.url}/api/v1/chat/turns/${(await getJson(`${server.url}/api/v1/conversations/ask-quit`)).body.turns[0].turn_id}/cancel`,
+        { method: 'POST' },
+      );
     } finally {
       await proxy.close();
     }
@@ -221,7 +233,11 @@ async function startToolServer() {
     response.end();
   });
   await new Promise<void>((done) => fake.listen(0, '127.0.0.1', done));
-  return { url: `http://127.0.0.1:${(fake.address() as AddressInfo).port}`, lastEventIds, close: () => new Promise((done) => fake.close(done)) };
+  return {
+    url: `http://127.0.0.1:${(fake.address() as AddressInfo).port}`,
+    lastEventIds,
+    close: () => new Promise((done) => fake.close(done)),
+  };
 }
 
 describe('chatwait ask with tool activity', () => {
@@ -235,7 +251,12 @@ describe('chatwait ask with tool activity', () => {
       expect(stderr).toContain('connection lost');
       expect(tools.lastEventIds).toEqual([undefined, 'tool-turn/2']);
       const json = await runCli(['ask', ...at(tools.url), '--json', 'weather in Paris?']);
-      expect(json.stdout.trimEnd().split('\n').map((line) => JSON.parse(line).type)).toEqual(['start', 'token', 'tool_call', 'tool_result', 'token', 'end']);
+      expect(
+        json.stdout
+          .trimEnd()
+          .split('\n')
+          .map((line) => JSON.parse(line).type),
+      ).toEqual(['start', 'token', 'tool_call', 'tool_result', 'token', 'end']);
     } finally {
       await tools.close();
     }

@@ -34,25 +34,38 @@ async function startScriptedServer(script: ((response: http.ServerResponse, requ
 const TURN = 'scripted';
 const start = { type: 'start', context_id: 'c', turn_id: TURN, resumed: false, model: 'm' };
 const token = (index: number) => ({ type: 'token', token: `t${index} `, token_index: index, context_id: 'c' });
-const end = (count: number) => ({ type: 'end', context_id: 'c', turn_id: TURN, final_output: '', token_count: count, finish_reason: 'stop', model: 'm' });
+const end = (count: number) => ({
+  type: 'end',
+  context_id: 'c',
+  turn_id: TURN,
+  final_output: '',
+  token_count: count,
+  finish_reason: 'stop',
+  model: 'm',
+});
 const block = (id: string, data: unknown) => `data: ${JSON.stringify(data)}\nid: ${id}\n\n`;
 
 /** A stream of `start` and `events` at positions from `from` (then left open unless `close`). */
-const streamOf = (events: unknown[], options: { from?: number; close?: boolean } = {}) => (response: http.ServerResponse) => {
-  response.writeHead(200, { 'content-type': 'text/event-stream' });
-  response.write(block(`${TURN}/start`, start));
-  events.forEach((event, index) => response.write(block(`${TURN}/${(options.from ?? 0) + index}`, event)));
-  if (options.close ?? true) response.end();
-};
-const jsonError = (status: number, body: unknown, headers: Record<string, string> = {}) => (response: http.ServerResponse) =>
-  response.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+const streamOf =
+  (events: unknown[], options: { from?: number; close?: boolean } = {}) =>
+  (response: http.ServerResponse) => {
+    response.writeHead(200, { 'content-type': 'text/event-stream' });
+    response.write(block(`${TURN}/start`, start));
+    events.forEach((event, index) => response.write(block(`${TURN}/${(options.from ?? 0) + index}`, event)));
+    if (options.close ?? true) response.end();
+  };
+const jsonError =
+  (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  (response: http.ServerResponse) =>
+    response.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
 
 async function collect(url: string, options: Partial<FollowTurnOptions> = {}): Promise<FollowEvent[]> {
   const events: FollowEvent[] = [];
   for await (const event of followTurn({ message: 'hi', contextId: 'c', clientMessageId: 'k' }, { url, ...options })) events.push(event);
   return events;
 }
-const ofType = <T extends FollowEvent['type']>(events: FollowEvent[], type: T) => events.filter((event): event is Extract<FollowEvent, { type: T }> => event.type === type);
+const ofType = <T extends FollowEvent['type']>(events: FollowEvent[], type: T) =>
+  events.filter((event): event is Extract<FollowEvent, { type: T }> => event.type === type);
 
 describe('following a turn through the real server', () => {
   let server: TestServer;
@@ -109,11 +122,23 @@ describe('following a turn: the retry rules', () => {
     const events = await collect(server.url);
     expect(server.requests.map((request) => request.lastEventId)).toEqual([undefined, `${TURN}/1`]);
     expect(ofType(events, 'token').map((event) => event.token_index)).toEqual([0, 1, 2]);
-    expect(events.map((event) => event.type)).toEqual(['connected', 'start', 'token', 'token', 'reconnecting', 'connected', 'token', 'end']);
+    expect(events.map((event) => event.type)).toEqual([
+      'connected',
+      'start',
+      'token',
+      'token',
+      'reconnecting',
+      'connected',
+      'token',
+      'end',
+    ]);
   });
 
   it('waits as long as Retry-After says when the server says retryable', async () => {
-    const server = await scripted([jsonError(503, { error_code: 'SERVER_BUSY', message: 'busy', retryable: true }, { 'retry-after': '1' }), streamOf([token(0), end(1)])]);
+    const server = await scripted([
+      jsonError(503, { error_code: 'SERVER_BUSY', message: 'busy', retryable: true }, { 'retry-after': '1' }),
+      streamOf([token(0), end(1)]),
+    ]);
     const events = await collect(server.url);
     const [reconnect] = ofType(events, 'reconnecting');
     expect(reconnect!.delayMs).toBe(1000);
@@ -126,13 +151,19 @@ describe('following a turn: the retry rules', () => {
     await expect(collect(refused.url)).rejects.toMatchObject({ status: 503, code: 'SERVER_BUSY', retryable: false });
     expect(refused.requests).toHaveLength(1);
 
-    const fine = await scripted([jsonError(500, { error_code: 'INTERNAL_ERROR', message: 'try again', retryable: true }), streamOf([end(0)])]);
+    const fine = await scripted([
+      jsonError(500, { error_code: 'INTERNAL_ERROR', message: 'try again', retryable: true }),
+      streamOf([end(0)]),
+    ]);
     expect((await collect(fine.url)).at(-1)!.type).toBe('end');
     expect(fine.requests).toHaveLength(2);
   });
 
   it('falls back to the status when the body does not say: a gateway error is retried, a bad request is not', async () => {
-    const gateway = await scripted([(response) => response.writeHead(502, { 'content-type': 'text/html' }).end('<h1>Bad Gateway</h1>'), streamOf([end(0)])]);
+    const gateway = await scripted([
+      (response) => response.writeHead(502, { 'content-type': 'text/html' }).end('<h1>Bad Gateway</h1>'),
+      streamOf([end(0)]),
+    ]);
     expect((await collect(gateway.url)).at(-1)!.type).toBe('end');
     expect(gateway.requests).toHaveLength(2);
 
@@ -144,7 +175,14 @@ describe('following a turn: the retry rules', () => {
   });
 
   it('ends with an error event, carrying its retryable, and does not reconnect after it', async () => {
-    const error = { type: 'error', context_id: 'c', turn_id: TURN, error_code: 'UPSTREAM_ERROR', message: 'the model failed', retryable: true };
+    const error = {
+      type: 'error',
+      context_id: 'c',
+      turn_id: TURN,
+      error_code: 'UPSTREAM_ERROR',
+      message: 'the model failed',
+      retryable: true,
+    };
     const server = await scripted([streamOf([token(0), error])]);
     const events = await collect(server.url);
     expect(events.at(-1)).toEqual({ ...error });
@@ -161,12 +199,17 @@ describe('following a turn: the retry rules', () => {
 
   it('fails on a token_index gap instead of yielding a broken answer', async () => {
     const server = await scripted([streamOf([token(0), token(2), end(3)])]);
-    await expect(collect(server.url)).rejects.toMatchObject({ code: 'STREAM_GAP', message: 'The stream skipped tokens (expected token_index 1, got 2).' });
+    await expect(collect(server.url)).rejects.toMatchObject({
+      code: 'STREAM_GAP',
+      message: 'The stream skipped tokens (expected token_index 1, got 2).',
+    });
     expect(server.requests).toHaveLength(1);
   });
 
   it('gives up after maxAttempts failures in a row', async () => {
-    const server = await scripted([jsonError(429, { error_code: 'RATE_LIMITED', message: 'slow down', retryable: true }, { 'retry-after': '0' })]);
+    const server = await scripted([
+      jsonError(429, { error_code: 'RATE_LIMITED', message: 'slow down', retryable: true }, { 'retry-after': '0' }),
+    ]);
     await expect(collect(server.url, { maxAttempts: 3 })).rejects.toMatchObject({ code: 'RATE_LIMITED' });
     expect(server.requests).toHaveLength(3);
   });

@@ -10,7 +10,14 @@ import { MemoryReplayLog } from '../src/streams/memory-replay-log.js';
 import { TEST_ENV } from './support/test-server.js';
 
 const config = loadConfig({ ...TEST_ENV, TOOLS: 'none' }, undefined);
-const newTurn = (turnId: string, contextId: string) => ({ turnId, contextId, userMessage: 'hello', model: 'chatwait-demo', clientMessageId: undefined, owner: null });
+const newTurn = (turnId: string, contextId: string) => ({
+  turnId,
+  contextId,
+  userMessage: 'hello',
+  model: 'chatwait-demo',
+  clientMessageId: undefined,
+  owner: null,
+});
 
 describe('the composition root', () => {
   it('marks the turns a previous process left generating as interrupted when it recovers, and times that in the metrics', async () => {
@@ -33,7 +40,14 @@ describe('the composition root', () => {
     const store = new SqliteConversationStore(path);
     await store.startTurn(newTurn('refused-once', 'pending'));
     const services = await createServices(config, { store });
-    services.pendingOutcomes.add('refused-once', { status: 'complete', answer: 'kept', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1 });
+    services.pendingOutcomes.add('refused-once', {
+      status: 'complete',
+      answer: 'kept',
+      usage: undefined,
+      timings: undefined,
+      errorCode: undefined,
+      tokenCount: 1,
+    });
     await services.close();
     await expect(store.ping()).rejects.toThrow();
 

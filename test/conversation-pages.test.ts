@@ -22,8 +22,11 @@ async function buildHugeConversation(path: string, contextId: string, turns: num
   await new SqliteConversationStore(path).close();
   const database = new BetterSqlite3(path);
   const now = Date.now();
-  database.prepare('INSERT INTO conversations (context_id, owner, title, created_at, updated_at) VALUES (?, NULL, ?, ?, ?)').run(contextId, 'Huge', now, now);
-  const insert = database.prepare(`INSERT INTO turns (turn_id, context_id, sequence, user_message, answer, status, model, created_at, finished_at, token_count)
+  database
+    .prepare('INSERT INTO conversations (context_id, owner, title, created_at, updated_at) VALUES (?, NULL, ?, ?, ?)')
+    .run(contextId, 'Huge', now, now);
+  const insert =
+    database.prepare(`INSERT INTO turns (turn_id, context_id, sequence, user_message, answer, status, model, created_at, finished_at, token_count)
     VALUES (?, ?, ?, ?, ?, 'complete', 'chatwait-demo', ?, ?, ?)`);
   database.transaction(() => {
     for (let sequence = 1; sequence <= turns; sequence++) {
@@ -162,16 +165,36 @@ describe('the history of a new turn', () => {
   it('is the newest turns the budget keeps, read without loading the rest of the conversation', async () => {
     const fake = await startFakeOpenAI();
     const counter = countingTurnsRead(new MemoryConversationStore());
-    const server = await startTestServer({ OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: 'fake-model', HISTORY_MAX_MESSAGES: '4' }, { store: counter.store });
+    const server = await startTestServer(
+      { OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: 'fake-model', HISTORY_MAX_MESSAGES: '4' },
+      { store: counter.store },
+    );
     try {
       for (let index = 1; index <= 30; index++) {
-        await counter.store.startTurn({ turnId: `old-${index}`, contextId: 'long', userMessage: `question ${index}`, model: 'fake-model', clientMessageId: undefined, owner: null });
-        await counter.store.finishTurn(`old-${index}`, { status: 'complete', answer: `answer ${index}`, usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 2 });
+        await counter.store.startTurn({
+          turnId: `old-${index}`,
+          contextId: 'long',
+          userMessage: `question ${index}`,
+          model: 'fake-model',
+          clientMessageId: undefined,
+          owner: null,
+        });
+        await counter.store.finishTurn(`old-${index}`, {
+          status: 'complete',
+          answer: `answer ${index}`,
+          usage: undefined,
+          timings: undefined,
+          errorCode: undefined,
+          tokenCount: 2,
+        });
       }
       counter.turnsRead = 0;
       const answer = await postJson(`${server.url}/api/v1/chat/wait`, { message: 'question 31', context_id: 'long' });
       expect(answer.status).toBe(200);
-      const sent = fake.requests.at(-1)!.body.messages!.slice(1).map((message) => message.content);
+      const sent = fake.requests
+        .at(-1)!
+        .body.messages!.slice(1)
+        .map((message) => message.content);
       expect(sent).toEqual(['question 29', 'answer 29', 'question 30', 'answer 30', 'question 31']);
       // The two turns of the window, and the wait route's own look at the new turn; never the 30 of the conversation.
       expect(counter.turnsRead).toBeLessThanOrEqual(4);

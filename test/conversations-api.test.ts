@@ -22,7 +22,10 @@ describe('the conversation API', () => {
     const { status, body } = await getJson(`${server.url}/api/v1/conversations/conv-detail`);
     expect(status).toBe(200);
     expect(body).toMatchObject({ context_id: 'conv-detail', title: 'What is Server-Sent Events?', turn_count: 2 });
-    expect(body.turns.map((turn: { user_message: string }) => turn.user_message)).toEqual(['What is Server-Sent Events?', 'And WebSockets?']);
+    expect(body.turns.map((turn: { user_message: string }) => turn.user_message)).toEqual([
+      'What is Server-Sent Events?',
+      'And WebSockets?',
+    ]);
     expect(body.turns[1]).toMatchObject({
       turn_id: second.body.turn_id,
       answer: second.body.message,

@@ -22,7 +22,10 @@ const stream = (target: TestServer, message: string, contextId: string) =>
 describe('the demo model calling the built-in tools', () => {
   it('calculates with the calculator, then answers from its result', async () => {
     const result = await stream(server, 'what is 12*(3+4)?', 'demo-calc');
-    expect(shapeOf(result.events).slice(0, 2)).toEqual([`tool_call:${result.events[1]!.json.call_id}`, `tool_result:${result.events[1]!.json.call_id}`]);
+    expect(shapeOf(result.events).slice(0, 2)).toEqual([
+      `tool_call:${result.events[1]!.json.call_id}`,
+      `tool_result:${result.events[1]!.json.call_id}`,
+    ]);
     expect(result.events[1]!.json).toMatchObject({ name: 'calculate', arguments: '{"expression":"12*(3+4)"}' });
     expect(result.events[2]!.json).toMatchObject({ output: '12*(3+4) = 84', is_error: false });
     const events = await expectWholeTurn(server.url, [result.events], 'demo-calc');

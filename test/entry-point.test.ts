@@ -40,12 +40,21 @@ describe('the entry point', () => {
 
   it('never logs an upstream response body or a stack trace', async () => {
     const fake = await startFakeOpenAI();
-    fake.enqueue({ kind: 'status', status: 500 }, { kind: 'status', status: 500 }, { kind: 'status', status: 500 }, { kind: 'status', status: 401 });
+    fake.enqueue(
+      { kind: 'status', status: 500 },
+      { kind: 'status', status: 500 },
+      { kind: 'status', status: 500 },
+      { kind: 'status', status: 401 },
+    );
     const main = startMain({ OPENAI_BASE_URL: fake.baseUrl, UPSTREAM_RETRY_DELAY_MS: '1' });
     try {
       const url = await main.listening;
       for (let index = 0; index < 2; index++) {
-        await fetch(`${url}/api/v1/chat/wait`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"message":"hi"}' });
+        await fetch(`${url}/api/v1/chat/wait`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"message":"hi"}',
+        });
       }
       main.child.kill('SIGTERM');
       await main.exited;

@@ -48,7 +48,10 @@ async function rawAnswer(url: string, bytes: string) {
   });
   socket.write(bytes);
   const answer = await answered;
-  return { status: Number(/^HTTP\/1\.1 (\d{3}) /.exec(answer)?.[1]), body: JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as unknown };
+  return {
+    status: Number(/^HTTP\/1\.1 (\d{3}) /.exec(answer)?.[1]),
+    body: JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as unknown,
+  };
 }
 
 describe('errors a request cannot cure by being sent again', () => {
@@ -72,7 +75,10 @@ describe('errors a request cannot cure by being sent again', () => {
     expectError(await getJson(`${server.url}/api/v1/nothing-here`), 404, 'NOT_FOUND', false);
     expectError(await getJson(`${server.url}/api/v1/conversations/never-made`), 404, 'NOT_FOUND', false);
     expectError(await postJson(`${server.url}/api/v1/chat/turns/no-such-turn/cancel`, {}), 404, 'NOT_FOUND', false);
-    const early = await rawAnswer(server.url, 'POST /nope HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n');
+    const early = await rawAnswer(
+      server.url,
+      'POST /nope HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n',
+    );
     expectError(early, 404, 'NOT_FOUND', false);
   });
 
@@ -83,7 +89,12 @@ describe('errors a request cannot cure by being sent again', () => {
 
   it('say retryable false for malformed HTTP and oversized headers, answered before Fastify', async () => {
     expectError(await rawAnswer(server.url, 'NOT HTTP AT ALL\r\n\r\n'), 400, 'BAD_REQUEST', false);
-    expectError(await rawAnswer(server.url, `GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`), 431, 'BAD_REQUEST', false);
+    expectError(
+      await rawAnswer(server.url, `GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`),
+      431,
+      'BAD_REQUEST',
+      false,
+    );
   });
 
   it('say retryable false for a missing key, another site and another host name', async () => {
@@ -91,17 +102,34 @@ describe('errors a request cannot cure by being sent again', () => {
     expectError(await postJson(`${keyed.url}/api/v1/chat/wait`, { message: 'hi' }), 401, 'UNAUTHORIZED', false);
     const origin = await wait({ message: 'hi' }, { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' });
     expectError(origin, 403, 'ORIGIN_NOT_ALLOWED', false);
-    expectError(await rawAnswer(server.url, 'GET /api/v1/conversations HTTP/1.1\r\nHost: evil.example\r\n\r\n'), 403, 'HOST_NOT_ALLOWED', false);
+    expectError(
+      await rawAnswer(server.url, 'GET /api/v1/conversations HTTP/1.1\r\nHost: evil.example\r\n\r\n'),
+      403,
+      'HOST_NOT_ALLOWED',
+      false,
+    );
   });
 });
 
 describe('errors that may pass', () => {
   it('say retryable true for a busy conversation and too many generating answers', async () => {
     const server = await start({ DEMO_TOKENS_PER_SECOND: '20', MAX_GENERATING_TURNS_PER_CLIENT: '1' });
-    const streaming = readSse(`${server.url}/api/v1/chat/streaming?message=${encodeURIComponent('answer in 100000 tokens')}&context_id=busy`);
+    const streaming = readSse(
+      `${server.url}/api/v1/chat/streaming?message=${encodeURIComponent('answer in 100000 tokens')}&context_id=busy`,
+    );
     await expect.poll(async () => (await getJson(`${server.url}/api/v1/conversations/busy`)).status).toBe(200);
-    expectError(await postJson(`${server.url}/api/v1/chat/wait`, { message: 'another', context_id: 'busy' }), 409, 'CONVERSATION_BUSY', true);
-    expectError(await postJson(`${server.url}/api/v1/chat/wait`, { message: 'elsewhere', context_id: 'other' }), 429, 'TOO_MANY_GENERATING_TURNS', true);
+    expectError(
+      await postJson(`${server.url}/api/v1/chat/wait`, { message: 'another', context_id: 'busy' }),
+      409,
+      'CONVERSATION_BUSY',
+      true,
+    );
+    expectError(
+      await postJson(`${server.url}/api/v1/chat/wait`, { message: 'elsewhere', context_id: 'other' }),
+      429,
+      'TOO_MANY_GENERATING_TURNS',
+      true,
+    );
     const turnId = (await getJson(`${server.url}/api/v1/conversations/busy`)).body.turns[0].turn_id as string;
     expect((await postJson(`${server.url}/api/v1/chat/turns/${turnId}/cancel`, {})).status).toBe(200);
     expect((await streaming).events.at(-1)!.json).toMatchObject({ type: 'end', finish_reason: 'cancelled' });
@@ -124,7 +152,10 @@ describe('errors that may pass', () => {
 
   it('say retryable true for a request that did not arrive within REQUEST_TIMEOUT_SECONDS (408)', async () => {
     const server = await start({ REQUEST_TIMEOUT_SECONDS: '1' });
-    const stalled = await rawAnswer(server.url, 'POST /api/v1/chat/wait HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"message":');
+    const stalled = await rawAnswer(
+      server.url,
+      'POST /api/v1/chat/wait HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"message":',
+    );
     expectError(stalled, 408, 'BAD_REQUEST', true);
   });
 
@@ -151,7 +182,12 @@ describe('model failures', () => {
   let server: TestServer;
   beforeAll(async () => {
     fake = await startFakeOpenAI();
-    server = await startTestServer({ OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: 'fake-model', RESPONSE_TIMEOUT_SECONDS: '1', UPSTREAM_MAX_RETRIES: '2' });
+    server = await startTestServer({
+      OPENAI_BASE_URL: fake.baseUrl,
+      OPENAI_MODEL: 'fake-model',
+      RESPONSE_TIMEOUT_SECONDS: '1',
+      UPSTREAM_MAX_RETRIES: '2',
+    });
   });
   afterAll(async () => {
     await server.close();
@@ -159,16 +195,39 @@ describe('model failures', () => {
   });
 
   const failures: { name: string; replies: FakeReply[]; status: number; code: string; retryable: boolean }[] = [
-    { name: 'a provider that keeps failing', replies: Array<FakeReply>(3).fill({ kind: 'status', status: 500 }), status: 502, code: 'UPSTREAM_ERROR', retryable: true },
-    { name: 'a provider that refuses the key', replies: [{ kind: 'status', status: 401 }], status: 503, code: 'MODEL_UNAVAILABLE', retryable: false },
-    { name: 'a provider that refuses the request', replies: [{ kind: 'status', status: 400 }], status: 502, code: 'UPSTREAM_ERROR', retryable: false },
+    {
+      name: 'a provider that keeps failing',
+      replies: Array<FakeReply>(3).fill({ kind: 'status', status: 500 }),
+      status: 502,
+      code: 'UPSTREAM_ERROR',
+      retryable: true,
+    },
+    {
+      name: 'a provider that refuses the key',
+      replies: [{ kind: 'status', status: 401 }],
+      status: 503,
+      code: 'MODEL_UNAVAILABLE',
+      retryable: false,
+    },
+    {
+      name: 'a provider that refuses the request',
+      replies: [{ kind: 'status', status: 400 }],
+      status: 502,
+      code: 'UPSTREAM_ERROR',
+      retryable: false,
+    },
     { name: 'a provider that sends nothing', replies: [{ kind: 'hang' }], status: 504, code: 'UPSTREAM_TIMEOUT', retryable: true },
   ];
 
   for (const failure of failures) {
     it(`say the same retryable (${failure.retryable}) in the JSON body and in the stream's error event for ${failure.name}`, async () => {
       fake.enqueue(...failure.replies);
-      expectError(await postJson(`${server.url}/api/v1/chat/wait`, { message: `wait: ${failure.name}` }), failure.status, failure.code, failure.retryable);
+      expectError(
+        await postJson(`${server.url}/api/v1/chat/wait`, { message: `wait: ${failure.name}` }),
+        failure.status,
+        failure.code,
+        failure.retryable,
+      );
       fake.enqueue(...failure.replies);
       const streamed = await readSse(`${server.url}/api/v1/chat/streaming?message=${encodeURIComponent(`stream: ${failure.name}`)}`);
       expect(streamed.events.at(-1)!.json).toMatchObject({ type: 'error', error_code: failure.code, retryable: failure.retryable });

@@ -63,7 +63,13 @@ describe('422 VALIDATION_ERROR', () => {
   });
 
   it('names a bad history entry by its index', async () => {
-    const response = await wait({ message: 'hi', history: [{ role: 'user', content: 'ok' }, { role: 'system', content: 'x' }] });
+    const response = await wait({
+      message: 'hi',
+      history: [
+        { role: 'user', content: 'ok' },
+        { role: 'system', content: 'x' },
+      ],
+    });
     expectErrorFormat(response, 422, 'VALIDATION_ERROR');
     expect(response.body.detail[0].loc).toEqual(['body', 'history', 1, 'role']);
   });

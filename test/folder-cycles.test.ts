@@ -17,7 +17,24 @@ describe('the folders of src/', () => {
       for (const [from, to] of pairs) graph.set(from, new Set([...(graph.get(from) ?? []), to]));
       return graph;
     };
-    expect(findCycles(edges([['server', 'turns'], ['turns', 'store'], ['store', 'config']]))).toEqual([]);
-    expect(findCycles(edges([['server', 'turns'], ['turns', 'store'], ['store', 'observability'], ['observability', 'turns']]))).toEqual([['observability', 'store', 'turns']]);
+    expect(
+      findCycles(
+        edges([
+          ['server', 'turns'],
+          ['turns', 'store'],
+          ['store', 'config'],
+        ]),
+      ),
+    ).toEqual([]);
+    expect(
+      findCycles(
+        edges([
+          ['server', 'turns'],
+          ['turns', 'store'],
+          ['store', 'observability'],
+          ['observability', 'turns'],
+        ]),
+      ),
+    ).toEqual([['observability', 'store', 'turns']]);
   });
 });

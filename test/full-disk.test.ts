@@ -16,7 +16,8 @@ function mountSmallDisk(): string | undefined {
     return folder;
   } catch (error) {
     rmdirSync(folder);
-    if (process.env.CI === 'true') throw new Error(`CI must run the full-disk test, but mounting a tmpfs failed: ${String(error)}`, { cause: error });
+    if (process.env.CI === 'true')
+      throw new Error(`CI must run the full-disk test, but mounting a tmpfs failed: ${String(error)}`, { cause: error });
     console.warn(`SKIPPED: the full-disk test needs root to mount a tmpfs (${String(error).split('\n')[0]})`);
     return undefined;
   }

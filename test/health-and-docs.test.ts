@@ -114,7 +114,15 @@ describe('API docs', () => {
       expect(Object.keys(ok.content)).toEqual(['text/event-stream']);
       expect(ok.content['text/event-stream'].schema).toEqual({ $ref: '#/components/schemas/StreamEvent' });
     }
-    const events = { start: 'StartEvent', token: 'TokenEvent', tool_call: 'ToolCallEvent', tool_result: 'ToolResultEvent', end: 'EndEvent', error: 'ErrorEvent', resync: 'ResyncEvent' };
+    const events = {
+      start: 'StartEvent',
+      token: 'TokenEvent',
+      tool_call: 'ToolCallEvent',
+      tool_result: 'ToolResultEvent',
+      end: 'EndEvent',
+      error: 'ErrorEvent',
+      resync: 'ResyncEvent',
+    };
     const refs = Object.fromEntries(Object.entries(events).map(([type, name]) => [type, `#/components/schemas/${name}`]));
     expect(schemas.StreamEvent.oneOf).toEqual(Object.values(refs).map(($ref) => ({ $ref })));
     expect(schemas.StreamEvent.discriminator).toEqual({ propertyName: 'type', mapping: refs });

@@ -5,7 +5,12 @@ import { getJson, postJson, startTestServer, type TestServer } from './support/t
 describe('per-client rate limits', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer({ RATE_LIMIT_REQUESTS_PER_MINUTE: '6', RATE_LIMIT_BURST: '3', MAX_STREAMS_PER_CLIENT: '2', DEMO_TOKENS_PER_SECOND: '200' });
+    server = await startTestServer({
+      RATE_LIMIT_REQUESTS_PER_MINUTE: '6',
+      RATE_LIMIT_BURST: '3',
+      MAX_STREAMS_PER_CLIENT: '2',
+      DEMO_TOKENS_PER_SECOND: '200',
+    });
   });
   afterAll(() => server.close());
 
@@ -13,7 +18,11 @@ describe('per-client rate limits', () => {
     const statuses: number[] = [];
     let refused: Awaited<ReturnType<typeof postJson>> | undefined;
     for (let index = 0; index < 5; index++) {
-      const response = await postJson(`${server.url}/api/v1/chat/wait`, { message: `limited ${index}, 3 tokens` }, { 'x-forwarded-for': '203.0.113.9' });
+      const response = await postJson(
+        `${server.url}/api/v1/chat/wait`,
+        { message: `limited ${index}, 3 tokens` },
+        { 'x-forwarded-for': '203.0.113.9' },
+      );
       statuses.push(response.status);
       if (response.status === 429) refused ??= response;
     }
@@ -28,17 +37,26 @@ describe('per-client rate limits', () => {
 
   it('never limits health, the page settings, metrics or the page', async () => {
     for (let index = 0; index < 40; index++) {
-      for (const path of ['/health', '/api/v1/health/ready', '/api/v1/config', '/metrics']) expect((await fetch(`${server.url}${path}`)).status).toBe(200);
+      for (const path of ['/health', '/api/v1/health/ready', '/api/v1/config', '/metrics'])
+        expect((await fetch(`${server.url}${path}`)).status).toBe(200);
     }
   });
 
   it('does not count a resume as a new request, and caps open streams per client', async () => {
-    const limited = await startTestServer({ RATE_LIMIT_REQUESTS_PER_MINUTE: '60', RATE_LIMIT_BURST: '1', MAX_STREAMS_PER_CLIENT: '2', DEMO_TOKENS_PER_SECOND: '100' });
+    const limited = await startTestServer({
+      RATE_LIMIT_REQUESTS_PER_MINUTE: '60',
+      RATE_LIMIT_BURST: '1',
+      MAX_STREAMS_PER_CLIENT: '2',
+      DEMO_TOKENS_PER_SECOND: '100',
+    });
     try {
       const url = `${limited.url}/api/v1/chat/streaming?message=${encodeURIComponent('resume me, 100 tokens')}&context_id=limits-resume`;
       const first = await readSse(url, { until: (_event, events) => events.length === 5 });
       for (let resume = 0; resume < 3; resume++) {
-        const again = await readSse(url, { headers: { 'last-event-id': first.events.at(-1)!.id! }, until: (_event, events) => events.length === 2 });
+        const again = await readSse(url, {
+          headers: { 'last-event-id': first.events.at(-1)!.id! },
+          until: (_event, events) => events.length === 2,
+        });
         expect(again.status).toBe(200);
       }
       const legacy = await readSse(`${url}&last_token_index=3`, { until: (_event, events) => events.length === 2 });
@@ -48,7 +66,9 @@ describe('per-client rate limits', () => {
       expect(other.status).toBe(429);
 
       const controllers = [new AbortController(), new AbortController()];
-      const open = await Promise.all(controllers.map((controller) => fetch(url, { headers: { 'last-event-id': first.events.at(-1)!.id! }, signal: controller.signal })));
+      const open = await Promise.all(
+        controllers.map((controller) => fetch(url, { headers: { 'last-event-id': first.events.at(-1)!.id! }, signal: controller.signal })),
+      );
       expect(open.map((response) => response.status)).toEqual([200, 200]);
       const third = await readSse(url, { headers: { 'last-event-id': first.events.at(-1)!.id! } });
       expect(third.status).toBe(429);
@@ -73,7 +93,9 @@ describe('per-client rate limits', () => {
       const lastEventId = first.events.at(-1)!.id!;
       const statuses: number[] = [];
       for (let resume = 0; resume < 12; resume++) {
-        statuses.push((await readSse(url, { headers: { 'last-event-id': lastEventId }, until: (_event, events) => events.length === 2 })).status);
+        statuses.push(
+          (await readSse(url, { headers: { 'last-event-id': lastEventId }, until: (_event, events) => events.length === 2 })).status,
+        );
         statuses.push((await readSse(`${url}&last_token_index=3`, { until: (_event, events) => events.length === 2 })).status);
         const posted = await readSse(`${limited.url}/api/v1/chat/streaming`, {
           method: 'POST',
@@ -116,7 +138,9 @@ describe('GET /metrics', () => {
     const server = await startTestServer({ RATE_LIMIT_REQUESTS_PER_MINUTE: '60', RATE_LIMIT_BURST: '2', DEMO_TOKENS_PER_SECOND: '0' });
     try {
       const whole = await readSse(`${server.url}/api/v1/chat/streaming?message=metrics%2C%2010%20tokens&context_id=metrics`);
-      await readSse(`${server.url}/api/v1/chat/streaming?message=x&context_id=metrics`, { headers: { 'last-event-id': `${whole.events[0]!.json.turn_id}/start` } });
+      await readSse(`${server.url}/api/v1/chat/streaming?message=x&context_id=metrics`, {
+        headers: { 'last-event-id': `${whole.events[0]!.json.turn_id}/start` },
+      });
       await postJson(`${server.url}/api/v1/chat/wait`, { message: 'a' });
       await postJson(`${server.url}/api/v1/chat/wait`, { message: 'b' });
       await getJson(`${server.url}/api/v1/conversations`);

@@ -30,7 +30,9 @@ describe('the cap on turns one client has generating', () => {
     // Two answers started, their connections closed at once: the answers run on and keep their slots.
     const started = [];
     for (const contextId of ['cap-1', 'cap-2']) {
-      started.push(await readSse(streamUrl(server, message, contextId), { headers: client, until: (_event, events) => events.length === 2 }));
+      started.push(
+        await readSse(streamUrl(server, message, contextId), { headers: client, until: (_event, events) => events.length === 2 }),
+      );
     }
     const turnIds = started.map((result) => result.events[0]!.json.turn_id as string);
 
@@ -44,13 +46,22 @@ describe('the cap on turns one client has generating', () => {
     expect(refusedStream.error.error_code).toBe('TOO_MANY_GENERATING_TURNS');
 
     // Attaching to or resuming a running answer is no new turn.
-    const attached = await readSse(`${streamUrl(server, message, 'cap-1')}&last_token_index=1`, { headers: client, until: (_event, events) => events.length === 2 });
+    const attached = await readSse(`${streamUrl(server, message, 'cap-1')}&last_token_index=1`, {
+      headers: client,
+      until: (_event, events) => events.length === 2,
+    });
     expect(attached.status).toBe(200);
     expect(attached.events[0]!.json).toMatchObject({ resumed: true, turn_id: turnIds[0] });
-    const resumed = await readSse(streamUrl(server, message, 'cap-2'), { headers: { ...client, 'last-event-id': `${turnIds[1]}/0` }, until: (_event, events) => events.length === 2 });
+    const resumed = await readSse(streamUrl(server, message, 'cap-2'), {
+      headers: { ...client, 'last-event-id': `${turnIds[1]}/0` },
+      until: (_event, events) => events.length === 2,
+    });
     expect(resumed.status).toBe(200);
     // Another client has slots of its own.
-    expect((await postJson(`${server.url}/api/v1/chat/wait`, { message: 'someone else, 3 tokens' }, { 'x-forwarded-for': '203.0.113.8' })).status).toBe(200);
+    expect(
+      (await postJson(`${server.url}/api/v1/chat/wait`, { message: 'someone else, 3 tokens' }, { 'x-forwarded-for': '203.0.113.8' }))
+        .status,
+    ).toBe(200);
 
     // Once one answer has ended, its slot is free again.
     expect((await postJson(`${server.url}/api/v1/chat/turns/${turnIds[0]}/cancel`, {}, client)).status).toBe(200);
@@ -67,7 +78,10 @@ describe('the replay-log byte budget', () => {
     const message = 'budget me, 200 tokens';
     const answers = [];
     for (const contextId of ['budget-1', 'budget-2', 'budget-3']) answers.push(await readSse(streamUrl(server, message, contextId)));
-    const [oldest, , newest] = answers.map((answer) => ({ turnId: answer.events[0]!.json.turn_id as string, end: answer.events.at(-1)!.json }));
+    const [oldest, , newest] = answers.map((answer) => ({
+      turnId: answer.events[0]!.json.turn_id as string,
+      end: answer.events.at(-1)!.json,
+    }));
 
     const late = await readSse(streamUrl(server, message, 'budget-1'), { headers: { 'last-event-id': `${oldest!.turnId}/5` } });
     expect(late.events.map((event) => event.json.type)).toEqual(['start', 'resync', 'end']);
@@ -88,7 +102,10 @@ describe('the replay-log byte budget', () => {
     const chunks: Uint8Array[] = [(await reader.read()).value!];
     // The reader stops reading (its socket fills, the server waits) while the answer runs to its end.
     await expect
-      .poll(async () => (await getJson(`${server.url}/api/v1/conversations/behind`)).body.turns?.at(-1)?.status, { timeout: 60_000, interval: 200 })
+      .poll(async () => (await getJson(`${server.url}/api/v1/conversations/behind`)).body.turns?.at(-1)?.status, {
+        timeout: 60_000,
+        interval: 200,
+      })
       .toBe('complete');
     for (;;) {
       const { value, done } = await reader.read();
@@ -145,7 +162,10 @@ describe('the heap under many long answers', () => {
     const sampler = (async () => {
       while (running) {
         const text = await (await fetch(`${url}/metrics`)).text();
-        samples.push({ heap: metricValue(text, 'chatwait_nodejs_heap_size_used_bytes')!, log: metricValue(text, 'chatwait_replay_log_bytes')! });
+        samples.push({
+          heap: metricValue(text, 'chatwait_nodejs_heap_size_used_bytes')!,
+          log: metricValue(text, 'chatwait_replay_log_bytes')!,
+        });
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     })();
@@ -173,7 +193,16 @@ describe('the heap under many long answers', () => {
     } catch (error) {
       // A server that ran out of heap resets every connection: say so rather than "fetch failed".
       const exited = await Promise.race([server.exited, new Promise((resolve) => setTimeout(() => resolve('running'), 2000))]);
-      if (exited !== 'running') throw new Error(`the server died (${server.output().stderr.split('\n').find((line) => /heap|memory/i.test(line)) ?? exited})`, { cause: error });
+      if (exited !== 'running')
+        throw new Error(
+          `the server died (${
+            server
+              .output()
+              .stderr.split('\n')
+              .find((line) => /heap|memory/i.test(line)) ?? exited
+          })`,
+          { cause: error },
+        );
       throw error;
     } finally {
       running = false;

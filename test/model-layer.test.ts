@@ -164,7 +164,11 @@ describe('the model layer against an OpenAI-compatible server', () => {
 
 describe('the Gemini provider', () => {
   it('calls the OpenAI-compatible Gemini endpoint with GEMINI_API_KEY and GEMINI_MODEL', async () => {
-    const gemini = await startTestServer({ GEMINI_API_KEY: 'gemini-test-key', GEMINI_BASE_URL: fake.baseUrl, GEMINI_MODEL: 'gemini-2.5-flash' });
+    const gemini = await startTestServer({
+      GEMINI_API_KEY: 'gemini-test-key',
+      GEMINI_BASE_URL: fake.baseUrl,
+      GEMINI_MODEL: 'gemini-2.5-flash',
+    });
     try {
       const response = await postJson(`${gemini.url}/api/v1/chat/wait`, { message: 'hi gemini' });
       expect(response.status).toBe(200);

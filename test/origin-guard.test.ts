@@ -7,16 +7,19 @@ import { getJson, startTestServer, type TestServer } from './support/test-server
 function rawRequest(url: string, options: { method?: string; path: string; headers?: Record<string, string>; body?: string }) {
   const { port } = new URL(url);
   return new Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }>((resolve, reject) => {
-    const request = http.request({ host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path, headers: options.headers, agent: false }, (response) => {
-      let text = '';
-      response.setEncoding('utf8');
-      // An SSE stream is read only up to its first event: enough to know it started.
-      response.on('data', (chunk: string) => {
-        text += chunk;
-        if (String(response.headers['content-type']).startsWith('text/event-stream') && text.includes('\n\n')) response.destroy();
-      });
-      response.on('close', () => resolve({ status: response.statusCode!, headers: response.headers, text }));
-    });
+    const request = http.request(
+      { host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path, headers: options.headers, agent: false },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        // An SSE stream is read only up to its first event: enough to know it started.
+        response.on('data', (chunk: string) => {
+          text += chunk;
+          if (String(response.headers['content-type']).startsWith('text/event-stream') && text.includes('\n\n')) response.destroy();
+        });
+        response.on('close', () => resolve({ status: response.statusCode!, headers: response.headers, text }));
+      },
+    );
     request.on('error', reject);
     request.end(options.body);
   });
@@ -47,7 +50,10 @@ describe('requests from other sites', () => {
 
   it('refuses a no-cors request from another site, which carries no Origin, and an opaque origin (null)', async () => {
     // node:http, as fetch would replace the Sec-Fetch-Mode header with its own.
-    const noCors = await rawRequest(server.url, { path: streamPath('cross-site-img'), headers: { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors' } });
+    const noCors = await rawRequest(server.url, {
+      path: streamPath('cross-site-img'),
+      headers: { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors' },
+    });
     expect(noCors.status).toBe(403);
     expect(JSON.parse(noCors.text).error_code).toBe('ORIGIN_NOT_ALLOWED');
     const opaque = await fetch(`${server.url}${streamPath('cross-site-null')}`, { headers: { origin: 'null' } });
@@ -57,7 +63,11 @@ describe('requests from other sites', () => {
   });
 
   it('refuses a cross-site POST before reading its body, and a page on another port of the same host', async () => {
-    const post = await fetch(`${server.url}/api/v1/chat/wait`, { method: 'POST', headers: { origin: 'https://evil.example', 'content-type': 'application/json' }, body: '{not json' });
+    const post = await fetch(`${server.url}/api/v1/chat/wait`, {
+      method: 'POST',
+      headers: { origin: 'https://evil.example', 'content-type': 'application/json' },
+      body: '{not json',
+    });
     expect(post.status).toBe(403);
     const otherPort = await fetch(`${server.url}/api/v1/conversations`, { headers: { origin: 'http://127.0.0.1:1' } });
     expect(otherPort.status).toBe(403);
@@ -73,7 +83,9 @@ describe('requests from other sites', () => {
     expect(sameOrigin.status).toBe(200);
     expect(sameOrigin.events.at(-1)!.json.type).toBe('end');
     // Behind a proxy the Origin may not match what the server sees; the browser's Sec-Fetch-Site still says same-origin.
-    const proxied = await fetch(`${server.url}/api/v1/conversations`, { headers: { origin: 'https://chat.example.com', 'sec-fetch-site': 'same-origin' } });
+    const proxied = await fetch(`${server.url}/api/v1/conversations`, {
+      headers: { origin: 'https://chat.example.com', 'sec-fetch-site': 'same-origin' },
+    });
     expect(proxied.status).toBe(200);
     const navigation = { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' };
     const followedLink = await rawRequest(server.url, { path: '/c/some-conversation', headers: navigation });
@@ -92,9 +104,15 @@ describe('requests from other sites', () => {
     const trusting = await startTestServer({ TRUST_PROXY: 'true' });
     try {
       const forwarded = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'chat.example.com' };
-      expect((await fetch(`${trusting.url}/api/v1/conversations`, { headers: { ...forwarded, origin: 'https://chat.example.com' } })).status).toBe(200);
-      expect((await fetch(`${trusting.url}/api/v1/conversations`, { headers: { ...forwarded, origin: 'http://chat.example.com' } })).status).toBe(403);
-      expect((await fetch(`${trusting.url}/api/v1/conversations`, { headers: { ...forwarded, origin: 'https://evil.example' } })).status).toBe(403);
+      expect(
+        (await fetch(`${trusting.url}/api/v1/conversations`, { headers: { ...forwarded, origin: 'https://chat.example.com' } })).status,
+      ).toBe(200);
+      expect(
+        (await fetch(`${trusting.url}/api/v1/conversations`, { headers: { ...forwarded, origin: 'http://chat.example.com' } })).status,
+      ).toBe(403);
+      expect(
+        (await fetch(`${trusting.url}/api/v1/conversations`, { headers: { ...forwarded, origin: 'https://evil.example' } })).status,
+      ).toBe(403);
     } finally {
       await trusting.close();
     }
@@ -135,7 +153,12 @@ describe('the original chat UI on http://localhost:3000 (ALLOWED_ORIGINS as a JS
     expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('content-type');
     const stream = await readSse(`${server.url}/api/v1/chat/streaming`, {
       method: 'POST',
-      headers: { origin: 'http://localhost:3000', 'content-type': 'application/json', 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'cors' },
+      headers: {
+        origin: 'http://localhost:3000',
+        'content-type': 'application/json',
+        'sec-fetch-site': 'same-site',
+        'sec-fetch-mode': 'cors',
+      },
       body: JSON.stringify({ message: 'hello from the chat UI' }),
     });
     expect(stream.status).toBe(200);

@@ -15,7 +15,9 @@ async function turnStatuses(url: string, contextId: string): Promise<string[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query<{ status: string }>('SELECT status FROM turns WHERE context_id = $1 ORDER BY sequence', [contextId]);
+    const { rows } = await client.query<{ status: string }>('SELECT status FROM turns WHERE context_id = $1 ORDER BY sequence', [
+      contextId,
+    ]);
     return rows.map((row) => row.status);
   } finally {
     await client.end();
@@ -62,7 +64,11 @@ describe.skipIf(!hasPostgres())('ChatWait instances sharing PostgreSQL', { timeo
       else expect(response.body).toMatchObject({ error_code: 'CONVERSATION_BUSY' });
     }
     // Sent again once it has ended, to either instance: the same answer, from the store.
-    for (const url of [a, b]) expect((await postJson(`${url}/api/v1/chat/wait`, send)).body).toMatchObject({ turn_id: answered.body.turn_id, message: answered.body.message });
+    for (const url of [a, b])
+      expect((await postJson(`${url}/api/v1/chat/wait`, send)).body).toMatchObject({
+        turn_id: answered.body.turn_id,
+        message: answered.body.message,
+      });
   });
 
   it('after kill -9 of one instance, another marks only its turns interrupted, after the timeout', async () => {

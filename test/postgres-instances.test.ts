@@ -4,8 +4,22 @@ import type { TurnOutcome } from '../src/store/conversation-store.js';
 import { PostgresConversationStore } from '../src/store/postgres-store.js';
 import { createTestDatabase, hasPostgres } from './support/postgres.js';
 
-const OUTCOME: TurnOutcome = { status: 'complete', answer: 'all of it', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 3 };
-const turn = (turnId: string, contextId: string) => ({ turnId, contextId, userMessage: 'hi', model: 'm', clientMessageId: undefined, owner: null });
+const OUTCOME: TurnOutcome = {
+  status: 'complete',
+  answer: 'all of it',
+  usage: undefined,
+  timings: undefined,
+  errorCode: undefined,
+  tokenCount: 3,
+};
+const turn = (turnId: string, contextId: string) => ({
+  turnId,
+  contextId,
+  userMessage: 'hi',
+  model: 'm',
+  clientMessageId: undefined,
+  owner: null,
+});
 
 describe.skipIf(!hasPostgres())('instances sharing one PostgreSQL', () => {
   const open: PostgresConversationStore[] = [];
@@ -13,13 +27,21 @@ describe.skipIf(!hasPostgres())('instances sharing one PostgreSQL', () => {
     await Promise.allSettled(open.splice(0).map((store) => store.close()));
   });
 
-  it('reaps only the turns of an instance whose heartbeat stopped, and fences that instance\'s later writes', async () => {
+  it("reaps only the turns of an instance whose heartbeat stopped, and fences that instance's later writes", async () => {
     const url = await createTestDatabase('instances');
     const reaped: number[] = [];
     const fenced: string[] = [];
     // The "dead" instance: its heartbeat is written once, at start, and never again (as after kill -9 or SIGSTOP).
-    const dead = await PostgresConversationStore.open(url, { instanceTimeoutMs: 600, heartbeatMs: 3_600_000, onFenced: (id) => fenced.push(id) });
-    const live = await PostgresConversationStore.open(url, { instanceTimeoutMs: 600, heartbeatMs: 100, onReaped: (count) => reaped.push(count) });
+    const dead = await PostgresConversationStore.open(url, {
+      instanceTimeoutMs: 600,
+      heartbeatMs: 3_600_000,
+      onFenced: (id) => fenced.push(id),
+    });
+    const live = await PostgresConversationStore.open(url, {
+      instanceTimeoutMs: 600,
+      heartbeatMs: 100,
+      onReaped: (count) => reaped.push(count),
+    });
     open.push(dead, live);
     expect(dead.instanceId).not.toBe(live.instanceId);
     await dead.startTurn(turn('dead-turn', 'c-dead'));

@@ -38,7 +38,9 @@ describe.skipIf(!hasPostgres())('PostgreSQL migrations', () => {
   });
 
   it('refuses an unreachable database with a ConfigError naming DATABASE_URL, its password hidden', async () => {
-    const failure = await PostgresConversationStore.open('postgres://someone:secret@127.0.0.1:1/nowhere', { timeoutMs: 500 }).catch((error: unknown) => error);
+    const failure = await PostgresConversationStore.open('postgres://someone:secret@127.0.0.1:1/nowhere', { timeoutMs: 500 }).catch(
+      (error: unknown) => error,
+    );
     expect(failure).toBeInstanceOf(ConfigError);
     expect((failure as Error).message).toContain('DATABASE_URL=postgres://someone:***@127.0.0.1:1/nowhere');
     expect((failure as Error).message).not.toContain('secret');

@@ -19,7 +19,12 @@ describe.skipIf(!hasPostgres() || !findPostgresBin())('ChatWait while PostgreSQL
   let url: string;
   beforeAll(async () => {
     database = await startTestPostgres(findPostgresBin()!);
-    server = spawnServer({ DATABASE_URL: database.adminUrl, DEMO_TOKENS_PER_SECOND: '40', DEMO_RESPONSE_TOKENS: '200', INSTANCE_TIMEOUT_SECONDS: '2' });
+    server = spawnServer({
+      DATABASE_URL: database.adminUrl,
+      DEMO_TOKENS_PER_SECOND: '40',
+      DEMO_RESPONSE_TOKENS: '200',
+      INSTANCE_TIMEOUT_SECONDS: '2',
+    });
     url = await server.url;
   });
   afterAll(async () => {

@@ -14,9 +14,19 @@ describe.skipIf(!hasPostgres() || !findPostgresBin())('the PostgreSQL store thro
 
   it('fails fast while the database is down, and works again once it is back, without reopening', async () => {
     const errors: unknown[] = [];
-    const store = await PostgresConversationStore.open(server.adminUrl, { onIdleError: (error) => errors.push(error), onInstanceError: (error) => errors.push(error) });
+    const store = await PostgresConversationStore.open(server.adminUrl, {
+      onIdleError: (error) => errors.push(error),
+      onInstanceError: (error) => errors.push(error),
+    });
     try {
-      const { turnId } = await store.startTurn({ turnId: 'before', contextId: 'c1', userMessage: 'hi', model: 'm', clientMessageId: undefined, owner: null });
+      const { turnId } = await store.startTurn({
+        turnId: 'before',
+        contextId: 'c1',
+        userMessage: 'hi',
+        model: 'm',
+        clientMessageId: undefined,
+        owner: null,
+      });
       server.halt();
       const started = performance.now();
       await expect(store.ping()).rejects.toBeInstanceOf(StoreUnavailableError);
@@ -25,8 +35,24 @@ describe.skipIf(!hasPostgres() || !findPostgresBin())('the PostgreSQL store thro
       // Each failed in at most the connection timeout (2 s), not hung.
       expect(performance.now() - started).toBeLessThan(3 * 2500);
       server.resume();
-      await expect.poll(async () => store.ping().then(() => 'ok', () => 'down'), { timeout: 10_000, interval: 200 }).toBe('ok');
-      await store.finishTurn(turnId, { status: 'complete', answer: 'after', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1 });
+      await expect
+        .poll(
+          async () =>
+            store.ping().then(
+              () => 'ok',
+              () => 'down',
+            ),
+          { timeout: 10_000, interval: 200 },
+        )
+        .toBe('ok');
+      await store.finishTurn(turnId, {
+        status: 'complete',
+        answer: 'after',
+        usage: undefined,
+        timings: undefined,
+        errorCode: undefined,
+        tokenCount: 1,
+      });
       expect(await store.getTurn(turnId)).toMatchObject({ status: 'complete', answer: 'after' });
     } finally {
       await store.close();

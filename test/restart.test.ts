@@ -27,16 +27,23 @@ describe('a crash mid-stream (SIGKILL) on SQLite', () => {
     expect(finished.status).toBe(200);
 
     // 80 tokens at 50 tokens/s take over a second, so at least one batched progress write has happened.
-    const partial = await readSse(`${first.url}/api/v1/chat/streaming?message=${encodeURIComponent('long one, 2000 tokens')}&context_id=crash`, {
-      until: (_event, events) => events.filter((event) => event.json.type === 'token').length === 80,
-    });
+    const partial = await readSse(
+      `${first.url}/api/v1/chat/streaming?message=${encodeURIComponent('long one, 2000 tokens')}&context_id=crash`,
+      {
+        until: (_event, events) => events.filter((event) => event.json.type === 'token').length === 80,
+      },
+    );
     first.child.kill('SIGKILL');
     await new Promise((resolveExit) => first.child.once('exit', resolveExit));
 
     const second = await startServer(databasePath);
     const conversation = (await getJson(`${second.url}/api/v1/conversations/crash`)).body;
     expect(conversation.turns).toHaveLength(2);
-    expect(conversation.turns[0]).toMatchObject({ status: 'complete', answer: finished.body.message, token_count: finished.body.token_count });
+    expect(conversation.turns[0]).toMatchObject({
+      status: 'complete',
+      answer: finished.body.message,
+      token_count: finished.body.token_count,
+    });
     const interrupted = conversation.turns[1];
     expect(interrupted.status).toBe('interrupted');
     expect(interrupted.answer.length).toBeGreaterThan(0);
@@ -55,9 +62,12 @@ describe('a crash mid-stream (SIGKILL) on SQLite', () => {
   it('keeps the token count of a turn it interrupted, and a resume reports that count', async () => {
     const databasePath = join(mkdtempSync(join(tmpdir(), 'chatwait-restart-')), 'chat.db');
     const first = await startServer(databasePath);
-    const partial = await readSse(`${first.url}/api/v1/chat/streaming?message=${encodeURIComponent('long one, 2000 tokens')}&context_id=counted`, {
-      until: (_event, events) => events.filter((event) => event.json.type === 'token').length === 80,
-    });
+    const partial = await readSse(
+      `${first.url}/api/v1/chat/streaming?message=${encodeURIComponent('long one, 2000 tokens')}&context_id=counted`,
+      {
+        until: (_event, events) => events.filter((event) => event.json.type === 'token').length === 80,
+      },
+    );
     first.child.kill('SIGKILL');
     await new Promise((resolveExit) => first.child.once('exit', resolveExit));
 

@@ -158,7 +158,11 @@ describe('resuming a dropped stream', () => {
   it('resumes an idempotent send from last_token_index, not from the beginning', async () => {
     const body = { message: 'idempotent resume, 40 tokens', context_id: 'idem-resume', client_message_id: 'send-7' };
     const post = (extra: object) =>
-      readSse(`${server.url}/api/v1/chat/streaming`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, ...extra }) });
+      readSse(`${server.url}/api/v1/chat/streaming`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ...body, ...extra }),
+      });
     const whole = await post({});
     const again = await post({ last_token_index: 30 });
     expect(again.events[0]!.json).toMatchObject({ resumed: true, turn_id: whole.events[0]!.json.turn_id });
@@ -177,7 +181,9 @@ describe('resuming a dropped stream', () => {
 
   it('refuses to resume a turn under another conversation', async () => {
     const whole = await readSse(streamUrl('mine, 5 tokens', 'owner-a'));
-    const other = await readSse(streamUrl('mine, 5 tokens', 'owner-b'), { headers: { 'last-event-id': `${whole.events[0]!.json.turn_id}/start` } });
+    const other = await readSse(streamUrl('mine, 5 tokens', 'owner-b'), {
+      headers: { 'last-event-id': `${whole.events[0]!.json.turn_id}/start` },
+    });
     expect(other.status).toBe(404);
   });
 });

@@ -61,7 +61,9 @@ describe('graceful shutdown on SIGTERM', () => {
       RATE_LIMIT_REQUESTS_PER_MINUTE: '0',
     });
     const url = await server.url;
-    const waits = Array.from({ length: 4 }, (_, index) => postJson(`${url}/api/v1/chat/wait`, { message: 'answer in 100000 tokens', context_id: `wait-${index}` }));
+    const waits = Array.from({ length: 4 }, (_, index) =>
+      postJson(`${url}/api/v1/chat/wait`, { message: 'answer in 100000 tokens', context_id: `wait-${index}` }),
+    );
     const streams = Array.from({ length: 16 }, (_, index) =>
       readSse(`${url}/api/v1/chat/streaming?message=${encodeURIComponent('answer in 100000 tokens')}&context_id=final-${index}`),
     );
@@ -96,7 +98,10 @@ describe('graceful shutdown on SIGTERM', () => {
       });
     try {
       await Promise.all([
-        open('POST /api/v1/chat/wait HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"message":', ''),
+        open(
+          'POST /api/v1/chat/wait HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"message":',
+          '',
+        ),
         open('GET /api/v1/health/live HTTP/1.1\r\nHost: localhost\r\n\r\n', '}'),
         open('GET /api/v1/chat/streaming?message=answer%20in%20100000%20tokens HTTP/1.1\r\nHost: localhost\r\n\r\n', '"token_index"'),
       ]);

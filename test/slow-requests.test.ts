@@ -46,7 +46,9 @@ describe('requests that stop arriving', () => {
   it('answers 408 and closes a request whose body stalls, within REQUEST_TIMEOUT_SECONDS', async () => {
     const server = await start({ REQUEST_TIMEOUT_SECONDS: '1' });
     const connection = await connect(server.url);
-    connection.socket.write('POST /api/v1/chat/wait HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"message":');
+    connection.socket.write(
+      'POST /api/v1/chat/wait HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"message":',
+    );
     const answer = await connection.closed;
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
     expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ error_code: 'BAD_REQUEST' });
@@ -105,7 +107,9 @@ describe('connections one client can hold', () => {
 
     // A keyed client on the flood's own address gets in, proves itself, and is served.
     const keyed = await connect(server.url, '127.0.0.2');
-    keyed.socket.write(`GET /api/v1/conversations HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY}\r\nConnection: close\r\n\r\n`);
+    keyed.socket.write(
+      `GET /api/v1/conversations HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY}\r\nConnection: close\r\n\r\n`,
+    );
     expect(await keyed.closed).toMatch(/^HTTP\/1\.1 200 /);
     // The flood reopening does not close a proven connection.
     const kept = await connect(server.url, '127.0.0.2');
@@ -152,7 +156,9 @@ describe('connections one client can hold', () => {
       connection.socket.write('POST /api/v1/chat/wait HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n');
     }
     const keyed = await connect(url, '127.0.3.1');
-    keyed.socket.write(`GET /api/v1/conversations HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY}\r\nConnection: close\r\n\r\n`);
+    keyed.socket.write(
+      `GET /api/v1/conversations HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY}\r\nConnection: close\r\n\r\n`,
+    );
     expect(await keyed.closed).toMatch(/^HTTP\/1\.1 200 /);
   });
 });

@@ -39,7 +39,9 @@ const cuttingProxy = () =>
 /** Asserts the messages a client got make one whole answer: every token exactly once, in order, then the end. */
 function expectEveryTokenOnce(messages: string[]) {
   expect(messages.filter((data) => data === '')).toEqual([]);
-  const events = messages.map((data) => JSON.parse(data) as { type: string; token?: string; token_index?: number; final_output?: string; token_count?: number });
+  const events = messages.map(
+    (data) => JSON.parse(data) as { type: string; token?: string; token_index?: number; final_output?: string; token_count?: number },
+  );
   const tokens = events.filter((event) => event.type === 'token');
   const end = events.at(-1)!;
   expect(end.type).toBe('end');
@@ -74,7 +76,11 @@ async function followWithFetchEventSource(baseUrl: string, contextId: string): P
 }
 
 /** Follows one turn with an EventSource implementation (GET; it resumes with Last-Event-ID by itself); returns every message's data. */
-function followWithEventSource(EventSourceClass: new (url: string) => EventSourceLike, baseUrl: string, contextId: string): Promise<string[]> {
+function followWithEventSource(
+  EventSourceClass: new (url: string) => EventSourceLike,
+  baseUrl: string,
+  contextId: string,
+): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const messages: string[] = [];
     let failures = 0;
@@ -128,7 +134,9 @@ describe('popular SSE clients through connections cut inside events', () => {
 
   it('eventsource 4.x gets every token exactly once, in order, over many cuts', async () => {
     await throughCuttingProxy(async (url) =>
-      expectEveryTokenOnce(await followWithEventSource(EventSourceV4 as unknown as new (url: string) => EventSourceLike, url, 'cut-eventsource-4')),
+      expectEveryTokenOnce(
+        await followWithEventSource(EventSourceV4 as unknown as new (url: string) => EventSourceLike, url, 'cut-eventsource-4'),
+      ),
     );
   }, 60_000);
 });

@@ -135,7 +135,14 @@ describe.each(backends)('the %s conversation store', (_name, { create, restart }
     for (const status of turnStatusSchema.options.filter((option) => option !== 'streaming')) {
       const { turnId } = await store.startTurn(newTurn(`ended-${status}`));
       expect((await store.getTurn(turnId))!.status).toBe('streaming');
-      await store.finishTurn(turnId, { status, answer: status, usage: undefined, timings: undefined, errorCode: status === 'error' ? 'UPSTREAM_ERROR' : undefined, tokenCount: 1 });
+      await store.finishTurn(turnId, {
+        status,
+        answer: status,
+        usage: undefined,
+        timings: undefined,
+        errorCode: status === 'error' ? 'UPSTREAM_ERROR' : undefined,
+        tokenCount: 1,
+      });
       expect((await store.getTurn(turnId))!.status).toBe(status);
     }
   });
@@ -201,7 +208,14 @@ describe.each(backends)('the %s conversation store', (_name, { create, restart }
 
   it('marks turns left streaming by a process that died as interrupted, keeping their partial answers', async () => {
     const done = await store.startTurn(newTurn('c1'));
-    await store.finishTurn(done.turnId, { status: 'complete', answer: 'ok', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1 });
+    await store.finishTurn(done.turnId, {
+      status: 'complete',
+      answer: 'ok',
+      usage: undefined,
+      timings: undefined,
+      errorCode: undefined,
+      tokenCount: 1,
+    });
     const left = await store.startTurn(newTurn('c1'));
     await store.saveProgress(left.turnId, 'half an', 2);
     // The process that was generating it dies; the next one recovers.
@@ -214,27 +228,50 @@ describe.each(backends)('the %s conversation store', (_name, { create, restart }
   it('keeps text exactly, Unicode and whitespace included', async () => {
     const text = 'Zürich 👋\n\n\t  "quotes" \\ and \u0000 nul';
     const { turnId } = await store.startTurn(newTurn('c1', { userMessage: text }));
-    await store.finishTurn(turnId, { status: 'complete', answer: text, usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1 });
+    await store.finishTurn(turnId, {
+      status: 'complete',
+      answer: text,
+      usage: undefined,
+      timings: undefined,
+      errorCode: undefined,
+      tokenCount: 1,
+    });
     expect(await store.getTurn(turnId)).toMatchObject({ userMessage: text, answer: text });
   });
 
-  it('keeps a turn\'s tool steps, saved with its progress and with its outcome', async () => {
+  it("keeps a turn's tool steps, saved with its progress and with its outcome", async () => {
     const { turnId } = await store.startTurn(newTurn('c1'));
     expect((await store.getTurn(turnId))!.toolSteps).toEqual([]);
-    const running = { callId: 'call_1', name: 'calculate', arguments: '{"expression":"1+1"}', output: null, isError: false, durationMs: null, tokenOffset: 0 };
+    const running = {
+      callId: 'call_1',
+      name: 'calculate',
+      arguments: '{"expression":"1+1"}',
+      output: null,
+      isError: false,
+      durationMs: null,
+      tokenOffset: 0,
+    };
     await store.saveProgress(turnId, '', 0, [running]);
     expect((await store.getTurn(turnId))!.toolSteps).toEqual([running]);
     await store.saveProgress(turnId, 'Two', 1);
     expect((await store.getTurn(turnId))!.toolSteps).toEqual([running]);
     const done = { ...running, output: '1+1 = 2', durationMs: 0.4 };
-    await store.finishTurn(turnId, { status: 'complete', answer: 'Two', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1, toolSteps: [done] });
+    await store.finishTurn(turnId, {
+      status: 'complete',
+      answer: 'Two',
+      usage: undefined,
+      timings: undefined,
+      errorCode: undefined,
+      tokenCount: 1,
+      toolSteps: [done],
+    });
     expect((await store.getConversation('c1'))!.turns[0]!.toolSteps).toEqual([done]);
     const read = await store.getTurn(turnId);
     read!.toolSteps[0]!.output = 'changed by a reader';
     expect((await store.getTurn(turnId))!.toolSteps[0]!.output).toBe('1+1 = 2');
   });
 
-  it('pages a conversation\'s turns: the newest page first, each page oldest first', async () => {
+  it("pages a conversation's turns: the newest page first, each page oldest first", async () => {
     const ids: string[] = [];
     for (let index = 0; index < 7; index++) ids.push((await answered(newTurn('long'))).turnId);
     await store.startTurn(newTurn('other'));
@@ -252,12 +289,19 @@ describe.each(backends)('the %s conversation store', (_name, { create, restart }
     expect(await store.getConversationPage('nope', { limit: 3 })).toBeUndefined();
   });
 
-  it('reads the newest answered turns of a conversation, oldest first, for a new turn\'s history', async () => {
+  it("reads the newest answered turns of a conversation, oldest first, for a new turn's history", async () => {
     const answered: string[] = [];
     for (let index = 0; index < 5; index++) {
       const { turnId } = await store.startTurn(newTurn('chat'));
       const answer = index === 3 ? '' : `answer ${index}`;
-      await store.finishTurn(turnId, { status: answer ? 'complete' : 'error', answer, usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1 });
+      await store.finishTurn(turnId, {
+        status: answer ? 'complete' : 'error',
+        answer,
+        usage: undefined,
+        timings: undefined,
+        errorCode: undefined,
+        tokenCount: 1,
+      });
       if (answer) answered.push(turnId);
     }
     await store.startTurn(newTurn('chat'));
@@ -309,7 +353,13 @@ describe.each(backends)('the %s conversation store', (_name, { create, restart }
       expect(await target.importConversation(exported[1]!)).toEqual({ created: false, turnsAdded: 0 });
       const copied = (await target.getConversation('b-owned'))!;
       const original = exported[1]!;
-      expect(copied).toMatchObject({ owner: 'key-a', title: original.title, turnCount: 2, createdAt: original.createdAt, updatedAt: original.updatedAt });
+      expect(copied).toMatchObject({
+        owner: 'key-a',
+        title: original.title,
+        turnCount: 2,
+        createdAt: original.createdAt,
+        updatedAt: original.updatedAt,
+      });
       expect(copied.turns[0]).toEqual(original.turns[0]);
       // The turn that was generating in the source cannot be generating in the copy.
       expect(copied.turns[1]).toMatchObject({ turnId: original.turns[1]!.turnId, status: 'interrupted', answer: 'half', tokenCount: 1 });
@@ -332,7 +382,14 @@ describe('the SQLite store on disk', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'chatwait-upgrade-')), 'chat.db');
     const first = new SqliteConversationStore(path);
     const { turnId } = await first.startTurn(newTurn('old'));
-    await first.finishTurn(turnId, { status: 'complete', answer: 'from before', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 2 });
+    await first.finishTurn(turnId, {
+      status: 'complete',
+      answer: 'from before',
+      usage: undefined,
+      timings: undefined,
+      errorCode: undefined,
+      tokenCount: 2,
+    });
     await first.close();
     const database = new BetterSqlite3(path);
     database.exec(
@@ -352,7 +409,11 @@ describe('the SQLite store on disk', () => {
     // A second generating turn, written behind the store's back as a ChatWait before schema 5 could have.
     const raw = new BetterSqlite3(path);
     raw.exec('DROP INDEX turns_one_streaming; DELETE FROM schema_migrations WHERE version >= 5;');
-    raw.prepare("INSERT INTO turns (turn_id, context_id, sequence, user_message, status, model, created_at) VALUES ('newer', 'crashed', 2, 'again', 'streaming', 'm', 1)").run();
+    raw
+      .prepare(
+        "INSERT INTO turns (turn_id, context_id, sequence, user_message, status, model, created_at) VALUES ('newer', 'crashed', 2, 'again', 'streaming', 'm', 1)",
+      )
+      .run();
     raw.close();
     const upgraded = new SqliteConversationStore(path);
     expect(await upgraded.getTurn(older.turnId)).toMatchObject({ status: 'interrupted' });
@@ -364,7 +425,14 @@ describe('the SQLite store on disk', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'chatwait-reopen-')), 'nested', 'chat.db');
     const first = openSqliteStore(path);
     const { turnId } = await first.startTurn(newTurn('kept'));
-    await first.finishTurn(turnId, { status: 'complete', answer: 'still here', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 2 });
+    await first.finishTurn(turnId, {
+      status: 'complete',
+      answer: 'still here',
+      usage: undefined,
+      timings: undefined,
+      errorCode: undefined,
+      tokenCount: 2,
+    });
     await first.close();
     const second = new SqliteConversationStore(path);
     expect(await second.getTurn(turnId)).toMatchObject({ answer: 'still here', status: 'complete' });

@@ -43,7 +43,20 @@ async function filledSqlite(): Promise<string> {
         timings: { ttft_ms: 1, total_ms: 5 },
         errorCode: undefined,
         tokenCount: 4,
-        toolSteps: index === 7 ? [{ callId: 'c1', name: 'calculate', arguments: '{"expression":"2+2"}', output: '4', isError: false, durationMs: 1, tokenOffset: 0 }] : [],
+        toolSteps:
+          index === 7
+            ? [
+                {
+                  callId: 'c1',
+                  name: 'calculate',
+                  arguments: '{"expression":"2+2"}',
+                  output: '4',
+                  isError: false,
+                  durationMs: 1,
+                  tokenOffset: 0,
+                },
+              ]
+            : [],
       });
     }
   }
@@ -78,7 +91,10 @@ describe.skipIf(!hasPostgres())('npm run store:copy', () => {
   });
 
   it('says what is wrong with its arguments or a store it cannot open', async () => {
-    expect(await copy('--from', 'sqlite:x.db')).toMatchObject({ code: 2, stderr: expect.stringContaining('both --from and --to are needed') });
+    expect(await copy('--from', 'sqlite:x.db')).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('both --from and --to are needed'),
+    });
     expect(await copy('--from', 'memory', '--to', 'memory')).toMatchObject({ code: 2 });
     const unreachable = await copy('--from', 'memory', '--to', 'postgres://user:secret@127.0.0.1:1/none');
     expect(unreachable.code).toBe(1);

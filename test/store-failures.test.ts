@@ -42,9 +42,9 @@ function damageTables(path: string): () => void {
   const database = new BetterSqlite3(path);
   database.pragma('wal_checkpoint(TRUNCATE)');
   const pageSize = database.pragma('page_size', { simple: true }) as number;
-  const roots = (database.prepare("SELECT rootpage FROM sqlite_master WHERE name IN ('conversations', 'turns')").all() as { rootpage: number }[]).map(
-    (row) => row.rootpage,
-  );
+  const roots = (
+    database.prepare("SELECT rootpage FROM sqlite_master WHERE name IN ('conversations', 'turns')").all() as { rootpage: number }[]
+  ).map((row) => row.rootpage);
   database.close();
   const descriptor = openSync(path, 'r+');
   const saved = roots.map((root) => {
@@ -72,12 +72,15 @@ describe('a disk that fills mid-answer', () => {
     const server = await startTestServer({ DEMO_TOKENS_PER_SECOND: '200' }, { store: disk.store });
     servers.push(server);
 
-    const streamed = await readSse(`${server.url}/api/v1/chat/streaming?message=${encodeURIComponent('answer in 60 tokens')}&context_id=full-disk`, {
-      until: (event) => {
-        if (event.json.type === 'token' && event.json.token_index === 10) disk.full = true;
-        return false;
+    const streamed = await readSse(
+      `${server.url}/api/v1/chat/streaming?message=${encodeURIComponent('answer in 60 tokens')}&context_id=full-disk`,
+      {
+        until: (event) => {
+          if (event.json.type === 'token' && event.json.token_index === 10) disk.full = true;
+          return false;
+        },
       },
-    });
+    );
     const last = streamed.events.at(-1)!.json;
     expect(streamed.events.some((event) => event.json.type === 'end')).toBe(false);
     expect(last).toMatchObject({ type: 'error', error_code: 'STORE_UNAVAILABLE', retryable: true });

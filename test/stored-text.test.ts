@@ -26,7 +26,9 @@ describe('text that cannot be stored faithfully', () => {
         const response = await postJson(`${server.url}${path}`, `{"message":"Hello ${escape} there","context_id":"surrogates"}`);
         expect(response.status, `${path} ${escape}`).toBe(422);
         expect(response.body.error_code).toBe('VALIDATION_ERROR');
-        expect(response.body.detail).toEqual([expect.objectContaining({ loc: ['body', 'message'], msg: expect.stringContaining('lone UTF-16 surrogate') })]);
+        expect(response.body.detail).toEqual([
+          expect.objectContaining({ loc: ['body', 'message'], msg: expect.stringContaining('lone UTF-16 surrogate') }),
+        ]);
       }
     }
     const history = await postJson(`${server.url}/api/v1/chat/wait`, '{"message":"Hi","history":[{"role":"user","content":"x\\ud800"}]}');
@@ -36,7 +38,10 @@ describe('text that cannot be stored faithfully', () => {
   });
 
   it('stores paired surrogates (emoji) byte for byte, and keeps a query that is not UTF-8 (an encoded surrogate) as written', async () => {
-    const emoji = await postJson(`${server.url}/api/v1/chat/wait`, '{"message":"Smile \\ud83d\\ude00 please, 3 tokens","context_id":"emoji"}');
+    const emoji = await postJson(
+      `${server.url}/api/v1/chat/wait`,
+      '{"message":"Smile \\ud83d\\ude00 please, 3 tokens","context_id":"emoji"}',
+    );
     expect(emoji.status).toBe(200);
     expect((await getJson(`${server.url}/api/v1/conversations/emoji`)).body.turns[0].user_message).toBe('Smile 😀 please, 3 tokens');
     const query = await readSse(`${server.url}/api/v1/chat/streaming?message=odd%ED%A0%80bytes&context_id=invalid-utf8`);
@@ -49,7 +54,20 @@ describe('text that cannot be stored faithfully', () => {
 describe('conversation titles', () => {
   it('refuse control characters and lone surrogates with 422, and keep any other text', async () => {
     expect((await postJson(`${server.url}/api/v1/chat/wait`, { message: 'title me', context_id: 'titles' })).status).toBe(200);
-    for (const title of ['two\nlines', 'tab\there', 'bell\u0007', 'escape \u001b[31mred', 'del\u007f', 'c1\u0085', 'nul\u0000', 'line\u2028separator', 'para\u2029graph', 'evil\u202egpj.exe', 'lre\u202ax', 'isolate\u2067x\u2069']) {
+    for (const title of [
+      'two\nlines',
+      'tab\there',
+      'bell\u0007',
+      'escape \u001b[31mred',
+      'del\u007f',
+      'c1\u0085',
+      'nul\u0000',
+      'line\u2028separator',
+      'para\u2029graph',
+      'evil\u202egpj.exe',
+      'lre\u202ax',
+      'isolate\u2067x\u2069',
+    ]) {
       const response = await patchTitle('titles', JSON.stringify({ title }));
       expect(response.status, JSON.stringify(title)).toBe(422);
       const body = await response.json();
@@ -64,7 +82,14 @@ describe('conversation titles', () => {
   });
 
   it('made from a first message hold no control characters either', async () => {
-    expect((await postJson(`${server.url}/api/v1/chat/wait`, { message: 'red\u001b[31m alert\u0007\u0000 now\u0085!', context_id: 'auto-title' })).status).toBe(200);
+    expect(
+      (
+        await postJson(`${server.url}/api/v1/chat/wait`, {
+          message: 'red\u001b[31m alert\u0007\u0000 now\u0085!',
+          context_id: 'auto-title',
+        })
+      ).status,
+    ).toBe(200);
     expect((await getJson(`${server.url}/api/v1/conversations/auto-title`)).body.title).toBe('red [31m alert now !');
     const spoofing = 'invoice\u202egpj.exe\u2028next\u2029line \u2066isolated\u2069';
     expect((await postJson(`${server.url}/api/v1/chat/wait`, { message: spoofing, context_id: 'auto-title-bidi' })).status).toBe(200);

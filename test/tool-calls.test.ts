@@ -11,7 +11,13 @@ let server: TestServer;
 beforeAll(async () => {
   fake = await startFakeOpenAI();
   server = await startTestServer(
-    { OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: 'fake-model', RESPONSE_TIMEOUT_SECONDS: '0.5', TOOL_TIMEOUT_SECONDS: '1', UPSTREAM_MAX_RETRIES: '0' },
+    {
+      OPENAI_BASE_URL: fake.baseUrl,
+      OPENAI_MODEL: 'fake-model',
+      RESPONSE_TIMEOUT_SECONDS: '0.5',
+      TOOL_TIMEOUT_SECONDS: '1',
+      UPSTREAM_MAX_RETRIES: '0',
+    },
     { tools: await toolsForTests() },
   );
 });
@@ -51,9 +57,21 @@ describe('tool calls from an OpenAI-compatible model', () => {
       'end',
     ]);
     const [calcCall, convCall, calcResult, convResult] = result.events.slice(1, 5).map((event) => event.json);
-    expect(calcCall).toEqual({ type: 'tool_call', event_type: 'tool_call', call_id: 'call_calc', name: 'calculate', arguments: '{"expression": "12*(3+4)"}' });
+    expect(calcCall).toEqual({
+      type: 'tool_call',
+      event_type: 'tool_call',
+      call_id: 'call_calc',
+      name: 'calculate',
+      arguments: '{"expression": "12*(3+4)"}',
+    });
     expect(convCall.arguments).toBe('{"value": 5, "from_unit": "km", "to_unit": "miles"}');
-    expect(calcResult).toMatchObject({ type: 'tool_result', event_type: 'tool_result', call_id: 'call_calc', output: '12*(3+4) = 84', is_error: false });
+    expect(calcResult).toMatchObject({
+      type: 'tool_result',
+      event_type: 'tool_result',
+      call_id: 'call_calc',
+      output: '12*(3+4) = 84',
+      is_error: false,
+    });
     expect(calcResult.duration_ms).toBeGreaterThanOrEqual(0);
     expect(calcResult).not.toHaveProperty('token_index');
     expect(convResult.output).toBe('5 kilometers = 3.106855961 miles');
@@ -61,8 +79,18 @@ describe('tool calls from an OpenAI-compatible model', () => {
     expect(events.at(-1)!.json.usage).toEqual({ input_tokens: 22, output_tokens: 13, total_tokens: 35 });
 
     const [first, second] = chatRequests(fake);
-    expect(first!.body.tools!.map((tool) => tool.function.name)).toEqual(['get_current_time', 'calculate', 'convert_units', 'explode', 'sleep_for', 'hang']);
-    expect(first!.body.tools![1]).toMatchObject({ type: 'function', function: { name: 'calculate', strict: true, parameters: { type: 'object', required: ['expression'] } } });
+    expect(first!.body.tools!.map((tool) => tool.function.name)).toEqual([
+      'get_current_time',
+      'calculate',
+      'convert_units',
+      'explode',
+      'sleep_for',
+      'hang',
+    ]);
+    expect(first!.body.tools![1]).toMatchObject({
+      type: 'function',
+      function: { name: 'calculate', strict: true, parameters: { type: 'object', required: ['expression'] } },
+    });
     expect(first!.body.tool_choice).toBeUndefined();
     expect(second!.body.messages!.slice(-3)).toEqual([
       {
@@ -70,7 +98,11 @@ describe('tool calls from an OpenAI-compatible model', () => {
         content: null,
         tool_calls: [
           { id: 'call_calc', type: 'function', function: { name: 'calculate', arguments: '{"expression": "12*(3+4)"}' } },
-          { id: 'call_conv', type: 'function', function: { name: 'convert_units', arguments: '{"value": 5, "from_unit": "km", "to_unit": "miles"}' } },
+          {
+            id: 'call_conv',
+            type: 'function',
+            function: { name: 'convert_units', arguments: '{"value": 5, "from_unit": "km", "to_unit": "miles"}' },
+          },
         ],
       },
       { role: 'tool', tool_call_id: 'call_calc', content: '12*(3+4) = 84' },
@@ -79,14 +111,34 @@ describe('tool calls from an OpenAI-compatible model', () => {
 
     const stored = (await getJson(`${server.url}/api/v1/conversations/tools-parallel`)).body.turns[0];
     expect(stored.tool_steps).toEqual([
-      { call_id: 'call_calc', name: 'calculate', arguments: '{"expression": "12*(3+4)"}', output: '12*(3+4) = 84', is_error: false, duration_ms: calcResult.duration_ms, token_offset: 0 },
-      { call_id: 'call_conv', name: 'convert_units', arguments: convCall.arguments, output: convResult.output, is_error: false, duration_ms: convResult.duration_ms, token_offset: 0 },
+      {
+        call_id: 'call_calc',
+        name: 'calculate',
+        arguments: '{"expression": "12*(3+4)"}',
+        output: '12*(3+4) = 84',
+        is_error: false,
+        duration_ms: calcResult.duration_ms,
+        token_offset: 0,
+      },
+      {
+        call_id: 'call_conv',
+        name: 'convert_units',
+        arguments: convCall.arguments,
+        output: convResult.output,
+        is_error: false,
+        duration_ms: convResult.duration_ms,
+        token_offset: 0,
+      },
     ]);
   });
 
   it('keeps text written before a call in the answer, with positions and token indexes running on', async () => {
     fake.enqueue(
-      { kind: 'tool_calls', tokens: ['Let', ' me', ' check.'], calls: [{ id: 'call_t', name: 'calculate', arguments: ['{"expression":"2^10"}'] }] },
+      {
+        kind: 'tool_calls',
+        tokens: ['Let', ' me', ' check.'],
+        calls: [{ id: 'call_t', name: 'calculate', arguments: ['{"expression":"2^10"}'] }],
+      },
       { kind: 'stream', tokens: [' It', ' is 1024.'] },
     );
     const result = await stream('2^10?', 'tools-text-first');
@@ -101,34 +153,62 @@ describe('tool calls from an OpenAI-compatible model', () => {
   });
 
   it('answers a wait request with the tool steps', async () => {
-    fake.enqueue({ kind: 'tool_calls', calls: [{ id: 'call_w', name: 'calculate', arguments: ['{"expression":"6*7"}'] }] }, { kind: 'stream', tokens: ['42'] });
+    fake.enqueue(
+      { kind: 'tool_calls', calls: [{ id: 'call_w', name: 'calculate', arguments: ['{"expression":"6*7"}'] }] },
+      { kind: 'stream', tokens: ['42'] },
+    );
     const response = await postJson(`${server.url}/api/v1/chat/wait`, { message: 'six times seven', context_id: 'tools-wait' });
     expect(response.status).toBe(200);
-    expect(response.body).toMatchObject({ message: '42', token_count: 1, tool_steps: [{ call_id: 'call_w', name: 'calculate', output: '6*7 = 42', is_error: false }] });
+    expect(response.body).toMatchObject({
+      message: '42',
+      token_count: 1,
+      tool_steps: [{ call_id: 'call_w', name: 'calculate', output: '6*7 = 42', is_error: false }],
+    });
     const plain = await postJson(`${server.url}/api/v1/chat/wait`, { message: 'no tools here' });
     expect(plain.body).not.toHaveProperty('tool_steps');
   });
 
   it('gives the model an error result when a tool throws, and the turn goes on', async () => {
-    fake.enqueue({ kind: 'tool_calls', calls: [{ id: 'call_x', name: 'explode', arguments: ['{}'] }] }, { kind: 'stream', tokens: ['The sensor is offline, sorry.'] });
+    fake.enqueue(
+      { kind: 'tool_calls', calls: [{ id: 'call_x', name: 'explode', arguments: ['{}'] }] },
+      { kind: 'stream', tokens: ['The sensor is offline, sorry.'] },
+    );
     const result = await stream('read the sensor', 'tools-throw');
-    expect(result.events[2]!.json).toMatchObject({ type: 'tool_result', call_id: 'call_x', output: 'Error: the sensor is offline', is_error: true });
+    expect(result.events[2]!.json).toMatchObject({
+      type: 'tool_result',
+      call_id: 'call_x',
+      output: 'Error: the sensor is offline',
+      is_error: true,
+    });
     expect(result.events.at(-1)!.json).toMatchObject({ type: 'end', final_output: 'The sensor is offline, sorry.' });
-    expect(chatRequests(fake)[1]!.body.messages!.at(-1)).toEqual({ role: 'tool', tool_call_id: 'call_x', content: 'Error: the sensor is offline' });
-    expect((await server.store.getConversation('tools-throw'))!.turns[0]).toMatchObject({ status: 'complete', toolSteps: [{ isError: true }] });
+    expect(chatRequests(fake)[1]!.body.messages!.at(-1)).toEqual({
+      role: 'tool',
+      tool_call_id: 'call_x',
+      content: 'Error: the sensor is offline',
+    });
+    expect((await server.store.getConversation('tools-throw'))!.turns[0]).toMatchObject({
+      status: 'complete',
+      toolSteps: [{ isError: true }],
+    });
   });
 
   it('lets a tool run longer than RESPONSE_TIMEOUT_SECONDS, within TOOL_TIMEOUT_SECONDS', async () => {
-    fake.enqueue({ kind: 'tool_calls', calls: [{ id: 'call_s', name: 'sleep_for', arguments: ['{"ms":800}'] }] }, { kind: 'stream', tokens: ['Done.'] });
+    fake.enqueue(
+      { kind: 'tool_calls', calls: [{ id: 'call_s', name: 'sleep_for', arguments: ['{"ms":800}'] }] },
+      { kind: 'stream', tokens: ['Done.'] },
+    );
     const result = await stream('take your time', 'tools-slow');
     expect(result.events[2]!.json).toMatchObject({ output: 'slept 800 ms', is_error: false });
     expect(result.events[2]!.json.duration_ms).toBeGreaterThanOrEqual(790);
     expect(result.events.at(-1)!.json.type).toBe('end');
   });
 
-  it('keeps waiting while the model streams a call\'s arguments for longer than RESPONSE_TIMEOUT_SECONDS, without text', async () => {
+  it("keeps waiting while the model streams a call's arguments for longer than RESPONSE_TIMEOUT_SECONDS, without text", async () => {
     const pieces = ['{"expression":', '"1', '+', '2', '+', '3', '+', '4', '"}'];
-    fake.enqueue({ kind: 'tool_calls', delayMs: 150, calls: [{ id: 'call_slow', name: 'calculate', arguments: pieces }] }, { kind: 'stream', tokens: ['Ten.'] });
+    fake.enqueue(
+      { kind: 'tool_calls', delayMs: 150, calls: [{ id: 'call_slow', name: 'calculate', arguments: pieces }] },
+      { kind: 'stream', tokens: ['Ten.'] },
+    );
     const started = performance.now();
     const result = await stream('slow arguments', 'tools-slow-arguments');
     expect(performance.now() - started).toBeGreaterThan(1000);
@@ -136,8 +216,13 @@ describe('tool calls from an OpenAI-compatible model', () => {
     expect(result.events[2]!.json.output).toBe('1+2+3+4 = 10');
   });
 
-  it('still times out a model that goes quiet in the middle of a call\'s arguments', async () => {
-    fake.enqueue({ kind: 'tool_calls', delayMs: 150, hangAfter: 4, calls: [{ id: 'call_quiet', name: 'calculate', arguments: ['{"expression":', '"1', '+', '2', '"}'] }] });
+  it("still times out a model that goes quiet in the middle of a call's arguments", async () => {
+    fake.enqueue({
+      kind: 'tool_calls',
+      delayMs: 150,
+      hangAfter: 4,
+      calls: [{ id: 'call_quiet', name: 'calculate', arguments: ['{"expression":', '"1', '+', '2', '"}'] }],
+    });
     const started = performance.now();
     const result = await stream('quiet arguments', 'tools-quiet-arguments');
     // Four pieces 150 ms apart kept it going; then 0.5 s of silence ended it.
@@ -146,22 +231,37 @@ describe('tool calls from an OpenAI-compatible model', () => {
   });
 
   it('stops waiting for a tool after TOOL_TIMEOUT_SECONDS and gives the model an error result', async () => {
-    fake.enqueue({ kind: 'tool_calls', calls: [{ id: 'call_h', name: 'hang', arguments: ['{}'] }] }, { kind: 'stream', tokens: ['The tool timed out.'] });
+    fake.enqueue(
+      { kind: 'tool_calls', calls: [{ id: 'call_h', name: 'hang', arguments: ['{}'] }] },
+      { kind: 'stream', tokens: ['The tool timed out.'] },
+    );
     const result = await stream('wait forever', 'tools-timeout');
     expect(result.events[2]!.json).toMatchObject({ output: 'Error: the tool hang did not finish within 1 seconds.', is_error: true });
     expect(result.events.at(-1)!.json).toMatchObject({ type: 'end', final_output: 'The tool timed out.' });
-    expect(chatRequests(fake)[1]!.body.messages!.at(-1)).toMatchObject({ role: 'tool', content: 'Error: the tool hang did not finish within 1 seconds.' });
+    expect(chatRequests(fake)[1]!.body.messages!.at(-1)).toMatchObject({
+      role: 'tool',
+      content: 'Error: the tool hang did not finish within 1 seconds.',
+    });
   });
 
   it('answers a call of an unknown tool with an error result naming the real ones', async () => {
-    fake.enqueue({ kind: 'tool_calls', calls: [{ id: 'call_u', name: 'weather', arguments: ['{"city":"Oslo"}'] }] }, { kind: 'stream', tokens: ['I cannot check the weather.'] });
+    fake.enqueue(
+      { kind: 'tool_calls', calls: [{ id: 'call_u', name: 'weather', arguments: ['{"city":"Oslo"}'] }] },
+      { kind: 'stream', tokens: ['I cannot check the weather.'] },
+    );
     const result = await stream('weather in Oslo', 'tools-unknown');
-    expect(result.events[2]!.json.output).toBe('Error: there is no tool named "weather". The tools are: get_current_time, calculate, convert_units, explode, sleep_for, hang.');
+    expect(result.events[2]!.json.output).toBe(
+      'Error: there is no tool named "weather". The tools are: get_current_time, calculate, convert_units, explode, sleep_for, hang.',
+    );
     expect(result.events.at(-1)!.json.type).toBe('end');
   });
 
   it(`runs at most ${MAX_TOOL_CALLS_PER_ROUND} calls of one round and answers the others with an error result`, async () => {
-    const calls = Array.from({ length: MAX_TOOL_CALLS_PER_ROUND + 2 }, (_, index) => ({ id: `call_${index}`, name: 'calculate', arguments: [`{"expression":"${index}+1"}`] }));
+    const calls = Array.from({ length: MAX_TOOL_CALLS_PER_ROUND + 2 }, (_, index) => ({
+      id: `call_${index}`,
+      name: 'calculate',
+      arguments: [`{"expression":"${index}+1"}`],
+    }));
     fake.enqueue({ kind: 'tool_calls', calls }, { kind: 'stream', tokens: ['Done.'] });
     const warnings: string[] = [];
     const onWarning = (warning: Error) => warnings.push(warning.name);
@@ -171,7 +271,9 @@ describe('tool calls from an OpenAI-compatible model', () => {
     expect(warnings).not.toContain('MaxListenersExceededWarning');
     const outcomes = result.events.filter((event) => event.json.type === 'tool_result').map((event) => event.json);
     expect(outcomes).toHaveLength(calls.length);
-    expect(outcomes.slice(0, MAX_TOOL_CALLS_PER_ROUND).map((outcome) => outcome.output)).toEqual(calls.slice(0, MAX_TOOL_CALLS_PER_ROUND).map((_, index) => `${index}+1 = ${index + 1}`));
+    expect(outcomes.slice(0, MAX_TOOL_CALLS_PER_ROUND).map((outcome) => outcome.output)).toEqual(
+      calls.slice(0, MAX_TOOL_CALLS_PER_ROUND).map((_, index) => `${index}+1 = ${index + 1}`),
+    );
     for (const outcome of outcomes.slice(MAX_TOOL_CALLS_PER_ROUND)) {
       expect(outcome).toMatchObject({ is_error: true, duration_ms: 0 });
       expect(outcome.output).toMatch(/^Error: too many tool calls in one round \(at most 16\); this one did not run\./);
@@ -182,11 +284,36 @@ describe('tool calls from an OpenAI-compatible model', () => {
   });
 
   it('makes a call id the server repeats in a later round unique, in the stream, the store and the history', async () => {
-    const call = (expression: string) => ({ kind: 'tool_calls' as const, calls: [{ id: 'call_0', name: 'calculate', arguments: [`{"expression":"${expression}"}`] }] });
-    fake.enqueue(call('1+1'), call('2+2'), { kind: 'tool_calls', calls: [{ id: 'call_0', name: 'calculate', arguments: ['{"expression":"3+3"}'] }, { id: 'call_0_2', name: 'calculate', arguments: ['{"expression":"4+4"}'] }] }, { kind: 'stream', tokens: ['2, 4, 6 and 8.'] });
+    const call = (expression: string) => ({
+      kind: 'tool_calls' as const,
+      calls: [{ id: 'call_0', name: 'calculate', arguments: [`{"expression":"${expression}"}`] }],
+    });
+    fake.enqueue(
+      call('1+1'),
+      call('2+2'),
+      {
+        kind: 'tool_calls',
+        calls: [
+          { id: 'call_0', name: 'calculate', arguments: ['{"expression":"3+3"}'] },
+          { id: 'call_0_2', name: 'calculate', arguments: ['{"expression":"4+4"}'] },
+        ],
+      },
+      { kind: 'stream', tokens: ['2, 4, 6 and 8.'] },
+    );
     const result = await stream('one round after another', 'tools-same-id');
     const ids = ['call_0', 'call_0_2', 'call_0_3', 'call_0_2_2'];
-    expect(shapeOf(result.events)).toEqual(['tool_call:call_0', 'tool_result:call_0', 'tool_call:call_0_2', 'tool_result:call_0_2', 'tool_call:call_0_3', 'tool_call:call_0_2_2', 'tool_result:call_0_3', 'tool_result:call_0_2_2', 'token', 'end']);
+    expect(shapeOf(result.events)).toEqual([
+      'tool_call:call_0',
+      'tool_result:call_0',
+      'tool_call:call_0_2',
+      'tool_result:call_0_2',
+      'tool_call:call_0_3',
+      'tool_call:call_0_2_2',
+      'tool_result:call_0_3',
+      'tool_result:call_0_2_2',
+      'token',
+      'end',
+    ]);
     const stored = (await getJson(`${server.url}/api/v1/conversations/tools-same-id`)).body.turns[0].tool_steps;
     expect(stored.map((step: { call_id: string; output: string }) => [step.call_id, step.output])).toEqual([
       ['call_0', '1+1 = 2'],
@@ -222,7 +349,12 @@ describe('tool calls from an OpenAI-compatible model', () => {
 describe('the tool round cap (TOOL_MAX_ROUNDS=2)', () => {
   let capped: TestServer;
   beforeAll(async () => {
-    capped = await startTestServer({ OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: 'fake-model', TOOL_MAX_ROUNDS: '2', UPSTREAM_MAX_RETRIES: '0' });
+    capped = await startTestServer({
+      OPENAI_BASE_URL: fake.baseUrl,
+      OPENAI_MODEL: 'fake-model',
+      TOOL_MAX_ROUNDS: '2',
+      UPSTREAM_MAX_RETRIES: '0',
+    });
   });
   afterAll(() => capped.close());
 
@@ -245,7 +377,10 @@ describe('the tool round cap (TOOL_MAX_ROUNDS=2)', () => {
     expect(result.events.at(-1)!.json).toMatchObject({ error_code: 'UPSTREAM_ERROR', retryable: false });
     expect(result.events.at(-1)!.json.message).toContain('TOOL_MAX_ROUNDS');
     expect(chatRequests(fake)).toHaveLength(3);
-    expect((await capped.store.getConversation('cap-error'))!.turns[0]).toMatchObject({ status: 'error', toolSteps: [{ callId: 's1' }, { callId: 's2' }] });
+    expect((await capped.store.getConversation('cap-error'))!.turns[0]).toMatchObject({
+      status: 'error',
+      toolSteps: [{ callId: 's1' }, { callId: 's2' }],
+    });
   });
 
   it('sends no tools at all when TOOLS=none, and the request stays as before', async () => {

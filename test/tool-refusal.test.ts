@@ -27,7 +27,10 @@ async function start(): Promise<{ server: TestServer; warnings: Record<string, u
       done();
     },
   });
-  const server = await startTestServer({ OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: 'local-model', UPSTREAM_MAX_RETRIES: '0' }, { logger: pino({ level: 'warn' }, sink) });
+  const server = await startTestServer(
+    { OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODEL: 'local-model', UPSTREAM_MAX_RETRIES: '0' },
+    { logger: pino({ level: 'warn' }, sink) },
+  );
   servers.push(server);
   return { server, warnings };
 }
@@ -52,7 +55,12 @@ describe('a provider that refuses tools', () => {
 
     const toolWarnings = warnings.filter((line) => line.provider_message !== undefined);
     expect(toolWarnings).toHaveLength(1);
-    expect(toolWarnings[0]).toMatchObject({ level: 40, provider: 'openai', model: 'local-model', provider_message: 'registry.ollama.ai/library/gemma:2b does not support tools' });
+    expect(toolWarnings[0]).toMatchObject({
+      level: 40,
+      provider: 'openai',
+      model: 'local-model',
+      provider_message: 'registry.ollama.ai/library/gemma:2b does not support tools',
+    });
     expect(toolWarnings[0]!.msg).toContain('answering without tools from now on');
   });
 
@@ -60,7 +68,9 @@ describe('a provider that refuses tools', () => {
     const { server, warnings } = await start();
     const unknownStrict = `Invalid JSON payload received. Unknown name "strict" at 'tools[0].function_declarations[0]': Cannot find field.`;
     // Gemini's shape: a list holding the error, whose message has a line per tool.
-    const geminiBody = JSON.stringify([{ error: { code: 400, message: `${unknownStrict}\n${unknownStrict.replace('[0]\'', '[1]\'')}`, status: 'INVALID_ARGUMENT' } }]);
+    const geminiBody = JSON.stringify([
+      { error: { code: 400, message: `${unknownStrict}\n${unknownStrict.replace("[0]'", "[1]'")}`, status: 'INVALID_ARGUMENT' } },
+    ]);
     fake.enqueue({ kind: 'status', status: 400, body: geminiBody });
     await ask(server, 'first');
     expect(chatRequests(fake)).toHaveLength(2);
@@ -72,12 +82,24 @@ describe('a provider that refuses tools', () => {
     expect(offered(2)!.some((tool) => 'strict' in tool.function)).toBe(false);
 
     // vLLM's shape: the error fields at the top level.
-    fake.enqueue({ kind: 'status', status: 400, body: JSON.stringify({ object: 'error', message: '"auto" tool choice requires --enable-auto-tool-choice', type: 'BadRequestError', code: 400 }) });
+    fake.enqueue({
+      kind: 'status',
+      status: 400,
+      body: JSON.stringify({
+        object: 'error',
+        message: '"auto" tool choice requires --enable-auto-tool-choice',
+        type: 'BadRequestError',
+        code: 400,
+      }),
+    });
     const third = await ask(server, 'third');
     expect(third.events.at(-1)!.json.type).toBe('end');
     expect(chatRequests(fake)).toHaveLength(5);
     expect(chatRequests(fake)[4]!.body).not.toHaveProperty('tools');
-    expect(warnings.filter((line) => line.provider_message !== undefined).map((line) => line.provider_message)).toEqual([unknownStrict, '"auto" tool choice requires --enable-auto-tool-choice']);
+    expect(warnings.filter((line) => line.provider_message !== undefined).map((line) => line.provider_message)).toEqual([
+      unknownStrict,
+      '"auto" tool choice requires --enable-auto-tool-choice',
+    ]);
   });
 
   it('keeps offering tools after a 400 that is not about them, and fails that turn as before', async () => {

@@ -14,7 +14,11 @@ afterAll(async () => {
   await fake.close();
 });
 
-const slowTokens = (count: number) => ({ kind: 'stream' as const, tokens: Array.from({ length: count }, (_, index) => ` t${index}`), delayMs: 20 });
+const slowTokens = (count: number) => ({
+  kind: 'stream' as const,
+  tokens: Array.from({ length: count }, (_, index) => ` t${index}`),
+  delayMs: 20,
+});
 const cancel = (turnId: string) => postJson(`${server.url}/api/v1/chat/turns/${turnId}/cancel`, {});
 
 describe('cancel', () => {
@@ -84,7 +88,10 @@ describe('one turn at a time per conversation', () => {
   it('makes sends idempotent with client_message_id: the model is called once', async () => {
     const requestsBefore = fake.requests.length;
     const body = { message: 'only once', context_id: 'idempotent', client_message_id: 'send-42' };
-    const [first, retry] = await Promise.all([postJson(`${server.url}/api/v1/chat/wait`, body), postJson(`${server.url}/api/v1/chat/wait`, body)]);
+    const [first, retry] = await Promise.all([
+      postJson(`${server.url}/api/v1/chat/wait`, body),
+      postJson(`${server.url}/api/v1/chat/wait`, body),
+    ]);
     const late = await postJson(`${server.url}/api/v1/chat/wait`, body);
     expect(first.status).toBe(200);
     expect(retry.body.turn_id).toBe(first.body.turn_id);

@@ -18,12 +18,17 @@ afterAll(async () => {
 /** What convert_units answered the model for each call, asked for in one round over the real streaming route. */
 async function convert(calls: Record<string, { value: number; from_unit: string; to_unit: string }>): Promise<Record<string, string>> {
   fake.enqueue(
-    { kind: 'tool_calls', calls: Object.entries(calls).map(([id, args]) => ({ id, name: 'convert_units', arguments: [JSON.stringify(args)] })) },
+    {
+      kind: 'tool_calls',
+      calls: Object.entries(calls).map(([id, args]) => ({ id, name: 'convert_units', arguments: [JSON.stringify(args)] })),
+    },
     { kind: 'stream', tokens: ['Done.'] },
   );
   const result = await readSse(`${server.url}/api/v1/chat/streaming?message=${encodeURIComponent('convert these')}`);
   expect(result.events.at(-1)!.json.type).toBe('end');
-  return Object.fromEntries(result.events.filter((event) => event.json.type === 'tool_result').map((event) => [event.json.call_id, event.json.output]));
+  return Object.fromEntries(
+    result.events.filter((event) => event.json.type === 'tool_result').map((event) => [event.json.call_id, event.json.output]),
+  );
 }
 
 describe('convert_units, as the model gets it', () => {

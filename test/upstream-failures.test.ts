@@ -37,11 +37,17 @@ async function failureOfModel(reply: FakeReply, signal?: AbortSignal): Promise<{
 }
 
 /** What the official openai client throws for one reply of the fake, normalised. */
-async function failureOfClient(reply: FakeReply, options: { timeout?: number; signal?: AbortSignal } = {}): Promise<{ thrown: unknown; failure: UpstreamFailure }> {
+async function failureOfClient(
+  reply: FakeReply,
+  options: { timeout?: number; signal?: AbortSignal } = {},
+): Promise<{ thrown: unknown; failure: UpstreamFailure }> {
   fake.enqueue(reply);
   const client = new OpenAI({ apiKey: 'test-key', baseURL: fake.baseUrl, maxRetries: 0 });
   try {
-    const stream = await client.chat.completions.create({ model: 'fake-model', stream: true, messages: [{ role: 'user', content: 'hello' }] }, options);
+    const stream = await client.chat.completions.create(
+      { model: 'fake-model', stream: true, messages: [{ role: 'user', content: 'hello' }] },
+      options,
+    );
     for await (const chunk of stream) void chunk;
   } catch (thrown) {
     return { thrown, failure: normalizeUpstreamFailure(thrown, options.signal) };
@@ -85,7 +91,9 @@ describe('upstream failures from a real OpenAI-compatible server, normalised', (
   it("reads a hanging server given up by the turn's timeout as that timeout, before or after the first byte", async () => {
     for (const reply of [{ kind: 'silent' }, { kind: 'hang', tokens: ['Half'] }] satisfies FakeReply[]) {
       const controller = new AbortController();
-      const timeout = new UpstreamError('UPSTREAM_TIMEOUT', 'The model did not answer within 1 seconds. Please try again.', { retryable: true });
+      const timeout = new UpstreamError('UPSTREAM_TIMEOUT', 'The model did not answer within 1 seconds. Please try again.', {
+        retryable: true,
+      });
       setTimeout(() => controller.abort(timeout), 100);
       const { failure } = await failureOfModel(reply, controller.signal);
       expect(failure, reply.kind).toMatchObject({ own: timeout, aborted: true, transient: false });

@@ -5,7 +5,8 @@ import { openConversationStore } from '../store/create-store.js';
 import { redactUrl } from '../store/postgres-pool.js';
 import { copyConversations, type CopySummary } from './copy-store.js';
 
-const USAGE = 'usage: npm run store:copy -- --from <DATABASE_URL> --to <DATABASE_URL>   (e.g. --from sqlite:./data/chatwait.db --to postgres://…)';
+const USAGE =
+  'usage: npm run store:copy -- --from <DATABASE_URL> --to <DATABASE_URL>   (e.g. --from sqlite:./data/chatwait.db --to postgres://…)';
 
 const describe = (summary: CopySummary) =>
   `${summary.conversations} conversations (${summary.newConversations} new), ${summary.turnsAdded} turns copied, ${summary.turnsAlreadyThere} already there`;
@@ -15,7 +16,10 @@ async function main(argv: string[]): Promise<number> {
   let from: string;
   let to: string;
   try {
-    const { values } = parseArgs({ args: argv, options: { from: { type: 'string' }, to: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+    const { values } = parseArgs({
+      args: argv,
+      options: { from: { type: 'string' }, to: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    });
     if (values.help) {
       process.stdout.write(`${USAGE}\n`);
       return 0;
@@ -41,7 +45,10 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`Copied ${describe(summary)}.\n`);
     return 0;
   } catch (error) {
-    const message = error instanceof ConfigError ? error.message : `the copy stopped: ${(error as Error).message} (run it again: what was copied stays, nothing is copied twice)`;
+    const message =
+      error instanceof ConfigError
+        ? error.message
+        : `the copy stopped: ${(error as Error).message} (run it again: what was copied stays, nothing is copied twice)`;
     process.stderr.write(`store:copy: ${message}\n`);
     return 1;
   } finally {

@@ -58,7 +58,10 @@ export async function createServices(config: Config, options: ServicesOptions = 
         onInstanceError: (error) => logger.warn({ err: error }, "could not write this instance's heartbeat to the database"),
         onReaped: (turns) => logger.warn({ turns }, 'marked turns of instances that stopped answering as interrupted'),
         onFenced: (turnId) =>
-          logger.warn({ turn_id: turnId }, 'another instance took this turn as interrupted (this one was silent too long); its end was not stored'),
+          logger.warn(
+            { turn_id: turnId },
+            'another instance took this turn as interrupted (this one was silent too long); its end was not stored',
+          ),
       })),
     metrics,
   );
@@ -94,7 +97,9 @@ export async function createServices(config: Config, options: ServicesOptions = 
       turns.drain(
         new UpstreamError('SHUTTING_DOWN', 'The server is restarting. Please send your message again in a moment.', { retryable: true }),
         config.SHUTDOWN_DRAIN_SECONDS * 1000,
-        new UpstreamError('SHUTTING_DOWN', 'The server restarted before this answer finished. Send the message again to continue.', { retryable: true }),
+        new UpstreamError('SHUTTING_DOWN', 'The server restarted before this answer finished. Send the message again to continue.', {
+          retryable: true,
+        }),
       ),
     async close() {
       // One last try for outcomes the store refused; what is still left is marked interrupted at the next start.

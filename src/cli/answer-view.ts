@@ -40,7 +40,9 @@ export function createAnswerView(answer: OutputStream, notes: OutputStream): Ans
         printed += rest;
       },
       onToolCall(event) {
-        note(`⚙ ${oneLine(String(event.name), 100)}(${oneLine(typeof event.arguments === 'string' ? event.arguments : JSON.stringify(event.arguments ?? ''), STEP_LENGTH)})`);
+        note(
+          `⚙ ${oneLine(String(event.name), 100)}(${oneLine(typeof event.arguments === 'string' ? event.arguments : JSON.stringify(event.arguments ?? ''), STEP_LENGTH)})`,
+        );
       },
       onToolResult(event) {
         note(`  ↳ ${oneLine(typeof event.output === 'string' ? event.output : JSON.stringify(event.output ?? ''), STEP_LENGTH)}`);

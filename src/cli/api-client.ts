@@ -58,10 +58,7 @@ export class ApiError extends CliError {
 /** The server could not be reached, or a connection broke (exit code 3). */
 export class ConnectionError extends CliError {
   override name = 'ConnectionError';
-  constructor(
-    message: string,
-    options?: { cause?: unknown; refused?: boolean },
-  ) {
+  constructor(message: string, options?: { cause?: unknown; refused?: boolean }) {
     super(message, EXIT_CODES.UNREACHABLE, options);
     this.refused = options?.refused ?? false;
   }
@@ -121,7 +118,12 @@ export class ApiClient {
       body = JSON.stringify(options.body);
     }
     try {
-      return await fetch(this.urlOf(path), { method: options.method ?? (body === undefined ? 'GET' : 'POST'), headers, body, signal: options.signal });
+      return await fetch(this.urlOf(path), {
+        method: options.method ?? (body === undefined ? 'GET' : 'POST'),
+        headers,
+        body,
+        signal: options.signal,
+      });
     } catch (error) {
       if (options.signal?.aborted) throw error;
       throw toConnectionError(error, this.connection.url);
@@ -144,7 +146,11 @@ export class ApiClient {
       try {
         body = JSON.parse(text);
       } catch {
-        throw new ApiError(response.status, 'BAD_RESPONSE', `The server at ${this.connection.url} answered ${path} with something that is not JSON. Is --url right?`);
+        throw new ApiError(
+          response.status,
+          'BAD_RESPONSE',
+          `The server at ${this.connection.url} answered ${path} with something that is not JSON. Is --url right?`,
+        );
       }
     }
     return { status: response.status, headers: response.headers, body: body as T };
@@ -152,7 +158,9 @@ export class ApiClient {
 
   /** Stops a generating turn on the server; its stream then ends with finish_reason "cancelled". */
   async cancelTurn(turnId: string): Promise<{ turn_id: string; status: string }> {
-    const response = await this.json<{ turn_id: string; status: string }>(`/api/v1/chat/turns/${encodeURIComponent(turnId)}/cancel`, { method: 'POST' });
+    const response = await this.json<{ turn_id: string; status: string }>(`/api/v1/chat/turns/${encodeURIComponent(turnId)}/cancel`, {
+      method: 'POST',
+    });
     return response.body;
   }
 }
@@ -173,11 +181,20 @@ export function toConnectionError(error: unknown, url: string): ConnectionError 
   }
   // fetch refuses some ports itself ("bad port"): nothing was sent either.
   const refusedBy = code ?? (cause?.message === 'bad port' ? 'a port fetch refuses' : undefined);
-  if (refusedBy === 'a port fetch refuses' || code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EHOSTUNREACH') {
-    return new ConnectionError(`Cannot reach the server at ${url} (${refusedBy}). Is it running? Set the address with --url or CHATWAIT_URL.`, {
-      cause: error,
-      refused: true,
-    });
+  if (
+    refusedBy === 'a port fetch refuses' ||
+    code === 'ECONNREFUSED' ||
+    code === 'ENOTFOUND' ||
+    code === 'EAI_AGAIN' ||
+    code === 'EHOSTUNREACH'
+  ) {
+    return new ConnectionError(
+      `Cannot reach the server at ${url} (${refusedBy}). Is it running? Set the address with --url or CHATWAIT_URL.`,
+      {
+        cause: error,
+        refused: true,
+      },
+    );
   }
   const reason = code ?? (typeof cause?.message === 'string' ? cause.message : error instanceof Error ? error.message : String(error));
   return new ConnectionError(`The connection to ${url} failed (${reason}).`, { cause: error });

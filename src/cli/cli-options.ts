@@ -51,7 +51,10 @@ export function splitCommand(args: string[]): { command: string | undefined; res
  * user name or password, or a key that cannot be sent as a header is a usage error, whose message
  * never shows the password or the key.
  */
-export function resolveConnection(values: { url?: string | undefined; 'api-key'?: string | undefined }, env: NodeJS.ProcessEnv): Connection {
+export function resolveConnection(
+  values: { url?: string | undefined; 'api-key'?: string | undefined },
+  env: NodeJS.ProcessEnv,
+): Connection {
   const raw = values.url ?? (env.CHATWAIT_URL || DEFAULT_URL);
   let url: URL;
   try {
@@ -64,11 +67,15 @@ export function resolveConnection(values: { url?: string | undefined; 'api-key'?
   }
   // fetch refuses such URLs, and the server takes an API key rather than a password.
   if (url.username !== '' || url.password !== '') {
-    throw new UsageError(`--url must not hold a user name or password (got ${JSON.stringify(redactUrl(raw))}); pass an API key with --api-key or CHATWAIT_API_KEY.`);
+    throw new UsageError(
+      `--url must not hold a user name or password (got ${JSON.stringify(redactUrl(raw))}); pass an API key with --api-key or CHATWAIT_API_KEY.`,
+    );
   }
   const apiKey = values['api-key'] ?? (env.CHATWAIT_API_KEY || undefined);
   if (apiKey !== undefined && !/^[\x21-\x7e]+$/.test(apiKey)) {
-    throw new UsageError('The API key (--api-key or CHATWAIT_API_KEY) must be visible ASCII characters without spaces (the key is not shown here).');
+    throw new UsageError(
+      'The API key (--api-key or CHATWAIT_API_KEY) must be visible ASCII characters without spaces (the key is not shown here).',
+    );
   }
   return { url: url.href.replace(/\/+$/, ''), apiKey };
 }

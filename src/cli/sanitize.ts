@@ -26,7 +26,8 @@ export function createControlFilter(): (text: string) => string {
       case 'escape':
         if (code === 0x5b) state = 'csi';
         else if (STRING_AFTER_ESC.has(code)) state = 'string';
-        else if (code >= 0x20 && code <= 0x2f) return ''; // intermediate bytes, as in ESC ( B
+        else if (code >= 0x20 && code <= 0x2f)
+          return ''; // intermediate bytes, as in ESC ( B
         else {
           state = 'text';
           // A final byte ends the sequence; anything else is not part of it.
@@ -77,6 +78,7 @@ export function stripControls(text: string): string {
  * whitespace between tokens, and becomes a space.
  */
 export function escapeJsonControls(json: string): string {
-  // eslint-disable-next-line no-control-regex
-  return json.replace(/[\u0000-\u0008\u000b-\u001f]/g, ' ').replace(/[\u007f-\u009f]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return json
+    .replace(/[\u0000-\u0008\u000b-\u001f]/g, ' ') // eslint-disable-line no-control-regex
+    .replace(/[\u007f-\u009f]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -50,7 +50,12 @@ const URL_HINT = 'Is --url right?';
  * `Last-Event-ID` (with backoff) whenever the connection drops. Returns the `end` event; an `error`
  * event throws ApiError.
  */
-export async function followTurn(client: ApiClient, request: TurnRequest, handlers: TurnHandlers, options: FollowOptions = {}): Promise<EndEvent> {
+export async function followTurn(
+  client: ApiClient,
+  request: TurnRequest,
+  handlers: TurnHandlers,
+  options: FollowOptions = {},
+): Promise<EndEvent> {
   const events = followTurnEvents(request, {
     url: client.urlOf('/api/v1/chat/streaming'),
     headers: client.headers(),
@@ -83,7 +88,11 @@ export async function followTurn(client: ApiClient, request: TurnRequest, handle
         case 'error':
           throw new ApiError(0, event.error_code, event.message, undefined, undefined, event.retryable);
         case 'reconnecting':
-          handlers.onReconnect?.({ attempt: event.attempt, delayMs: event.delayMs, reason: toCliError(event.error, client.connection.url).message });
+          handlers.onReconnect?.({
+            attempt: event.attempt,
+            delayMs: event.delayMs,
+            reason: toCliError(event.error, client.connection.url).message,
+          });
           break;
       }
     }
@@ -120,7 +129,12 @@ export async function waitForAnswer(
     let response: Response;
     let text: string;
     try {
-      response = await fetch(client.urlOf('/api/v1/chat/wait'), { method: 'POST', headers: client.headers({ 'content-type': 'application/json' }), body, signal: options.signal });
+      response = await fetch(client.urlOf('/api/v1/chat/wait'), {
+        method: 'POST',
+        headers: client.headers({ 'content-type': 'application/json' }),
+        body,
+        signal: options.signal,
+      });
       text = await response.text();
     } catch (error) {
       throw options.signal?.aborted ? error : toNetworkError(error);
@@ -129,7 +143,9 @@ export async function waitForAnswer(
     try {
       return { answer: JSON.parse(text) as WaitAnswer, raw: text };
     } catch {
-      throw new ClientApiError(response.status, 'BAD_RESPONSE', `The server at ${url} did not answer with JSON. ${URL_HINT}`, { retryable: false });
+      throw new ClientApiError(response.status, 'BAD_RESPONSE', `The server at ${url} did not answer with JSON. ${URL_HINT}`, {
+        retryable: false,
+      });
     }
   };
   try {

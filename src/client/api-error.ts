@@ -77,9 +77,14 @@ export function toApiError(response: { status: number; statusText: string; heade
     // Not the JSON error format: described by its status below.
   }
   const statusLine = `${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
-  return new ApiError(response.status, `HTTP_${response.status}`, `The server answered HTTP ${statusLine} without a ChatWait error body.${hint ? ` ${hint}` : ''}`, {
-    retryAfterSeconds,
-  });
+  return new ApiError(
+    response.status,
+    `HTTP_${response.status}`,
+    `The server answered HTTP ${statusLine} without a ChatWait error body.${hint ? ` ${hint}` : ''}`,
+    {
+      retryAfterSeconds,
+    },
+  );
 }
 
 /** Reads an error response's body and describes it (see toApiError). */

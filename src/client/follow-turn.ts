@@ -84,7 +84,12 @@ export async function* followTurn(request: FollowTurnRequest, options: FollowTur
       const extra = typeof options.headers === 'function' ? options.headers() : options.headers;
       const response = await fetch(options.url, {
         method: 'POST',
-        headers: { ...extra, 'content-type': 'application/json', accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
+        headers: {
+          ...extra,
+          'content-type': 'application/json',
+          accept: 'text/event-stream',
+          ...(lastEventId ? { 'last-event-id': lastEventId } : {}),
+        },
         body,
         signal: connection.signal,
       });
@@ -92,9 +97,14 @@ export async function* followTurn(request: FollowTurnRequest, options: FollowTur
       if (!response.ok) throw await readApiError(response, options.hint);
       if (!response.headers.get('content-type')?.startsWith('text/event-stream') || !response.body) {
         void response.body?.cancel().catch(() => undefined);
-        throw new ApiError(response.status, 'BAD_RESPONSE', `The server did not answer with an event stream.${options.hint ? ` ${options.hint}` : ''}`, {
-          retryable: false,
-        });
+        throw new ApiError(
+          response.status,
+          'BAD_RESPONSE',
+          `The server did not answer with an event stream.${options.hint ? ` ${options.hint}` : ''}`,
+          {
+            retryable: false,
+          },
+        );
       }
       yield { type: 'connected' };
       for await (const item of readSse(response.body)) {
@@ -117,7 +127,12 @@ export async function* followTurn(request: FollowTurnRequest, options: FollowTur
         if (event.type === 'token') {
           if (event.token_index < nextTokenIndex) continue;
           if (event.token_index > nextTokenIndex) {
-            throw new ApiError(0, 'STREAM_GAP', `The stream skipped tokens (expected token_index ${nextTokenIndex}, got ${event.token_index}).`, { retryable: false });
+            throw new ApiError(
+              0,
+              'STREAM_GAP',
+              `The stream skipped tokens (expected token_index ${nextTokenIndex}, got ${event.token_index}).`,
+              { retryable: false },
+            );
           }
           nextTokenIndex++;
         }

@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { ApiError, toApiError, toNetworkError } from './api-error.js';
 import { backoffDelay, shouldSendAgain, shouldSendWaitAgain, withRetries } from './retry.js';
 
-const response = (status: number, headers: Record<string, string> = {}, statusText = '') => ({ status, statusText, headers: new Headers(headers) });
+const response = (status: number, headers: Record<string, string> = {}, statusText = '') => ({
+  status,
+  statusText,
+  headers: new Headers(headers),
+});
 
 describe('retryability: the server says, the status only when it does not', () => {
   it("takes a JSON error body's retryable over its status", () => {
@@ -19,10 +23,24 @@ describe('retryability: the server says, the status only when it does not', () =
   });
 
   it('reads the error format and Retry-After, and describes an answer in another format by its status', () => {
-    const error = toApiError(response(429, { 'retry-after': '7' }), JSON.stringify({ error_code: 'RATE_LIMITED', message: 'Slow down.', request_id: 'r1' }));
-    expect(error).toMatchObject({ status: 429, code: 'RATE_LIMITED', message: 'Slow down.', requestId: 'r1', retryAfterSeconds: 7, retryable: true });
+    const error = toApiError(
+      response(429, { 'retry-after': '7' }),
+      JSON.stringify({ error_code: 'RATE_LIMITED', message: 'Slow down.', request_id: 'r1' }),
+    );
+    expect(error).toMatchObject({
+      status: 429,
+      code: 'RATE_LIMITED',
+      message: 'Slow down.',
+      requestId: 'r1',
+      retryAfterSeconds: 7,
+      retryable: true,
+    });
     const foreign = toApiError(response(404, {}, 'Not Found'), 'nothing here', 'Is --url right?');
-    expect(foreign).toMatchObject({ code: 'HTTP_404', message: 'The server answered HTTP 404 Not Found without a ChatWait error body. Is --url right?', retryAfterSeconds: undefined });
+    expect(foreign).toMatchObject({
+      code: 'HTTP_404',
+      message: 'The server answered HTTP 404 Not Found without a ChatWait error body. Is --url right?',
+      retryAfterSeconds: undefined,
+    });
   });
 
   it('tells a refused connection from a broken one by what Node says', () => {
@@ -45,7 +63,9 @@ describe('retryability: the server says, the status only when it does not', () =
 
 describe('backoff', () => {
   it('doubles from 250 ms up to 5 s, between half and all of that', () => {
-    expect([0, 1, 2, 3, 4, 5, 9].map((attempt) => backoffDelay(attempt, undefined, () => 1))).toEqual([250, 500, 1000, 2000, 4000, 5000, 5000]);
+    expect([0, 1, 2, 3, 4, 5, 9].map((attempt) => backoffDelay(attempt, undefined, () => 1))).toEqual([
+      250, 500, 1000, 2000, 4000, 5000, 5000,
+    ]);
     expect([0, 1, 5].map((attempt) => backoffDelay(attempt, undefined, () => 0))).toEqual([125, 250, 2500]);
   });
 
@@ -58,7 +78,10 @@ describe('backoff', () => {
 
 describe('withRetries', () => {
   it('sends again while the rule allows and attempts remain, telling each retry', async () => {
-    const failures = [new ApiError(429, 'RATE_LIMITED', 'wait', { retryAfterSeconds: 0 }), new ApiError(503, 'SERVER_BUSY', 'busy', { retryAfterSeconds: 0 })];
+    const failures = [
+      new ApiError(429, 'RATE_LIMITED', 'wait', { retryAfterSeconds: 0 }),
+      new ApiError(503, 'SERVER_BUSY', 'busy', { retryAfterSeconds: 0 }),
+    ];
     const retries: number[] = [];
     let calls = 0;
     const result = await withRetries(
@@ -86,6 +109,12 @@ describe('withRetries', () => {
     await expect(withRetries(busy, () => false, { maxAttempts: 3 })).rejects.toMatchObject({ code: 'SERVER_BUSY' });
     expect(calls).toBe(1);
     const bug = new TypeError('a bug');
-    await expect(withRetries(() => Promise.reject(bug), () => true, { maxAttempts: 3 })).rejects.toBe(bug);
+    await expect(
+      withRetries(
+        () => Promise.reject(bug),
+        () => true,
+        { maxAttempts: 3 },
+      ),
+    ).rejects.toBe(bug);
   });
 });

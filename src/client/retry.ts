@@ -63,9 +63,13 @@ export interface RetryOptions {
  * Runs `send` until it succeeds, sending again (with backoff) while `retry(error)` allows it and
  * attempts remain. `send` throws ApiError for failures that may be retried; anything else ends at once.
  */
-export async function withRetries<T>(send: () => Promise<T>, retry: (error: ApiError, attempt: number) => boolean, options: RetryOptions): Promise<T> {
+export async function withRetries<T>(
+  send: () => Promise<T>,
+  retry: (error: ApiError, attempt: number) => boolean,
+  options: RetryOptions,
+): Promise<T> {
   const wait = options.sleep ?? sleep;
-  for (let attempt = 0; ; ) {
+  for (let attempt = 0; ;) {
     try {
       return await send();
     } catch (error) {
@@ -78,4 +82,3 @@ export async function withRetries<T>(send: () => Promise<T>, retry: (error: ApiE
     }
   }
 }
-

@@ -57,7 +57,9 @@ describe('the SSE parser (WHATWG rules)', () => {
   });
 
   it('does not dispatch a block without data, though its id counts', () => {
-    expect(parse('id: t/4\n\nevent: ping\n\ndata: after\n\n')).toEqual([{ kind: 'event', type: 'message', data: 'after', id: undefined, lastEventId: 't/4' }]);
+    expect(parse('id: t/4\n\nevent: ping\n\ndata: after\n\n')).toEqual([
+      { kind: 'event', type: 'message', data: 'after', id: undefined, lastEventId: 't/4' },
+    ]);
   });
 
   it('reads the event field, and resets it after each block', () => {

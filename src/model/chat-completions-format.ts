@@ -4,7 +4,11 @@ import type { AgentInputItem, ModelRequest, protocol } from '@openai/agents-core
 /** One message of a chat-completions request. */
 export type ChatCompletionMessage =
   | { role: string; content: string }
-  | { role: 'assistant'; content: string | null; tool_calls: { id: string; type: 'function'; function: { name: string; arguments: string } }[] }
+  | {
+      role: 'assistant';
+      content: string | null;
+      tool_calls: { id: string; type: 'function'; function: { name: string; arguments: string } }[];
+    }
   | { role: 'tool'; tool_call_id: string; content: string };
 
 /**
@@ -20,7 +24,8 @@ export function toChatMessages(system: string | undefined, input: string | Agent
       const last = messages.at(-1);
       const call = { id: item.callId, type: 'function' as const, function: { name: item.name, arguments: item.arguments } };
       if (last?.role === 'assistant' && 'tool_calls' in last) last.tool_calls.push(call);
-      else if (last?.role === 'assistant' && 'content' in last && !('tool_call_id' in last)) messages[messages.length - 1] = { role: 'assistant', content: last.content, tool_calls: [call] };
+      else if (last?.role === 'assistant' && 'content' in last && !('tool_call_id' in last))
+        messages[messages.length - 1] = { role: 'assistant', content: last.content, tool_calls: [call] };
       else messages.push({ role: 'assistant', content: null, tool_calls: [call] });
       continue;
     }
@@ -49,7 +54,12 @@ export function toolFields(request: ModelRequest): Record<string, unknown> {
       // `strict` only when true: some Gemini-compatible backends refuse the field whatever its value.
       function: { name: tool.name, description: tool.description, parameters: tool.parameters, ...(tool.strict ? { strict: true } : {}) },
     })),
-    ...(choice === undefined ? {} : { tool_choice: choice === 'auto' || choice === 'required' || choice === 'none' ? choice : { type: 'function', function: { name: choice } } }),
+    ...(choice === undefined
+      ? {}
+      : {
+          tool_choice:
+            choice === 'auto' || choice === 'required' || choice === 'none' ? choice : { type: 'function', function: { name: choice } },
+        }),
     ...(request.modelSettings.parallelToolCalls === undefined ? {} : { parallel_tool_calls: request.modelSettings.parallelToolCalls }),
   };
 }

@@ -33,7 +33,11 @@ export function createChatModel(config: Config, tools: ReadonlyMap<string, ChatT
   const checkHealth = client ? cachedProbe(client) : async (): Promise<ModelHealth> => ({ status: 'ok', misconfigured: false });
   const instructions = config.SYSTEM_PROMPT ?? DEFAULT_INSTRUCTIONS;
   const settings: ModelSettings = { maxTokens: config.MAX_OUTPUT_TOKENS };
-  const retry = { maxRetries: config.UPSTREAM_MAX_RETRIES, initialDelayMs: config.UPSTREAM_RETRY_DELAY_MS, maxRetryAfterMs: MAX_RETRY_AFTER_MS };
+  const retry = {
+    maxRetries: config.UPSTREAM_MAX_RETRIES,
+    initialDelayMs: config.UPSTREAM_RETRY_DELAY_MS,
+    maxRetryAfterMs: MAX_RETRY_AFTER_MS,
+  };
   const support = new ToolSupport((level, providerMessage) => {
     const message =
       level === 'plain'
@@ -50,7 +54,15 @@ export function createChatModel(config: Config, tools: ReadonlyMap<string, ChatT
     checkHealth,
     streamReply(request: ReplyRequest): AsyncIterable<ModelStreamEvent> {
       // No generator of its own around the loop: one less hop for every token.
-      return streamDirect({ model, instructions, input: request.messages.map(toInputItem), settings, signal: request.signal, retry, toolLoop });
+      return streamDirect({
+        model,
+        instructions,
+        input: request.messages.map(toInputItem),
+        settings,
+        signal: request.signal,
+        retry,
+        toolLoop,
+      });
     },
   };
 }
@@ -84,7 +96,8 @@ function cachedProbe(client: OpenAI): () => Promise<ModelHealth> {
       return { status: 'ok', misconfigured: false };
     } catch (error) {
       const { status } = normalizeUpstreamFailure(error);
-      if (status === 401 || status === 403) return { status: 'error', misconfigured: true, detail: 'the model provider rejects the API key' };
+      if (status === 401 || status === 403)
+        return { status: 'error', misconfigured: true, detail: 'the model provider rejects the API key' };
       if (status !== undefined && status < 500) return { status: 'ok', misconfigured: false };
       return { status: 'error', misconfigured: false, detail: 'the model provider does not answer' };
     }
@@ -99,4 +112,3 @@ function toInputItem(message: ChatMessage): AgentInputItem {
   if (message.role === 'user') return { role: 'user', content: message.content };
   return { role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: message.content }] };
 }
-

@@ -37,7 +37,11 @@ export class DemoModel implements Model {
   async getResponse(request: ModelRequest): Promise<ModelResponse> {
     const reply = this.#reply(request);
     const text = reply.tokens.join('');
-    return { usage: usageFor(request.input, text, countTokens(text)), output: reply.output ?? [assistantOutput(text)], responseId: randomUUID() };
+    return {
+      usage: usageFor(request.input, text, countTokens(text)),
+      output: reply.output ?? [assistantOutput(text)],
+      responseId: randomUUID(),
+    };
   }
 
   async *getStreamedResponse(request: ModelRequest): AsyncIterable<StreamEvent> {
@@ -73,7 +77,13 @@ export class DemoModel implements Model {
   #reply(request: ModelRequest): { tokens: string[]; output?: protocol.FunctionCallItem[] } {
     const step = planDemoToolStep(request);
     if (step?.kind === 'call') {
-      const call = { type: 'function_call' as const, callId: `call_${randomUUID()}`, name: step.name, arguments: JSON.stringify(step.arguments), status: 'completed' as const };
+      const call = {
+        type: 'function_call' as const,
+        callId: `call_${randomUUID()}`,
+        name: step.name,
+        arguments: JSON.stringify(step.arguments),
+        status: 'completed' as const,
+      };
       return { tokens: [], output: [call] };
     }
     const tokens = step?.kind === 'answer' ? splitIntoDeltas(step.text) : composeDemoAnswer(request.input, this.#options.responseTokens);
@@ -111,7 +121,8 @@ export function composeDemoAnswer(input: string | AgentInputItem[], responseToke
   const tokens: string[] = [];
   const lines = intro.split(/(?<=\n)/);
   for (let index = 0; tokens.length < target; index++) {
-    const line = lines[index] ?? `${index - lines.length + 1}. Here is another demo line, streamed one small token at a time as a model would.\n`;
+    const line =
+      lines[index] ?? `${index - lines.length + 1}. Here is another demo line, streamed one small token at a time as a model would.\n`;
     tokens.push(...splitIntoDeltas(line));
   }
   // A small target cut mid-line is better than an answer several times longer than asked.

@@ -4,7 +4,13 @@ import { composeDemoAnswer, DemoModel } from './demo-model.js';
 import { planDemoToolStep } from './demo-tool-calls.js';
 
 const offer = (...names: string[]): SerializedTool[] =>
-  names.map((name) => ({ type: 'function', name, description: name, parameters: { type: 'object', properties: {}, required: [], additionalProperties: false }, strict: true }));
+  names.map((name) => ({
+    type: 'function',
+    name,
+    description: name,
+    parameters: { type: 'object', properties: {}, required: [], additionalProperties: false },
+    strict: true,
+  }));
 const ALL = offer('get_current_time', 'calculate', 'convert_units');
 
 const request = (input: ModelRequest['input'], tools = ALL, toolChoice?: 'none'): ModelRequest => ({
@@ -36,15 +42,20 @@ describe('the demo model with tools', () => {
     expect(planDemoToolStep(request(message))).toEqual({ kind: 'call', name, arguments: args });
   });
 
-  it.each(['Hello!', 'answer in 200 tokens', 'bench 7', 'Tell me a story, 400 tokens', 'What is streaming?', 'Write a haiku about streaming data', 'Explain SSE in one paragraph'])(
-    'answers %j exactly as without tools',
-    async (message) => {
-      expect(planDemoToolStep(request(message))).toBeUndefined();
-      const events = await collect(new DemoModel({ tokensPerSecond: 0, responseTokens: 60 }).getStreamedResponse(request(message)));
-      const deltas = events.flatMap((event) => (event.type === 'output_text_delta' ? [event.delta] : []));
-      expect(deltas).toEqual(composeDemoAnswer(message, 60));
-    },
-  );
+  it.each([
+    'Hello!',
+    'answer in 200 tokens',
+    'bench 7',
+    'Tell me a story, 400 tokens',
+    'What is streaming?',
+    'Write a haiku about streaming data',
+    'Explain SSE in one paragraph',
+  ])('answers %j exactly as without tools', async (message) => {
+    expect(planDemoToolStep(request(message))).toBeUndefined();
+    const events = await collect(new DemoModel({ tokensPerSecond: 0, responseTokens: 60 }).getStreamedResponse(request(message)));
+    const deltas = events.flatMap((event) => (event.type === 'output_text_delta' ? [event.delta] : []));
+    expect(deltas).toEqual(composeDemoAnswer(message, 60));
+  });
 
   it('calls no tool that is not offered, nor when told not to', () => {
     expect(planDemoToolStep(request('what is 12*(3+4)?', []))).toBeUndefined();
@@ -60,11 +71,19 @@ describe('the demo model with tools', () => {
   });
 
   it('streams a call as a function_call output item, with no text', async () => {
-    const events = await collect(new DemoModel({ tokensPerSecond: 0, responseTokens: 60 }).getStreamedResponse(request('convert 5 km to miles')));
+    const events = await collect(
+      new DemoModel({ tokensPerSecond: 0, responseTokens: 60 }).getStreamedResponse(request('convert 5 km to miles')),
+    );
     expect(events.some((event) => event.type === 'output_text_delta')).toBe(false);
     const done = events.at(-1)!;
     expect(done.type === 'response_done' && done.response.output).toEqual([
-      { type: 'function_call', callId: expect.stringMatching(/^call_/), name: 'convert_units', arguments: '{"value":5,"from_unit":"km","to_unit":"miles"}', status: 'completed' },
+      {
+        type: 'function_call',
+        callId: expect.stringMatching(/^call_/),
+        name: 'convert_units',
+        arguments: '{"value":5,"from_unit":"km","to_unit":"miles"}',
+        status: 'completed',
+      },
     ]);
   });
 

@@ -25,7 +25,12 @@ export function planDemoToolStep(request: ModelRequest): DemoToolStep | undefine
     return { kind: 'call', name: 'get_current_time', arguments: { time_zone: place ? zoneFor(place) : 'UTC' } };
   }
   const conversion = offered.has('convert_units') ? findConversion(message) : undefined;
-  if (conversion) return { kind: 'call', name: 'convert_units', arguments: { value: conversion.value, from_unit: conversion.fromUnit, to_unit: conversion.toUnit } };
+  if (conversion)
+    return {
+      kind: 'call',
+      name: 'convert_units',
+      arguments: { value: conversion.value, from_unit: conversion.fromUnit, to_unit: conversion.toUnit },
+    };
   const expression = offered.has('calculate') ? findExpression(message) : undefined;
   if (expression) return { kind: 'call', name: 'calculate', arguments: { expression } };
   return undefined;

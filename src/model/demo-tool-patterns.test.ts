@@ -65,7 +65,11 @@ describe('the demo model reading a message for a tool call', () => {
 
   it('still finds what an adversarial message asks for when there is an answer', () => {
     expect(findTimePlace(`what time is it in ${'x '.repeat(N / 2)}`)).toBe(`${'x '.repeat(N / 2)}`.trim());
-    expect(findConversion(`convert 2 ${'m'.repeat(N)} to  ft${' '.repeat(N)}?`)).toEqual({ value: 2, fromUnit: 'm'.repeat(N), toUnit: 'ft' });
+    expect(findConversion(`convert 2 ${'m'.repeat(N)} to  ft${' '.repeat(N)}?`)).toEqual({
+      value: 2,
+      fromUnit: 'm'.repeat(N),
+      toUnit: 'ft',
+    });
     expect(findExpression(`what is 1${' '.repeat(N)}+ 2`)).toBe(`1${' '.repeat(N)}+ 2`);
   });
 });

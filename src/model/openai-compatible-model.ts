@@ -112,7 +112,16 @@ export class OpenAICompatibleModel implements Model {
         id: id || 'chatcmpl',
         usage: { requests: 1, ...usage },
         output: [
-          ...(text === '' ? [] : [{ type: 'message' as const, role: 'assistant' as const, status: 'completed' as const, content: [{ type: 'output_text' as const, text }] }]),
+          ...(text === ''
+            ? []
+            : [
+                {
+                  type: 'message' as const,
+                  role: 'assistant' as const,
+                  status: 'completed' as const,
+                  content: [{ type: 'output_text' as const, text }],
+                },
+              ]),
           ...toolCalls.items(),
         ],
       },
@@ -174,7 +183,9 @@ export class OpenAICompatibleModel implements Model {
 
 interface ChatCompletionChunk {
   id?: string;
-  choices?: { delta?: { content?: string | null; tool_calls?: ToolCallDelta[]; reasoning_content?: string | null; reasoning?: string | null } }[];
+  choices?: {
+    delta?: { content?: string | null; tool_calls?: ToolCallDelta[]; reasoning_content?: string | null; reasoning?: string | null };
+  }[];
   usage?: { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number } | null;
   error?: object;
 }

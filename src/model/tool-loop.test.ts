@@ -23,7 +23,16 @@ async function answer(model: ScriptedModel, toolLoop?: ToolLoopOptions): Promise
   const events: ModelStreamEvent[] = [];
   const input = [{ role: 'user' as const, content: 'hello' }];
   try {
-    for await (const event of streamDirect({ model, instructions: 'be brief', input, settings: {}, signal: new AbortController().signal, retry, toolLoop })) events.push(event);
+    for await (const event of streamDirect({
+      model,
+      instructions: 'be brief',
+      input,
+      settings: {},
+      signal: new AbortController().signal,
+      retry,
+      toolLoop,
+    }))
+      events.push(event);
     return { events };
   } catch (error) {
     expect(error).toBeInstanceOf(ChatWaitError);
@@ -38,7 +47,10 @@ describe('an upstream failure, wrapped or not', () => {
     'a 503 inside a plain Error': new Error('the model call failed', { cause: providerError(503, 'overloaded') }),
     'a 408': providerError(408, 'request timeout'),
     'a 408 inside a plain Error': new Error('the model call failed', { cause: providerError(408, 'request timeout') }),
-    "a reset connection inside the Agents SDK's ModelTimeoutError": new ModelTimeoutError({ timeoutMs: 1000, cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }) }),
+    "a reset connection inside the Agents SDK's ModelTimeoutError": new ModelTimeoutError({
+      timeoutMs: 1000,
+      cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
+    }),
     'a 401 inside a plain Error': new Error('the model call failed', { cause: providerError(401, 'bad key') }),
     'a 400 inside a plain Error': new Error('the model call failed', { cause: providerError(400, 'the message is too long') }),
   };
@@ -73,7 +85,10 @@ describe('an upstream failure, wrapped or not', () => {
 
 describe('the tool loop', () => {
   it('runs a round of calls between two model calls and reports each call and result', async () => {
-    const model = new ScriptedModel([[functionCall('calculate', { expression: '6*7' }, { callId: 'call_1' })], [assistantMessage('It is 42.')]]);
+    const model = new ScriptedModel([
+      [functionCall('calculate', { expression: '6*7' }, { callId: 'call_1' })],
+      [assistantMessage('It is 42.')],
+    ]);
     const { events } = await answer(model, tools());
     expect(events.map((event) => event.type)).toEqual(['tool_call', 'tool_result', 'text_delta', 'done']);
     expect(events[1]).toMatchObject({ callId: 'call_1', output: '6*7 = 42', isError: false });

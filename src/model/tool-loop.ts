@@ -53,7 +53,16 @@ export async function* streamDirect(request: DirectStreamRequest): AsyncIterable
     for (let round = 0; ; round++) {
       const lastRound = toolLoop !== undefined && offer.active && round >= toolLoop.maxRounds;
       const settings: ModelSettings = lastRound ? { ...request.settings, toolChoice: 'none' } : request.settings;
-      const call = { model: request.model, instructions: request.instructions, input, settings, signal, retry: request.retry, offer, mayStepDown: round === 0 };
+      const call = {
+        model: request.model,
+        instructions: request.instructions,
+        input,
+        settings,
+        signal,
+        retry: request.retry,
+        offer,
+        mayStepDown: round === 0,
+      };
       const { response, emitted } = yield* streamModelCall(call);
       emittedAny ||= emitted;
       if (!response) break;

@@ -21,12 +21,17 @@ export interface ToolRoundOptions {
  * each result in call order, as soon as it and those before it are in (`tool_result`). Returns the
  * results as input items for the model's next call.
  */
-export async function* runToolRound(calls: readonly ToolCallRequest[], options: ToolRoundOptions): AsyncGenerator<ModelStreamEvent, AgentInputItem[]> {
+export async function* runToolRound(
+  calls: readonly ToolCallRequest[],
+  options: ToolRoundOptions,
+): AsyncGenerator<ModelStreamEvent, AgentInputItem[]> {
   for (const call of calls) yield { type: 'tool_call', callId: call.callId, name: call.name, arguments: call.arguments };
   // Each running call listens for the turn's abort: up to a full round of them is expected, not a leak.
   if (calls.length > 1) setMaxListeners(Math.max(getMaxListeners(options.signal), MAX_TOOL_CALLS_PER_ROUND + 10), options.signal);
   const outcomes = calls.map((call, index) =>
-    index < MAX_TOOL_CALLS_PER_ROUND ? runToolCall(options.tools, call, { timeoutMs: options.timeoutMs, signal: options.signal }) : Promise.resolve(TOO_MANY_CALLS),
+    index < MAX_TOOL_CALLS_PER_ROUND
+      ? runToolCall(options.tools, call, { timeoutMs: options.timeoutMs, signal: options.signal })
+      : Promise.resolve(TOO_MANY_CALLS),
   );
   outcomes.forEach((outcome) => outcome.catch(() => undefined));
   const results: AgentInputItem[] = [];

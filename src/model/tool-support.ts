@@ -34,7 +34,11 @@ export class ToolSupport {
    * Nothing is remembered yet: a 400 that only mentions tools proves nothing until the request with
    * less succeeds (then `confirm`).
    */
-  fallback(from: ToolSupportLevel, failure: UpstreamFailure, strictOffered: boolean): { level: ToolSupportLevel; message: string } | undefined {
+  fallback(
+    from: ToolSupportLevel,
+    failure: UpstreamFailure,
+    strictOffered: boolean,
+  ): { level: ToolSupportLevel; message: string } | undefined {
     if (from === 'none') return undefined;
     const message = toolRefusalMessage(failure);
     if (message === undefined) return undefined;
@@ -90,7 +94,11 @@ export class ToolOffer {
   /** Steps down when `failure` refused the tools themselves; true when the call should be made again at once. */
   stepDown(failure: UpstreamFailure): boolean {
     if (!this.#support || failure.aborted) return false;
-    const fallback = this.#support.fallback(this.#level, failure, this.#serialized.some((tool) => tool.type === 'function' && tool.strict));
+    const fallback = this.#support.fallback(
+      this.#level,
+      failure,
+      this.#serialized.some((tool) => tool.type === 'function' && tool.strict),
+    );
     if (!fallback) return false;
     this.#refused = fallback;
     this.#level = fallback.level;
@@ -106,7 +114,10 @@ export class ToolOffer {
   }
 }
 
-const serialized = { strict: new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>(), plain: new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>() };
+const serialized = {
+  strict: new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>(),
+  plain: new WeakMap<ReadonlyMap<string, ChatTool>, SerializedTool[]>(),
+};
 
 /** The tools as the model is told of them at `level` (non-strict but at `strict`), worked out once per tool set. */
 function serializeTools(tools: ReadonlyMap<string, ChatTool>, level: ToolSupportLevel): SerializedTool[] {
@@ -114,7 +125,13 @@ function serializeTools(tools: ReadonlyMap<string, ChatTool>, level: ToolSupport
   const cache = serialized[level];
   let list = cache.get(tools);
   if (!list) {
-    list = [...tools.values()].map((tool) => ({ type: 'function', name: tool.name, description: tool.description, parameters: tool.parameters, strict: level === 'strict' && tool.strict }));
+    list = [...tools.values()].map((tool) => ({
+      type: 'function',
+      name: tool.name,
+      description: tool.description,
+      parameters: tool.parameters,
+      strict: level === 'strict' && tool.strict,
+    }));
     cache.set(tools, list);
   }
   return list;

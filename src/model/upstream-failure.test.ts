@@ -39,7 +39,9 @@ describe('normalizeUpstreamFailure', () => {
   });
 
   it('prefers retry-after-ms, and reads a Retry-After given as an HTTP date', () => {
-    expect(normalizeUpstreamFailure(providerError(429, 'slow down', { 'retry-after-ms': '1500', 'retry-after': '9' })).retryAfterMs).toBe(1500);
+    expect(normalizeUpstreamFailure(providerError(429, 'slow down', { 'retry-after-ms': '1500', 'retry-after': '9' })).retryAfterMs).toBe(
+      1500,
+    );
     const inThirtySeconds = new Date(Date.now() + 30_000).toUTCString();
     const { retryAfterMs } = normalizeUpstreamFailure(providerError(503, 'overloaded', { 'retry-after': inThirtySeconds }));
     // The date has whole seconds: the wait is a little under 30 s, never more.
@@ -48,13 +50,18 @@ describe('normalizeUpstreamFailure', () => {
   });
 
   it('finds 408, 429 and 5xx worth retrying, and not 400, 401, 403, 404 or 422', () => {
-    for (const status of [408, 429, 500, 502, 503]) expect(normalizeUpstreamFailure(providerError(status, 'x')).transient, String(status)).toBe(true);
-    for (const status of [400, 401, 403, 404, 422]) expect(normalizeUpstreamFailure(providerError(status, 'x')).transient, String(status)).toBe(false);
+    for (const status of [408, 429, 500, 502, 503])
+      expect(normalizeUpstreamFailure(providerError(status, 'x')).transient, String(status)).toBe(true);
+    for (const status of [400, 401, 403, 404, 422])
+      expect(normalizeUpstreamFailure(providerError(status, 'x')).transient, String(status)).toBe(false);
   });
 
   it('reads a connection failure of the openai package, with or without a cause, as a transient network failure', async () => {
     const refused = await refusedFetchError();
-    for (const error of [new APIConnectionError({ message: 'Connection error.', cause: refused as Error }), new APIConnectionTimeoutError()]) {
+    for (const error of [
+      new APIConnectionError({ message: 'Connection error.', cause: refused as Error }),
+      new APIConnectionTimeoutError(),
+    ]) {
       expect(normalizeUpstreamFailure(error)).toMatchObject({ status: undefined, network: true, aborted: false, transient: true });
     }
   });
@@ -74,12 +81,18 @@ describe('normalizeUpstreamFailure', () => {
     }
     const controller = new AbortController();
     controller.abort();
-    expect(normalizeUpstreamFailure(providerError(503, 'overloaded'), controller.signal)).toMatchObject({ status: 503, aborted: true, transient: false });
+    expect(normalizeUpstreamFailure(providerError(503, 'overloaded'), controller.signal)).toMatchObject({
+      status: 503,
+      aborted: true,
+      transient: false,
+    });
   });
 
   it("takes the turn's own abort reason over whatever the call threw", () => {
     const controller = new AbortController();
-    const timeout = new UpstreamError('UPSTREAM_TIMEOUT', 'The model did not answer within 5 seconds. Please try again.', { retryable: true });
+    const timeout = new UpstreamError('UPSTREAM_TIMEOUT', 'The model did not answer within 5 seconds. Please try again.', {
+      retryable: true,
+    });
     controller.abort(timeout);
     const failure = normalizeUpstreamFailure(new APIConnectionError({ message: 'The model stream broke off.' }), controller.signal);
     expect(failure.own).toBe(timeout);
@@ -93,7 +106,12 @@ describe('normalizeUpstreamFailure', () => {
       new ModelTimeoutError({ timeoutMs: 1000, cause: providerError(503, 'overloaded', { 'retry-after': '1' }) }),
     ];
     for (const error of wrapped) {
-      expect(normalizeUpstreamFailure(error)).toMatchObject({ status: 503, retryAfterMs: 1000, providerMessage: 'overloaded', transient: true });
+      expect(normalizeUpstreamFailure(error)).toMatchObject({
+        status: 503,
+        retryAfterMs: 1000,
+        providerMessage: 'overloaded',
+        transient: true,
+      });
     }
     // The SDK's timeout alone is a network failure (its code is ETIMEDOUT), as the SDK itself classifies it.
     expect(normalizeUpstreamFailure(new ModelTimeoutError({ timeoutMs: 1000 }))).toMatchObject({ network: true, transient: true });
@@ -101,16 +119,25 @@ describe('normalizeUpstreamFailure', () => {
 
   it('lets the outermost of an abort and a network failure explain the failure', () => {
     const abort = new DOMException('This operation was aborted', 'AbortError');
-    expect(normalizeUpstreamFailure(new APIConnectionError({ message: 'The model stream broke off.', cause: abort }))).toMatchObject({ network: true, aborted: false });
+    expect(normalizeUpstreamFailure(new APIConnectionError({ message: 'The model stream broke off.', cause: abort }))).toMatchObject({
+      network: true,
+      aborted: false,
+    });
     const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
-    expect(normalizeUpstreamFailure(new Error('cancelled', { cause: Object.assign(new Error('aborted', { cause: reset }), { name: 'AbortError' }) }))).toMatchObject({
+    expect(
+      normalizeUpstreamFailure(
+        new Error('cancelled', { cause: Object.assign(new Error('aborted', { cause: reset }), { name: 'AbortError' }) }),
+      ),
+    ).toMatchObject({
       network: false,
       aborted: true,
     });
   });
 
   it('stops at our own error in the chain: its HTTP status is ours, not the provider’s', () => {
-    const ours = new UpstreamError('UPSTREAM_ERROR', 'The model returned an empty answer. Please try again or rephrase your message.', { retryable: true });
+    const ours = new UpstreamError('UPSTREAM_ERROR', 'The model returned an empty answer. Please try again or rephrase your message.', {
+      retryable: true,
+    });
     const failure = normalizeUpstreamFailure(new Error('wrapped', { cause: ours }));
     expect(failure).toMatchObject({ own: ours, status: undefined, transient: false });
   });
@@ -124,7 +151,11 @@ describe('normalizeUpstreamFailure', () => {
 
 describe('the error mapping and the tool-refusal check over a normalised failure', () => {
   it('is retryable exactly when the failure is transient, for every provider status and network failure', async () => {
-    const errors: unknown[] = [...[400, 401, 403, 404, 408, 409, 422, 429, 500, 503].map((status) => providerError(status, 'x')), new APIConnectionTimeoutError(), await refusedFetchError()];
+    const errors: unknown[] = [
+      ...[400, 401, 403, 404, 408, 409, 422, 429, 500, 503].map((status) => providerError(status, 'x')),
+      new APIConnectionTimeoutError(),
+      await refusedFetchError(),
+    ];
     for (const error of errors) {
       const failure = normalizeUpstreamFailure(error);
       expect(toUpstreamError(failure).retryable, String(failure.status ?? 'network')).toBe(failure.transient);
@@ -142,7 +173,9 @@ describe('the error mapping and the tool-refusal check over a normalised failure
   it('finds a refusal of tools in a 400, wrapped or not, and nowhere else', () => {
     const refusal = providerError(400, 'registry.ollama.ai/library/gemma:2b does not support tools');
     expect(toolRefusalMessage(normalizeUpstreamFailure(refusal))).toBe('registry.ollama.ai/library/gemma:2b does not support tools');
-    expect(toolRefusalMessage(normalizeUpstreamFailure(new Error('wrapped', { cause: refusal })))).toBe('registry.ollama.ai/library/gemma:2b does not support tools');
+    expect(toolRefusalMessage(normalizeUpstreamFailure(new Error('wrapped', { cause: refusal })))).toBe(
+      'registry.ollama.ai/library/gemma:2b does not support tools',
+    );
     expect(toolRefusalMessage(normalizeUpstreamFailure(providerError(400, 'The message is too long')))).toBeUndefined();
     expect(toolRefusalMessage(normalizeUpstreamFailure(providerError(500, 'tools are broken')))).toBeUndefined();
   });

@@ -68,7 +68,11 @@ function statusOf(link: unknown): { status: number; headers: unknown; message: s
   if (link instanceof APIError) {
     if (typeof link.status !== 'number') return undefined;
     // The openai package's message is "<status> <the body's error.message>" (or the body as JSON).
-    return { status: link.status, headers: link.headers, message: link.message.replace(/^\d{3} /, '').slice(0, MAX_PROVIDER_MESSAGE_CHARS) };
+    return {
+      status: link.status,
+      headers: link.headers,
+      message: link.message.replace(/^\d{3} /, '').slice(0, MAX_PROVIDER_MESSAGE_CHARS),
+    };
   }
   const { status, headers, message } = link as { status?: unknown; headers?: unknown; message?: unknown };
   if (typeof status !== 'number' || status < 400 || status >= 600) return undefined;

@@ -16,7 +16,10 @@ export const startEventSchema = z
     resumed: z.boolean().describe('True when the connection joined or resumed a turn that already existed.'),
     model: z.string(),
   })
-  .meta({ id: 'StartEvent', description: "Opens every connection's stream: which turn it reads and whether it joined one already under way." });
+  .meta({
+    id: 'StartEvent',
+    description: "Opens every connection's stream: which turn it reads and whether it joined one already under way.",
+  });
 
 /** A text delta exactly as the model produced it. */
 export const tokenEventSchema = z
@@ -94,7 +97,15 @@ export const resyncEventSchema = z
 
 /** Any event of the stream. */
 export const streamEventSchema = z
-  .discriminatedUnion('type', [startEventSchema, tokenEventSchema, toolCallEventSchema, toolResultEventSchema, endEventSchema, errorEventSchema, resyncEventSchema])
+  .discriminatedUnion('type', [
+    startEventSchema,
+    tokenEventSchema,
+    toolCallEventSchema,
+    toolResultEventSchema,
+    endEventSchema,
+    errorEventSchema,
+    resyncEventSchema,
+  ])
   .meta({ id: 'StreamEvent', description: 'One event of the stream: the JSON of its `data:` line.' });
 
 /** Any event of the stream. */

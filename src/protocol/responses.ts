@@ -11,7 +11,10 @@ export const toolStepSchema = z
     call_id: z.string(),
     name: z.string(),
     arguments: z.string().describe('The arguments as the JSON text the model wrote.'),
-    output: z.string().nullable().describe('What the tool gave the model ("Error: …" when it failed or timed out); null if the turn ended first.'),
+    output: z
+      .string()
+      .nullable()
+      .describe('What the tool gave the model ("Error: …" when it failed or timed out); null if the turn ended first.'),
     is_error: z.boolean(),
     duration_ms: z.number().nullable(),
     token_offset: z.number().int().describe('How many tokens of the answer came before the call.'),
@@ -25,7 +28,11 @@ export const waitResponseSchema = z.object({
   message: z.string().describe('The whole answer.'),
   finish_reason: answerFinishReasonSchema.describe('"cancelled" when the turn was stopped: `message` is then what was produced so far.'),
   context_id: z.string(),
-  token_count: z.number().int().nonnegative().describe('How many tokens the answer was streamed as (more than 0 unless cancelled before the first).'),
+  token_count: z
+    .number()
+    .int()
+    .nonnegative()
+    .describe('How many tokens the answer was streamed as (more than 0 unless cancelled before the first).'),
   processing_time_ms: z.number().nonnegative(),
   turn_id: z.string(),
   usage: tokenUsageSchema.optional(),
@@ -99,7 +106,11 @@ export const errorBodySchema = z.object({
 export type ErrorBody = z.infer<typeof errorBodySchema>;
 
 /** The model a server answers with. */
-export const modelInfoSchema = z.object({ provider: z.string(), name: z.string(), demo: z.boolean().describe('True for the built-in demo model (no provider).') });
+export const modelInfoSchema = z.object({
+  provider: z.string(),
+  name: z.string(),
+  demo: z.boolean().describe('True for the built-in demo model (no provider).'),
+});
 
 /** The answer of `GET /api/v1/config`: what clients need to know about the server (nothing secret). */
 export const clientConfigSchema = z.object({
@@ -135,4 +146,8 @@ export const livenessResponseSchema = z.object({ status: z.literal('alive') });
 export const readyResponseSchema = z.object({ status: z.literal('ready') });
 
 /** The 503 answer of `/api/v1/health/ready`: why this instance should get no traffic. */
-export const notReadyResponseSchema = z.object({ status: z.literal('not_ready'), reason: z.string(), checks: z.record(z.string(), z.unknown()).optional() });
+export const notReadyResponseSchema = z.object({
+  status: z.literal('not_ready'),
+  reason: z.string(),
+  checks: z.record(z.string(), z.unknown()).optional(),
+});

@@ -15,7 +15,17 @@ import {
 // every builder to the protocol's schemas, field order included, so the two cannot drift apart.
 
 /** Text that JSON must escape, and characters beyond the Basic Multilingual Plane. */
-const AWKWARD = ['', ' ', '\n', 'line one\nline two\r\n', 'tab\there', 'quote " and backslash \\', '\u0000\u001f\u2028\u2029', 'é 日本語 👋🏽', '</script>'];
+const AWKWARD = [
+  '',
+  ' ',
+  '\n',
+  'line one\nline two\r\n',
+  'tab\there',
+  'quote " and backslash \\',
+  '\u0000\u001f\u2028\u2029',
+  'é 日本語 👋🏽',
+  '</script>',
+];
 
 /** Every builder's output, with edge values, named by the event type it must parse as. */
 function builtEvents(): [StreamEventType, string][] {
@@ -43,11 +53,27 @@ function builtEvents(): [StreamEventType, string][] {
     tokenCount: AWKWARD.length,
     model: 'fake-model',
   };
-  events.push(['end', endEventData({ ...end, finishReason: 'stop', usage: { input_tokens: 10, output_tokens: 9, total_tokens: 19 }, timings: { ttft_ms: 0.4, total_ms: 812.3 } })]);
+  events.push([
+    'end',
+    endEventData({
+      ...end,
+      finishReason: 'stop',
+      usage: { input_tokens: 10, output_tokens: 9, total_tokens: 19 },
+      timings: { ttft_ms: 0.4, total_ms: 812.3 },
+    }),
+  ]);
   // No usage reported, no token ever came: null, never absent.
   events.push(['end', endEventData({ ...end, finishReason: 'cancelled', usage: undefined, timings: { ttft_ms: null, total_ms: 0 } })]);
   events.push(['end', endEventData({ ...end, finishReason: 'interrupted', usage: undefined, timings: { ttft_ms: 3, total_ms: 4 } })]);
-  events.push(['end', endEventData({ ...end, finishReason: 'error', usage: { input_tokens: 0, output_tokens: 0, total_tokens: 0 }, timings: { ttft_ms: null, total_ms: 1 } })]);
+  events.push([
+    'end',
+    endEventData({
+      ...end,
+      finishReason: 'error',
+      usage: { input_tokens: 0, output_tokens: 0, total_tokens: 0 },
+      timings: { ttft_ms: null, total_ms: 1 },
+    }),
+  ]);
   return events;
 }
 
@@ -77,20 +103,44 @@ describe('the event builders', () => {
     AWKWARD.forEach((token, index) => {
       expect(JSON.parse(tokenEventData(JSON.stringify('ctx'), token, index))).toMatchObject({ token, token_index: index });
     });
-    expect(JSON.parse(endEventData({ contextId: 'c', turnId: 't', finalOutput: AWKWARD.join(''), tokenCount: 1, finishReason: 'stop', usage: undefined, timings: { ttft_ms: null, total_ms: 0 }, model: 'm' })).final_output).toBe(
-      AWKWARD.join(''),
-    );
+    expect(
+      JSON.parse(
+        endEventData({
+          contextId: 'c',
+          turnId: 't',
+          finalOutput: AWKWARD.join(''),
+          tokenCount: 1,
+          finishReason: 'stop',
+          usage: undefined,
+          timings: { ttft_ms: null, total_ms: 0 },
+          model: 'm',
+        }),
+      ).final_output,
+    ).toBe(AWKWARD.join(''));
   });
 
   it('write the token event in the original ChatWait field order, byte for byte', () => {
-    expect(tokenEventData(JSON.stringify('ctx'), 'Hi\n', 0)).toBe('{"token":"Hi\\n","token_index":0,"context_id":"ctx","event_type":"token","type":"token"}');
+    expect(tokenEventData(JSON.stringify('ctx'), 'Hi\n', 0)).toBe(
+      '{"token":"Hi\\n","token_index":0,"context_id":"ctx","event_type":"token","type":"token"}',
+    );
   });
 
-  it("meet a schema that refuses wrong fields, so the checks above can fail", () => {
+  it('meet a schema that refuses wrong fields, so the checks above can fail', () => {
     const token = JSON.parse(tokenEventData(JSON.stringify('ctx'), 'x', 0));
     expect(streamEventSchema.safeParse({ ...token, token_index: -1 }).success).toBe(false);
     expect(streamEventSchema.safeParse({ ...token, type: 'tokens' }).success).toBe(false);
-    const end = JSON.parse(endEventData({ contextId: 'c', turnId: 't', finalOutput: '', tokenCount: 0, finishReason: 'stop', usage: undefined, timings: { ttft_ms: null, total_ms: 0 }, model: 'm' }));
+    const end = JSON.parse(
+      endEventData({
+        contextId: 'c',
+        turnId: 't',
+        finalOutput: '',
+        tokenCount: 0,
+        finishReason: 'stop',
+        usage: undefined,
+        timings: { ttft_ms: null, total_ms: 0 },
+        model: 'm',
+      }),
+    );
     expect(streamEventSchema.safeParse({ ...end, finish_reason: 'done' }).success).toBe(false);
     const { usage: _usage, ...withoutUsage } = end;
     expect(streamEventSchema.safeParse(withoutUsage).success).toBe(false);

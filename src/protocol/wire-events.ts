@@ -20,7 +20,14 @@ export function toolCallEventData(callId: string, name: string, args: string): s
 
 /** A `tool_result` event: what the call gave the model (an "Error: …" text when it failed or timed out) and how long it ran. */
 export function toolResultEventData(callId: string, output: string, isError: boolean, durationMs: number): string {
-  return JSON.stringify({ type: 'tool_result', event_type: 'tool_result', call_id: callId, output, is_error: isError, duration_ms: durationMs });
+  return JSON.stringify({
+    type: 'tool_result',
+    event_type: 'tool_result',
+    call_id: callId,
+    output,
+    is_error: isError,
+    duration_ms: durationMs,
+  });
 }
 
 /** The `end` event with the whole answer. */
@@ -50,7 +57,15 @@ export function endEventData(fields: {
 
 /** An `error` event: a failure after the stream has begun. */
 export function errorEventData(contextId: string, turnId: string, errorCode: string, message: string, retryable: boolean): string {
-  return JSON.stringify({ type: 'error', event_type: 'error', context_id: contextId, turn_id: turnId, error_code: errorCode, message, retryable });
+  return JSON.stringify({
+    type: 'error',
+    event_type: 'error',
+    context_id: contextId,
+    turn_id: turnId,
+    error_code: errorCode,
+    message,
+    retryable,
+  });
 }
 
 /** A `resync` event: the whole stored answer of a turn that has left the replay log. */

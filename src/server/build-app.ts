@@ -77,7 +77,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // Errors Fastify raises before routing (a malformed URL, say) get the same JSON format as the rest.
     frameworkErrors: (error, request, reply) => {
       reply.header('x-request-id', request.id);
-      void sendError(request, reply, new RequestError('BAD_REQUEST', 'The request URL is malformed (check its percent-encoding).', { cause: error }));
+      void sendError(
+        request,
+        reply,
+        new RequestError('BAD_REQUEST', 'The request URL is malformed (check its percent-encoding).', { cause: error }),
+      );
     },
     // Requests too broken to reach Fastify (bad HTTP, oversized headers) still get a JSON error.
     clientErrorHandler: (error: NodeJS.ErrnoException, socket) => {
@@ -96,8 +100,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       // A request that arrived too slowly may arrive in time when sent again; a malformed one will not.
       const body = JSON.stringify(errorBody(new RequestError('BAD_REQUEST', message, { retryable: status === 408 }), randomUUID()));
       // Closed once written: a client that stalled or spoke nonsense does not keep its socket.
-      socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`, () =>
-        socket.destroy(),
+      socket.end(
+        `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        () => socket.destroy(),
       );
     },
   }).withTypeProvider<ZodTypeProvider>();
@@ -131,10 +136,14 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   // A connection proves itself with a valid key (checked above) or, without keys, a whole request to a known route.
   const tooManyConnections = () =>
-    new RequestError('RATE_LIMITED', `Too many connections: at most ${config.MAX_CONNECTIONS_PER_CLIENT} at once. Close some and try again.`, {
-      headers: { 'retry-after': '1', connection: 'close' },
-      retryable: true,
-    });
+    new RequestError(
+      'RATE_LIMITED',
+      `Too many connections: at most ${config.MAX_CONNECTIONS_PER_CLIENT} at once. Close some and try again.`,
+      {
+        headers: { 'retry-after': '1', connection: 'close' },
+        retryable: true,
+      },
+    );
   if (config.API_KEYS.length > 0) {
     app.addHook('onRequest', async (request, reply) => {
       if (request.owner !== null) {

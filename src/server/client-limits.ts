@@ -45,19 +45,24 @@ export function registerClientLimits(
   const maxGenerating = config.MAX_GENERATING_TURNS_PER_CLIENT;
   /** Turns generating now, by client. Counted in this process, where the turns run. */
   const generating = new Map<string, number>();
-  const api = limiters?.api ?? new MemoryRateLimiter({ requestsPerMinute: rpm * API_RATE_FACTOR, burst: burst * API_RATE_FACTOR, maxStreams: 0 });
+  const api =
+    limiters?.api ?? new MemoryRateLimiter({ requestsPerMinute: rpm * API_RATE_FACTOR, burst: burst * API_RATE_FACTOR, maxStreams: 0 });
   app.addHook('onClose', async () => {
     for (const limiter of [turns, api]) (limiter as { close?: () => void }).close?.();
   });
 
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions.url;
-    if (rpm === 0 || route === undefined || !route.startsWith('/api/') || UNLIMITED_ROUTES.has(route) || STREAMING_ROUTES.has(route)) return;
+    if (rpm === 0 || route === undefined || !route.startsWith('/api/') || UNLIMITED_ROUTES.has(route) || STREAMING_ROUTES.has(route))
+      return;
     const decision = await api.consume(clientOf(request));
     reply.headers(rateLimitHeaders(decision, burst * API_RATE_FACTOR));
     if (!decision.allowed) {
       onLimited('api');
-      throw tooMany(`Too many requests. Try again in ${decision.retryAfterSeconds} s.`, rateLimitHeaders(decision, burst * API_RATE_FACTOR));
+      throw tooMany(
+        `Too many requests. Try again in ${decision.retryAfterSeconds} s.`,
+        rateLimitHeaders(decision, burst * API_RATE_FACTOR),
+      );
     }
   });
 

@@ -24,10 +24,7 @@ export function registerErrorHandlers(app: FastifyInstance): void {
 /** Sends a ChatWaitError in the documented format. */
 export function sendError(request: FastifyRequest, reply: FastifyReply, error: ChatWaitError): FastifyReply {
   if (error.headers) reply.headers(error.headers);
-  return reply
-    .code(error.status)
-    .type('application/json; charset=utf-8')
-    .send(errorBody(error, request.id));
+  return reply.code(error.status).type('application/json; charset=utf-8').send(errorBody(error, request.id));
 }
 
 /** The JSON body of an error response. */
@@ -46,7 +43,11 @@ function classifyError(error: FastifyError | SchemaValidationError): ChatWaitErr
   if (error instanceof SchemaValidationError) {
     const detail = toValidationDetails(error);
     const first = detail[0]!;
-    return new RequestError('VALIDATION_ERROR', `Invalid request: ${first.msg}${detail.length > 1 ? ` (and ${detail.length - 1} more)` : ''}.`, { detail });
+    return new RequestError(
+      'VALIDATION_ERROR',
+      `Invalid request: ${first.msg}${detail.length > 1 ? ` (and ${detail.length - 1} more)` : ''}.`,
+      { detail },
+    );
   }
   switch (error.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
@@ -64,7 +65,8 @@ function classifyError(error: FastifyError | SchemaValidationError): ChatWaitErr
     return malformedJson('The body is not valid JSON. Send a JSON object such as {"message": "Hello"}.');
   }
   if (error.statusCode === 413) return new RequestError('PAYLOAD_TOO_LARGE', 'The request is too large.');
-  if (error.statusCode === 415) return new RequestError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON with the header Content-Type: application/json.');
+  if (error.statusCode === 415)
+    return new RequestError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON with the header Content-Type: application/json.');
   if (error.statusCode === 404) return new RequestError('NOT_FOUND', 'Not found. The API is described at /docs.');
   if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
     return malformedJson('The request is malformed.');

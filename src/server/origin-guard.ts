@@ -19,7 +19,8 @@ export type OriginGuardOptions = Pick<Config, 'HOST' | 'ALLOWED_ORIGINS' | 'ALLO
 export function registerOriginGuard(app: FastifyInstance, options: OriginGuardOptions): void {
   const anyOrigin = options.ALLOWED_ORIGINS.includes('*');
   const allowedOrigins = new Set(options.ALLOWED_ORIGINS);
-  const anyHost = options.ALLOWED_HOSTS.includes('*') || (options.ALLOWED_HOSTS.length === 0 && !LOOPBACK_BINDING.test(options.HOST.trim()));
+  const anyHost =
+    options.ALLOWED_HOSTS.includes('*') || (options.ALLOWED_HOSTS.length === 0 && !LOOPBACK_BINDING.test(options.HOST.trim()));
   const allowedHosts = options.ALLOWED_HOSTS;
   // Without a trusted proxy the scheme it terminated is unknown: an https page may reach us over http.
   const schemeKnown = options.TRUST_PROXY !== false;
@@ -48,7 +49,10 @@ export function registerOriginGuard(app: FastifyInstance, options: OriginGuardOp
     }
     // Another site's request without an Origin: a link followed to one of our pages is fine, anything else (an <img>, a no-cors fetch) is not.
     if ((site === 'cross-site' || site === 'same-site') && !(request.headers['sec-fetch-mode'] === 'navigate' && isPagePath(request))) {
-      throw new RequestError('ORIGIN_NOT_ALLOWED', "Requests from other web sites are not allowed. The server's ALLOWED_ORIGINS lists the sites that may use it.");
+      throw new RequestError(
+        'ORIGIN_NOT_ALLOWED',
+        "Requests from other web sites are not allowed. The server's ALLOWED_ORIGINS lists the sites that may use it.",
+      );
     }
   });
 }

@@ -15,7 +15,10 @@ const LONE_SURROGATE = /\p{Cs}/u;
 
 /** The string schema, refused when the text holds a lone surrogate: it would be stored (and read back) as U+FFFD. */
 export function storable(schema: z.ZodString, field: string): z.ZodString {
-  return schema.refine((text) => !LONE_SURROGATE.test(text), `${field} must not contain a lone UTF-16 surrogate (such as \\ud800 without its pair): it cannot be stored`);
+  return schema.refine(
+    (text) => !LONE_SURROGATE.test(text),
+    `${field} must not contain a lone UTF-16 surrogate (such as \\ud800 without its pair): it cannot be stored`,
+  );
 }
 
 const message = storable(
@@ -40,7 +43,10 @@ const history = z
   .array(
     z.object({
       role: z.enum(['user', 'assistant'], { error: 'role must be "user" or "assistant"' }),
-      content: storable(z.string({ error: 'content must be a string' }).max(100_000, 'content must be at most 100,000 characters'), 'content'),
+      content: storable(
+        z.string({ error: 'content must be a string' }).max(100_000, 'content must be at most 100,000 characters'),
+        'content',
+      ),
     }),
     { error: 'history must be a list of {role, content} messages' },
   )
@@ -107,16 +113,22 @@ export function toToolStepJson(step: ToolStep): ToolStepBody {
 /** The error responses every chat route may give, for the docs. */
 export const chatErrorResponses = {
   400: errorBodySchema.describe('EMPTY_MESSAGE: the message is only whitespace'),
-  403: errorBodySchema.describe('ORIGIN_NOT_ALLOWED: a browser page on another origin; HOST_NOT_ALLOWED: a loopback server reached by another host name'),
+  403: errorBodySchema.describe(
+    'ORIGIN_NOT_ALLOWED: a browser page on another origin; HOST_NOT_ALLOWED: a loopback server reached by another host name',
+  ),
   404: errorBodySchema.describe('NOT_FOUND'),
-  409: errorBodySchema.describe('CONVERSATION_BUSY, or IDEMPOTENCY_KEY_REUSED: the client_message_id was sent before with a different message'),
+  409: errorBodySchema.describe(
+    'CONVERSATION_BUSY, or IDEMPOTENCY_KEY_REUSED: the client_message_id was sent before with a different message',
+  ),
   413: errorBodySchema.describe('PAYLOAD_TOO_LARGE'),
   415: errorBodySchema.describe('UNSUPPORTED_MEDIA_TYPE'),
   422: errorBodySchema.describe('VALIDATION_ERROR, with a detail list naming each field'),
   429: errorBodySchema.describe('RATE_LIMITED or TOO_MANY_GENERATING_TURNS'),
   500: errorBodySchema.describe('INTERNAL_ERROR'),
   502: errorBodySchema.describe('UPSTREAM_ERROR'),
-  503: errorBodySchema.describe('MODEL_UNAVAILABLE, SERVER_BUSY, SHUTTING_DOWN, STORE_UNAVAILABLE: the conversation store cannot be used now (a full disk?), or DEPENDENCY_UNAVAILABLE: its database server cannot be reached'),
+  503: errorBodySchema.describe(
+    'MODEL_UNAVAILABLE, SERVER_BUSY, SHUTTING_DOWN, STORE_UNAVAILABLE: the conversation store cannot be used now (a full disk?), or DEPENDENCY_UNAVAILABLE: its database server cannot be reached',
+  ),
   504: errorBodySchema.describe('UPSTREAM_TIMEOUT'),
 };
 
@@ -124,7 +136,7 @@ export const chatErrorResponses = {
 export const streamingResponses = {
   200: {
     description:
-      'A text/event-stream of `start`, `token` … `end` (or `error`) events, each one `data:` line of JSON then its `id:` line (`<turn_id>/<position>`); `tool_call` and `tool_result` events come between tokens when the model uses tools, and a resume of a turn that has left the replay log gets `resync` then `end`. The schema is that of one event\'s JSON.',
+      "A text/event-stream of `start`, `token` … `end` (or `error`) events, each one `data:` line of JSON then its `id:` line (`<turn_id>/<position>`); `tool_call` and `tool_result` events come between tokens when the model uses tools, and a resume of a turn that has left the replay log gets `resync` then `end`. The schema is that of one event's JSON.",
     content: { 'text/event-stream': { schema: streamEventSchema } },
   },
   ...chatErrorResponses,

@@ -18,7 +18,12 @@ describe('SSE framing', () => {
   it('frames an ended log once: every offset starts the block of its position, and the same array gets the same text', () => {
     const framed = framedLog('turn', entries);
     for (let position = 0; position < entries.length; position++) {
-      expect(framed.text.slice(framed.offsets[position])).toBe(entries.slice(position).map((entry) => entryBlock('turn', entry)).join(''));
+      expect(framed.text.slice(framed.offsets[position])).toBe(
+        entries
+          .slice(position)
+          .map((entry) => entryBlock('turn', entry))
+          .join(''),
+      );
     }
     expect(framedLog('turn', entries)).toBe(framed);
     expect(framedLog('turn', [...entries])).not.toBe(framed);

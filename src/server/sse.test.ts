@@ -33,7 +33,12 @@ describe('SseStream', () => {
     vi.useFakeTimers();
     try {
       const response = stuckResponse();
-      const stream = new SseStream(response as unknown as ServerResponse, { heartbeatMs: 1000, maxBufferedBytes: 1_000_000, drainTimeoutMs: 5000, headers: {} });
+      const stream = new SseStream(response as unknown as ServerResponse, {
+        heartbeatMs: 1000,
+        maxBufferedBytes: 1_000_000,
+        drainTimeoutMs: 5000,
+        headers: {},
+      });
       const big = 'x'.repeat(20_000);
       const waiting = stream.send('t/0', JSON.stringify({ token: big }));
       expect(waiting).toBeInstanceOf(Promise);
@@ -54,7 +59,12 @@ describe('SseStream', () => {
 
   it('disconnects a reader whose unsent data passes the limit', () => {
     const response = stuckResponse();
-    const stream = new SseStream(response as unknown as ServerResponse, { heartbeatMs: 1000, maxBufferedBytes: 30_000, drainTimeoutMs: 60_000, headers: {} });
+    const stream = new SseStream(response as unknown as ServerResponse, {
+      heartbeatMs: 1000,
+      maxBufferedBytes: 30_000,
+      drainTimeoutMs: 60_000,
+      headers: {},
+    });
     void stream.send('t/0', 'x'.repeat(40_000));
     expect(response.destroy).not.toHaveBeenCalled();
     stream.send('t/1', '{}');
@@ -64,7 +74,12 @@ describe('SseStream', () => {
 
   it('sends framed text in pieces cut at block ends, one piece per drain', async () => {
     const response = stuckResponse();
-    const stream = new SseStream(response as unknown as ServerResponse, { heartbeatMs: 1000, maxBufferedBytes: 1_000_000, drainTimeoutMs: 60_000, headers: {} });
+    const stream = new SseStream(response as unknown as ServerResponse, {
+      heartbeatMs: 1000,
+      maxBufferedBytes: 1_000_000,
+      drainTimeoutMs: 60_000,
+      headers: {},
+    });
     const blocks = Array.from({ length: 2000 }, (_, position) => `data: {"token":"${'y'.repeat(position % 90)}"}\nid: t/${position}\n\n`);
     const text = blocks.join('');
     const before = response.written.length;
@@ -87,7 +102,12 @@ describe('SseStream', () => {
   it('notices a client that left before the stream was set up', () => {
     const response = stuckResponse();
     response.destroyed = true;
-    const stream = new SseStream(response as unknown as ServerResponse, { heartbeatMs: 1000, maxBufferedBytes: 30_000, drainTimeoutMs: 60_000, headers: {} });
+    const stream = new SseStream(response as unknown as ServerResponse, {
+      heartbeatMs: 1000,
+      maxBufferedBytes: 30_000,
+      drainTimeoutMs: 60_000,
+      headers: {},
+    });
     expect(stream.signal.aborted).toBe(true);
     expect(stream.send('t/0', '{}')).toBeUndefined();
   });

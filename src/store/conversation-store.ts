@@ -68,7 +68,9 @@ export interface ConversationPage {
 export type NewTurn = Pick<TurnRecord, 'turnId' | 'contextId' | 'userMessage' | 'model' | 'clientMessageId'> & { owner: string | null };
 
 /** How a turn ended; `toolSteps` left out means none. */
-export type TurnOutcome = Pick<TurnRecord, 'status' | 'answer' | 'usage' | 'timings' | 'errorCode' | 'tokenCount'> & { toolSteps?: readonly ToolStep[] | undefined };
+export type TurnOutcome = Pick<TurnRecord, 'status' | 'answer' | 'usage' | 'timings' | 'errorCode' | 'tokenCount'> & {
+  toolSteps?: readonly ToolStep[] | undefined;
+};
 
 /** What importing one conversation did. */
 export interface ImportResult {
@@ -89,7 +91,9 @@ export function importedTurn(turn: TurnRecord): TurnRecord {
 export class TurnConflictError extends Error {
   override name = 'TurnConflictError';
   constructor(readonly kind: 'busy' | 'duplicate') {
-    super(kind === 'busy' ? 'the conversation already has a turn generating' : 'the client_message_id was already used in this conversation');
+    super(
+      kind === 'busy' ? 'the conversation already has a turn generating' : 'the client_message_id was already used in this conversation',
+    );
   }
 }
 
@@ -117,7 +121,10 @@ export interface ConversationStore {
   /** A conversation with all its turns, or undefined (for tests and tools: requests read a page at a time). */
   getConversation(contextId: string): Promise<ConversationRecord | undefined>;
   /** A conversation with one page of its turns (`limit` of them, older than `cursor`), or undefined. */
-  getConversationPage(contextId: string, options: { limit: number; cursor?: string | undefined }): Promise<ConversationTurnsPage | undefined>;
+  getConversationPage(
+    contextId: string,
+    options: { limit: number; cursor?: string | undefined },
+  ): Promise<ConversationTurnsPage | undefined>;
   /** The newest `maxTurns` answered turns of a conversation (not streaming, answer not empty), oldest first: a new turn's history. */
   recentTurns(contextId: string, maxTurns: number): Promise<TurnRecord[]>;
   /** One owner's conversations, most recently active first. */

@@ -14,7 +14,8 @@ export function isPostgresUrl(databaseUrl: string): boolean {
 export function createConversationStore(databaseUrl: string): ConversationStore {
   if (databaseUrl === 'memory') return new MemoryConversationStore();
   if (databaseUrl.startsWith('sqlite:')) return openSqliteStore(databaseUrl.slice('sqlite:'.length));
-  if (isPostgresUrl(databaseUrl)) throw new ConfigError('DATABASE_URL names PostgreSQL: open it with openConversationStore (it connects and migrates first).');
+  if (isPostgresUrl(databaseUrl))
+    throw new ConfigError('DATABASE_URL names PostgreSQL: open it with openConversationStore (it connects and migrates first).');
   throw new ConfigError('DATABASE_URL must be memory, sqlite:<path> or postgres://user:password@host:port/database.');
 }
 

@@ -38,7 +38,14 @@ export class MemoryConversationStore implements ConversationStore {
     const now = this.#now();
     let conversation = this.#conversations.get(turn.contextId);
     if (!conversation) {
-      conversation = { contextId: turn.contextId, owner: turn.owner, title: titleFromMessage(turn.userMessage), createdAt: now, updatedAt: now, turns: [] };
+      conversation = {
+        contextId: turn.contextId,
+        owner: turn.owner,
+        title: titleFromMessage(turn.userMessage),
+        createdAt: now,
+        updatedAt: now,
+        turns: [],
+      };
       this.#conversations.set(turn.contextId, conversation);
     }
     if (conversation.turns.some((existing) => existing.status === 'streaming')) throw new TurnConflictError('busy');
@@ -106,11 +113,17 @@ export class MemoryConversationStore implements ConversationStore {
     return conversation && { ...summarize(conversation), turns: conversation.turns.map(copyTurn) };
   }
 
-  async getConversationPage(contextId: string, options: { limit: number; cursor?: string | undefined }): Promise<ConversationTurnsPage | undefined> {
+  async getConversationPage(
+    contextId: string,
+    options: { limit: number; cursor?: string | undefined },
+  ): Promise<ConversationTurnsPage | undefined> {
     const conversation = this.#conversations.get(contextId);
     if (!conversation) return undefined;
     // Turns are only ever appended, so a turn's sequence number (from 1) is its index + 1.
-    const before = Math.min((options.cursor === undefined ? undefined : decodeTurnCursor(options.cursor)) ?? Infinity, conversation.turns.length + 1);
+    const before = Math.min(
+      (options.cursor === undefined ? undefined : decodeTurnCursor(options.cursor)) ?? Infinity,
+      conversation.turns.length + 1,
+    );
     const start = Math.max(0, before - 1 - options.limit);
     const turns = conversation.turns.slice(start, before - 1).map(copyTurn);
     return { ...summarize(conversation), turns, nextCursor: start > 0 ? encodeTurnCursor(start + 1) : undefined };
@@ -165,7 +178,14 @@ export class MemoryConversationStore implements ConversationStore {
     let conversation = this.#conversations.get(copy.contextId);
     const created = !conversation;
     if (!conversation) {
-      conversation = { contextId: copy.contextId, owner: copy.owner, title: copy.title, createdAt: copy.createdAt, updatedAt: copy.updatedAt, turns: [] };
+      conversation = {
+        contextId: copy.contextId,
+        owner: copy.owner,
+        title: copy.title,
+        createdAt: copy.createdAt,
+        updatedAt: copy.updatedAt,
+        turns: [],
+      };
       this.#conversations.set(copy.contextId, conversation);
     }
     let turnsAdded = 0;

@@ -18,7 +18,10 @@ export function prepareSqlitePath(path: string): void {
   const absolute = resolve(path);
   const existing = statOrUndefined(absolute);
   if (existing && !existing.isFile()) {
-    throw databaseError(path, existing.isDirectory() ? 'is a directory; name a file in it, such as sqlite:./data/chatwait.db' : 'is not a regular file');
+    throw databaseError(
+      path,
+      existing.isDirectory() ? 'is a directory; name a file in it, such as sqlite:./data/chatwait.db' : 'is not a regular file',
+    );
   }
   createDirectory(path, dirname(absolute));
   const folder = dirname(absolute);
@@ -70,7 +73,10 @@ function createDirectory(path: string, folder: string): void {
     try {
       mkdirSync(directory);
     } catch (error) {
-      throw databaseError(path, `needs the directory ${directory}, which cannot be created (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw databaseError(
+        path,
+        `needs the directory ${directory}, which cannot be created (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
   }
 }
@@ -135,7 +141,10 @@ export function toStoreError(error: unknown): unknown {
     if (message.includes('turns.client_message_id')) return new TurnConflictError('duplicate');
   }
   if (typeof code !== 'string' || !UNAVAILABLE.test(code)) return error;
-  return new StoreUnavailableError('The conversation store cannot be used right now (its disk may be full or its file damaged). Please try again in a moment.', error);
+  return new StoreUnavailableError(
+    'The conversation store cannot be used right now (its disk may be full or its file damaged). Please try again in a moment.',
+    error,
+  );
 }
 
 /** A prepared statement whose failures go through `toStoreError`. */

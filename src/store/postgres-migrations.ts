@@ -63,7 +63,9 @@ export async function migratePostgres(pool: pg.Pool): Promise<number> {
       try {
         await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
         await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
-        const { rows } = await client.query<{ version: number }>('SELECT COALESCE(MAX(version), 0)::integer AS version FROM schema_migrations');
+        const { rows } = await client.query<{ version: number }>(
+          'SELECT COALESCE(MAX(version), 0)::integer AS version FROM schema_migrations',
+        );
         const current = rows[0]!.version;
         if (current > POSTGRES_MIGRATIONS.length) {
           throw new ConfigError(

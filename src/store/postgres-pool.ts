@@ -28,7 +28,9 @@ export interface PostgresStoreOptions {
 /** int8 (BIGINT, and COUNT(*)) as a JavaScript number: our BIGINTs are milliseconds and counts, far below 2^53. */
 const types = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    oid === pg.types.builtins.INT8
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
 /** The pool's settings for a `postgres://` URL: bounded waits everywhere, so an outage fails fast instead of hanging requests. */
@@ -50,7 +52,16 @@ export function postgresPoolConfig(url: string, options: PostgresStoreOptions): 
 
 // SQLSTATE classes and codes that mean "the database cannot be used now", not "this request is wrong".
 const UNAVAILABLE_CLASSES = ['08', '53', '57', '58'];
-const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+const UNAVAILABLE_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 /** Whether an error from `pg` means the database is out of reach or out of service (as opposed to a bad statement). */
 export function isPostgresUnavailable(error: unknown): boolean {
@@ -71,7 +82,10 @@ export function isPostgresUnavailable(error: unknown): boolean {
 export function toPostgresStoreError(error: unknown, url?: string): Error {
   if (error instanceof ConfigError || error instanceof StoreUnavailableError || error instanceof TurnConflictError) return error;
   const constraint = (error as { constraint?: unknown }).constraint;
-  if ((error as { code?: unknown }).code === '23505' && (constraint === 'turns_one_streaming' || constraint === 'turns_by_client_message')) {
+  if (
+    (error as { code?: unknown }).code === '23505' &&
+    (constraint === 'turns_one_streaming' || constraint === 'turns_by_client_message')
+  ) {
     return new TurnConflictError(constraint === 'turns_one_streaming' ? 'busy' : 'duplicate');
   }
   const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
@@ -79,7 +93,11 @@ export function toPostgresStoreError(error: unknown, url?: string): Error {
     return new ConfigError(`Cannot open the database at DATABASE_URL=${redactUrl(url)}: ${reason}.`);
   }
   if (isPostgresUnavailable(error)) {
-    return new StoreUnavailableError(`The conversation database cannot be reached (${reason}). Please try again in a moment.`, error, 'DEPENDENCY_UNAVAILABLE');
+    return new StoreUnavailableError(
+      `The conversation database cannot be reached (${reason}). Please try again in a moment.`,
+      error,
+      'DEPENDENCY_UNAVAILABLE',
+    );
   }
   return error instanceof Error ? error : new Error(reason);
 }

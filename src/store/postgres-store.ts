@@ -120,18 +120,26 @@ export class PostgresConversationStore implements ConversationStore {
       );
     });
     const { owner: _owner, ...fields } = turn;
-    return { ...fields, answer: '', status: 'streaming', createdAt: new Date(now), finishedAt: undefined, usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 0, toolSteps: [] };
+    return {
+      ...fields,
+      answer: '',
+      status: 'streaming',
+      createdAt: new Date(now),
+      finishedAt: undefined,
+      usage: undefined,
+      timings: undefined,
+      errorCode: undefined,
+      tokenCount: 0,
+      toolSteps: [],
+    };
   }
 
   async saveProgress(turnId: string, answer: string, tokenCount: number, toolSteps?: readonly ToolStep[]): Promise<void> {
     if (toolSteps && toolSteps.length > 0) {
-      await this.#query("UPDATE turns SET answer = $1, token_count = $2, tool_steps = $3 WHERE turn_id = $4 AND status = 'streaming' AND instance_id = $5", [
-        toStoredText(answer),
-        tokenCount,
-        JSON.stringify(toolSteps),
-        turnId,
-        this.#instanceId,
-      ]);
+      await this.#query(
+        "UPDATE turns SET answer = $1, token_count = $2, tool_steps = $3 WHERE turn_id = $4 AND status = 'streaming' AND instance_id = $5",
+        [toStoredText(answer), tokenCount, JSON.stringify(toolSteps), turnId, this.#instanceId],
+      );
     } else {
       await this.#query("UPDATE turns SET answer = $1, token_count = $2 WHERE turn_id = $3 AND status = 'streaming' AND instance_id = $4", [
         toStoredText(answer),
@@ -168,7 +176,10 @@ export class PostgresConversationStore implements ConversationStore {
         this.#options.onFenced?.(turnId);
         return;
       }
-      await client.query('UPDATE conversations SET updated_at = $1 WHERE context_id = (SELECT context_id FROM turns WHERE turn_id = $2)', [now, turnId]);
+      await client.query('UPDATE conversations SET updated_at = $1 WHERE context_id = (SELECT context_id FROM turns WHERE turn_id = $2)', [
+        now,
+        turnId,
+      ]);
     });
   }
 
@@ -196,15 +207,17 @@ export class PostgresConversationStore implements ConversationStore {
     return { ...summary, turns: rows.map(toTurn) };
   }
 
-  async getConversationPage(contextId: string, options: { limit: number; cursor?: string | undefined }): Promise<ConversationTurnsPage | undefined> {
+  async getConversationPage(
+    contextId: string,
+    options: { limit: number; cursor?: string | undefined },
+  ): Promise<ConversationTurnsPage | undefined> {
     const summary = await this.#summary(contextId);
     if (!summary) return undefined;
     const before = (options.cursor === undefined ? undefined : decodeTurnCursor(options.cursor)) ?? 2 ** 31 - 1;
-    const { rows } = await this.#query<TurnRow>('SELECT * FROM turns WHERE context_id = $1 AND sequence < $2 ORDER BY sequence DESC LIMIT $3', [
-      contextId,
-      Math.min(before, 2 ** 31 - 1),
-      options.limit + 1,
-    ]);
+    const { rows } = await this.#query<TurnRow>(
+      'SELECT * FROM turns WHERE context_id = $1 AND sequence < $2 ORDER BY sequence DESC LIMIT $3',
+      [contextId, Math.min(before, 2 ** 31 - 1), options.limit + 1],
+    );
     const page = rows.slice(0, options.limit).reverse();
     const nextCursor = rows.length > options.limit ? encodeTurnCursor(page[0]!.sequence) : undefined;
     return { ...summary, turns: page.map(toTurn), nextCursor };
@@ -236,7 +249,8 @@ export class PostgresConversationStore implements ConversationStore {
         );
     const conversations = rows.slice(0, options.limit).map(toSummary);
     const last = conversations.at(-1);
-    const nextCursor = rows.length > options.limit && last ? encodeCursor({ updatedAt: last.updatedAt.getTime(), contextId: last.contextId }) : undefined;
+    const nextCursor =
+      rows.length > options.limit && last ? encodeCursor({ updatedAt: last.updatedAt.getTime(), contextId: last.contextId }) : undefined;
     return { conversations, nextCursor };
   }
 
@@ -290,7 +304,10 @@ export class PostgresConversationStore implements ConversationStore {
 
   async ping(): Promise<void> {
     // A standby answers reads but refuses every write: it is not a store ChatWait can use.
-    const { rows } = await this.#query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby, EXISTS (SELECT 1 FROM turns LIMIT 1) AS has_turns', []);
+    const { rows } = await this.#query<{ standby: boolean }>(
+      'SELECT pg_is_in_recovery() AS standby, EXISTS (SELECT 1 FROM turns LIMIT 1) AS has_turns',
+      [],
+    );
     if (rows[0]?.standby) throw toPostgresStoreError(new Error('the database is a read-only standby'));
   }
 
@@ -302,7 +319,9 @@ export class PostgresConversationStore implements ConversationStore {
   }
 
   async #summary(contextId: string): Promise<ConversationSummary | undefined> {
-    const { rows } = await this.#query<ConversationRow>(`SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE c.context_id = $1`, [contextId]);
+    const { rows } = await this.#query<ConversationRow>(`SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE c.context_id = $1`, [
+      contextId,
+    ]);
     return rows[0] && toSummary(rows[0]);
   }
 

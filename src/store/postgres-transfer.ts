@@ -4,10 +4,10 @@ import { toStoredText } from './postgres-text.js';
 
 /** The context ids of up to `limit` conversations after `after`, in order: the pages of a whole-store copy. */
 export async function postgresConversationIds(pool: pg.Pool, options: { after?: string | undefined; limit: number }): Promise<string[]> {
-  const { rows } = await pool.query<{ context_id: string }>('SELECT context_id FROM conversations WHERE context_id > $1 ORDER BY context_id LIMIT $2', [
-    options.after ?? '',
-    options.limit,
-  ]);
+  const { rows } = await pool.query<{ context_id: string }>(
+    'SELECT context_id FROM conversations WHERE context_id > $1 ORDER BY context_id LIMIT $2',
+    [options.after ?? '', options.limit],
+  );
   return rows.map((row) => row.context_id);
 }
 

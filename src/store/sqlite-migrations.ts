@@ -47,7 +47,8 @@ const MIGRATIONS: readonly string[] = [
 /** Brings a database up to the latest schema; returns the version it ends at. */
 export function migrate(database: Database): number {
   database.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
-  const current = (database.prepare('SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations').get() as { version: number }).version;
+  const current = (database.prepare('SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations').get() as { version: number })
+    .version;
   if (current > MIGRATIONS.length) {
     throw new Error(`the database is at schema version ${current}, newer than this ChatWait (${MIGRATIONS.length}); upgrade ChatWait`);
   }

@@ -79,21 +79,29 @@ export class SqliteConversationStore implements ConversationStore {
       insertTurn: prepare(`INSERT INTO turns (turn_id, context_id, sequence, user_message, status, model, created_at, client_message_id)
         VALUES (?, ?, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM turns WHERE context_id = ?), ?, 'streaming', ?, ?, ?)`),
       saveProgress: prepare("UPDATE turns SET answer = ?, token_count = ? WHERE turn_id = ? AND status = 'streaming'"),
-      saveProgressWithSteps: prepare("UPDATE turns SET answer = ?, token_count = ?, tool_steps = ? WHERE turn_id = ? AND status = 'streaming'"),
+      saveProgressWithSteps: prepare(
+        "UPDATE turns SET answer = ?, token_count = ?, tool_steps = ? WHERE turn_id = ? AND status = 'streaming'",
+      ),
       finishTurn: prepare(
         'UPDATE turns SET status = ?, answer = ?, usage = ?, timings = ?, error_code = ?, token_count = ?, finished_at = ?, tool_steps = COALESCE(?, tool_steps) WHERE turn_id = ?',
       ),
-      touchConversation: prepare('UPDATE conversations SET updated_at = ? WHERE context_id = (SELECT context_id FROM turns WHERE turn_id = ?)'),
+      touchConversation: prepare(
+        'UPDATE conversations SET updated_at = ? WHERE context_id = (SELECT context_id FROM turns WHERE turn_id = ?)',
+      ),
       getTurn: prepare('SELECT * FROM turns WHERE turn_id = ?'),
       findByClientMessage: prepare('SELECT * FROM turns WHERE context_id = ? AND client_message_id = ?'),
       latestTurn: prepare('SELECT * FROM turns WHERE context_id = ? ORDER BY sequence DESC LIMIT 1'),
       conversationTurns: prepare('SELECT * FROM turns WHERE context_id = ? ORDER BY sequence'),
       // Both read backwards along turns_by_conversation and stop after LIMIT rows, however long the conversation.
       turnsBefore: prepare('SELECT * FROM turns WHERE context_id = ? AND sequence < ? ORDER BY sequence DESC LIMIT ?'),
-      recentTurns: prepare("SELECT * FROM turns WHERE context_id = ? AND status <> 'streaming' AND answer <> '' ORDER BY sequence DESC LIMIT ?"),
+      recentTurns: prepare(
+        "SELECT * FROM turns WHERE context_id = ? AND status <> 'streaming' AND answer <> '' ORDER BY sequence DESC LIMIT ?",
+      ),
       owner: prepare('SELECT owner FROM conversations WHERE context_id = ?'),
       getSummary: prepare(`SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE c.context_id = ?`),
-      firstPage: prepare(`SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE c.owner IS ? ORDER BY c.updated_at DESC, c.context_id DESC LIMIT ?`),
+      firstPage: prepare(
+        `SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE c.owner IS ? ORDER BY c.updated_at DESC, c.context_id DESC LIMIT ?`,
+      ),
       nextPage: prepare(`SELECT ${SUMMARY_COLUMNS} FROM conversations c
         WHERE c.owner IS ? AND (c.updated_at < ? OR (c.updated_at = ? AND c.context_id < ?))
         ORDER BY c.updated_at DESC, c.context_id DESC LIMIT ?`),
@@ -106,7 +114,9 @@ export class SqliteConversationStore implements ConversationStore {
       pingConversations: prepare('SELECT context_id FROM conversations LIMIT 1'),
       pingTurns: prepare('SELECT turn_id, answer FROM turns ORDER BY rowid DESC LIMIT 1'),
       pingWrite: prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (0, 0)'),
-      probeWrite: prepare('INSERT INTO store_probe (id, written_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at'),
+      probeWrite: prepare(
+        'INSERT INTO store_probe (id, written_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at',
+      ),
     };
   }
 
@@ -114,10 +124,29 @@ export class SqliteConversationStore implements ConversationStore {
     const now = this.#now();
     await this.#write(() => {
       this.#statements.insertConversation!.run(turn.contextId, turn.owner, titleFromMessage(turn.userMessage), now, now);
-      this.#statements.insertTurn!.run(turn.turnId, turn.contextId, turn.contextId, turn.userMessage, turn.model, now, turn.clientMessageId ?? null);
+      this.#statements.insertTurn!.run(
+        turn.turnId,
+        turn.contextId,
+        turn.contextId,
+        turn.userMessage,
+        turn.model,
+        now,
+        turn.clientMessageId ?? null,
+      );
     });
     const { owner: _owner, ...fields } = turn;
-    return { ...fields, answer: '', status: 'streaming', createdAt: new Date(now), finishedAt: undefined, usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 0, toolSteps: [] };
+    return {
+      ...fields,
+      answer: '',
+      status: 'streaming',
+      createdAt: new Date(now),
+      finishedAt: undefined,
+      usage: undefined,
+      timings: undefined,
+      errorCode: undefined,
+      tokenCount: 0,
+      toolSteps: [],
+    };
   }
 
   async saveProgress(turnId: string, answer: string, tokenCount: number, toolSteps?: readonly ToolStep[]): Promise<void> {
@@ -179,7 +208,10 @@ export class SqliteConversationStore implements ConversationStore {
     return { ...toSummary(summary), turns };
   }
 
-  async getConversationPage(contextId: string, options: { limit: number; cursor?: string | undefined }): Promise<ConversationTurnsPage | undefined> {
+  async getConversationPage(
+    contextId: string,
+    options: { limit: number; cursor?: string | undefined },
+  ): Promise<ConversationTurnsPage | undefined> {
     this.#flush();
     const summary = this.#statements.getSummary!.get(contextId) as ConversationRow | undefined;
     if (!summary) return undefined;
@@ -206,7 +238,8 @@ export class SqliteConversationStore implements ConversationStore {
     ) as ConversationRow[];
     const conversations = rows.slice(0, options.limit).map(toSummary);
     const last = conversations.at(-1);
-    const nextCursor = rows.length > options.limit && last ? encodeCursor({ updatedAt: last.updatedAt.getTime(), contextId: last.contextId }) : undefined;
+    const nextCursor =
+      rows.length > options.limit && last ? encodeCursor({ updatedAt: last.updatedAt.getTime(), contextId: last.contextId }) : undefined;
     return { conversations, nextCursor };
   }
 

@@ -14,12 +14,14 @@ export function importSqliteConversation(database: Database, copy: ConversationR
   const insertConversation = database.prepare(
     'INSERT INTO conversations (context_id, owner, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (context_id) DO NOTHING',
   );
-  const insertTurn = database.prepare(`INSERT INTO turns (turn_id, context_id, sequence, user_message, answer, status, model, created_at, finished_at,
+  const insertTurn =
+    database.prepare(`INSERT INTO turns (turn_id, context_id, sequence, user_message, answer, status, model, created_at, finished_at,
       usage, timings, error_code, client_message_id, token_count, tool_steps)
     VALUES (?, ?, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM turns WHERE context_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (turn_id) DO NOTHING`);
   return database.transaction((): ImportResult => {
-    const created = insertConversation.run(copy.contextId, copy.owner, copy.title, copy.createdAt.getTime(), copy.updatedAt.getTime()).changes > 0;
+    const created =
+      insertConversation.run(copy.contextId, copy.owner, copy.title, copy.createdAt.getTime(), copy.updatedAt.getTime()).changes > 0;
     let turnsAdded = 0;
     for (const original of copy.turns) {
       const turn = importedTurn(original);

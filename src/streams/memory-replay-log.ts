@@ -63,7 +63,16 @@ export class MemoryReplayLog implements ReplayLog {
 
   open(turnId: string): void {
     if (!this.#logs.has(turnId)) {
-      this.#logs.set(turnId, { data: [], tokenIndexes: [], snapshot: undefined, ended: false, bytes: 0, dropped: false, waiters: new Set(), expiry: undefined });
+      this.#logs.set(turnId, {
+        data: [],
+        tokenIndexes: [],
+        snapshot: undefined,
+        ended: false,
+        bytes: 0,
+        dropped: false,
+        waiters: new Set(),
+        expiry: undefined,
+      });
     }
   }
 

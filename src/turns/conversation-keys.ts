@@ -24,7 +24,11 @@ export function publicContextId(key: string): string {
  * The store key of a client's conversation: the scoped key, or the bare id of a conversation this
  * owner created before ids were scoped (so upgrading loses nobody's conversations).
  */
-export async function findConversationKey(store: Pick<ConversationStore, 'conversationOwner'>, owner: string | null | undefined, contextId: string): Promise<string> {
+export async function findConversationKey(
+  store: Pick<ConversationStore, 'conversationOwner'>,
+  owner: string | null | undefined,
+  contextId: string,
+): Promise<string> {
   const key = conversationKey(owner, contextId);
   if (key === contextId || (await store.conversationOwner(key)) !== undefined) return key;
   return (await store.conversationOwner(contextId)) === owner ? contextId : key;

@@ -20,12 +20,18 @@ describe('buildContext', () => {
   });
 
   it('keeps the newest messages within the character budget', () => {
-    const history = [...conversation(3), { role: 'user' as const, content: 'x'.repeat(50) }, { role: 'assistant' as const, content: 'y'.repeat(50) }];
+    const history = [
+      ...conversation(3),
+      { role: 'user' as const, content: 'x'.repeat(50) },
+      { role: 'assistant' as const, content: 'y'.repeat(50) },
+    ];
     const context = buildContext(history, 'new', { maxMessages: 50, maxChars: 110 });
     expect(context.map((message) => message.content.slice(0, 10))).toEqual(['x'.repeat(10), 'y'.repeat(10), 'new']);
   });
 
   it('always sends the new message, even past the budget', () => {
-    expect(buildContext(conversation(2), 'z'.repeat(500), { maxMessages: 0, maxChars: 10 })).toEqual([{ role: 'user', content: 'z'.repeat(500) }]);
+    expect(buildContext(conversation(2), 'z'.repeat(500), { maxMessages: 0, maxChars: 10 })).toEqual([
+      { role: 'user', content: 'z'.repeat(500) },
+    ]);
   });
 });

@@ -5,7 +5,14 @@ import type { TurnOutcome } from '../store/conversation-store.js';
 import { SqliteConversationStore } from '../store/sqlite-store.js';
 import { PendingOutcomes } from './pending-outcomes.js';
 
-const outcome: TurnOutcome = { status: 'interrupted', answer: 'partial', tokenCount: 1, errorCode: 'STORE_UNAVAILABLE', usage: undefined, timings: undefined };
+const outcome: TurnOutcome = {
+  status: 'interrupted',
+  answer: 'partial',
+  tokenCount: 1,
+  errorCode: 'STORE_UNAVAILABLE',
+  usage: undefined,
+  timings: undefined,
+};
 const quiet = { info: () => {}, warn: () => {}, error: () => {} } as unknown as Logger;
 
 describe('pending turn outcomes at shutdown', () => {

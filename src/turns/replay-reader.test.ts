@@ -25,10 +25,15 @@ async function fromTokenIndex(log: MemoryReplayLog, turnId: string, n: number): 
 }
 
 /** What the generation appends for a wire event: its JSON and, for a token, its index. */
-const entryOf = (data: string, final: boolean) => ({ data, tokenIndex: data.startsWith('{"token"') ? (JSON.parse(data) as { token_index: number }).token_index : undefined, final });
+const entryOf = (data: string, final: boolean) => ({
+  data,
+  tokenIndex: data.startsWith('{"token"') ? (JSON.parse(data) as { token_index: number }).token_index : undefined,
+  final,
+});
 
 // Text of 1 to 4 bytes a character, so positions and byte offsets differ.
-const token = (index: number) => JSON.stringify({ token: `t${index}${[...'é€😀'].slice(0, index % 4).join('')}`, token_index: index, type: 'token' });
+const token = (index: number) =>
+  JSON.stringify({ token: `t${index}${[...'é€😀'].slice(0, index % 4).join('')}`, token_index: index, type: 'token' });
 const blocks = (turnId: string, entries: string[], from: number) =>
   entries
     .slice(from)
@@ -45,7 +50,8 @@ describe('reading a turn', () => {
     entries.forEach((data, position) => log.append('turn', entryOf(data, position === entries.length - 1)));
     const liveText = await live;
     expect(liveText).toBe(blocks('turn', entries, 0));
-    for (const from of [0, 1, 255, 256, 699, 700]) expect(await wireText(readFromPosition(log, 'turn', from))).toBe(blocks('turn', entries, from));
+    for (const from of [0, 1, 255, 256, 699, 700])
+      expect(await wireText(readFromPosition(log, 'turn', from))).toBe(blocks('turn', entries, from));
     expect(await wireText(readFromPosition(log, 'turn', 701))).toBe(blocks('turn', entries, 700));
     expect(await wireText(readFromPosition(log, 'turn', 5_000))).toBe(blocks('turn', entries, 700));
   });
@@ -73,7 +79,8 @@ describe('reading a turn', () => {
     const live = wireText(readFromPosition(log, 'turn', 0));
     withTools.forEach((data, position) => log.append('turn', entryOf(data, position === withTools.length - 1)));
     expect(await live).toBe(blocks('turn', withTools, 0));
-    for (let from = 0; from < withTools.length; from++) expect(await wireText(readFromPosition(log, 'turn', from))).toBe(blocks('turn', withTools, from));
+    for (let from = 0; from < withTools.length; from++)
+      expect(await wireText(readFromPosition(log, 'turn', from))).toBe(blocks('turn', withTools, from));
     expect(await wireText(readFromPosition(log, 'turn', withTools.length))).toBe(blocks('turn', withTools, withTools.length - 1));
     // By token index: token 1 comes after the tool step; the step before it is not sent again.
     expect(await fromTokenIndex(log, 'turn', 1)).toEqual({ start: 0, text: blocks('turn', withTools, 1) });
@@ -85,7 +92,15 @@ describe('reading a turn', () => {
   it('resumes a generating turn from a token index: what the log holds after it, then the live entries, nothing twice', async () => {
     const log = new MemoryReplayLog();
     log.open('turn');
-    const withTools = [token(0), token(1), toolCallEventData('call_1', 'sleep_for', '{}'), toolResultEventData('call_1', 'ok', false, 1), token(2), token(3), '{"type":"end"}'];
+    const withTools = [
+      token(0),
+      token(1),
+      toolCallEventData('call_1', 'sleep_for', '{}'),
+      toolResultEventData('call_1', 'ok', false, 1),
+      token(2),
+      token(3),
+      '{"type":"end"}',
+    ];
     withTools.slice(0, 3).forEach((data) => log.append('turn', entryOf(data, false)));
     // The client holds tokens 0 and 1; the tool call after token 1 comes again (the original resume counts tokens only).
     const held = (await readFromTokenIndex(log, 'turn', 2))!;
@@ -101,7 +116,8 @@ describe('reading a turn', () => {
 
   it('never ends in silence once the log is gone: a store that cannot be read, or a turn deleted, gives an error event', async () => {
     const log = new MemoryReplayLog();
-    const read = (getRecord: () => Promise<TurnRecord | undefined>) => wireText(orResync(readFromPosition(log, 'gone', 0), 'gone', 'chat', getRecord), 'gone');
+    const read = (getRecord: () => Promise<TurnRecord | undefined>) =>
+      wireText(orResync(readFromPosition(log, 'gone', 0), 'gone', 'chat', getRecord), 'gone');
     const storeDown = await read(() => Promise.reject(new StoreUnavailableError('disk full')));
     expect(storeDown).toMatch(/^data: .*\nid: gone\/resync\n\n$/);
     expect(JSON.parse(storeDown.slice(6, storeDown.indexOf('\n')))).toMatchObject({
@@ -112,7 +128,12 @@ describe('reading a turn', () => {
       retryable: true,
     });
     const deleted = await read(() => Promise.resolve(undefined));
-    expect(JSON.parse(deleted.slice(6, deleted.indexOf('\n')))).toMatchObject({ type: 'error', turn_id: 'gone', error_code: 'NOT_FOUND', retryable: false });
+    expect(JSON.parse(deleted.slice(6, deleted.indexOf('\n')))).toMatchObject({
+      type: 'error',
+      turn_id: 'gone',
+      error_code: 'NOT_FOUND',
+      retryable: false,
+    });
   });
 
   it('tells a turn whose outcome the store has not taken yet from an interrupted one', () => {
@@ -135,6 +156,9 @@ describe('reading a turn', () => {
     const events = resyncFromRecord(record);
     expect(events).toHaveLength(1);
     expect(JSON.parse(events[0]!.data)).toMatchObject({ type: 'error', error_code: 'STORE_UNAVAILABLE', retryable: true });
-    expect(JSON.parse(resyncFromRecord({ ...record, status: 'interrupted' }).at(-1)!.data)).toMatchObject({ type: 'end', finish_reason: 'interrupted' });
+    expect(JSON.parse(resyncFromRecord({ ...record, status: 'interrupted' }).at(-1)!.data)).toMatchObject({
+      type: 'end',
+      finish_reason: 'interrupted',
+    });
   });
 });

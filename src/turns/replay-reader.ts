@@ -47,7 +47,12 @@ export async function* readFromPosition(log: ReplayLog, turnId: string, from: nu
  * skipped, and so are other events until token `n - 1` has gone by, so nothing the client holds is
  * sent again. Undefined when the log does not hold the turn.
  */
-export async function readFromTokenIndex(log: ReplayLog, turnId: string, n: number, signal?: AbortSignal): Promise<TokenIndexReplay | undefined> {
+export async function readFromTokenIndex(
+  log: ReplayLog,
+  turnId: string,
+  n: number,
+  signal?: AbortSignal,
+): Promise<TokenIndexReplay | undefined> {
   if (n === 0) return { startPosition: 'start', batches: readFromPosition(log, turnId, 0, signal) };
   const snapshot = await log.snapshot(turnId);
   if (!snapshot) return undefined;
@@ -74,13 +79,19 @@ function findToken(entries: readonly LogEntry[], tokenIndex: number, ended: bool
   for (let index = 0; index < last; index++) {
     const found = entries[index]!.tokenIndex;
     if (found === undefined) others++;
-    else if (found >= tokenIndex) return { next: found === tokenIndex ? index + 1 : index, position: entries[index]!.position - (found - tokenIndex) };
+    else if (found >= tokenIndex)
+      return { next: found === tokenIndex ? index + 1 : index, position: entries[index]!.position - (found - tokenIndex) };
   }
   return { next: undefined, position: tokenIndex + others };
 }
 
 /** The entries after token `n - 1` of batches read from where the client's tokens may still be ahead. */
-async function* afterToken(batches: AsyncIterable<ReplayBatch>, n: number, passedAlready: boolean, signal?: AbortSignal): AsyncIterable<ReplayBatch> {
+async function* afterToken(
+  batches: AsyncIterable<ReplayBatch>,
+  n: number,
+  passedAlready: boolean,
+  signal?: AbortSignal,
+): AsyncIterable<ReplayBatch> {
   let passed = passedAlready;
   let last: TurnEntry | undefined;
   for await (const batch of batches) {
@@ -99,7 +110,10 @@ async function* afterToken(batches: AsyncIterable<ReplayBatch>, n: number, passe
   if (!passed && last && !signal?.aborted) yield { entries: [last], start: 0, shared: false };
 }
 
-async function* prepend(first: { entries: readonly LogEntry[]; start: number }, rest: AsyncIterable<readonly LogEntry[]>): AsyncIterable<ReplayBatch> {
+async function* prepend(
+  first: { entries: readonly LogEntry[]; start: number },
+  rest: AsyncIterable<readonly LogEntry[]>,
+): AsyncIterable<ReplayBatch> {
   yield { ...first, shared: false };
   for await (const entries of rest) yield { entries, start: 0, shared: false };
 }
@@ -122,17 +136,24 @@ export async function* orResync(
     if (!(error instanceof ReplayLogEvicted)) throw error;
   }
   // The `resync` position makes a reconnect ask the store again.
-  const failed = (code: string, message: string, retryable: boolean): ReplayBatch => entriesBatch([{ position: 'resync', data: errorEventData(contextId, turnId, code, message, retryable) }]);
+  const failed = (code: string, message: string, retryable: boolean): ReplayBatch =>
+    entriesBatch([{ position: 'resync', data: errorEventData(contextId, turnId, code, message, retryable) }]);
   let record: TurnRecord | undefined;
   try {
     record = await getRecord();
   } catch (error) {
     yield error instanceof StoreUnavailableError
-      ? failed('STORE_UNAVAILABLE', 'The answer left memory and the conversation store cannot be read right now. Please reconnect in a moment.', true)
+      ? failed(
+          'STORE_UNAVAILABLE',
+          'The answer left memory and the conversation store cannot be read right now. Please reconnect in a moment.',
+          true,
+        )
       : failed('INTERNAL_ERROR', 'Something went wrong while reading this answer. Please reconnect in a moment.', true);
     return;
   }
-  yield record ? entriesBatch(resyncFromRecord(record)) : failed('NOT_FOUND', 'This turn no longer exists (its conversation may have been deleted).', false);
+  yield record
+    ? entriesBatch(resyncFromRecord(record))
+    : failed('NOT_FOUND', 'This turn no longer exists (its conversation may have been deleted).', false);
 }
 
 /**
@@ -154,7 +175,12 @@ export function resyncFromRecord(record: TurnRecord): TurnEntry[] {
   if (record.status === 'streaming') {
     // Not generating, yet still `streaming` in the store: how it ended waits for the store to take it; `interrupted` would be untrue.
     // The `resync` position makes a reconnect ask for the stored outcome again.
-    return [{ position: 'resync', data: errorEventData(publicContextId(record.contextId), record.turnId, 'STORE_UNAVAILABLE', OUTCOME_NOT_STORED, true) }];
+    return [
+      {
+        position: 'resync',
+        data: errorEventData(publicContextId(record.contextId), record.turnId, 'STORE_UNAVAILABLE', OUTCOME_NOT_STORED, true),
+      },
+    ];
   }
   const finishReason: FinishReason = record.status === 'complete' ? 'stop' : record.status;
   const tokenCount = record.tokenCount;

@@ -76,7 +76,10 @@ export class RunningTurns {
     const owner = key === undefined ? undefined : await this.#options.store.conversationOwner(key);
     // A scoped key never names another key's conversation; one made while API keys were off can, once they are on.
     if (owner !== undefined && owner !== (input.owner ?? null)) throw new RequestError('NOT_FOUND', 'There is no such conversation.');
-    const sent = key !== undefined && clientMessageId !== undefined ? await this.#options.store.findTurnByClientMessageId(key, clientMessageId) : undefined;
+    const sent =
+      key !== undefined && clientMessageId !== undefined
+        ? await this.#options.store.findTurnByClientMessageId(key, clientMessageId)
+        : undefined;
     if (this.#refusal) throw this.#refusal;
     if (sent) {
       // A key names one message: answering a different one with the first one's answer would drop it silently.
@@ -136,12 +139,20 @@ export class RunningTurns {
     const { store, model, log } = this.#options;
     // A new conversation has no history to read (and a read would commit the queued writes early). Only the
     // window the budget can keep is read: a long conversation costs no more than a short one.
-    const stored = input.history || input.contextId === undefined ? [] : await store.recentTurns(contextId, historyTurnsNeeded(this.#options.history));
+    const stored =
+      input.history || input.contextId === undefined ? [] : await store.recentTurns(contextId, historyTurnsNeeded(this.#options.history));
     const history = input.history ?? turnsToMessages(stored);
     const messages = buildContext(history, input.message, this.#options.history);
     const turnId = randomUUID();
     await store
-      .startTurn({ turnId, contextId, userMessage: input.message, model: model.name, clientMessageId: input.clientMessageId, owner: input.owner ?? null })
+      .startTurn({
+        turnId,
+        contextId,
+        userMessage: input.message,
+        model: model.name,
+        clientMessageId: input.clientMessageId,
+        owner: input.owner ?? null,
+      })
       .catch((error: unknown) => {
         // Another instance sharing the database started a turn in this conversation first (the same retried
         // send, or another message): as when this process holds it, the send is refused until that turn ends.
@@ -181,5 +192,8 @@ export class RunningTurns {
 
 /** The refusal of a send while its conversation is answering another one. */
 function busyError(): RequestError {
-  return new RequestError('CONVERSATION_BUSY', 'This conversation is still answering the previous message. Wait for it to finish, or cancel it, then send again.');
+  return new RequestError(
+    'CONVERSATION_BUSY',
+    'This conversation is still answering the previous message. Wait for it to finish, or cancel it, then send again.',
+  );
 }

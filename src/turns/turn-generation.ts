@@ -76,7 +76,9 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
   const timeout = setTimeout(() => {
     if (toolsRunning > 0) return;
     const seconds = Math.round(options.responseTimeoutMs / 100) / 10;
-    options.abort(new UpstreamError('UPSTREAM_TIMEOUT', `The model did not answer within ${seconds} seconds. Please try again.`, { retryable: true }));
+    options.abort(
+      new UpstreamError('UPSTREAM_TIMEOUT', `The model did not answer within ${seconds} seconds. Please try again.`, { retryable: true }),
+    );
   }, options.responseTimeoutMs);
   const tokens: string[] = [];
   let progress: NodeJS.Timeout | undefined;
@@ -98,15 +100,25 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
   };
   const saveProgress = () => {
     progress = undefined;
-    void options.store.saveProgress(turnId, tokens.join(''), tokens.length, toolSteps.length > 0 ? toolSteps : undefined).catch((error: unknown) => {
-      logger.warn({ err: error, turn_id: turnId }, 'could not save the progress of a turn');
-    });
+    void options.store
+      .saveProgress(turnId, tokens.join(''), tokens.length, toolSteps.length > 0 ? toolSteps : undefined)
+      .catch((error: unknown) => {
+        logger.warn({ err: error, turn_id: turnId }, 'could not save the progress of a turn');
+      });
   };
   const recordToolEvent = (event: Extract<ModelStreamEvent, { type: 'tool_call' | 'tool_result' }>) => {
     if (event.type === 'tool_call') {
       toolsRunning++;
       log.append(turnId, { data: toolCallEventData(event.callId, event.name, event.arguments) });
-      toolSteps.push({ callId: event.callId, name: event.name, arguments: event.arguments, output: null, isError: false, durationMs: null, tokenOffset: tokens.length });
+      toolSteps.push({
+        callId: event.callId,
+        name: event.name,
+        arguments: event.arguments,
+        output: null,
+        isError: false,
+        durationMs: null,
+        tokenOffset: tokens.length,
+      });
     } else {
       log.append(turnId, { data: toolResultEventData(event.callId, event.output, event.isError, event.durationMs) });
       const step = toolSteps.find((candidate) => candidate.callId === event.callId && candidate.output === null);
@@ -173,10 +185,13 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
     const failed = result('stop');
     const status = tokens.length > 0 ? 'interrupted' : 'error';
     // An outcome the store just refused (after retries) is not offered again here: it waits for the store to recover.
-    const stored = thrown instanceof OutcomeNotStored ? false : await finish(options, failed, { status, errorCode: error.code }).then(
-      () => true,
-      () => false,
-    );
+    const stored =
+      thrown instanceof OutcomeNotStored
+        ? false
+        : await finish(options, failed, { status, errorCode: error.code }).then(
+            () => true,
+            () => false,
+          );
     if (!stored) options.pendingOutcomes?.add(turnId, toOutcome(failed, { status, errorCode: error.code }));
     log.append(turnId, { data: errorEventData(contextId, turnId, error.code, error.message, error.retryable), final: true });
     await log.settled(turnId);
@@ -214,7 +229,14 @@ async function finish(options: GenerationOptions, result: TurnResult, outcome: P
 }
 
 function toOutcome(result: TurnResult, outcome: Pick<TurnOutcome, 'status' | 'errorCode'>): TurnOutcome {
-  return { ...outcome, answer: result.answer, usage: result.usage, timings: result.timings, tokenCount: result.tokenCount, toolSteps: result.toolSteps };
+  return {
+    ...outcome,
+    answer: result.answer,
+    usage: result.usage,
+    timings: result.timings,
+    tokenCount: result.tokenCount,
+    toolSteps: result.toolSteps,
+  };
 }
 
 function turnLogFields(result: TurnResult, status: string) {

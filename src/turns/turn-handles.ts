@@ -28,24 +28,24 @@ export function endedHandle(record: TurnRecord): TurnHandle {
     record.status === 'streaming'
       ? Promise.reject(new StoreUnavailableError(OUTCOME_NOT_STORED))
       : record.status === 'complete' || record.status === 'cancelled'
-      ? Promise.resolve<TurnResult>({
-          turnId: record.turnId,
-          contextId: publicContextId(record.contextId),
-          answer: record.answer,
-          tokenCount: record.tokenCount,
-          finishReason: record.status === 'complete' ? 'stop' : 'cancelled',
-          usage: record.usage,
-          timings: record.timings ?? { ttft_ms: null, total_ms: 0 },
-          model: record.model,
-          toolSteps: record.toolSteps,
-        })
-      : Promise.reject(
-          new ChatWaitError(
-            record.errorCode === 'UPSTREAM_TIMEOUT' || record.errorCode === 'STORE_UNAVAILABLE' ? record.errorCode : 'UPSTREAM_ERROR',
-            'This message (same client_message_id) already failed. Send it with a new client_message_id to try again.',
-            { retryable: true },
-          ),
-        );
+        ? Promise.resolve<TurnResult>({
+            turnId: record.turnId,
+            contextId: publicContextId(record.contextId),
+            answer: record.answer,
+            tokenCount: record.tokenCount,
+            finishReason: record.status === 'complete' ? 'stop' : 'cancelled',
+            usage: record.usage,
+            timings: record.timings ?? { ttft_ms: null, total_ms: 0 },
+            model: record.model,
+            toolSteps: record.toolSteps,
+          })
+        : Promise.reject(
+            new ChatWaitError(
+              record.errorCode === 'UPSTREAM_TIMEOUT' || record.errorCode === 'STORE_UNAVAILABLE' ? record.errorCode : 'UPSTREAM_ERROR',
+              'This message (same client_message_id) already failed. Send it with a new client_message_id to try again.',
+              { retryable: true },
+            ),
+          );
   done.catch(() => {});
   return { turnId: record.turnId, contextId: publicContextId(record.contextId), model: record.model, resumed: true, done };
 }

@@ -69,7 +69,11 @@ export class TurnManager {
     const resolution = await this.#running.resolve(input, key, replay);
     if (resolution.kind === 'new') {
       const turn = await this.#running.begin(input, resolution.reservation);
-      return { ...handleOf(turn), startPosition: 'start', events: this.#orResync(turn.turnId, publicContextId(turn.contextId), readFromPosition(log, turn.turnId, 0, signal)) };
+      return {
+        ...handleOf(turn),
+        startPosition: 'start',
+        events: this.#orResync(turn.turnId, publicContextId(turn.contextId), readFromPosition(log, turn.turnId, 0, signal)),
+      };
     }
     const record = resolution.kind === 'active' ? undefined : resolution.record;
     const { turnId, model } = resolution.kind === 'active' ? resolution.turn : resolution.record;
@@ -77,15 +81,34 @@ export class TurnManager {
     const replayed = await readFromTokenIndex(log, turnId, lastTokenIndex, signal);
     const held = lastTokenIndex > 0 ? lastTokenIndex - 1 : undefined;
     if (!replayed && record) {
-      return { turnId, contextId, model, resumed: true, startPosition: held === undefined ? 'start' : tokenPosition(held, record.toolSteps), events: listOf(entriesBatch(resyncFromRecord(record))) };
+      return {
+        turnId,
+        contextId,
+        model,
+        resumed: true,
+        startPosition: held === undefined ? 'start' : tokenPosition(held, record.toolSteps),
+        events: listOf(entriesBatch(resyncFromRecord(record))),
+      };
     }
     // A generating turn's log is held until it ends; gone already, its outcome comes from the store.
     const startPosition = replayed?.startPosition ?? held ?? 'start';
-    return { turnId, contextId, model, resumed: true, startPosition, events: this.#orResync(turnId, contextId, replayed?.batches ?? listOf()) };
+    return {
+      turnId,
+      contextId,
+      model,
+      resumed: true,
+      startPosition,
+      events: this.#orResync(turnId, contextId, replayed?.batches ?? listOf()),
+    };
   }
 
   /** Resumes after an event id: replay then live tail, or `resync` once the turn has left the log. */
-  async #resume(from: Extract<ResumePoint, { kind: 'event_id' }>, contextId: string | undefined, owner: string | null, signal: AbortSignal): Promise<TurnStream> {
+  async #resume(
+    from: Extract<ResumePoint, { kind: 'event_id' }>,
+    contextId: string | undefined,
+    owner: string | null,
+    signal: AbortSignal,
+  ): Promise<TurnStream> {
     const { turnId, position } = from;
     const active = this.#running.get(turnId);
     const record = active ? undefined : await this.#options.store.getTurn(turnId);

@@ -43,9 +43,7 @@ export interface TurnHandle {
  * (`Last-Event-ID`).
  */
 export type ResumePoint =
-  | { kind: 'none' }
-  | { kind: 'token_index'; lastTokenIndex: number }
-  | { kind: 'event_id'; turnId: string; position: EventPosition };
+  { kind: 'none' } | { kind: 'token_index'; lastTokenIndex: number } | { kind: 'event_id'; turnId: string; position: EventPosition };
 
 /** One event as a reader sends it: its log position (`resync` for what replaces a turn that left the log), its JSON, and a token's index. */
 export interface TurnEntry {

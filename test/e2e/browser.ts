@@ -47,5 +47,9 @@ export function watchErrors(page: Page): string[] {
 /** Markdown and whitespace removed, to compare an answer's raw text with what the page shows. */
 export function normalize(text: string): string {
   // List markers are drawn by CSS, so the page's text has none: drop them from the raw answer too.
-  return text.replace(/[*`#]/g, '').replace(/^\s*([-•]|\d+\.)\s+/gm, '').replace(/\s+/g, ' ').trim();
+  return text
+    .replace(/[*`#]/g, '')
+    .replace(/^\s*([-•]|\d+\.)\s+/gm, '')
+    .replace(/\s+/g, ' ')
+    .trim();
 }

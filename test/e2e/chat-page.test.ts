@@ -123,8 +123,22 @@ describe.skipIf(!hasBrowser)('the chat page', () => {
 
   it('opens a long conversation at its latest turns and loads the earlier ones on request', async () => {
     for (let index = 1; index <= 25; index++) {
-      const { turnId } = await server.store.startTurn({ turnId: `long-${index}`, contextId: 'long-chat', userMessage: `question ${index}`, model: 'chatwait-demo', clientMessageId: undefined, owner: null });
-      await server.store.finishTurn(turnId, { status: 'complete', answer: `answer ${index}`, usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 2 });
+      const { turnId } = await server.store.startTurn({
+        turnId: `long-${index}`,
+        contextId: 'long-chat',
+        userMessage: `question ${index}`,
+        model: 'chatwait-demo',
+        clientMessageId: undefined,
+        owner: null,
+      });
+      await server.store.finishTurn(turnId, {
+        status: 'complete',
+        answer: `answer ${index}`,
+        usage: undefined,
+        timings: undefined,
+        errorCode: undefined,
+        tokenCount: 2,
+      });
     }
     const { page, errors } = await openPage('/c/long-chat');
     const questions = () => page.getByTestId('user-message').allTextContents();

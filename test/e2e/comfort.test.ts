@@ -20,7 +20,9 @@ describe.skipIf(!hasBrowser)('comfort', () => {
       await page.getByLabel('Message', { exact: true }).fill('A long answer, 900 tokens');
       await page.keyboard.press('Enter');
       const messages = page.getByRole('log', { name: 'Conversation' });
-      await expect.poll(() => messages.evaluate((element) => element.scrollHeight > element.clientHeight * 1.5), { timeout: 15_000 }).toBe(true);
+      await expect
+        .poll(() => messages.evaluate((element) => element.scrollHeight > element.clientHeight * 1.5), { timeout: 15_000 })
+        .toBe(true);
       const atBottom = () => messages.evaluate((element) => element.scrollHeight - element.scrollTop - element.clientHeight < 60);
       expect(await atBottom()).toBe(true);
       await messages.evaluate((element) => element.scrollTo({ top: 0 }));

@@ -87,7 +87,9 @@ describe.skipIf(!hasBrowser)('the chat page never loses an answer', () => {
     const other = await browser.newPage();
     await other.goto(page.url());
     await expect(other.getByTestId('user-message').first().textContent()).resolves.toBe('Bookmark me, 20 tokens');
-    expect(normalize(await lastAnswer(other).locator('.markdown').innerText())).toBe(normalize(await lastAnswer(page).locator('.markdown').innerText()));
+    expect(normalize(await lastAnswer(other).locator('.markdown').innerText())).toBe(
+      normalize(await lastAnswer(page).locator('.markdown').innerText()),
+    );
     await page.close();
     await other.close();
   });

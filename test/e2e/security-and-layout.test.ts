@@ -66,7 +66,7 @@ describe.skipIf(!hasBrowser)('security', () => {
     const response = await fetch(`${demo.url}/`);
     expect(response.headers.get('content-security-policy')).toBe(PAGE_CSP);
     expect(PAGE_CSP).toContain("script-src 'self'");
-    expect(PAGE_CSP).not.toContain('unsafe-inline\'; script');
+    expect(PAGE_CSP).not.toContain("unsafe-inline'; script");
     const page = await browser.newPage();
     const violations: string[] = [];
     page.on('console', (message) => message.text().includes('Content Security Policy') && violations.push(message.text()));
@@ -91,7 +91,10 @@ describe.skipIf(!hasBrowser)('layout and themes', () => {
     await page.goto(demo.url);
     await send(page, 'A phone-sized question with a_very_long_unbroken_word_that_could_push_the_layout_sideways_if_we_were_careless');
     await page.locator('[data-status="done"]').waitFor();
-    const widths = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+    const widths = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      client: document.documentElement.clientWidth,
+    }));
     expect(widths.scroll).toBeLessThanOrEqual(widths.client);
     expect(await page.getByRole('navigation', { name: 'Conversations' }).isVisible()).toBe(true);
     const box = await page.getByRole('navigation', { name: 'Conversations' }).boundingBox();
@@ -119,7 +122,11 @@ describe.skipIf(!hasBrowser)('layout and themes', () => {
 
   it('renders a 5,000-token answer in animation frames, not once per token', async () => {
     // One token per millisecond or so from the upstream: thousands of separate network reads, far more than frames.
-    fake.enqueue({ kind: 'stream', tokens: Array.from({ length: 5000 }, (_, index) => (index % 12 === 11 ? `word${index}\n\n` : ` word${index}`)), delayMs: 1 });
+    fake.enqueue({
+      kind: 'stream',
+      tokens: Array.from({ length: 5000 }, (_, index) => (index % 12 === 11 ? `word${index}\n\n` : ` word${index}`)),
+      delayMs: 1,
+    });
     const page = await browser.newPage();
     await page.goto(server.url);
     await page.getByLabel('Message', { exact: true }).waitFor();

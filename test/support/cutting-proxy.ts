@@ -37,15 +37,19 @@ export async function startTcpProxy(target: string): Promise<CuttingProxy> {
     client.on('error', forget).on('close', forget);
     upstream.on('error', forget).on('close', forget);
   });
-  const proxy = await listen(server, () => sent, () => {
-    const count = pairs.size;
-    for (const [client, upstream] of pairs) {
-      client.destroy();
-      upstream.destroy();
-    }
-    pairs.clear();
-    return count;
-  });
+  const proxy = await listen(
+    server,
+    () => sent,
+    () => {
+      const count = pairs.size;
+      for (const [client, upstream] of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+      pairs.clear();
+      return count;
+    },
+  );
   return proxy;
 }
 
@@ -64,28 +68,36 @@ export async function startTamperingProxy(target: string, options: TamperOptions
   const { hostname, port } = new URL(target);
   let sent = '';
   const server = http.createServer((request, response) => {
-    sent += `${request.method} ${request.url}\n${Object.entries(request.headers).map(([name, value]) => `${name}: ${String(value)}`).join('\n')}\n\n`;
+    sent += `${request.method} ${request.url}\n${Object.entries(request.headers)
+      .map(([name, value]) => `${name}: ${String(value)}`)
+      .join('\n')}\n\n`;
     if (options.holdCancels && request.method === 'POST' && request.url?.endsWith('/cancel')) return;
-    const upstreamRequest = http.request({ host: hostname, port, method: request.method, path: request.url, headers: request.headers, agent: false }, (upstream) => {
-      response.writeHead(upstream.statusCode ?? 502, upstream.headers);
-      if ((options.dropTokenIndex === undefined && options.repeatTokenIndex === undefined) || !String(upstream.headers['content-type']).startsWith('text/event-stream')) {
-        upstream.pipe(response);
-        return;
-      }
-      let buffer = '';
-      upstream.setEncoding('utf8');
-      upstream.on('data', (text: string) => {
-        buffer += text;
-        const blocks = buffer.split('\n\n');
-        buffer = blocks.pop()!;
-        for (const block of blocks) {
-          if (block.includes(`"token_index":${options.dropTokenIndex},`)) continue;
-          response.write(`${block}\n\n`);
-          if (block.includes(`"token_index":${options.repeatTokenIndex},`)) response.write(`${block}\n\n`);
+    const upstreamRequest = http.request(
+      { host: hostname, port, method: request.method, path: request.url, headers: request.headers, agent: false },
+      (upstream) => {
+        response.writeHead(upstream.statusCode ?? 502, upstream.headers);
+        if (
+          (options.dropTokenIndex === undefined && options.repeatTokenIndex === undefined) ||
+          !String(upstream.headers['content-type']).startsWith('text/event-stream')
+        ) {
+          upstream.pipe(response);
+          return;
         }
-      });
-      upstream.on('end', () => response.end(buffer));
-    });
+        let buffer = '';
+        upstream.setEncoding('utf8');
+        upstream.on('data', (text: string) => {
+          buffer += text;
+          const blocks = buffer.split('\n\n');
+          buffer = blocks.pop()!;
+          for (const block of blocks) {
+            if (block.includes(`"token_index":${options.dropTokenIndex},`)) continue;
+            response.write(`${block}\n\n`);
+            if (block.includes(`"token_index":${options.repeatTokenIndex},`)) response.write(`${block}\n\n`);
+          }
+        });
+        upstream.on('end', () => response.end(buffer));
+      },
+    );
     upstreamRequest.on('error', () => response.destroy());
     // A client that leaves (or is cut) takes its upstream connection with it, as a real proxy's would.
     response.on('close', () => upstreamRequest.destroy());
@@ -130,44 +142,55 @@ export async function startInEventCuttingProxy(target: string, options: InEventC
   let streams = 0;
   let cuts = 0;
   const server = http.createServer((request, response) => {
-    const upstreamRequest = http.request({ host: hostname, port, method: request.method, path: request.url, headers: request.headers, agent: false }, (upstream) => {
-      response.writeHead(upstream.statusCode ?? 502, upstream.headers);
-      if (!String(upstream.headers['content-type']).startsWith('text/event-stream')) {
-        upstream.pipe(response);
-        return;
-      }
-      const plan = options.cutFor(streams++);
-      let forwarded = 0;
-      let buffer = '';
-      let cut = false;
-      upstream.setEncoding('utf8');
-      upstream.on('data', (text: string) => {
-        if (cut || response.destroyed) return;
-        buffer += options.retryMs === undefined ? text : text.replace(/^retry: \d+$/m, `retry: ${options.retryMs}`);
-        const blocks = buffer.split('\n\n');
-        buffer = blocks.pop()!;
-        for (const block of blocks) {
-          const lines = block.split('\n');
-          const fields = lines.map((line, index) => ({ line, index })).filter(({ line }) => !line.startsWith(':') && !line.startsWith('retry:'));
-          if (plan && fields.length >= 2 && forwarded === plan.afterEvents) {
-            // The text of the block up to the cut: the lines before the field, then part (or all) of the field's line.
-            const field = plan.at === 'inside-second-line' ? fields[1]! : fields[0]!;
-            const before = lines.slice(0, field.index).map((line) => `${line}\n`).join('');
-            const cutText = plan.at === 'after-first-line' ? `${before}${field.line}\n` : `${before}${field.line.slice(0, Math.ceil(field.line.length / 2))}`;
-            cuts++;
-            cut = true;
-            upstreamRequest.destroy();
-            response.write(cutText, () => response.socket?.end());
-            return;
-          }
-          if (fields.length > 0) forwarded++;
-          response.write(`${block}\n\n`);
+    const upstreamRequest = http.request(
+      { host: hostname, port, method: request.method, path: request.url, headers: request.headers, agent: false },
+      (upstream) => {
+        response.writeHead(upstream.statusCode ?? 502, upstream.headers);
+        if (!String(upstream.headers['content-type']).startsWith('text/event-stream')) {
+          upstream.pipe(response);
+          return;
         }
-      });
-      upstream.on('end', () => {
-        if (!cut && !response.destroyed) response.end(buffer);
-      });
-    });
+        const plan = options.cutFor(streams++);
+        let forwarded = 0;
+        let buffer = '';
+        let cut = false;
+        upstream.setEncoding('utf8');
+        upstream.on('data', (text: string) => {
+          if (cut || response.destroyed) return;
+          buffer += options.retryMs === undefined ? text : text.replace(/^retry: \d+$/m, `retry: ${options.retryMs}`);
+          const blocks = buffer.split('\n\n');
+          buffer = blocks.pop()!;
+          for (const block of blocks) {
+            const lines = block.split('\n');
+            const fields = lines
+              .map((line, index) => ({ line, index }))
+              .filter(({ line }) => !line.startsWith(':') && !line.startsWith('retry:'));
+            if (plan && fields.length >= 2 && forwarded === plan.afterEvents) {
+              // The text of the block up to the cut: the lines before the field, then part (or all) of the field's line.
+              const field = plan.at === 'inside-second-line' ? fields[1]! : fields[0]!;
+              const before = lines
+                .slice(0, field.index)
+                .map((line) => `${line}\n`)
+                .join('');
+              const cutText =
+                plan.at === 'after-first-line'
+                  ? `${before}${field.line}\n`
+                  : `${before}${field.line.slice(0, Math.ceil(field.line.length / 2))}`;
+              cuts++;
+              cut = true;
+              upstreamRequest.destroy();
+              response.write(cutText, () => response.socket?.end());
+              return;
+            }
+            if (fields.length > 0) forwarded++;
+            response.write(`${block}\n\n`);
+          }
+        });
+        upstream.on('end', () => {
+          if (!cut && !response.destroyed) response.end(buffer);
+        });
+      },
+    );
     upstreamRequest.on('error', () => response.destroy());
     response.on('close', () => upstreamRequest.destroy());
     request.pipe(upstreamRequest);

@@ -65,7 +65,13 @@ export interface FakeOpenAIServer {
 const CREATED = 1_700_000_000;
 
 function chunk(id: string, model: string, delta: Record<string, unknown>, finishReason: string | null = null): string {
-  const payload = { id, object: 'chat.completion.chunk', created: CREATED, model, choices: [{ index: 0, delta, finish_reason: finishReason }] };
+  const payload = {
+    id,
+    object: 'chat.completion.chunk',
+    created: CREATED,
+    model,
+    choices: [{ index: 0, delta, finish_reason: finishReason }],
+  };
   return `data: ${JSON.stringify(payload)}\n\n`;
 }
 
@@ -81,14 +87,21 @@ function usageChunk(id: string, model: string, completionTokens: number): string
   return `data: ${JSON.stringify(payload)}\n\n`;
 }
 
-async function streamToolCalls(response: http.ServerResponse, id: string, model: string, reply: Extract<FakeReply, { kind: 'tool_calls' }>): Promise<void> {
+async function streamToolCalls(
+  response: http.ServerResponse,
+  id: string,
+  model: string,
+  reply: Extract<FakeReply, { kind: 'tool_calls' }>,
+): Promise<void> {
   const pause = () => (reply.delayMs ? new Promise((resolve) => setTimeout(resolve, reply.delayMs)) : Promise.resolve());
   const pieces: { index: number; delta: Record<string, unknown> }[][] = reply.calls.map((call, index) => [
     { index, delta: { index, id: call.id, type: 'function', function: { name: call.name, arguments: '' } } },
     ...call.arguments.map((part) => ({ index, delta: { index, function: { arguments: part } } })),
   ]);
   const order = reply.interleave
-    ? Array.from({ length: Math.max(...pieces.map((list) => list.length)) }, (_, step) => pieces.map((list) => list[step]).filter((piece) => piece !== undefined)).flat()
+    ? Array.from({ length: Math.max(...pieces.map((list) => list.length)) }, (_, step) =>
+        pieces.map((list) => list[step]).filter((piece) => piece !== undefined),
+      ).flat()
     : pieces.flat();
   for (const [sent, piece] of order.entries()) {
     if (sent === reply.hangAfter) return;
@@ -123,7 +136,9 @@ export async function startFakeOpenAI(): Promise<FakeOpenAIServer> {
       requests.push({ path: request.url ?? '', authorization: request.headers.authorization, body });
       if (request.url?.endsWith('/models')) {
         response.writeHead(fake.modelsStatus, { 'content-type': 'application/json' });
-        response.end(fake.modelsStatus === 200 ? '{"object":"list","data":[{"id":"fake-model","object":"model"}]}' : '{"error":{"message":"no"}}');
+        response.end(
+          fake.modelsStatus === 200 ? '{"object":"list","data":[{"id":"fake-model","object":"model"}]}' : '{"error":{"message":"no"}}',
+        );
         return;
       }
       if (!request.url?.endsWith('/chat/completions')) {
@@ -144,14 +159,20 @@ export async function startFakeOpenAI(): Promise<FakeOpenAIServer> {
     if (reply.kind === 'silent') return;
     if (reply.kind === 'status') {
       response.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
-      response.end(reply.body ?? JSON.stringify({ error: { message: reply.message ?? `fake upstream error ${reply.status} with secret body`, type: 'fake', code: null } }));
+      response.end(
+        reply.body ??
+          JSON.stringify({
+            error: { message: reply.message ?? `fake upstream error ${reply.status} with secret body`, type: 'fake', code: null },
+          }),
+      );
       return;
     }
     response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     response.write(chunk(id, model, { role: 'assistant', content: '' }));
     const tokens = reply.kind === 'empty' ? [] : (reply.tokens ?? []);
     for (const token of tokens) {
-      if ((reply.kind === 'stream' || reply.kind === 'tool_calls') && reply.delayMs) await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
+      if ((reply.kind === 'stream' || reply.kind === 'tool_calls') && reply.delayMs)
+        await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
       if (response.destroyed) return;
       response.write(chunk(id, model, { content: token }));
     }

@@ -7,7 +7,7 @@ export function hasPostgres(): boolean {
   const available = inject('postgresAdminUrl') !== '';
   if (!available && !warned) {
     warned = true;
-    console.warn('SKIPPED: PostgreSQL tests (install Debian\'s postgresql package, or set CHATWAIT_TEST_POSTGRES_URL); CI runs them.');
+    console.warn("SKIPPED: PostgreSQL tests (install Debian's postgresql package, or set CHATWAIT_TEST_POSTGRES_URL); CI runs them.");
   }
   return available;
 }

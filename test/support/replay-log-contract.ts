@@ -22,7 +22,9 @@ export async function readAll(log: ReplayLog, turnId: string, from = 0, signal?:
 function entryAt(position: number): { data: string; tokenIndex: number | undefined } {
   const tool = position % 10 === 9;
   const tokenIndex = position - Math.floor((position + 1) / 10);
-  return tool ? { data: `{"type":"tool_call","n":${position}}`, tokenIndex: undefined } : { data: `{"token":"t${position}","token_index":${tokenIndex}}`, tokenIndex };
+  return tool
+    ? { data: `{"type":"tool_call","n":${position}}`, tokenIndex: undefined }
+    : { data: `{"token":"t${position}","token_index":${tokenIndex}}`, tokenIndex };
 }
 
 function expected(from: number, to: number): LogEntry[] {
@@ -42,7 +44,11 @@ const tick = () => new Promise((resolve) => setImmediate(resolve));
  * The behaviour every replay log must have, whatever holds it (memory, Redis): run it with a factory
  * of fresh logs. Timings are short real times, so a remote backend can run it too.
  */
-export function replayLogContract(name: string, create: () => ReplayLog | Promise<ReplayLog>, options: ReplayLogContractOptions = {}): void {
+export function replayLogContract(
+  name: string,
+  create: () => ReplayLog | Promise<ReplayLog>,
+  options: ReplayLogContractOptions = {},
+): void {
   describe(`the ${name} replay log`, () => {
     const logs: ReplayLog[] = [];
     const fresh = async (factory = create) => {
@@ -67,7 +73,8 @@ export function replayLogContract(name: string, create: () => ReplayLog | Promis
       const turnId = randomUUID();
       log.open(turnId);
       fill(log, turnId, 0, 600, 599);
-      for (let from = 0; from <= 600; from += from < 20 || from > 580 ? 1 : 37) expect(await readAll(log, turnId, from)).toEqual(expected(from, 600));
+      for (let from = 0; from <= 600; from += from < 20 || from > 580 ? 1 : 37)
+        expect(await readAll(log, turnId, from)).toEqual(expected(from, 600));
       expect(await readAll(log, turnId, 5_000)).toEqual([]);
     });
 

@@ -32,8 +32,14 @@ export interface StartOptions {
 }
 
 /** Starts `node dist/cli/main.js …args` (or another script or executable) with a clean environment plus `env`. */
-export function startCli(args: string[], env: Record<string, string> = {}, { script = CLI_MAIN, executable }: StartOptions = {}): CliProcess {
-  const child = executable ? spawn(executable, args, { env: cliEnv(env) }) : spawn(process.execPath, [script, ...args], { env: cliEnv(env) });
+export function startCli(
+  args: string[],
+  env: Record<string, string> = {},
+  { script = CLI_MAIN, executable }: StartOptions = {},
+): CliProcess {
+  const child = executable
+    ? spawn(executable, args, { env: cliEnv(env) })
+    : spawn(process.execPath, [script, ...args], { env: cliEnv(env) });
   let stdout = '';
   let stderr = '';
   const waiters = new Set<() => void>();
@@ -48,7 +54,9 @@ export function startCli(args: string[], env: Record<string, string> = {}, { scr
     stderr += chunk.toString();
     notify();
   });
-  const exited = new Promise<number | string>((resolveExit) => child.on('close', (code, signal) => resolveExit(code ?? signal ?? 'unknown')));
+  const exited = new Promise<number | string>((resolveExit) =>
+    child.on('close', (code, signal) => resolveExit(code ?? signal ?? 'unknown')),
+  );
   const waitFor = (predicate: (output: { stdout: string; stderr: string }) => boolean, what: string) =>
     new Promise<void>((resolveWait, reject) => {
       const check = () => {

@@ -16,7 +16,10 @@ export interface SpawnedServer {
 }
 
 /** Starts dist/main.js on 127.0.0.1 and a free port, in an empty directory (so no developer .env is read); `maxOpenFiles` lowers its descriptor limit; `main` runs another build's entry point. */
-export function spawnServer(env: Record<string, string>, { maxOpenFiles, main = MAIN }: { maxOpenFiles?: number; main?: string } = {}): SpawnedServer {
+export function spawnServer(
+  env: Record<string, string>,
+  { maxOpenFiles, main = MAIN }: { maxOpenFiles?: number; main?: string } = {},
+): SpawnedServer {
   // `ulimit -n` sets the hard limit too, so Node cannot raise it again at start-up.
   const [command, args] = maxOpenFiles
     ? ['sh', ['-c', `ulimit -n ${maxOpenFiles} && exec "$0" "$@"`, process.execPath, main]]

@@ -71,7 +71,14 @@ export async function readSse(url: string, options: ReadSseOptions = {}): Promis
   const { until, ...init } = options;
   const controller = new AbortController();
   const response = await fetch(url, { ...init, signal: init.signal ?? controller.signal });
-  const result: SseResult = { status: response.status, headers: response.headers, events: [], comments: [], retry: undefined, error: undefined };
+  const result: SseResult = {
+    status: response.status,
+    headers: response.headers,
+    events: [],
+    comments: [],
+    retry: undefined,
+    error: undefined,
+  };
   if (!response.headers.get('content-type')?.startsWith('text/event-stream')) {
     const text = await response.text();
     result.error = text ? JSON.parse(text) : undefined;

@@ -39,7 +39,16 @@ export async function toolsForTests(): Promise<Map<string, ChatTool>> {
       },
     }),
   );
-  tools.set('hang', tool({ name: 'hang', description: 'Never answers.', parameters: z.object({}), errorFunction: null, execute: () => new Promise<string>(() => {}) }));
+  tools.set(
+    'hang',
+    tool({
+      name: 'hang',
+      description: 'Never answers.',
+      parameters: z.object({}),
+      errorFunction: null,
+      execute: () => new Promise<string>(() => {}),
+    }),
+  );
   return tools;
 }
 
@@ -50,7 +59,9 @@ export function chatRequests(fake: FakeOpenAIServer) {
 
 /** The events after `start`, as `type` or `type:call_id`, for comparing orders at a glance. */
 export function shapeOf(events: SseEvent[]): string[] {
-  return events.filter((event) => event.json.type !== 'start').map((event) => (event.json.call_id ? `${event.json.type}:${event.json.call_id}` : event.json.type));
+  return events
+    .filter((event) => event.json.type !== 'start')
+    .map((event) => (event.json.call_id ? `${event.json.type}:${event.json.call_id}` : event.json.type));
 }
 
 /**

@@ -6,7 +6,12 @@ import { MenuIcon } from './components/icons';
 import { Sidebar } from './components/Sidebar';
 import { useChat } from './use-chat';
 
-const STARTERS = ['Explain Server-Sent Events in three sentences', 'Write a haiku about streaming data', 'What is 17 × 23? Show your steps', 'Give me a TypeScript function that debounces another one'];
+const STARTERS = [
+  'Explain Server-Sent Events in three sentences',
+  'Write a haiku about streaming data',
+  'What is 17 × 23? Show your steps',
+  'Give me a TypeScript function that debounces another one',
+];
 
 /** The conversation the URL names: /c/<context_id>, or none for a new chat. */
 function contextIdFromLocation(): string | undefined {
@@ -112,14 +117,25 @@ export function App() {
       {sidebarOpen && <div className="backdrop" aria-hidden="true" onClick={() => setSidebarOpen(false)} />}
       <main className="chat" onKeyDown={(event) => event.key === 'Escape' && setSidebarOpen(false)}>
         <header className="topbar">
-          <button type="button" className="icon menu" aria-label="Show conversations" aria-expanded={sidebarOpen} onClick={() => setSidebarOpen((open) => !open)}>
+          <button
+            type="button"
+            className="icon menu"
+            aria-label="Show conversations"
+            aria-expanded={sidebarOpen}
+            onClick={() => setSidebarOpen((open) => !open)}
+          >
             <MenuIcon />
           </button>
           <h1>{title}</h1>
           {config.show_mode_selector && (
             <label className="mode">
               <span className="visually-hidden">Answer mode</span>
-              <select value={mode} onChange={(event) => setMode(event.target.value as 'wait' | 'streaming')} disabled={chat.busy} aria-label="Answer mode">
+              <select
+                value={mode}
+                onChange={(event) => setMode(event.target.value as 'wait' | 'streaming')}
+                disabled={chat.busy}
+                aria-label="Answer mode"
+              >
                 <option value="streaming">Streaming</option>
                 <option value="wait">Wait</option>
               </select>
@@ -128,7 +144,8 @@ export function App() {
         </header>
         {config.model.demo && (
           <div className="banner" role="note">
-            Demo model: answers are canned, not AI. Set <code>GEMINI_API_KEY</code> or <code>OPENAI_BASE_URL</code> on the server for a real one.
+            Demo model: answers are canned, not AI. Set <code>GEMINI_API_KEY</code> or <code>OPENAI_BASE_URL</code> on the server for a real
+            one.
           </div>
         )}
         <MessageList chat={chat} onStarter={chat.send} />
@@ -189,7 +206,15 @@ function MessageList({ chat, onStarter }: { chat: ReturnType<typeof useChat>; on
   const lastAssistant = chat.messages.findLastIndex((message) => message.role === 'assistant');
   return (
     <div className="messages-wrapper">
-      <div className="messages" ref={container} onScroll={onScroll} role="log" aria-live="polite" aria-relevant="additions text" aria-label="Conversation">
+      <div
+        className="messages"
+        ref={container}
+        onScroll={onScroll}
+        role="log"
+        aria-live="polite"
+        aria-relevant="additions text"
+        aria-label="Conversation"
+      >
         {chat.loading && <p className="muted">Loading…</p>}
         {chat.hasOlder && (
           <button type="button" className="older" onClick={loadOlder} disabled={chat.loadingOlder}>

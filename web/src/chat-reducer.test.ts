@@ -19,7 +19,13 @@ function deepFreeze<T>(value: T): T {
 const sent: ChatAction = { type: 'sent', userId: 'u1', assistantId: 'a1', text: 'Hello?' };
 const streamed = (...events: FollowEvent[]): ChatAction => ({ type: 'streamed', messageId: 'a1', events });
 const start: FollowEvent = { type: 'start', event_type: 'start', context_id: 'c', turn_id: 't1', resumed: false, model: 'demo' };
-const token = (text: string, index: number): FollowEvent => ({ type: 'token', event_type: 'token', token: text, token_index: index, context_id: 'c' });
+const token = (text: string, index: number): FollowEvent => ({
+  type: 'token',
+  event_type: 'token',
+  token: text,
+  token_index: index,
+  context_id: 'c',
+});
 const end = (finalOutput: string, finishReason: 'stop' | 'cancelled' | 'interrupted' | 'error' = 'stop'): FollowEvent => ({
   type: 'end',
   event_type: 'end',
@@ -35,7 +41,17 @@ const end = (finalOutput: string, finishReason: 'stop' | 'cancelled' | 'interrup
 const answer = (state: ChatState) => state.messages.find((message) => message.id === 'a1')!;
 
 function storedTurn(id: string, fields: Partial<StoredTurn> = {}): StoredTurn {
-  return { turn_id: id, user_message: `question ${id}`, answer: `answer ${id}`, status: 'complete', model: 'demo', token_count: 2, timings: null, error_code: null, ...fields };
+  return {
+    turn_id: id,
+    user_message: `question ${id}`,
+    answer: `answer ${id}`,
+    status: 'complete',
+    model: 'demo',
+    token_count: 2,
+    timings: null,
+    error_code: null,
+    ...fields,
+  };
 }
 
 describe('the chat page state', () => {
@@ -53,19 +69,34 @@ describe('the chat page state', () => {
     const streaming = run(sent, streamed(start, token('Hel', 0)), streamed(token('lo', 1)));
     expect(answer(streaming)).toMatchObject({ text: 'Hello', status: 'streaming', turnId: 't1' });
     const done = run(sent, streamed(start, token('Hel', 0), token('lo', 1)), streamed(end('Hello')));
-    expect(answer(done)).toMatchObject({ text: 'Hello', status: 'done', details: { model: 'demo', ttftMs: 12, totalMs: 100, tokenCount: 2 } });
+    expect(answer(done)).toMatchObject({
+      text: 'Hello',
+      status: 'done',
+      details: { model: 'demo', ttftMs: 12, totalMs: 100, tokenCount: 2 },
+    });
     expect(answer(done).error).toBeUndefined();
   });
 
   it('ends a stopped answer as cancelled, and one that did not finish as interrupted with a Retry error', () => {
-    expect(answer(run(sent, streamed(start, token('Par', 0), end('Par', 'cancelled'))))).toMatchObject({ status: 'cancelled', text: 'Par' });
+    expect(answer(run(sent, streamed(start, token('Par', 0), end('Par', 'cancelled'))))).toMatchObject({
+      status: 'cancelled',
+      text: 'Par',
+    });
     const failed = answer(run(sent, streamed(start, end('Half', 'interrupted'))));
     expect(failed).toMatchObject({ status: 'interrupted', text: 'Half' });
     expect(failed.error).toMatchObject({ code: 'UPSTREAM_ERROR', message: 'This answer did not finish. Retry to ask again.' });
   });
 
   it('keeps the text of an error event and marks it interrupted, or error when nothing came, with its retryable', () => {
-    const failure: FollowEvent = { type: 'error', event_type: 'error', context_id: 'c', turn_id: 't1', error_code: 'UPSTREAM_ERROR', message: 'The model failed.', retryable: true };
+    const failure: FollowEvent = {
+      type: 'error',
+      event_type: 'error',
+      context_id: 'c',
+      turn_id: 't1',
+      error_code: 'UPSTREAM_ERROR',
+      message: 'The model failed.',
+      retryable: true,
+    };
     const partly = answer(run(sent, streamed(start, token('Half', 0), token(' an', 1), failure)));
     expect(partly).toMatchObject({ status: 'interrupted', text: 'Half an', reconnecting: false });
     expect(partly.error).toBeInstanceOf(ApiError);
@@ -83,10 +114,25 @@ describe('the chat page state', () => {
   });
 
   it('lists tool steps once each, even when a resumed stream sends a call again, and fills in their results', () => {
-    const call: FollowEvent = { type: 'tool_call', event_type: 'tool_call', call_id: 'k1', name: 'calculator', arguments: '{"expression":"2+2"}' };
-    const result: FollowEvent = { type: 'tool_result', event_type: 'tool_result', call_id: 'k1', output: '4', is_error: false, duration_ms: 3 };
+    const call: FollowEvent = {
+      type: 'tool_call',
+      event_type: 'tool_call',
+      call_id: 'k1',
+      name: 'calculator',
+      arguments: '{"expression":"2+2"}',
+    };
+    const result: FollowEvent = {
+      type: 'tool_result',
+      event_type: 'tool_result',
+      call_id: 'k1',
+      output: '4',
+      is_error: false,
+      duration_ms: 3,
+    };
     const state = run(sent, streamed(start, call), streamed(call, result, token('4', 0)));
-    expect(answer(state).steps).toEqual([{ callId: 'k1', name: 'calculator', arguments: '{"expression":"2+2"}', output: '4', isError: false, durationMs: 3 }]);
+    expect(answer(state).steps).toEqual([
+      { callId: 'k1', name: 'calculator', arguments: '{"expression":"2+2"}', output: '4', isError: false, durationMs: 3 },
+    ]);
   });
 
   it('replaces the text with a resync, then ends', () => {
@@ -96,29 +142,67 @@ describe('the chat page state', () => {
 
   it('marks an answer whose stream could not be resumed, keeping its text', () => {
     const error = new ApiError(0, 'NETWORK_ERROR', 'The connection dropped.');
-    expect(answer(run(sent, streamed(start, token('Some', 0)), { type: 'stream_failed', messageId: 'a1', error }))).toMatchObject({ status: 'interrupted', text: 'Some', error });
+    expect(answer(run(sent, streamed(start, token('Some', 0)), { type: 'stream_failed', messageId: 'a1', error }))).toMatchObject({
+      status: 'interrupted',
+      text: 'Some',
+      error,
+    });
     expect(answer(run(sent, { type: 'stream_failed', messageId: 'a1', error }))).toMatchObject({ status: 'error', text: '' });
   });
 
   it('starts a retried answer empty, without its old error, steps or turn', () => {
     const failure = new ApiError(502, 'UPSTREAM_ERROR', 'failed');
-    const retried = answer(run(sent, streamed(start, token('x', 0)), { type: 'stream_failed', messageId: 'a1', error: failure }, { type: 'retried', messageId: 'a1' }));
-    expect(retried).toEqual({ id: 'a1', role: 'assistant', text: '', status: 'waiting', prompt: 'Hello?', error: undefined, details: undefined, turnId: undefined, steps: undefined, reconnecting: undefined });
+    const retried = answer(
+      run(
+        sent,
+        streamed(start, token('x', 0)),
+        { type: 'stream_failed', messageId: 'a1', error: failure },
+        { type: 'retried', messageId: 'a1' },
+      ),
+    );
+    expect(retried).toEqual({
+      id: 'a1',
+      role: 'assistant',
+      text: '',
+      status: 'waiting',
+      prompt: 'Hello?',
+      error: undefined,
+      details: undefined,
+      turnId: undefined,
+      steps: undefined,
+      reconnecting: undefined,
+    });
   });
 
   it('shows a wait answer whole, or its failure', () => {
     const waited = run(sent, {
       type: 'waited',
       messageId: 'a1',
-      answer: { message: 'All at once', finish_reason: 'stop', context_id: 'c', token_count: 3, processing_time_ms: 40, turn_id: 't1', model: 'demo' },
+      answer: {
+        message: 'All at once',
+        finish_reason: 'stop',
+        context_id: 'c',
+        token_count: 3,
+        processing_time_ms: 40,
+        turn_id: 't1',
+        model: 'demo',
+      },
     });
-    expect(answer(waited)).toMatchObject({ text: 'All at once', status: 'done', turnId: 't1', details: { ttftMs: null, totalMs: 40, tokenCount: 3 } });
+    expect(answer(waited)).toMatchObject({
+      text: 'All at once',
+      status: 'done',
+      turnId: 't1',
+      details: { ttftMs: null, totalMs: 40, tokenCount: 3 },
+    });
     const error = new ApiError(429, 'RATE_LIMITED', 'Slow down.');
     expect(answer(run(sent, { type: 'wait_failed', messageId: 'a1', error }))).toMatchObject({ status: 'error', error });
   });
 
   it('loads stored turns, picking an answer still being written up empty, and older pages in front', () => {
-    const loaded = run({ type: 'cleared', loading: true }, { type: 'loaded', turns: [storedTurn('t1'), storedTurn('t2', { status: 'streaming', answer: 'par' })], nextCursor: 'older' });
+    const loaded = run(
+      { type: 'cleared', loading: true },
+      { type: 'loaded', turns: [storedTurn('t1'), storedTurn('t2', { status: 'streaming', answer: 'par' })], nextCursor: 'older' },
+    );
     expect(loaded.loading).toBe(false);
     expect(loaded.olderCursor).toBe('older');
     expect(loaded.messages.map((message) => [message.id, message.text, message.status])).toEqual([
@@ -127,7 +211,11 @@ describe('the chat page state', () => {
       ['t2-user', 'question t2', 'done'],
       ['t2-assistant', '', 'waiting'],
     ]);
-    const older = chatReducer(chatReducer(loaded, { type: 'older_requested' }), { type: 'older_loaded', turns: [storedTurn('t0', { status: 'error', error_code: 'UPSTREAM_TIMEOUT' })], nextCursor: null });
+    const older = chatReducer(chatReducer(loaded, { type: 'older_requested' }), {
+      type: 'older_loaded',
+      turns: [storedTurn('t0', { status: 'error', error_code: 'UPSTREAM_TIMEOUT' })],
+      nextCursor: null,
+    });
     expect(older.messages.map((message) => message.id).slice(0, 3)).toEqual(['t0-user', 't0-assistant', 't1-user']);
     expect(older.messages[1]).toMatchObject({ status: 'error', error: { code: 'UPSTREAM_TIMEOUT' } });
     expect(older.olderCursor).toBeUndefined();
@@ -135,7 +223,9 @@ describe('the chat page state', () => {
   });
 
   it('shows a conversation that is not stored yet as empty, and other load failures as an error', () => {
-    expect(run({ type: 'cleared', loading: true }, { type: 'load_failed', error: new ApiError(404, 'NOT_FOUND', 'no') })).toEqual(emptyChat);
+    expect(run({ type: 'cleared', loading: true }, { type: 'load_failed', error: new ApiError(404, 'NOT_FOUND', 'no') })).toEqual(
+      emptyChat,
+    );
     const error = new ApiError(0, 'NETWORK_ERROR', 'Could not load the conversation.');
     expect(run({ type: 'cleared', loading: true }, { type: 'load_failed', error })).toMatchObject({ loading: false, loadError: error });
   });

@@ -56,11 +56,18 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
     }
     case 'load_failed':
       // A conversation not stored yet (a new chat opened by its URL) is simply empty.
-      return action.error.status === 404 ? { ...state, messages: [], loading: false } : { ...state, loading: false, loadError: action.error };
+      return action.error.status === 404
+        ? { ...state, messages: [], loading: false }
+        : { ...state, loading: false, loadError: action.error };
     case 'older_requested':
       return { ...state, loadingOlder: true };
     case 'older_loaded':
-      return { ...state, messages: [...action.turns.flatMap(toMessages), ...state.messages], olderCursor: action.nextCursor ?? undefined, loadingOlder: false };
+      return {
+        ...state,
+        messages: [...action.turns.flatMap(toMessages), ...state.messages],
+        olderCursor: action.nextCursor ?? undefined,
+        loadingOlder: false,
+      };
     case 'older_failed':
       return { ...state, loadError: action.error, loadingOlder: false };
     case 'sent':
@@ -126,7 +133,12 @@ export function applyEvent(message: ChatMessage, event: FollowEvent): ChatMessag
     case 'tool_result':
       return {
         ...message,
-        steps: withToolResult(message.steps, { callId: event.call_id, output: event.output, isError: event.is_error, durationMs: event.duration_ms }),
+        steps: withToolResult(message.steps, {
+          callId: event.call_id,
+          output: event.output,
+          isError: event.is_error,
+          durationMs: event.duration_ms,
+        }),
       };
     case 'resync':
       return { ...message, text: event.final_output, status: 'streaming' };
@@ -140,7 +152,12 @@ export function applyEvent(message: ChatMessage, event: FollowEvent): ChatMessag
         ...(status === 'interrupted' ? { error: new ApiError(502, 'UPSTREAM_ERROR', DID_NOT_FINISH) } : {}),
         reconnecting: false,
         // A server older than the timings field, or a stand-in, may leave them out.
-        details: { model: event.model, ttftMs: event.timings?.ttft_ms ?? null, totalMs: event.timings?.total_ms ?? null, tokenCount: event.token_count },
+        details: {
+          model: event.model,
+          ttftMs: event.timings?.ttft_ms ?? null,
+          totalMs: event.timings?.total_ms ?? null,
+          tokenCount: event.token_count,
+        },
       };
     }
     case 'error':
@@ -156,7 +173,15 @@ export function applyEvent(message: ChatMessage, event: FollowEvent): ChatMessag
 /** A stored turn as the page shows it: the user's message and the answer. */
 export function toMessages(turn: StoredTurn): ChatMessage[] {
   const status: ChatMessage['status'] =
-    turn.status === 'complete' ? 'done' : turn.status === 'streaming' ? 'streaming' : turn.status === 'cancelled' ? 'cancelled' : turn.status === 'error' ? 'error' : 'interrupted';
+    turn.status === 'complete'
+      ? 'done'
+      : turn.status === 'streaming'
+        ? 'streaming'
+        : turn.status === 'cancelled'
+          ? 'cancelled'
+          : turn.status === 'error'
+            ? 'error'
+            : 'interrupted';
   return [
     { id: `${turn.turn_id}-user`, role: 'user', text: turn.user_message, status: 'done' },
     {
@@ -167,8 +192,15 @@ export function toMessages(turn: StoredTurn): ChatMessage[] {
       turnId: turn.turn_id,
       prompt: turn.user_message,
       steps: stepsFromStored(turn.tool_steps),
-      ...(turn.status === 'error' || turn.status === 'interrupted' ? { error: new ApiError(502, turn.error_code ?? 'UPSTREAM_ERROR', DID_NOT_FINISH) } : {}),
-      details: { model: turn.model, ttftMs: turn.timings?.ttft_ms ?? null, totalMs: turn.timings?.total_ms ?? null, tokenCount: turn.token_count },
+      ...(turn.status === 'error' || turn.status === 'interrupted'
+        ? { error: new ApiError(502, turn.error_code ?? 'UPSTREAM_ERROR', DID_NOT_FINISH) }
+        : {}),
+      details: {
+        model: turn.model,
+        ttftMs: turn.timings?.ttft_ms ?? null,
+        totalMs: turn.timings?.total_ms ?? null,
+        tokenCount: turn.token_count,
+      },
     },
   ];
 }

@@ -12,7 +12,9 @@ export function withToolResult(
   steps: ToolStepView[] | undefined,
   result: { callId: string; output: string; isError: boolean; durationMs: number },
 ): ToolStepView[] | undefined {
-  return steps?.map((step) => (step.callId === result.callId ? { ...step, output: result.output, isError: result.isError, durationMs: result.durationMs } : step));
+  return steps?.map((step) =>
+    step.callId === result.callId ? { ...step, output: result.output, isError: result.isError, durationMs: result.durationMs } : step,
+  );
 }
 
 /** The steps of a stored turn (or a wait answer), for the page. */

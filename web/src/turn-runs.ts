@@ -65,7 +65,12 @@ export interface TurnRunHooks {
 }
 
 /** Follows a turn over SSE into the answer `run.messageId`, from its start or after `lastEventId`. */
-export async function streamTurn(run: RunningTurn, request: FollowTurnRequest, lastEventId: string | undefined, hooks: TurnRunHooks): Promise<void> {
+export async function streamTurn(
+  run: RunningTurn,
+  request: FollowTurnRequest,
+  lastEventId: string | undefined,
+  hooks: TurnRunHooks,
+): Promise<void> {
   const { signal } = run.abort;
   try {
     const events = followTurn(request, {
@@ -92,10 +97,18 @@ export async function streamTurn(run: RunningTurn, request: FollowTurnRequest, l
 }
 
 /** Runs a wait-mode turn into the answer `run.messageId`; a lost answer is asked for again with the same idempotency key. */
-export async function waitTurn(run: RunningTurn, body: { message: string; context_id: string; client_message_id: string }, hooks: TurnRunHooks): Promise<void> {
+export async function waitTurn(
+  run: RunningTurn,
+  body: { message: string; context_id: string; client_message_id: string },
+  hooks: TurnRunHooks,
+): Promise<void> {
   const { signal } = run.abort;
   try {
-    const answer = await withRetries(() => api.wait(body, signal), (error, attempt) => shouldSendWaitAgain(error, attempt > 0), { maxAttempts: WAIT_ATTEMPTS, signal });
+    const answer = await withRetries(
+      () => api.wait(body, signal),
+      (error, attempt) => shouldSendWaitAgain(error, attempt > 0),
+      { maxAttempts: WAIT_ATTEMPTS, signal },
+    );
     hooks.dispatch({ type: 'waited', messageId: run.messageId, answer });
   } catch (error) {
     if (!signal.aborted) hooks.dispatch({ type: 'wait_failed', messageId: run.messageId, error: failureOf(error, hooks) });

@@ -64,7 +64,8 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity, on
   );
 
   const stream = useCallback(
-    (messageId: string, request: FollowTurnRequest, lastEventId?: string) => run(messageId, (turn, hooks) => streamTurn(turn, request, lastEventId, hooks)),
+    (messageId: string, request: FollowTurnRequest, lastEventId?: string) =>
+      run(messageId, (turn, hooks) => streamTurn(turn, request, lastEventId, hooks)),
     [run],
   );
 
@@ -138,10 +139,15 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity, on
         dispatch({ type: 'loaded', turns: conversation.turns, nextCursor: conversation.next_cursor });
         const last = conversation.turns.at(-1);
         // From its start: the stored text may be behind the stream, and the stream replays every event.
-        if (last?.status === 'streaming') void stream(`${last.turn_id}-assistant`, { message: last.user_message, contextId }, `${last.turn_id}/start`);
+        if (last?.status === 'streaming')
+          void stream(`${last.turn_id}-assistant`, { message: last.user_message, contextId }, `${last.turn_id}/start`);
       })
       .catch((error: unknown) => {
-        if (active) dispatch({ type: 'load_failed', error: error instanceof ApiError ? error : new ApiError(0, 'NETWORK_ERROR', 'Could not load the conversation.') });
+        if (active)
+          dispatch({
+            type: 'load_failed',
+            error: error instanceof ApiError ? error : new ApiError(0, 'NETWORK_ERROR', 'Could not load the conversation.'),
+          });
       });
     return () => {
       active = false;
@@ -162,7 +168,10 @@ export function useChat({ contextId, mode, onConversationCreated, onActivity, on
         if (conversationId.current === id) dispatch({ type: 'older_loaded', turns: page.turns, nextCursor: page.next_cursor });
       })
       .catch((error: unknown) =>
-        dispatch({ type: 'older_failed', error: error instanceof ApiError ? error : new ApiError(0, 'NETWORK_ERROR', 'Could not load the earlier messages.') }),
+        dispatch({
+          type: 'older_failed',
+          error: error instanceof ApiError ? error : new ApiError(0, 'NETWORK_ERROR', 'Could not load the earlier messages.'),
+        }),
       );
   }, [olderCursor, loadingOlder]);
 

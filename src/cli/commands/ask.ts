@@ -54,7 +54,11 @@ export async function runAsk({ args, env, terminal, stdin }: CommandContext): Pr
   const stop = () => {
     if (turnId) {
       void client.cancelTurn(turnId).catch((error: unknown) => {
-        err.line(err.style.red(`chatwait: could not stop the answer: ${error instanceof CliError ? describeError(error) : oneLine(String(error))}`));
+        err.line(
+          err.style.red(
+            `chatwait: could not stop the answer: ${error instanceof CliError ? describeError(error) : oneLine(String(error))}`,
+          ),
+        );
       });
     }
   };
@@ -73,7 +77,10 @@ export async function runAsk({ args, env, terminal, stdin }: CommandContext): Pr
   process.on('SIGINT', onInterrupt);
   try {
     if (values.wait) {
-      const { answer, raw } = await waitForAnswer(client, request, { signal: quit.signal, onReconnect: createAnswerView(out, err).handlers.onReconnect });
+      const { answer, raw } = await waitForAnswer(client, request, {
+        signal: quit.signal,
+        onReconnect: createAnswerView(out, err).handlers.onReconnect,
+      });
       if (values.json) out.line(out.json(raw));
       else {
         out.write(out.answerFilter()(String(answer.message)));

@@ -58,9 +58,16 @@ export async function runChat({ args, env, terminal, stdin }: CommandContext): P
     out.line(dim(`ChatWait at ${client.connection.url}${model} · conversation ${contextId}`));
     out.line(dim('Enter sends · Ctrl+C stops an answer · Ctrl+C or Ctrl+D at the prompt quits · /new, /exit'));
   }
-  if (config.auth_required && !client.connection.apiKey) err.line(err.style.yellow('This server needs an API key: pass --api-key or set CHATWAIT_API_KEY.'));
+  if (config.auth_required && !client.connection.apiKey)
+    err.line(err.style.yellow('This server needs an API key: pass --api-key or set CHATWAIT_API_KEY.'));
 
-  const lines = createInterface({ input: stdin, output: out.stream, terminal: interactive, prompt: bold('› '), historySize: interactive ? 100 : 0 });
+  const lines = createInterface({
+    input: stdin,
+    output: out.stream,
+    terminal: interactive,
+    prompt: bold('› '),
+    historySize: interactive ? 100 : 0,
+  });
   const queue: string[] = [];
   let inputClosed = false;
   let current: RunningAnswer | undefined;

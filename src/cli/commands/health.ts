@@ -38,7 +38,12 @@ export async function runHealth({ args, env, terminal }: CommandContext): Promis
   const health = await client.json<Health>('/health', { allowErrors: true });
   const live = await client.json<{ status?: string }>('/api/v1/health/live', { allowErrors: true });
   const ready = await client.json<{ status?: string; reason?: string }>('/api/v1/health/ready', { allowErrors: true });
-  const good = health.status === 200 && health.body?.status === 'healthy' && live.body?.status === 'alive' && ready.status === 200 && ready.body?.status === 'ready';
+  const good =
+    health.status === 200 &&
+    health.body?.status === 'healthy' &&
+    live.body?.status === 'alive' &&
+    ready.status === 200 &&
+    ready.body?.status === 'ready';
   if (values.json) {
     out.line(out.json(JSON.stringify({ health: health.body, live: live.body, ready: ready.body })));
     return good ? EXIT_CODES.OK : EXIT_CODES.FAILED;
@@ -50,9 +55,13 @@ export async function runHealth({ args, env, terminal }: CommandContext): Promis
   const mark = (ok: boolean, text: unknown) => (ok ? green(show(text)) : red(show(text)));
   const body = health.body ?? { status: `HTTP ${health.status}` };
   const model = body.model ? `model ${show(body.model.provider)}/${show(body.model.name)}${body.model.demo ? ' (demo)' : ''}` : '';
-  out.line(`${bold('health')}  ${mark(body.status === 'healthy', body.status ?? `HTTP ${health.status}`)}  ${dim(`chatwait ${show(body.version ?? '?')} (${show(body.environment ?? '?')}) ${model}`)}`);
+  out.line(
+    `${bold('health')}  ${mark(body.status === 'healthy', body.status ?? `HTTP ${health.status}`)}  ${dim(`chatwait ${show(body.version ?? '?')} (${show(body.environment ?? '?')}) ${model}`)}`,
+  );
   for (const [name, check] of Object.entries(body.checks ?? {})) {
-    out.line(`  ${show(name).padEnd(11)} ${mark(check.status === 'ok', check.status ?? '?')}${check.detail ? dim(`  ${show(check.detail)}`) : ''}`);
+    out.line(
+      `  ${show(name).padEnd(11)} ${mark(check.status === 'ok', check.status ?? '?')}${check.detail ? dim(`  ${show(check.detail)}`) : ''}`,
+    );
   }
   out.line(`${bold('live')}    ${mark(live.body?.status === 'alive', live.body?.status ?? `HTTP ${live.status}`)}`);
   const readyText = ready.body?.status ?? `HTTP ${ready.status}`;

@@ -46,7 +46,10 @@ export const SMOKE_CHECKS: SmokeCheck[] = [
       check(body?.service === 'chatwait', 'GET /health does not say service "chatwait"');
       check(headers.has('x-request-id'), 'no X-Request-ID header');
       const failing = Object.entries(body.checks ?? {}).filter(([, value]) => (value as Json)?.status !== 'ok');
-      check(body.status === 'healthy', `status is ${body.status}: ${failing.map(([name, value]) => `${name} ${(value as Json)?.detail ?? 'failing'}`).join(', ')}`);
+      check(
+        body.status === 'healthy',
+        `status is ${body.status}: ${failing.map(([name, value]) => `${name} ${(value as Json)?.detail ?? 'failing'}`).join(', ')}`,
+      );
       return `healthy, model ${body.model?.provider}/${body.model?.name}`;
     },
   },
@@ -56,7 +59,10 @@ export const SMOKE_CHECKS: SmokeCheck[] = [
       const live = await client.json<Json>('/api/v1/health/live', { allowErrors: true, signal });
       check(live.status === 200 && live.body?.status === 'alive', `GET /api/v1/health/live answered HTTP ${live.status}`);
       const ready = await client.json<Json>('/api/v1/health/ready', { allowErrors: true, signal });
-      check(ready.status === 200 && ready.body?.status === 'ready', `not ready (HTTP ${ready.status}${ready.body?.reason ? `: ${ready.body.reason}` : ''})`);
+      check(
+        ready.status === 200 && ready.body?.status === 'ready',
+        `not ready (HTTP ${ready.status}${ready.body?.reason ? `: ${ready.body.reason}` : ''})`,
+      );
     },
   },
   {
@@ -116,7 +122,10 @@ export const SMOKE_CHECKS: SmokeCheck[] = [
       const contextId = newContext(state);
       const message = 'ChatWait smoke test: count from 1 to 40, one number per line (answer in 80 tokens).';
       const fields = { message, context_id: contextId };
-      let first = await collect(await openStream(state.client, { method: 'POST', fields, signal }), (_event, events) => tokensOf(events).length === 3);
+      let first = await collect(
+        await openStream(state.client, { method: 'POST', fields, signal }),
+        (_event, events) => tokensOf(events).length === 3,
+      );
       const turnId = first[0]?.json.turn_id;
       check(typeof turnId === 'string' && first.length > 1, 'no start event, or nothing after it');
       // A short answer may have ended before the cut: resume from its middle instead, which the log still holds.
@@ -125,7 +134,10 @@ export const SMOKE_CHECKS: SmokeCheck[] = [
       const second = await openStream(state.client, { method: 'POST', fields, headers: { 'last-event-id': lastId }, signal });
       check(second.status === 200, `the resume answered HTTP ${second.status}: ${JSON.stringify(second.error)}`);
       const rest = await collect(second);
-      check(rest[0]?.json.type === 'start' && rest[0].json.resumed === true && rest[0].json.turn_id === turnId, 'the resumed stream does not start with start (resumed: true, same turn_id)');
+      check(
+        rest[0]?.json.type === 'start' && rest[0].json.resumed === true && rest[0].json.turn_id === turnId,
+        'the resumed stream does not start with start (resumed: true, same turn_id)',
+      );
       const end = checkTurnEvents(turnId, [first.slice(1), rest.slice(1)]);
       const tokens = tokensOf([...first, ...rest]).map((event: SmokeEvent) => event.json.token as string);
       state.resumed = { contextId, message, turnId, tokens, finalOutput: end.final_output };
@@ -137,13 +149,23 @@ export const SMOKE_CHECKS: SmokeCheck[] = [
     async run({ client, resumed }, signal) {
       check(resumed, 'needs the Last-Event-ID check');
       const from = Math.max(1, Math.floor(resumed.tokens.length / 2));
-      const stream = await openStream(client, { method: 'GET', fields: { message: resumed.message, context_id: resumed.contextId, last_token_index: from }, signal });
+      const stream = await openStream(client, {
+        method: 'GET',
+        fields: { message: resumed.message, context_id: resumed.contextId, last_token_index: from },
+        signal,
+      });
       check(stream.status === 200, `HTTP ${stream.status}: ${JSON.stringify(stream.error)}`);
       const events = await collect(stream);
       check(events[0]?.json.resumed === true && events[0].json.turn_id === resumed.turnId, 'it did not resume the same turn');
       const tokens = tokensOf(events);
-      check(tokens[0]?.json.token_index === from || resumed.tokens.length === from, `the replay starts at token_index ${tokens[0]?.json.token_index}, not ${from}`);
-      check(tokens.map((event) => event.json.token).join('') === resumed.tokens.slice(from).join(''), 'the replayed tokens differ from the original ones');
+      check(
+        tokens[0]?.json.token_index === from || resumed.tokens.length === from,
+        `the replay starts at token_index ${tokens[0]?.json.token_index}, not ${from}`,
+      );
+      check(
+        tokens.map((event) => event.json.token).join('') === resumed.tokens.slice(from).join(''),
+        'the replayed tokens differ from the original ones',
+      );
       check(events.at(-1)?.json.final_output === resumed.finalOutput, 'the replayed end differs');
       return `replayed from token ${from}`;
     },
@@ -159,7 +181,10 @@ export const SMOKE_CHECKS: SmokeCheck[] = [
       const events = await collect(stream, (event, all) => {
         if (!cancel && event.json.type === 'token') {
           const path = `/api/v1/chat/turns/${all[0]!.json.turn_id}/cancel`;
-          cancel = state.client.json<Json>(path, { method: 'POST', signal }).then(({ body }) => ({ body }), (error: unknown) => ({ error }));
+          cancel = state.client.json<Json>(path, { method: 'POST', signal }).then(
+            ({ body }) => ({ body }),
+            (error: unknown) => ({ error }),
+          );
         }
         return event.json.type === 'end' || event.json.type === 'error';
       });
@@ -170,8 +195,13 @@ export const SMOKE_CHECKS: SmokeCheck[] = [
       const expected = cancelled.status === 'cancelled' ? 'cancelled' : 'stop';
       check(end.finish_reason === expected, `the turn is ${cancelled.status} but its stream ended with finish_reason ${end.finish_reason}`);
       const { body } = await state.client.json<Json>(`/api/v1/conversations/${contextId}?limit=1`, { signal });
-      check(body.turns?.at(-1)?.status === cancelled.status && body.turns.at(-1).answer === end.final_output, 'the stored turn does not match the cancelled stream');
-      return cancelled.status === 'cancelled' ? `stopped after ${end.token_count} tokens, partial answer kept` : 'the answer ended before the cancel arrived';
+      check(
+        body.turns?.at(-1)?.status === cancelled.status && body.turns.at(-1).answer === end.final_output,
+        'the stored turn does not match the cancelled stream',
+      );
+      return cancelled.status === 'cancelled'
+        ? `stopped after ${end.token_count} tokens, partial answer kept`
+        : 'the answer ended before the cancel arrived';
     },
   },
   {
@@ -183,8 +213,13 @@ export const SMOKE_CHECKS: SmokeCheck[] = [
       const missing = contextIds.filter((contextId) => !listed.has(contextId));
       check(missing.length === 0, `not listed: ${missing.join(', ')}`);
       const first = await client.json<Json>('/api/v1/conversations?limit=1', { signal });
-      check(first.body.conversations.length === 1 && typeof first.body.next_cursor === 'string', 'limit=1 did not give one conversation and a next_cursor');
-      const second = await client.json<Json>(`/api/v1/conversations?limit=1&cursor=${encodeURIComponent(first.body.next_cursor)}`, { signal });
+      check(
+        first.body.conversations.length === 1 && typeof first.body.next_cursor === 'string',
+        'limit=1 did not give one conversation and a next_cursor',
+      );
+      const second = await client.json<Json>(`/api/v1/conversations?limit=1&cursor=${encodeURIComponent(first.body.next_cursor)}`, {
+        signal,
+      });
       check(second.body.conversations[0]?.context_id !== first.body.conversations[0].context_id, 'the next page repeats the first');
       return `${body.conversations.length} listed, pages follow next_cursor`;
     },
@@ -194,12 +229,30 @@ export const SMOKE_CHECKS: SmokeCheck[] = [
     async run({ client }, signal) {
       const missing = await client.json<Json>('/api/v1/chat/wait', { body: {}, allowErrors: true, signal });
       checkErrorFormat('POST /chat/wait {}', missing, 422, 'VALIDATION_ERROR');
-      check(missing.body.detail?.some((item: Json) => item.loc?.join('.') === 'body.message'), 'the 422 detail does not name body.message');
+      check(
+        missing.body.detail?.some((item: Json) => item.loc?.join('.') === 'body.message'),
+        'the 422 detail does not name body.message',
+      );
       const noMessage = await client.json<Json>('/api/v1/chat/streaming', { allowErrors: true, signal });
       checkErrorFormat('GET /chat/streaming without a message', noMessage, 422, 'VALIDATION_ERROR');
-      checkErrorFormat('a whitespace message', await client.json<Json>('/api/v1/chat/wait', { body: { message: '   ' }, allowErrors: true, signal }), 400, 'EMPTY_MESSAGE');
-      checkErrorFormat('an unknown conversation', await client.json<Json>(`/api/v1/conversations/smoke-${randomUUID()}`, { allowErrors: true, signal }), 404, 'NOT_FOUND');
-      checkErrorFormat('cancelling an unknown turn', await client.json<Json>(`/api/v1/chat/turns/${randomUUID()}/cancel`, { method: 'POST', allowErrors: true, signal }), 404, 'NOT_FOUND');
+      checkErrorFormat(
+        'a whitespace message',
+        await client.json<Json>('/api/v1/chat/wait', { body: { message: '   ' }, allowErrors: true, signal }),
+        400,
+        'EMPTY_MESSAGE',
+      );
+      checkErrorFormat(
+        'an unknown conversation',
+        await client.json<Json>(`/api/v1/conversations/smoke-${randomUUID()}`, { allowErrors: true, signal }),
+        404,
+        'NOT_FOUND',
+      );
+      checkErrorFormat(
+        'cancelling an unknown turn',
+        await client.json<Json>(`/api/v1/chat/turns/${randomUUID()}/cancel`, { method: 'POST', allowErrors: true, signal }),
+        404,
+        'NOT_FOUND',
+      );
       return '422, 400 and 404 answered as {error_code, message, request_id}';
     },
   },

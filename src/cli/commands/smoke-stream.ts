@@ -37,7 +37,12 @@ export async function openStream(client: ApiClient, request: StreamRequest): Pro
   const response =
     request.method === 'GET'
       ? await client.fetch(`/api/v1/chat/streaming?${query}`, { headers: { accept: 'text/event-stream', ...request.headers }, signal })
-      : await client.fetch('/api/v1/chat/streaming', { method: 'POST', body: request.fields, headers: { accept: 'text/event-stream', ...request.headers }, signal });
+      : await client.fetch('/api/v1/chat/streaming', {
+          method: 'POST',
+          body: request.fields,
+          headers: { accept: 'text/event-stream', ...request.headers },
+          signal,
+        });
   const isStream = response.headers.get('content-type')?.startsWith('text/event-stream') === true;
   let error: unknown;
   if (!isStream) {
@@ -96,7 +101,10 @@ export function checkTurnEvents(turnId: string, pieces: SmokeEvent[][]): any {
     const match = /^(.+)\/(\d+)$/.exec(event.id ?? '');
     check(match && match[1] === turnId, `event id ${JSON.stringify(event.id)} is not ${turnId}/<position>`);
     const position = Number(match[2]);
-    check(expectedPosition === undefined || position === expectedPosition, `event id ${event.id} follows position ${(expectedPosition ?? 0) - 1}: an event was skipped or repeated`);
+    check(
+      expectedPosition === undefined || position === expectedPosition,
+      `event id ${event.id} follows position ${(expectedPosition ?? 0) - 1}: an event was skipped or repeated`,
+    );
     expectedPosition = position + 1;
     if (event.json.type === 'token') {
       check(event.json.token_index === nextIndex, `token_index ${event.json.token_index} where ${nextIndex} was due`);
@@ -106,7 +114,10 @@ export function checkTurnEvents(turnId: string, pieces: SmokeEvent[][]): any {
     }
   }
   const end = all.at(-1)?.json;
-  check(end?.type === 'end', `the stream ended with ${end?.type ?? 'nothing'} instead of an end event${end?.type === 'error' ? ` (${end.error_code}: ${end.message})` : ''}`);
+  check(
+    end?.type === 'end',
+    `the stream ended with ${end?.type ?? 'nothing'} instead of an end event${end?.type === 'error' ? ` (${end.error_code}: ${end.message})` : ''}`,
+  );
   check(nextIndex > 0, 'the answer has no tokens');
   check(end.final_output === text, 'the tokens joined differ from final_output');
   check(end.token_count === nextIndex, `token_count is ${end.token_count} but ${nextIndex} tokens came`);

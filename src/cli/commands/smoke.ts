@@ -45,7 +45,9 @@ export async function runSmoke({ args, env, terminal }: CommandContext): Promise
       out.line(`${green('ok  ')} ${smokeCheck.name}${dim(` — ${detail ? `${oneLine(detail)}, ` : ''}${took}`)}`);
     } catch (error) {
       failed++;
-      out.line(`${red('FAIL')} ${smokeCheck.name}: ${error instanceof CliError ? describeError(error) : oneLine(error instanceof Error ? error.message : String(error))}`);
+      out.line(
+        `${red('FAIL')} ${smokeCheck.name}: ${error instanceof CliError ? describeError(error) : oneLine(error instanceof Error ? error.message : String(error))}`,
+      );
       if (error instanceof ConnectionError && index === 0) {
         out.line(red(`${SMOKE_CHECKS.length - 1} checks skipped: the server cannot be reached.`));
         return EXIT_CODES.UNREACHABLE;

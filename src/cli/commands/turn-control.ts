@@ -19,10 +19,13 @@ export function validateContextId(value: string | undefined): string | undefined
 /** Cancels whatever the conversation is generating (for a wait request, whose turn id is not known until it ends). */
 export async function cancelRunningTurn(client: ApiClient, contextId: string): Promise<void> {
   // Only the newest turn can be generating: one turn is all to read, however long the conversation.
-  const { body } = await client.json<{ turns?: { turn_id: string; status: TurnStatus }[] }>(`/api/v1/conversations/${encodeURIComponent(contextId)}?limit=1`, {
-    allowErrors: true,
-    signal: AbortSignal.timeout(5000),
-  });
+  const { body } = await client.json<{ turns?: { turn_id: string; status: TurnStatus }[] }>(
+    `/api/v1/conversations/${encodeURIComponent(contextId)}?limit=1`,
+    {
+      allowErrors: true,
+      signal: AbortSignal.timeout(5000),
+    },
+  );
   const running = body?.turns?.findLast((turn) => turn.status === 'streaming');
   if (running) await client.cancelTurn(running.turn_id);
 }

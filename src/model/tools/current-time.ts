@@ -30,7 +30,9 @@ export function resolveTimeZone(text: string): string {
   try {
     return new Intl.DateTimeFormat('en-US', { timeZone: text.trim() }).resolvedOptions().timeZone;
   } catch {
-    throw new ToolFailure(`"${text}" is not a time zone I know. Use an IANA name such as Asia/Tokyo, Europe/Paris, America/New_York or UTC.`);
+    throw new ToolFailure(
+      `"${text}" is not a time zone I know. Use an IANA name such as Asia/Tokyo, Europe/Paris, America/New_York or UTC.`,
+    );
   }
 }
 

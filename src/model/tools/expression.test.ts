@@ -97,11 +97,15 @@ describe('the calculator expression parser', () => {
   it('counts each parenthesis, call, sign and power as one level, up to MAX_EXPRESSION_DEPTH', () => {
     const nested = (levels: number) => `${'('.repeat(levels)}1${')'.repeat(levels)}`;
     expect(evaluateExpression(nested(MAX_EXPRESSION_DEPTH))).toBe(1);
-    expect(() => evaluateExpression(nested(MAX_EXPRESSION_DEPTH + 1))).toThrow(`the expression is nested too deeply (at most ${MAX_EXPRESSION_DEPTH} levels`);
+    expect(() => evaluateExpression(nested(MAX_EXPRESSION_DEPTH + 1))).toThrow(
+      `the expression is nested too deeply (at most ${MAX_EXPRESSION_DEPTH} levels`,
+    );
     expect(evaluateExpression(`${'-'.repeat(MAX_EXPRESSION_DEPTH)}1`)).toBe(1);
     expect(() => evaluateExpression(`${'-'.repeat(MAX_EXPRESSION_DEPTH + 1)}1`)).toThrow(/nested too deeply/);
     expect(evaluateExpression(`${'abs('.repeat(MAX_EXPRESSION_DEPTH - 1)}-1${')'.repeat(MAX_EXPRESSION_DEPTH - 1)}`)).toBe(1);
-    expect(() => evaluateExpression(`${'abs('.repeat(MAX_EXPRESSION_DEPTH + 1)}1${')'.repeat(MAX_EXPRESSION_DEPTH + 1)}`)).toThrow(/nested too deeply/);
+    expect(() => evaluateExpression(`${'abs('.repeat(MAX_EXPRESSION_DEPTH + 1)}1${')'.repeat(MAX_EXPRESSION_DEPTH + 1)}`)).toThrow(
+      /nested too deeply/,
+    );
     expect(evaluateExpression(`1${'^1'.repeat(MAX_EXPRESSION_DEPTH)}`)).toBe(1);
     expect(() => evaluateExpression(`1${'^1'.repeat(MAX_EXPRESSION_DEPTH + 1)}`)).toThrow(/nested too deeply/);
   });

@@ -84,13 +84,7 @@ function tokenize(text: string): Token[] {
       continue;
     }
     const operator = { '+': '+', '-': '-', '−': '-', '*': '*', '×': '*', '/': '/', '÷': '/', '%': '%', '^': '^' }[character] as
-      | '+'
-      | '-'
-      | '*'
-      | '/'
-      | '%'
-      | '^'
-      | undefined;
+      '+' | '-' | '*' | '/' | '%' | '^' | undefined;
     if (operator) tokens.push({ kind: 'operator', value: operator, at: index });
     else if (character === '(' || character === ')' || character === ',') tokens.push({ kind: character, at: index });
     else fail(`unexpected character "${character}" at position ${index + 1}`);
@@ -123,7 +117,11 @@ class Parser {
       const right = this.parseExpression(precedence);
       const operand = left;
       const mayUnderflow = (token.value === '*' && left !== 0 && right !== 0) || (token.value === '/' && left !== 0);
-      left = representable(applyBinary(token.value, left, right), mayUnderflow, () => `${formatNumber(operand)} ${token.value} ${formatNumber(right)}`);
+      left = representable(
+        applyBinary(token.value, left, right),
+        mayUnderflow,
+        () => `${formatNumber(operand)} ${token.value} ${formatNumber(right)}`,
+      );
     }
   }
 
@@ -247,7 +245,8 @@ const SMALLEST = '5e-324';
 function checkedLiteral(text: string, at: number): number {
   const value = Number(text);
   if (!Number.isFinite(value)) fail(`the number ${text} at position ${at + 1} is too large to represent (the largest is about ${LARGEST})`);
-  if (value === 0 && /[1-9]/.test(text.replace(/[eE].*$/, ''))) fail(`the number ${text} at position ${at + 1} is too small to represent (the smallest is about ${SMALLEST})`);
+  if (value === 0 && /[1-9]/.test(text.replace(/[eE].*$/, '')))
+    fail(`the number ${text} at position ${at + 1} is too small to represent (the smallest is about ${SMALLEST})`);
   return value;
 }
 

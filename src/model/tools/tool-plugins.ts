@@ -78,7 +78,8 @@ function toChatTool(candidate: unknown, path: string): ChatTool {
   if (typeof plugin.name !== 'string' || !TOOL_NAME_PATTERN.test(plugin.name)) {
     throw pluginError(path, 'its name must be 1 to 64 characters from A-Z, a-z, 0-9, _ and -');
   }
-  if (typeof plugin.description !== 'string' || plugin.description.trim() === '') throw pluginError(path, 'it needs a description (a non-empty string)');
+  if (typeof plugin.description !== 'string' || plugin.description.trim() === '')
+    throw pluginError(path, 'it needs a description (a non-empty string)');
   // A tool already made with the SDK's tool(): its schema was checked when it was made.
   if (plugin.type === 'function' && typeof plugin.invoke === 'function') return candidate as ChatTool;
   if (typeof plugin.execute !== 'function') throw pluginError(path, 'execute must be a function (args, { signal }) => result');
@@ -97,7 +98,8 @@ function toChatTool(candidate: unknown, path: string): ChatTool {
       throw pluginError(path, `its zod parameters cannot be used (${firstLine(error instanceof Error ? error.message : String(error))})`);
     }
   }
-  if (!isObjectSchema(parameters)) throw pluginError(path, 'parameters must be a JSON Schema with "type": "object", or a zod object schema');
+  if (!isObjectSchema(parameters))
+    throw pluginError(path, 'parameters must be a JSON Schema with "type": "object", or a zod object schema');
   const make = (strict: boolean) =>
     tool({
       name: plugin.name!,
@@ -105,7 +107,8 @@ function toChatTool(candidate: unknown, path: string): ChatTool {
       parameters: parameters as never,
       strict,
       errorFunction: null,
-      execute: (args: unknown, _context?: unknown, details?: { signal?: AbortSignal }) => execute(checkArguments(args, parameters), { signal: details?.signal }),
+      execute: (args: unknown, _context?: unknown, details?: { signal?: AbortSignal }) =>
+        execute(checkArguments(args, parameters), { signal: details?.signal }),
     });
   try {
     if (isStrictSchema(parameters)) {
@@ -131,14 +134,24 @@ interface ObjectSchema {
 }
 
 function isZodObject(value: unknown): boolean {
-  const definition = (value as { _zod?: { def?: { type?: unknown } }; _def?: { typeName?: unknown } } | null)?._zod?.def ?? (value as { _def?: object } | null)?._def;
-  return typeof value === 'object' && value !== null && definition !== undefined && ((definition as { type?: unknown }).type === 'object' || (definition as { typeName?: unknown }).typeName === 'ZodObject');
+  const definition =
+    (value as { _zod?: { def?: { type?: unknown } }; _def?: { typeName?: unknown } } | null)?._zod?.def ??
+    (value as { _def?: object } | null)?._def;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    definition !== undefined &&
+    ((definition as { type?: unknown }).type === 'object' || (definition as { typeName?: unknown }).typeName === 'ZodObject')
+  );
 }
 
 function isObjectSchema(value: unknown): value is ObjectSchema {
   if (typeof value !== 'object' || value === null || (value as { type?: unknown }).type !== 'object') return false;
   const { properties, required } = value as { properties?: unknown; required?: unknown };
-  return (properties === undefined || (typeof properties === 'object' && properties !== null)) && (required === undefined || (Array.isArray(required) && required.every((item) => typeof item === 'string')));
+  return (
+    (properties === undefined || (typeof properties === 'object' && properties !== null)) &&
+    (required === undefined || (Array.isArray(required) && required.every((item) => typeof item === 'string')))
+  );
 }
 
 /**
@@ -162,7 +175,8 @@ function checkArguments(args: unknown, schema: ObjectSchema): unknown {
   }
   for (const [key, value] of Object.entries(record)) {
     const expected = schema.properties?.[key]?.type;
-    if (typeof expected === 'string' && !hasJsonType(value, expected)) throw new ToolFailure(`the argument "${key}" must be of type ${expected}`);
+    if (typeof expected === 'string' && !hasJsonType(value, expected))
+      throw new ToolFailure(`the argument "${key}" must be of type ${expected}`);
   }
   return record;
 }

@@ -33,7 +33,11 @@ export interface RunToolOptions {
  * the model can read and act on; only the turn's own abort escapes as an exception. The tool is
  * told of a timeout or an abort through `details.signal`.
  */
-export async function runToolCall(tools: ReadonlyMap<string, ChatTool>, call: ToolCallRequest, options: RunToolOptions): Promise<ToolCallOutcome> {
+export async function runToolCall(
+  tools: ReadonlyMap<string, ChatTool>,
+  call: ToolCallRequest,
+  options: RunToolOptions,
+): Promise<ToolCallOutcome> {
   const started = performance.now();
   const finish = (output: string, isError: boolean): ToolCallOutcome => ({
     output: truncate(output, MAX_TOOL_OUTPUT_CHARS),
@@ -61,7 +65,10 @@ export async function runToolCall(tools: ReadonlyMap<string, ChatTool>, call: To
     options.signal.addEventListener('abort', onTurnAbort, { once: true });
   });
   try {
-    const details = { toolCall: { type: 'function_call' as const, callId: call.callId, name: call.name, arguments: call.arguments }, signal: controller.signal };
+    const details = {
+      toolCall: { type: 'function_call' as const, callId: call.callId, name: call.name, arguments: call.arguments },
+      signal: controller.signal,
+    };
     const result = await Promise.race([tool.invoke(new RunContext(), call.arguments, details), stopped]);
     return finish(toOutputText(result), false);
   } catch (error) {
@@ -91,8 +98,14 @@ function toOutputText(result: unknown): string {
 function describeFailure(error: unknown, toolName: string): string {
   // The SDK's InvalidToolInputError (arguments that are not JSON, or miss the schema) is a ModelBehaviorError.
   if (error instanceof ModelBehaviorError) {
-    const issue = ((error as { originalError?: unknown }).originalError as { issues?: { path?: PropertyKey[]; message?: string }[] } | undefined)?.issues?.[0];
-    const where = issue?.path?.length ? ` (${issue.path.map(String).join('.')}: ${issue.message})` : issue?.message ? ` (${issue.message})` : '';
+    const issue = (
+      (error as { originalError?: unknown }).originalError as { issues?: { path?: PropertyKey[]; message?: string }[] } | undefined
+    )?.issues?.[0];
+    const where = issue?.path?.length
+      ? ` (${issue.path.map(String).join('.')}: ${issue.message})`
+      : issue?.message
+        ? ` (${issue.message})`
+        : '';
     return `the arguments do not match the parameters of ${toolName}${where}. Call it again with valid JSON arguments.`;
   }
   const message = error instanceof Error ? error.message : typeof error === 'string' ? error : `${toolName} failed`;

@@ -37,7 +37,9 @@ describe('unit conversion', () => {
 
   it('refuses units of different quantities, naming both', () => {
     expect(() => convertUnits(5, 'km', 'kg')).toThrow(UnitError);
-    expect(() => convertUnits(5, 'km', 'kg')).toThrow('cannot convert kilometers (length) to kilograms (mass): they measure different things');
+    expect(() => convertUnits(5, 'km', 'kg')).toThrow(
+      'cannot convert kilometers (length) to kilograms (mass): they measure different things',
+    );
     expect(() => convertUnits(1, 'liter', 'meter')).toThrow(/volume.*length/);
   });
 
@@ -143,7 +145,9 @@ describe('unit conversion', () => {
   });
 
   it('never answers Infinity or a nonzero amount rounded to 0', () => {
-    expect(() => convertUnits(1e308, 'ly', 'nm')).toThrow('1e+308 light-years in nanometers is too large for a number to hold (over 1.8e308)');
+    expect(() => convertUnits(1e308, 'ly', 'nm')).toThrow(
+      '1e+308 light-years in nanometers is too large for a number to hold (over 1.8e308)',
+    );
     expect(() => convertUnits(1e300, 'TB', 'bit')).toThrow(/too large/);
     expect(() => convertUnits(-1e308, 'mi', 'in')).toThrow(/too large/);
     expect(() => convertUnits(5e-324, 'nm', 'ly')).toThrow(/too small for a number to hold/);

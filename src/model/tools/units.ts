@@ -159,12 +159,20 @@ for (const unit of UNITS) {
 
 /** Finds a unit by any of its spellings: exact case first (MB, Mb), then any case when that is unambiguous. */
 export function findUnit(text: string): Unit {
-  const cleaned = text.trim().replace(/\s+/g, ' ').replace(/²/g, '2').replace(/³/g, '3').replace(/^degrees? (?=[cf]\b)/i, '°').replace(/\.$/, '');
+  const cleaned = text
+    .trim()
+    .replace(/\s+/g, ' ')
+    .replace(/²/g, '2')
+    .replace(/³/g, '3')
+    .replace(/^degrees? (?=[cf]\b)/i, '°')
+    .replace(/\.$/, '');
   const unit = EXACT.get(cleaned) ?? FOLDED.get(cleaned.toLowerCase());
   if (unit) return unit;
   if (unit === null) {
     const candidates = UNITS.filter((candidate) => candidate.aliases.some((alias) => alias.toLowerCase() === cleaned.toLowerCase()));
-    throw new UnitError(`"${text}" is ambiguous: say ${candidates.map((candidate) => `${candidate.aliases[2] ?? candidate.name} (${unitLabel(candidate.name, 2)})`).join(' or ')}`);
+    throw new UnitError(
+      `"${text}" is ambiguous: say ${candidates.map((candidate) => `${candidate.aliases[2] ?? candidate.name} (${unitLabel(candidate.name, 2)})`).join(' or ')}`,
+    );
   }
   throw new UnitError(`"${text}" is not a unit I know (I convert ${UNIT_SUMMARY})`);
 }
@@ -188,13 +196,19 @@ export function convertUnits(value: number, from: string, to: string): Conversio
     throw new UnitError(`cannot convert ${sources} (${source.quantity}) to ${targets} (${target.quantity}): they measure different things`);
   }
   const base = value * source.factor + (source.offset ?? 0);
-  if (source.quantity === 'temperature' && base < 0) throw new UnitError(`${value} ${unitLabel(source.name, value)} is below absolute zero`);
+  if (source.quantity === 'temperature' && base < 0)
+    throw new UnitError(`${value} ${unitLabel(source.name, value)} is below absolute zero`);
   // Without offsets, one ratio: 1e308 light-years in light-years must not pass through 9.5e323 meters.
   const converted =
-    source.offset === undefined && target.offset === undefined ? value * (source.factor / target.factor) : (base - (target.offset ?? 0)) / target.factor;
-  if (!Number.isFinite(converted)) throw new UnitError(`${value} ${unitLabel(source.name, value)} in ${targets} is too large for a number to hold (over 1.8e308)`);
+    source.offset === undefined && target.offset === undefined
+      ? value * (source.factor / target.factor)
+      : (base - (target.offset ?? 0)) / target.factor;
+  if (!Number.isFinite(converted))
+    throw new UnitError(`${value} ${unitLabel(source.name, value)} in ${targets} is too large for a number to hold (over 1.8e308)`);
   if (converted === 0 && value !== 0 && source.quantity !== 'temperature') {
-    throw new UnitError(`${value} ${unitLabel(source.name, value)} in ${targets} is too small for a number to hold (under 5e-324), though not 0`);
+    throw new UnitError(
+      `${value} ${unitLabel(source.name, value)} in ${targets} is too small for a number to hold (under 5e-324), though not 0`,
+    );
   }
   return { value: converted, quantity: source.quantity, from: source.name, to: target.name };
 }

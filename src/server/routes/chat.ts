@@ -150,7 +150,10 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
     sse.signal.addEventListener('abort', () => connection.abort(CONNECTION_ENDED), { once: true });
     observer?.streamOpened();
     try {
-      await sse.send(formatEventId(stream.turnId, stream.startPosition), startEventData(stream.contextId, stream.turnId, stream.model, stream.resumed));
+      await sse.send(
+        formatEventId(stream.turnId, stream.startPosition),
+        startEventData(stream.contextId, stream.turnId, stream.model, stream.resumed),
+      );
       for await (const batch of stream.events) {
         const drained = sse.sendReplay(stream.turnId, batch);
         if (drained) await drained;
@@ -161,7 +164,13 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
       if (!sse.signal.aborted) {
         void sse.send(
           formatEventId(stream.turnId, 'resync'),
-          errorEventData(stream.contextId, stream.turnId, 'INTERNAL_ERROR', 'Something went wrong while streaming this answer. Please reconnect in a moment.', true),
+          errorEventData(
+            stream.contextId,
+            stream.turnId,
+            'INTERNAL_ERROR',
+            'Something went wrong while streaming this answer. Please reconnect in a moment.',
+            true,
+          ),
         );
       }
     } finally {
@@ -183,7 +192,8 @@ const RESUME_DESCRIPTION =
  * in the id: lines) when it has one, else after its `last_token_index`.
  */
 function resumePointOf(lastEventId: string | string[] | undefined, lastTokenIndex: number): ResumePoint {
-  if (typeof lastEventId !== 'string' || lastEventId.trim() === '') return lastTokenIndex > 0 ? { kind: 'token_index', lastTokenIndex } : { kind: 'none' };
+  if (typeof lastEventId !== 'string' || lastEventId.trim() === '')
+    return lastTokenIndex > 0 ? { kind: 'token_index', lastTokenIndex } : { kind: 'none' };
   const id = parseEventId(lastEventId);
   if (!id) {
     throw new RequestError('VALIDATION_ERROR', 'Last-Event-ID must look like <turn_id>/<position>, as sent in the id: lines.', {

@@ -5,7 +5,13 @@ import type { TurnManager } from '../../turns/turn-manager.js';
 import { RequestError } from '../../errors.js';
 import { decodeTurnCursor, type ConversationStore, type ConversationSummary, type TurnRecord } from '../../store/conversation-store.js';
 import { chatErrorResponses, conversationParamsSchema, storable, toToolStepJson } from '../schemas.js';
-import { conversationListSchema, conversationPageSchema, conversationSummarySchema, type ConversationSummaryBody, type TurnBody } from '../../protocol/responses.js';
+import {
+  conversationListSchema,
+  conversationPageSchema,
+  conversationSummarySchema,
+  type ConversationSummaryBody,
+  type TurnBody,
+} from '../../protocol/responses.js';
 
 /** Options of the conversation routes. */
 export interface ConversationRoutesOptions {
@@ -14,8 +20,17 @@ export interface ConversationRoutesOptions {
 }
 
 const listQuerySchema = z.object({
-  limit: z.coerce.number({ error: 'limit must be an integer' }).int('limit must be an integer').min(1, 'limit must be 1 to 100').max(100, 'limit must be 1 to 100').optional(),
-  cursor: z.string({ error: 'cursor must be a string' }).max(512, 'cursor is too long').optional().describe('next_cursor of the previous page'),
+  limit: z.coerce
+    .number({ error: 'limit must be an integer' })
+    .int('limit must be an integer')
+    .min(1, 'limit must be 1 to 100')
+    .max(100, 'limit must be 1 to 100')
+    .optional(),
+  cursor: z
+    .string({ error: 'cursor must be a string' })
+    .max(512, 'cursor is too long')
+    .optional()
+    .describe('next_cursor of the previous page'),
 });
 
 /** Turns per page of a conversation when the request names no `limit`, and the most it may name. */
@@ -53,7 +68,10 @@ const titleBodySchema = z.object(
         .trim()
         .min(1, 'title must not be empty')
         .max(200, 'title must be at most 200 characters')
-        .refine((title) => !CONTROL_CHARACTER.test(title), 'title must be one line of text, without control characters (line breaks, tabs, escapes, text direction overrides)'),
+        .refine(
+          (title) => !CONTROL_CHARACTER.test(title),
+          'title must be one line of text, without control characters (line breaks, tabs, escapes, text direction overrides)',
+        ),
       'title',
     ),
   },

@@ -75,7 +75,9 @@ function withStreamEvents(document: OpenApiDocument): OpenApiDocument {
   }
   const union = schemas[idOf(streamEventSchema)];
   if (union && typeof union === 'object') {
-    const mapping = Object.fromEntries(streamEventSchema.options.map((event) => [event.shape.type.value, `#/components/schemas/${idOf(event)}`]));
+    const mapping = Object.fromEntries(
+      streamEventSchema.options.map((event) => [event.shape.type.value, `#/components/schemas/${idOf(event)}`]),
+    );
     schemas[idOf(streamEventSchema)] = { ...union, discriminator: { propertyName: 'type', mapping } };
   }
   return { ...document, components: { ...components, schemas } } as OpenApiDocument;
@@ -91,11 +93,16 @@ function idOf(schema: z.ZodType): string {
 export async function registerDocsRoutes(app: FastifyInstance): Promise<void> {
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: DOCS_CSP });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/redoc', { schema: { hide: true } }, async (_request, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', DOCS_CSP).send(REDOC_PAGE));
+  app.get('/redoc', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type('text/html; charset=utf-8').header('content-security-policy', DOCS_CSP).send(REDOC_PAGE),
+  );
   let redocScript: Promise<Buffer> | undefined;
   app.get('/redoc/redoc.standalone.js', { schema: { hide: true } }, async (_request, reply) => {
     redocScript ??= readRedocBundle();
-    return reply.type('application/javascript; charset=utf-8').header('cache-control', 'public, max-age=86400').send(await redocScript);
+    return reply
+      .type('application/javascript; charset=utf-8')
+      .header('cache-control', 'public, max-age=86400')
+      .send(await redocScript);
   });
 }
 

@@ -2,7 +2,13 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ChatModel } from '../../model/chat-model.js';
 import type { PendingOutcomes } from '../../turns/pending-outcomes.js';
 import type { ConversationStore } from '../../store/conversation-store.js';
-import { healthResponseSchema, livenessResponseSchema, notReadyResponseSchema, readyResponseSchema, type HealthCheck } from '../../protocol/responses.js';
+import {
+  healthResponseSchema,
+  livenessResponseSchema,
+  notReadyResponseSchema,
+  readyResponseSchema,
+  type HealthCheck,
+} from '../../protocol/responses.js';
 import { ChatWaitError } from '../../errors.js';
 
 /** Options of the health routes. */
@@ -33,11 +39,18 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
       if (error instanceof ChatWaitError && error.code === 'DEPENDENCY_UNAVAILABLE') {
         return { status: 'error', detail: 'the conversation database (PostgreSQL) cannot be reached' };
       }
-      return { status: 'error', detail: 'the conversation store does not answer reads and writes (a full disk, a read-only or damaged file?)' };
+      return {
+        status: 'error',
+        detail: 'the conversation store does not answer reads and writes (a full disk, a read-only or damaged file?)',
+      };
     }
     const pending = options.pendingOutcomes;
     if (pending && pending.size > 0 && !(await withTimeout(pending.flush()).catch(() => false))) {
-      return { status: 'error', detail: `the conversation store refuses writes: ${pending.size} ended turn(s) wait to be stored`, pending_turns: pending.size };
+      return {
+        status: 'error',
+        detail: `the conversation store refuses writes: ${pending.size} ended turn(s) wait to be stored`,
+        pending_turns: pending.size,
+      };
     }
     return { status: 'ok' };
   }
@@ -70,7 +83,11 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
       checks,
     };
   };
-  const healthSchema = { tags: ['health'], summary: 'Service health, the model in use and the state of each dependency', response: { 200: healthResponseSchema } };
+  const healthSchema = {
+    tags: ['health'],
+    summary: 'Service health, the model in use and the state of each dependency',
+    response: { 200: healthResponseSchema },
+  };
   app.get('/health', { schema: healthSchema }, health);
   app.get('/api/v1/health', { schema: healthSchema }, health);
 
@@ -100,7 +117,9 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
       const misconfigured = (await model.checkHealth()).misconfigured;
       const failing = Object.entries(checks).filter(([name, check]) => check.status !== 'ok' && (name !== 'model' || misconfigured));
       if (failing.length > 0) {
-        return reply.code(503).send({ status: 'not_ready' as const, reason: `${failing.map(([name]) => name).join(', ')} failing`, checks });
+        return reply
+          .code(503)
+          .send({ status: 'not_ready' as const, reason: `${failing.map(([name]) => name).join(', ')} failing`, checks });
       }
       return { status: 'ready' as const };
     },

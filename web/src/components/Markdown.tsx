@@ -21,7 +21,10 @@ function remarkHtmlAsText() {
 }
 
 const remarkPlugins = [remarkGfm, remarkHtmlAsText];
-const rehypePlugins = [[rehypeSanitize, sanitizeSchema], [rehypeHighlight, { detect: false, ignoreMissing: true }]] as const;
+const rehypePlugins = [
+  [rehypeSanitize, sanitizeSchema],
+  [rehypeHighlight, { detect: false, ignoreMissing: true }],
+] as const;
 
 const components: Components = {
   a: ({ href, children }) => (
