@@ -95,6 +95,8 @@ export default tseslint.config(
   importsOnly('store', { allowed: ['protocol', 'errors', 'config'] }),
   importsOnly('model', { allowed: ['protocol', 'config', 'errors', 'observability/logger'] }),
   importsOnly('turns', { allowed: ['model', 'store', 'streams', 'protocol', 'errors', 'config', 'observability/logger'] }),
+  // The operator's commands (npm run store:copy) work on the stores only.
+  importsOnly('admin', { allowed: ['store', 'config', 'errors', 'protocol'] }),
   importsOnly('app', { allowed: ['model', 'store', 'streams', 'turns', 'protocol', 'errors', 'config', 'observability', 'version'] }),
   importsOnly('server', {
     allowed: ['app', 'model', 'store', 'streams', 'turns', 'protocol', 'errors', 'config', 'observability', 'version'],
