@@ -233,4 +233,13 @@ describe('model failures', () => {
       expect(streamed.events.at(-1)!.json).toMatchObject({ type: 'error', error_code: failure.code, retryable: failure.retryable });
     });
   }
+
+  it('say retryable false when the same client_message_id is sent again after its turn failed: the answer would be the same failure', async () => {
+    fake.enqueue(...Array<FakeReply>(3).fill({ kind: 'status', status: 500 }));
+    const send = { message: 'fails once and for all', context_id: 'decided', client_message_id: 'decided-1' };
+    expectError(await postJson(`${server.url}/api/v1/chat/wait`, send), 502, 'UPSTREAM_ERROR', true);
+    const again = await postJson(`${server.url}/api/v1/chat/wait`, send);
+    expectError(again, 502, 'UPSTREAM_ERROR', false);
+    expect(again.body.message).toContain('new client_message_id');
+  });
 });

@@ -56,7 +56,13 @@ describe.skipIf(!hasPostgres())('ChatWait instances sharing PostgreSQL', { timeo
     const database = await createTestDatabase('retry');
     const [a, b] = await start(database, 2);
     const send = { message: 'say it once', context_id: 'retried', client_message_id: 'send-1' };
-    const responses = await Promise.all([postJson(`${a}/api/v1/chat/wait`, send), postJson(`${b}/api/v1/chat/wait`, send)]);
+    const both = Promise.all([postJson(`${a}/api/v1/chat/wait`, send), postJson(`${b}/api/v1/chat/wait`, send)]);
+    // Sent a third time while one instance generates it: the other cannot attach yet (Redis will), so it is busy, not failed.
+    await expect.poll(() => turnStatuses(database, 'retried'), { timeout: 10_000, interval: 50 }).toEqual(['streaming']);
+    const during = await Promise.all([postJson(`${a}/api/v1/chat/wait`, { ...send }), postJson(`${b}/api/v1/chat/wait`, { ...send })]);
+    expect(during.map((response) => response.status).sort()).toEqual([200, 409]);
+    expect(during.find((response) => response.status === 409)!.body).toMatchObject({ error_code: 'CONVERSATION_BUSY', retryable: true });
+    const responses = await both;
     expect(await turnStatuses(database, 'retried')).toEqual(['complete']);
     const answered = responses.find((response) => response.status === 200)!;
     for (const response of responses) {

@@ -61,8 +61,14 @@ describe.concurrent('a failure at start-up is one clear line', () => {
     expectOneLine(await startFailing({ DATABASE_URL: `sqlite:${file}/deeper/chat.db` }), 'DATABASE_URL', /is a file, not a directory/);
   });
 
-  it('says PostgreSQL is not supported yet', async () => {
-    expectOneLine(await startFailing({ DATABASE_URL: 'postgres://chat@localhost/chat' }), 'DATABASE_URL', /not support/);
+  it('says a PostgreSQL it cannot reach cannot be opened, naming it without its password', async () => {
+    const failure = await startFailing({ DATABASE_URL: 'postgres://chat:hunter22@127.0.0.1:1/chat' });
+    expectOneLine(
+      failure,
+      'DATABASE_URL',
+      /Cannot open the database at DATABASE_URL=postgres:\/\/chat:\*\*\*@127\.0\.0\.1:1\/chat: connect ECONNREFUSED/,
+    );
+    expect(failure.stderr).not.toContain('hunter22');
   });
 
   it('fails at once on a path under /proc instead of spinning', async () => {

@@ -3,7 +3,7 @@
 // (resuming from it replays the whole turn) and `resync` for the event that replaces a turn that has
 // left the log.
 
-import { ID_PATTERN } from './turn.js';
+import { ID_PATTERN } from './ids.js';
 
 /** Where in a turn an event id points. */
 export type EventPosition = number | 'start' | 'resync';

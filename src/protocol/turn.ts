@@ -39,5 +39,4 @@ export const turnTimingsSchema = z
 /** Time to first token and total time of a turn, in milliseconds. */
 export type TurnTimings = z.infer<typeof turnTimingsSchema>;
 
-/** The pattern of client-chosen ids (`context_id`, `turn_id`, `client_message_id`). */
-export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+export { ID_PATTERN } from './ids.js';

@@ -30,6 +30,11 @@ export class PendingOutcomes {
     return this.#outcomes.size;
   }
 
+  /** Whether this turn's outcome waits here for the store. */
+  has(turnId: string): boolean {
+    return this.#outcomes.has(turnId);
+  }
+
   /** Keeps an outcome the store refused, to be written as soon as it accepts writes again. */
   add(turnId: string, outcome: TurnOutcome): void {
     this.#outcomes.set(turnId, outcome);

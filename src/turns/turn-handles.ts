@@ -1,8 +1,9 @@
-import { ChatWaitError, StoreUnavailableError } from '../errors.js';
+import { ChatWaitError, RequestError, StoreUnavailableError } from '../errors.js';
 import type { TurnRecord } from '../store/conversation-store.js';
 import { publicContextId } from './conversation-keys.js';
 import { OUTCOME_NOT_STORED } from './replay-reader.js';
 import type { TurnResult } from './turn-generation.js';
+import type { PendingOutcomes } from './pending-outcomes.js';
 import type { TurnHandle } from './turn-types.js';
 
 /** A turn this process is generating, as the turn manager keeps it. */
@@ -21,12 +22,22 @@ export function handleOf(turn: ActiveTurn): TurnHandle {
   return { turnId: turn.turnId, contextId: publicContextId(turn.contextId), model: turn.model, resumed: false, done: turn.done };
 }
 
-/** The handle of a turn that already ended: its stored answer, or the error it ended with. */
-export function endedHandle(record: TurnRecord): TurnHandle {
+/**
+ * The handle of a send whose turn is not running here: its stored answer, or why there is none. A turn
+ * still `streaming` in the store is either one whose outcome waits here for the store (PendingOutcomes),
+ * or, on a store several instances share, one another instance is generating: busy until it ends.
+ */
+export function endedHandle(record: TurnRecord, pending?: Pick<PendingOutcomes, 'has'>): TurnHandle {
   const done =
-    // Ended here but still `streaming` in the store: its outcome waits for the store to take it (PendingOutcomes).
     record.status === 'streaming'
-      ? Promise.reject(new StoreUnavailableError(OUTCOME_NOT_STORED))
+      ? Promise.reject(
+          pending?.has(record.turnId) !== false
+            ? new StoreUnavailableError(OUTCOME_NOT_STORED)
+            : new RequestError(
+                'CONVERSATION_BUSY',
+                'This message is being answered (by another ChatWait instance). Wait for it to finish, then send it again to read the answer.',
+              ),
+        )
       : record.status === 'complete' || record.status === 'cancelled'
         ? Promise.resolve<TurnResult>({
             turnId: record.turnId,
@@ -40,10 +51,11 @@ export function endedHandle(record: TurnRecord): TurnHandle {
             toolSteps: record.toolSteps,
           })
         : Promise.reject(
+            // Decided: the same request gets the same failure, so it is not worth retrying as is (a new client_message_id is).
             new ChatWaitError(
               record.errorCode === 'UPSTREAM_TIMEOUT' || record.errorCode === 'STORE_UNAVAILABLE' ? record.errorCode : 'UPSTREAM_ERROR',
               'This message (same client_message_id) already failed. Send it with a new client_message_id to try again.',
-              { retryable: true },
+              { retryable: false },
             ),
           );
   done.catch(() => {});

@@ -24,8 +24,8 @@ interface RunResources {
   postgresAdminUrl: string;
   teardown: () => void;
 }
-let resources: Promise<RunResources> | undefined;
-let users = 0;
+// On globalThis: vitest loads this module once per test project, and the run must be prepared once.
+const run = globalThis as { chatwaitRun?: { resources: Promise<RunResources>; users: number } };
 
 async function prepareRun(): Promise<RunResources> {
   execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
@@ -56,11 +56,12 @@ async function prepareRun(): Promise<RunResources> {
 }
 
 export default async function setup(project: TestProject): Promise<() => void> {
-  resources ??= prepareRun();
-  users++;
-  const { postgresAdminUrl, teardown } = await resources;
+  run.chatwaitRun ??= { resources: prepareRun(), users: 0 };
+  const shared = run.chatwaitRun;
+  shared.users++;
+  const { postgresAdminUrl, teardown } = await shared.resources;
   project.provide('postgresAdminUrl', postgresAdminUrl);
   return () => {
-    if (--users === 0) teardown();
+    if (--shared.users === 0) teardown();
   };
 }
