@@ -59,7 +59,15 @@ describe.skipIf(!hasPostgres())('ChatWait instances sharing PostgreSQL', { timeo
     const both = Promise.all([postJson(`${a}/api/v1/chat/wait`, send), postJson(`${b}/api/v1/chat/wait`, send)]);
     // Sent a third time while one instance generates it: the other cannot attach yet (Redis will), so it is busy, not failed.
     await expect.poll(() => turnStatuses(database, 'retried'), { timeout: 10_000, interval: 50 }).toEqual(['streaming']);
-    const during = await Promise.all([postJson(`${a}/api/v1/chat/wait`, { ...send }), postJson(`${b}/api/v1/chat/wait`, { ...send })]);
+    const streamUrl = (url: string | undefined) =>
+      `${url}/api/v1/chat/streaming?message=${encodeURIComponent(send.message)}&context_id=retried&client_message_id=send-1`;
+    const [during, streamed] = await Promise.all([
+      Promise.all([postJson(`${a}/api/v1/chat/wait`, { ...send }), postJson(`${b}/api/v1/chat/wait`, { ...send })]),
+      Promise.all([readSse(streamUrl(a)), readSse(streamUrl(b))]),
+    ]);
+    // Streaming too: the instance generating it attaches, the other says busy (not that its store failed).
+    expect(streamed.map((result) => result.status).sort()).toEqual([200, 409]);
+    expect(streamed.find((result) => result.status === 409)!.error).toMatchObject({ error_code: 'CONVERSATION_BUSY' });
     expect(during.map((response) => response.status).sort()).toEqual([200, 409]);
     expect(during.find((response) => response.status === 409)!.body).toMatchObject({ error_code: 'CONVERSATION_BUSY', retryable: true });
     const responses = await both;

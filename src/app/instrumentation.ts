@@ -24,8 +24,8 @@ export function turnObserverFor(metrics: Metrics): TurnObserver {
 /** Wraps a store so that every operation's latency lands in the metrics. */
 export function timedStore(store: ConversationStore, metrics: Metrics): ConversationStore {
   return new Proxy(store, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver) as unknown;
+    get(target, property) {
+      const value = Reflect.get(target, property, target) as unknown;
       if (typeof value !== 'function') return value;
       // Methods run on the store itself (its private fields are not visible through the proxy).
       if (property === 'close') return (value as () => unknown).bind(target);

@@ -17,11 +17,14 @@ export function backoffDelay(attempt: number, retryAfterSeconds?: number, random
 
 /**
  * Whether to send the same request again after `error`: when it is retryable (the server's
- * `retryable`, else its status), except a connection refused before anything ever answered: then
- * nobody is listening, and saying so at once beats a minute of retries.
+ * `retryable`, else its status), except a connection refused before anything ever answered (then
+ * nobody is listening, and saying so at once beats a minute of retries), a busy conversation and a 500.
  */
 export function shouldSendAgain(error: ApiError, answeredBefore: boolean): boolean {
   if (!error.retryable) return false;
+  // Worth a try later, but not by itself: a busy conversation (409) waits for the person, who may cancel
+  // the answer under way; our own failure (500) is shown at once, with the page's Retry button.
+  if (error.status === 409 || error.status === 500) return false;
   return !error.refused || answeredBefore;
 }
 

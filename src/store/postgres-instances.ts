@@ -50,12 +50,18 @@ export class InstanceLease {
     this.#beating = (async () => {
       try {
         await this.#beat();
-        if (this.#connectedSince !== undefined && Date.now() - this.#connectedSince >= this.#options.timeoutMs) {
+      } catch (error) {
+        // Only a failed heartbeat breaks the run of them; a failed reap is tried again next time.
+        this.#connectedSince = undefined;
+        this.#options.onError?.(error);
+        return;
+      }
+      try {
+        if (this.#connectedSince !== undefined && performance.now() - this.#connectedSince >= this.#options.timeoutMs) {
           const reaped = await this.reap();
           if (reaped > 0) this.#options.onReaped?.(reaped);
         }
       } catch (error) {
-        this.#connectedSince = undefined;
         this.#options.onError?.(error);
       } finally {
         this.#beating = undefined;
@@ -64,13 +70,21 @@ export class InstanceLease {
     return this.#beating;
   }
 
-  /** Marks `interrupted` every turn left `streaming` by an instance whose heartbeat is stale (or by none); returns how many. */
-  async reap(): Promise<number> {
+  /**
+   * Marks `interrupted` every turn left `streaming` by an instance whose heartbeat is stale, or (`goneOnly`)
+   * only by instances that have no row any more (stopped, or never recorded); returns how many.
+   */
+  async reap(options: { goneOnly?: boolean } = {}): Promise<number> {
+    // SKIP LOCKED: a turn whose row a stalled transaction holds is left for the next beat, rather than
+    // blocking the reaping of every other one. The outer status test is the compare-and-set.
+    const alive = options.goneOnly ? '' : `AND i.heartbeat_at >= ${DB_NOW} - $1`;
     const { rowCount } = await this.#pool.query(
-      `UPDATE turns t SET status = 'interrupted', finished_at = ${DB_NOW}
-       WHERE t.status = 'streaming' AND NOT EXISTS (
-         SELECT 1 FROM instances i WHERE i.instance_id = t.instance_id AND i.heartbeat_at >= ${DB_NOW} - $1)`,
-      [this.#options.timeoutMs],
+      `UPDATE turns SET status = 'interrupted', finished_at = ${DB_NOW}
+       WHERE status = 'streaming' AND turn_id IN (
+         SELECT t.turn_id FROM turns t WHERE t.status = 'streaming' AND NOT EXISTS (
+           SELECT 1 FROM instances i WHERE i.instance_id = t.instance_id ${alive})
+         FOR UPDATE SKIP LOCKED)`,
+      options.goneOnly ? [] : [this.#options.timeoutMs],
     );
     // Rows of instances dead for a day serve no one.
     await this.#pool.query(`DELETE FROM instances WHERE heartbeat_at < ${DB_NOW} - 86400000`);
@@ -90,6 +104,6 @@ export class InstanceLease {
        ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at`,
       [this.#options.instanceId],
     );
-    this.#connectedSince ??= Date.now();
+    this.#connectedSince ??= performance.now();
   }
 }

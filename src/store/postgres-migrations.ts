@@ -61,6 +61,8 @@ export async function migratePostgres(pool: pg.Pool): Promise<number> {
     for (;;) {
       await client.query('BEGIN');
       try {
+        // A migration may take longer than a request's statement timeout, and so may waiting for another instance's.
+        await client.query('SET LOCAL statement_timeout = 0');
         await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
         await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
         const { rows } = await client.query<{ version: number }>(

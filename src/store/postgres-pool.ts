@@ -43,6 +43,8 @@ export function postgresPoolConfig(url: string, options: PostgresStoreOptions): 
     // The server stops a statement at the timeout; the client gives up shortly after, for a server that no longer answers at all.
     statement_timeout: timeoutMs,
     query_timeout: timeoutMs + 500,
+    // A client paused or cut off inside a transaction must not hold its row locks for hours.
+    idle_in_transaction_session_timeout: 5000,
     idleTimeoutMillis: 30_000,
     keepAlive: true,
     application_name: 'chatwait',
@@ -107,6 +109,7 @@ export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
+    for (const name of ['password', 'sslpassword']) if (parsed.searchParams.has(name)) parsed.searchParams.set(name, '***');
     return parsed.href;
   } catch {
     return 'postgres://…';

@@ -154,6 +154,10 @@ export class PostgresConversationStore implements ConversationStore {
     const now = this.#now();
     const steps = outcome.toolSteps && outcome.toolSteps.length > 0 ? JSON.stringify(outcome.toolSteps) : null;
     await this.#transaction(async (client) => {
+      // The conversation's row first, as startTurn and a delete lock it: the same order everywhere, so no deadlock.
+      await client.query('SELECT 1 FROM conversations WHERE context_id = (SELECT context_id FROM turns WHERE turn_id = $1) FOR UPDATE', [
+        turnId,
+      ]);
       // Fenced: only while the turn is still this instance's and still generating. A producer that was
       // reaped (paused, or cut off from the database, past the instance timeout) cannot overwrite the verdict.
       const updated = await client.query(
@@ -296,7 +300,9 @@ export class PostgresConversationStore implements ConversationStore {
     );
     if (!rows[0]?.settled) return 0;
     try {
-      return await this.#lease.reap();
+      // Only the turns of instances that are gone (stopped, or never recorded): a stale heartbeat may be a
+      // live instance that was cut off with this one; the heartbeat judges those once it has run a whole timeout.
+      return await this.#lease.reap({ goneOnly: true });
     } catch (error) {
       throw toPostgresStoreError(error);
     }
@@ -349,14 +355,21 @@ export class PostgresConversationStore implements ConversationStore {
     }
     let broken = false;
     try {
-      await client.query('BEGIN');
-      await work(client);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw toPostgresStoreError(error);
+      // A deadlock or serialization failure aborts one side of a race on purpose: that side tries again.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await client.query('BEGIN');
+          await work(client);
+          await client.query('COMMIT');
+          return;
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => {
+            broken = true;
+          });
+          const code = (error as { code?: unknown }).code;
+          if (broken || attempt === 3 || (code !== '40P01' && code !== '40001')) throw toPostgresStoreError(error);
+        }
+      }
     } finally {
       // A connection that could not even roll back is not given to the next caller.
       client.release(broken);

@@ -42,7 +42,10 @@ export function createEventBatcher(dispatch: (action: ChatAction) => void): Even
   return {
     deliver(messageId, event) {
       if (event.type === 'token') {
-        pending.set(messageId, [...(pending.get(messageId) ?? []), event]);
+        const queued = pending.get(messageId);
+        // Pushed, not copied: a hidden tab gets no frames, and a long answer would otherwise cost O(n²).
+        if (queued) queued.push(event);
+        else pending.set(messageId, [event]);
         frame ??= requestAnimationFrame(flush);
         return;
       }
