@@ -152,11 +152,23 @@ describe('following a turn: the retry rules', () => {
     expect(refused.requests).toHaveLength(1);
 
     const fine = await scripted([
-      jsonError(500, { error_code: 'INTERNAL_ERROR', message: 'try again', retryable: true }),
+      // A status not retried by itself (busy and 500 are not sent again automatically), which the body says is worth it.
+      jsonError(404, { error_code: 'NOT_FOUND', message: 'not there yet, try again', retryable: true }),
       streamOf([end(0)]),
     ]);
     expect((await collect(fine.url)).at(-1)!.type).toBe('end');
     expect(fine.requests).toHaveLength(2);
+  });
+
+  it('does not send a busy conversation or a 500 again by itself, though both are worth a try later', async () => {
+    for (const [status, code] of [
+      [409, 'CONVERSATION_BUSY'],
+      [500, 'INTERNAL_ERROR'],
+    ] as const) {
+      const once = await scripted([jsonError(status, { error_code: code, message: 'later', retryable: true }), streamOf([end(0)])]);
+      await expect(collect(once.url)).rejects.toMatchObject({ status, code, retryable: true });
+      expect(once.requests).toHaveLength(1);
+    }
   });
 
   it('falls back to the status when the body does not say: a gateway error is retried, a bad request is not', async () => {
