@@ -17,42 +17,13 @@ import {
   type TurnOutcome,
   type TurnRecord,
 } from './conversation-store.js';
-import type { TurnStatus } from '../protocol/turn.js';
+import { SUMMARY_COLUMNS, toSummary, toTurn, type ConversationRow, type TurnRow } from './postgres-rows.js';
 import { InstanceLease } from './postgres-instances.js';
 import { migratePostgres } from './postgres-migrations.js';
-import { fromStoredText, toStoredText } from './postgres-text.js';
+import { toStoredText } from './postgres-text.js';
 import { importPostgresConversation, postgresConversationIds } from './postgres-transfer.js';
 import { postgresPoolConfig, toPostgresStoreError, type PostgresStoreOptions } from './postgres-pool.js';
 
-interface TurnRow {
-  turn_id: string;
-  context_id: string;
-  sequence: number;
-  user_message: string;
-  answer: string;
-  status: TurnStatus;
-  model: string;
-  created_at: number;
-  finished_at: number | null;
-  usage: TurnRecord['usage'] | null;
-  timings: TurnRecord['timings'] | null;
-  error_code: string | null;
-  client_message_id: string | null;
-  token_count: number;
-  tool_steps: string | null;
-}
-
-interface ConversationRow {
-  context_id: string;
-  owner: string | null;
-  title: string;
-  created_at: number;
-  updated_at: number;
-  turn_count: number;
-}
-
-const SUMMARY_COLUMNS = `c.context_id, c.owner, c.title, c.created_at, c.updated_at,
-  (SELECT COUNT(*) FROM turns t WHERE t.context_id = c.context_id) AS turn_count`;
 // `owner = $1` can use the index where `IS NOT DISTINCT FROM` cannot: one query for each case.
 const OWNER_IS = (owner: string | null) => (owner === null ? 'c.owner IS NULL' : 'c.owner = $1');
 
@@ -381,34 +352,4 @@ export class PostgresConversationStore implements ConversationStore {
     this.#clock = Math.max(Date.now(), this.#clock + 1);
     return this.#clock;
   }
-}
-
-function toTurn(row: TurnRow): TurnRecord {
-  return {
-    turnId: row.turn_id,
-    contextId: row.context_id,
-    userMessage: fromStoredText(row.user_message),
-    answer: fromStoredText(row.answer),
-    status: row.status,
-    model: row.model,
-    createdAt: new Date(row.created_at),
-    finishedAt: row.finished_at === null ? undefined : new Date(row.finished_at),
-    usage: row.usage ?? undefined,
-    timings: row.timings ?? undefined,
-    errorCode: row.error_code ?? undefined,
-    clientMessageId: row.client_message_id ?? undefined,
-    tokenCount: row.token_count,
-    toolSteps: row.tool_steps === null ? [] : (JSON.parse(row.tool_steps) as ToolStep[]),
-  };
-}
-
-function toSummary(row: ConversationRow): ConversationSummary {
-  return {
-    contextId: row.context_id,
-    owner: row.owner,
-    title: row.title,
-    createdAt: new Date(row.created_at),
-    updatedAt: new Date(row.updated_at),
-    turnCount: row.turn_count,
-  };
 }

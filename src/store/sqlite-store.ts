@@ -16,41 +16,11 @@ import {
   type TurnOutcome,
   type TurnRecord,
 } from './conversation-store.js';
-import type { TurnStatus } from '../protocol/turn.js';
+import { SUMMARY_COLUMNS, toSummary, toTurn, type ConversationRow, type TurnRow } from './sqlite-rows.js';
 import { StoreUnavailableError } from '../errors.js';
 import { migrate } from './sqlite-migrations.js';
 import { importSqliteConversation, sqliteConversationIds } from './sqlite-transfer.js';
 import { guardStatement, openSqliteDatabase, toStoreError } from './open-sqlite-store.js';
-
-interface TurnRow {
-  turn_id: string;
-  context_id: string;
-  sequence: number;
-  user_message: string;
-  answer: string;
-  status: TurnStatus;
-  model: string;
-  created_at: number;
-  finished_at: number | null;
-  usage: string | null;
-  timings: string | null;
-  error_code: string | null;
-  client_message_id: string | null;
-  token_count: number;
-  tool_steps: string | null;
-}
-
-interface ConversationRow {
-  context_id: string;
-  owner: string | null;
-  title: string;
-  created_at: number;
-  updated_at: number;
-  turn_count: number;
-}
-
-const SUMMARY_COLUMNS = `c.context_id, c.owner, c.title, c.created_at, c.updated_at,
-  (SELECT COUNT(*) FROM turns t WHERE t.context_id = c.context_id) AS turn_count`;
 
 /** Conversations in a SQLite file (WAL mode): the default store, durable across restarts and crashes. */
 export class SqliteConversationStore implements ConversationStore {
@@ -362,33 +332,3 @@ function closedError(): StoreUnavailableError {
 
 /** Thrown inside the health probe's transaction so that its write is rolled back. */
 const ROLLBACK = Symbol('rollback');
-
-function toTurn(row: TurnRow): TurnRecord {
-  return {
-    turnId: row.turn_id,
-    contextId: row.context_id,
-    userMessage: row.user_message,
-    answer: row.answer,
-    status: row.status,
-    model: row.model,
-    createdAt: new Date(row.created_at),
-    finishedAt: row.finished_at === null ? undefined : new Date(row.finished_at),
-    usage: row.usage === null ? undefined : JSON.parse(row.usage),
-    timings: row.timings === null ? undefined : JSON.parse(row.timings),
-    errorCode: row.error_code ?? undefined,
-    clientMessageId: row.client_message_id ?? undefined,
-    tokenCount: row.token_count,
-    toolSteps: row.tool_steps === null ? [] : (JSON.parse(row.tool_steps) as ToolStep[]),
-  };
-}
-
-function toSummary(row: ConversationRow): ConversationSummary {
-  return {
-    contextId: row.context_id,
-    owner: row.owner,
-    title: row.title,
-    createdAt: new Date(row.created_at),
-    updatedAt: new Date(row.updated_at),
-    turnCount: row.turn_count,
-  };
-}
