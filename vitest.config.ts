@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * The API's suites that run a second time with the conversations in PostgreSQL (a new database per
+ * The API's suites (and the error, SSE-client, slow-reader and store-failure ones) that run a second time with the conversations in PostgreSQL (a new database per
  * server: test/support/test-server.ts), so every feature is checked on it, not only the store contract.
  */
 const ON_POSTGRES = [
@@ -17,6 +17,10 @@ const ON_POSTGRES = [
   'test/limits.test.ts',
   'test/access.test.ts',
   'test/demo-tools.test.ts',
+  'test/error-retryable.test.ts',
+  'test/sse-clients.test.ts',
+  'test/slow-readers.test.ts',
+  'test/store-failures.test.ts',
 ];
 
 export default defineConfig({
