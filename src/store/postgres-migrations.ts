@@ -4,7 +4,7 @@ import { ConfigError } from '../config.js';
 /**
  * The PostgreSQL schema's history: each entry runs once, in order, in its own transaction. Never edit
  * one that shipped; add another. Times are milliseconds since the epoch (BIGINT), as in SQLite, so
- * cursors and copies between the stores need no conversion. Tool steps are JSON kept as TEXT: JSONB
+ * cursors and copies between the stores need no conversion. Usage, timings and tool steps are JSON kept as TEXT, as in SQLite (one row shape for both): JSONB
  * refuses the NUL character a tool's output may hold (user messages and answers keep theirs through
  * postgres-text.ts).
  */
@@ -27,8 +27,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
      model TEXT NOT NULL,
      created_at BIGINT NOT NULL,
      finished_at BIGINT,
-     usage JSONB,
-     timings JSONB,
+     usage TEXT,
+     timings TEXT,
      error_code TEXT,
      client_message_id TEXT,
      token_count INTEGER NOT NULL DEFAULT 0,

@@ -17,10 +17,13 @@ import {
   type TurnOutcome,
   type TurnRecord,
 } from './conversation-store.js';
-import { SUMMARY_COLUMNS, toSummary, toTurn, type ConversationRow, type TurnRow } from './postgres-rows.js';
+import { SUMMARY_COLUMNS, toSummary, toTurn, type ConversationRow, type TurnRow } from './sql-rows.js';
+
+/** A turn row's record, its texts decoded (see postgres-text.ts). */
+const fromRow = (row: TurnRow) => toTurn(row, fromStoredText);
 import { InstanceLease } from './postgres-instances.js';
 import { migratePostgres } from './postgres-migrations.js';
-import { toStoredText } from './postgres-text.js';
+import { fromStoredText, toStoredText } from './postgres-text.js';
 import { importPostgresConversation, postgresConversationIds } from './postgres-transfer.js';
 import { postgresPoolConfig, toPostgresStoreError, type PostgresStoreOptions } from './postgres-pool.js';
 
@@ -179,7 +182,7 @@ export class PostgresConversationStore implements ConversationStore {
     const summary = await this.#summary(contextId);
     if (!summary) return undefined;
     const { rows } = await this.#query<TurnRow>('SELECT * FROM turns WHERE context_id = $1 ORDER BY sequence', [contextId]);
-    return { ...summary, turns: rows.map(toTurn) };
+    return { ...summary, turns: rows.map(fromRow) };
   }
 
   async getConversationPage(
@@ -195,7 +198,7 @@ export class PostgresConversationStore implements ConversationStore {
     );
     const page = rows.slice(0, options.limit).reverse();
     const nextCursor = rows.length > options.limit ? encodeTurnCursor(page[0]!.sequence) : undefined;
-    return { ...summary, turns: page.map(toTurn), nextCursor };
+    return { ...summary, turns: page.map(fromRow), nextCursor };
   }
 
   async recentTurns(contextId: string, maxTurns: number): Promise<TurnRecord[]> {
@@ -204,7 +207,7 @@ export class PostgresConversationStore implements ConversationStore {
       "SELECT * FROM turns WHERE context_id = $1 AND status <> 'streaming' AND answer <> '' ORDER BY sequence DESC LIMIT $2",
       [contextId, maxTurns],
     );
-    return rows.reverse().map(toTurn);
+    return rows.reverse().map(fromRow);
   }
 
   async listConversations(options: { owner: string | null; limit: number; cursor?: string | undefined }): Promise<ConversationPage> {
@@ -304,7 +307,7 @@ export class PostgresConversationStore implements ConversationStore {
 
   async #oneTurn(sql: string, parameters: unknown[]): Promise<TurnRecord | undefined> {
     const { rows } = await this.#query<TurnRow>(sql, parameters);
-    return rows[0] && toTurn(rows[0]);
+    return rows[0] && fromRow(rows[0]);
   }
 
   async #query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, parameters: unknown[]): Promise<pg.QueryResult<R>> {

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { importedTurn, type ConversationRecord, type ImportResult } from './conversation-store.js';
 import { toStoredText } from './postgres-text.js';
+import { turnValues } from './sql-rows.js';
 
 /** The context ids of up to `limit` conversations after `after`, in order: the pages of a whole-store copy. */
 export async function postgresConversationIds(pool: pg.Pool, options: { after?: string | undefined; limit: number }): Promise<string[]> {
@@ -21,28 +22,12 @@ export async function importPostgresConversation(client: pg.PoolClient, copy: Co
   await client.query('SELECT 1 FROM conversations WHERE context_id = $1 FOR UPDATE', [copy.contextId]);
   let turnsAdded = 0;
   for (const original of copy.turns) {
-    const turn = importedTurn(original);
     const inserted = await client.query(
       `INSERT INTO turns (turn_id, context_id, sequence, user_message, answer, status, model, created_at, finished_at,
          usage, timings, error_code, client_message_id, token_count, tool_steps)
        VALUES ($1, $2, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM turns WHERE context_id = $2), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
        ON CONFLICT (turn_id) DO NOTHING`,
-      [
-        turn.turnId,
-        copy.contextId,
-        toStoredText(turn.userMessage),
-        toStoredText(turn.answer),
-        turn.status,
-        turn.model,
-        turn.createdAt.getTime(),
-        turn.finishedAt?.getTime() ?? null,
-        turn.usage ? JSON.stringify(turn.usage) : null,
-        turn.timings ? JSON.stringify(turn.timings) : null,
-        turn.errorCode ?? null,
-        turn.clientMessageId ?? null,
-        turn.tokenCount,
-        turn.toolSteps.length > 0 ? JSON.stringify(turn.toolSteps) : null,
-      ],
+      turnValues(importedTurn(original), copy.contextId, toStoredText),
     );
     turnsAdded += inserted.rowCount ?? 0;
   }

@@ -16,7 +16,7 @@ import {
   type TurnOutcome,
   type TurnRecord,
 } from './conversation-store.js';
-import { SUMMARY_COLUMNS, toSummary, toTurn, type ConversationRow, type TurnRow } from './sqlite-rows.js';
+import { SUMMARY_COLUMNS, toSummary, toTurn, type ConversationRow, type TurnRow } from './sql-rows.js';
 import { StoreUnavailableError } from '../errors.js';
 import { migrate } from './sqlite-migrations.js';
 import { importSqliteConversation, sqliteConversationIds } from './sqlite-transfer.js';
@@ -174,7 +174,7 @@ export class SqliteConversationStore implements ConversationStore {
     this.#flush();
     const summary = this.#statements.getSummary!.get(contextId) as ConversationRow | undefined;
     if (!summary) return undefined;
-    const turns = (this.#statements.conversationTurns!.all(contextId) as TurnRow[]).map(toTurn);
+    const turns = (this.#statements.conversationTurns!.all(contextId) as TurnRow[]).map((row) => toTurn(row));
     return { ...toSummary(summary), turns };
   }
 
@@ -189,13 +189,13 @@ export class SqliteConversationStore implements ConversationStore {
     const rows = this.#statements.turnsBefore!.all(contextId, before, options.limit + 1) as TurnRow[];
     const page = rows.slice(0, options.limit).reverse();
     const nextCursor = rows.length > options.limit ? encodeTurnCursor(page[0]!.sequence) : undefined;
-    return { ...toSummary(summary), turns: page.map(toTurn), nextCursor };
+    return { ...toSummary(summary), turns: page.map((row) => toTurn(row)), nextCursor };
   }
 
   async recentTurns(contextId: string, maxTurns: number): Promise<TurnRecord[]> {
     this.#flush();
     if (maxTurns <= 0) return [];
-    return (this.#statements.recentTurns!.all(contextId, maxTurns) as TurnRow[]).reverse().map(toTurn);
+    return (this.#statements.recentTurns!.all(contextId, maxTurns) as TurnRow[]).reverse().map((row) => toTurn(row));
   }
 
   async listConversations(options: { owner: string | null; limit: number; cursor?: string | undefined }): Promise<ConversationPage> {

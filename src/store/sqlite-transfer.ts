@@ -1,5 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import { importedTurn, type ConversationRecord, type ImportResult } from './conversation-store.js';
+import { turnValues } from './sql-rows.js';
 
 /** The context ids of up to `limit` conversations after `after`, in order: the pages of a whole-store copy. */
 export function sqliteConversationIds(database: Database, options: { after?: string | undefined; limit: number }): string[] {
@@ -24,24 +25,9 @@ export function importSqliteConversation(database: Database, copy: ConversationR
       insertConversation.run(copy.contextId, copy.owner, copy.title, copy.createdAt.getTime(), copy.updatedAt.getTime()).changes > 0;
     let turnsAdded = 0;
     for (const original of copy.turns) {
-      const turn = importedTurn(original);
-      turnsAdded += insertTurn.run(
-        turn.turnId,
-        copy.contextId,
-        copy.contextId,
-        turn.userMessage,
-        turn.answer,
-        turn.status,
-        turn.model,
-        turn.createdAt.getTime(),
-        turn.finishedAt?.getTime() ?? null,
-        turn.usage ? JSON.stringify(turn.usage) : null,
-        turn.timings ? JSON.stringify(turn.timings) : null,
-        turn.errorCode ?? null,
-        turn.clientMessageId ?? null,
-        turn.tokenCount,
-        turn.toolSteps.length > 0 ? JSON.stringify(turn.toolSteps) : null,
-      ).changes;
+      const [turnId, contextId, ...rest] = turnValues(importedTurn(original), copy.contextId);
+      // The conversation's id twice: once for its column, once for the sequence's subquery.
+      turnsAdded += insertTurn.run(turnId, contextId, contextId, ...rest).changes;
     }
     return { created, turnsAdded };
   })();

@@ -1,7 +1,8 @@
 import type { ConversationSummary, ToolStep, TurnRecord } from './conversation-store.js';
 import type { TurnStatus } from '../protocol/turn.js';
 
-// The rows of the SQLite store's tables, and the records they become.
+// The rows of the SQL stores' tables (SQLite and PostgreSQL keep the same columns, JSON as TEXT), and
+// the records they become. PostgreSQL's TEXT cannot hold NUL: its store passes `fromStoredText` to decode its texts.
 
 /** A row of `turns`. */
 export interface TurnRow {
@@ -36,13 +37,13 @@ export interface ConversationRow {
 export const SUMMARY_COLUMNS = `c.context_id, c.owner, c.title, c.created_at, c.updated_at,
   (SELECT COUNT(*) FROM turns t WHERE t.context_id = c.context_id) AS turn_count`;
 
-/** The record a `turns` row holds. */
-export function toTurn(row: TurnRow): TurnRecord {
+/** The record a `turns` row holds; `text` decodes the user's message and the answer as the store keeps them. */
+export function toTurn(row: TurnRow, text: (stored: string) => string = (stored) => stored): TurnRecord {
   return {
     turnId: row.turn_id,
     contextId: row.context_id,
-    userMessage: row.user_message,
-    answer: row.answer,
+    userMessage: text(row.user_message),
+    answer: text(row.answer),
     status: row.status,
     model: row.model,
     createdAt: new Date(row.created_at),
@@ -66,4 +67,28 @@ export function toSummary(row: ConversationRow): ConversationSummary {
     updatedAt: new Date(row.updated_at),
     turnCount: row.turn_count,
   };
+}
+
+/**
+ * A copied turn's values in the order of the columns `turn_id, context_id, user_message, answer, status,
+ * model, created_at, finished_at, usage, timings, error_code, client_message_id, token_count, tool_steps`;
+ * `text` encodes the user's message and the answer as the store keeps them.
+ */
+export function turnValues(turn: TurnRecord, contextId: string, text: (value: string) => string = (value) => value): unknown[] {
+  return [
+    turn.turnId,
+    contextId,
+    text(turn.userMessage),
+    text(turn.answer),
+    turn.status,
+    turn.model,
+    turn.createdAt.getTime(),
+    turn.finishedAt?.getTime() ?? null,
+    turn.usage ? JSON.stringify(turn.usage) : null,
+    turn.timings ? JSON.stringify(turn.timings) : null,
+    turn.errorCode ?? null,
+    turn.clientMessageId ?? null,
+    turn.tokenCount,
+    turn.toolSteps.length > 0 ? JSON.stringify(turn.toolSteps) : null,
+  ];
 }
