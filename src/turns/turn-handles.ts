@@ -1,9 +1,8 @@
-import { ChatWaitError, RequestError, StoreUnavailableError } from '../errors.js';
+import { ChatWaitError, StoreUnavailableError } from '../errors.js';
 import type { TurnRecord } from '../store/conversation-store.js';
 import { publicContextId } from './conversation-keys.js';
 import { OUTCOME_NOT_STORED } from './replay-reader.js';
 import type { TurnResult } from './turn-generation.js';
-import type { PendingOutcomes } from './pending-outcomes.js';
 import type { TurnHandle } from './turn-types.js';
 
 /** A turn this process is generating, as the turn manager keeps it. */
@@ -23,21 +22,14 @@ export function handleOf(turn: ActiveTurn): TurnHandle {
 }
 
 /**
- * The handle of a send whose turn is not running here: its stored answer, or why there is none. A turn
- * still `streaming` in the store is either one whose outcome waits here for the store (PendingOutcomes),
- * or, on a store several instances share, one another instance is generating: busy until it ends.
+ * The handle of a send whose turn is not running here: its stored answer, or the error it ended with.
+ * One still `streaming` in the store has its outcome waiting here for the store (PendingOutcomes); the
+ * turn manager refuses, before, one that another instance is generating.
  */
-export function endedHandle(record: TurnRecord, pending?: Pick<PendingOutcomes, 'has'>): TurnHandle {
+export function endedHandle(record: TurnRecord): TurnHandle {
   const done =
     record.status === 'streaming'
-      ? Promise.reject(
-          pending?.has(record.turnId) !== false
-            ? new StoreUnavailableError(OUTCOME_NOT_STORED)
-            : new RequestError(
-                'CONVERSATION_BUSY',
-                'This message is being answered (by another ChatWait instance). Wait for it to finish, then send it again to read the answer.',
-              ),
-        )
+      ? Promise.reject(new StoreUnavailableError(OUTCOME_NOT_STORED))
       : record.status === 'complete' || record.status === 'cancelled'
         ? Promise.resolve<TurnResult>({
             turnId: record.turnId,

@@ -43,7 +43,8 @@ export class TurnManager {
     const resolution = await this.#running.resolve(input, key, undefined);
     if (resolution.kind === 'active') return { ...handleOf(resolution.turn), resumed: true };
     if (resolution.kind === 'new') return handleOf(await this.#running.begin(input, resolution.reservation));
-    return endedHandle(resolution.record, this.#options.pendingOutcomes);
+    await this.#refuseIfGeneratingElsewhere(resolution.record);
+    return endedHandle(resolution.record);
   }
 
   /**
