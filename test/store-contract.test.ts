@@ -348,9 +348,9 @@ describe.each(backends)('the %s conversation store', (_name, { create, restart }
 
     const target = await create();
     try {
-      expect(await target.importConversation(exported[0]!)).toEqual({ created: true, turnsAdded: 1 });
-      expect(await target.importConversation(exported[1]!)).toEqual({ created: true, turnsAdded: 2 });
-      expect(await target.importConversation(exported[1]!)).toEqual({ created: false, turnsAdded: 0 });
+      expect(await target.importConversation(exported[0]!)).toEqual({ created: true, turnsAdded: 1, turnsSkipped: 0 });
+      expect(await target.importConversation(exported[1]!)).toEqual({ created: true, turnsAdded: 2, turnsSkipped: 0 });
+      expect(await target.importConversation(exported[1]!)).toEqual({ created: false, turnsAdded: 0, turnsSkipped: 0 });
       const copied = (await target.getConversation('b-owned'))!;
       const original = exported[1]!;
       expect(copied).toMatchObject({
@@ -367,6 +367,27 @@ describe.each(backends)('the %s conversation store', (_name, { create, restart }
       expect((await target.getConversation('a-open'))!.turns[0]!.userMessage).toBe('text with \u0000 nul');
       expect((await target.listConversations({ owner: 'key-a', limit: 5 })).conversations.map((c) => c.contextId)).toEqual(['b-owned']);
       expect((await target.getTurn(owned.turnId))!.answer).toBe('done');
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('skips a copied turn whose client_message_id the conversation already gave another turn, and imports the rest', async () => {
+    await answered(newTurn('both', { clientMessageId: 'send-1', userMessage: 'asked in the source' }));
+    await answered(newTurn('both', { clientMessageId: 'send-2' }));
+    await answered(newTurn('both'));
+    const [copy] = await store.exportConversations({ limit: 1 });
+    const target = await create();
+    try {
+      const here = await target.startTurn(newTurn('both', { clientMessageId: 'send-1', userMessage: 'asked in the target' }));
+      await target.finishTurn(here.turnId, ENDED);
+      expect(await target.importConversation(copy!)).toEqual({ created: false, turnsAdded: 2, turnsSkipped: 1 });
+      // Imported twice: the same turn already there is not a conflict, the other send-1 still is.
+      expect(await target.importConversation(copy!)).toEqual({ created: false, turnsAdded: 0, turnsSkipped: 1 });
+      const turns = (await target.getConversation('both'))!.turns;
+      expect(turns.map((turn) => turn.turnId)).toEqual([here.turnId, copy!.turns[1]!.turnId, copy!.turns[2]!.turnId]);
+      expect((await target.findTurnByClientMessageId('both', 'send-1'))!.userMessage).toBe('asked in the target');
+      expect((await target.findTurnByClientMessageId('both', 'send-2'))!.turnId).toBe(copy!.turns[1]!.turnId);
     } finally {
       await target.close();
     }

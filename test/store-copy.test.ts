@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { PostgresConversationStore } from '../src/store/postgres-store.js';
 import { SqliteConversationStore } from '../src/store/sqlite-store.js';
@@ -87,6 +88,61 @@ describe.skipIf(!hasPostgres())('npm run store:copy', () => {
       expect((await target.findTurnByClientMessageId('conversation-042', 'send-42'))?.answer).toBe('answer 0 of 42');
     } finally {
       await Promise.all([source.close(), target.close()]);
+    }
+  });
+
+  it('skips a turn whose client_message_id the target gave another turn, copies the rest, and writes no instances row', async () => {
+    const from = await filledSqlite();
+    const to = await createTestDatabase('copyconflict');
+    // The target already has conversation-005, whose first send (send-5) reached it under another turn id.
+    const target = await PostgresConversationStore.open(to);
+    const { turnId } = await target.startTurn({
+      turnId: 'target-turn',
+      contextId: 'conversation-005',
+      userMessage: 'sent to PostgreSQL',
+      model: 'demo',
+      clientMessageId: 'send-5',
+      owner: 'owner-digest',
+    });
+    await target.finishTurn(turnId, {
+      status: 'complete',
+      answer: 'here',
+      usage: undefined,
+      timings: undefined,
+      errorCode: undefined,
+      tokenCount: 1,
+    });
+    await target.close();
+    // Every write to the instances table, as the copy runs: an admin tool is not an instance.
+    const database = new pg.Client({ connectionString: to });
+    await database.connect();
+    try {
+      await database.query(`CREATE TABLE instance_writes (instance_id TEXT);
+        CREATE FUNCTION log_instance_write() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN INSERT INTO instance_writes VALUES (NEW.instance_id); RETURN NEW; END $$;
+        CREATE TRIGGER log_instance_write AFTER INSERT OR UPDATE ON instances FOR EACH ROW EXECUTE FUNCTION log_instance_write();`);
+
+      const result = await copy('--from', from, '--to', to);
+      expect(result).toMatchObject({ code: 0 });
+      expect(result.stdout).toBe(
+        'Copied 150 conversations (149 new), 299 turns copied, 0 already there; skipped 1 turn whose client_message_id already exists in the target.\n',
+      );
+      const again = await copy('--from', from, '--to', to);
+      expect(again.stdout).toBe(
+        'Copied 150 conversations (0 new), 0 turns copied, 299 already there; skipped 1 turn whose client_message_id already exists in the target.\n',
+      );
+
+      const { rows } = await database.query<{ turn_id: string; client_message_id: string | null }>(
+        "SELECT turn_id, client_message_id FROM turns WHERE context_id = 'conversation-005' ORDER BY sequence",
+      );
+      expect(rows).toEqual([
+        { turn_id: 'target-turn', client_message_id: 'send-5' },
+        { turn_id: 'conversation-005-turn-1', client_message_id: null },
+      ]);
+      expect((await database.query('SELECT * FROM instance_writes')).rows).toEqual([]);
+      expect((await database.query('SELECT * FROM instances')).rows).toEqual([]);
+    } finally {
+      await database.end();
     }
   });
 

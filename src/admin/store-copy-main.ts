@@ -9,7 +9,13 @@ const USAGE =
   'usage: npm run store:copy -- --from <DATABASE_URL> --to <DATABASE_URL>   (e.g. --from sqlite:./data/chatwait.db --to postgres://…)';
 
 const describe = (summary: CopySummary) =>
-  `${summary.conversations} conversations (${summary.newConversations} new), ${summary.turnsAdded} turns copied, ${summary.turnsAlreadyThere} already there`;
+  `${summary.conversations} conversations (${summary.newConversations} new), ${summary.turnsAdded} turns copied, ${summary.turnsAlreadyThere} already there` +
+  (summary.turnsSkipped > 0
+    ? `; skipped ${summary.turnsSkipped} ${summary.turnsSkipped === 1 ? 'turn' : 'turns'} whose client_message_id already exists in the target`
+    : '');
+
+// An admin tool, not an instance: it writes no instances row, beats no heartbeat and reaps no one's turns.
+const ADMIN = { lease: false };
 
 /** `npm run store:copy`: copies every conversation from one store to another (SQLite → PostgreSQL, or any pair). Exit 0 done, 1 failed, 2 usage. */
 async function main(argv: string[]): Promise<number> {
@@ -36,9 +42,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const stores: ConversationStore[] = [];
   try {
-    const source = await openConversationStore(from);
+    const source = await openConversationStore(from, ADMIN);
     stores.push(source);
-    const target = await openConversationStore(to);
+    const target = await openConversationStore(to, ADMIN);
     stores.push(target);
     process.stderr.write(`copying ${redactUrl(from)} → ${redactUrl(to)}\n`);
     const summary = await copyConversations(source, target, (progress) => process.stderr.write(`  … ${describe(progress)}\n`));

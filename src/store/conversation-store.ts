@@ -76,6 +76,8 @@ export type TurnOutcome = Pick<TurnRecord, 'status' | 'answer' | 'usage' | 'timi
 export interface ImportResult {
   created: boolean;
   turnsAdded: number;
+  /** Turns left out: the target already has their client_message_id in the conversation, under another turn_id. */
+  turnsSkipped: number;
 }
 
 /** A turn as it is imported: a copy still `streaming` elsewhere cannot be generating here. */
@@ -137,8 +139,9 @@ export interface ConversationStore {
   exportConversations(options: { after?: string | undefined; limit: number }): Promise<ConversationRecord[]>;
   /**
    * Adds a conversation copied from another store, keeping its owner, title, times and turns. Turns
-   * already present (by turn_id) are left as they are, so copying twice adds nothing twice; a turn still
-   * `streaming` in the copy arrives `interrupted` (nothing here generates it).
+   * already present (by turn_id) are left as they are, so copying twice adds nothing twice; a turn whose
+   * client_message_id the conversation already gave another turn is skipped and counted (one send, one
+   * turn); a turn still `streaming` in the copy arrives `interrupted` (nothing here generates it).
    */
   importConversation(conversation: ConversationRecord): Promise<ImportResult>;
   /** Marks turns left `streaming` by a process that died as `interrupted`; returns how many. */

@@ -2,8 +2,7 @@ import { ConfigError } from '../config.js';
 import type { ConversationStore } from './conversation-store.js';
 import { MemoryConversationStore } from './memory-store.js';
 import { openSqliteStore } from './open-sqlite-store.js';
-import { PostgresConversationStore } from './postgres-store.js';
-import type { PostgresStoreOptions } from './postgres-pool.js';
+import { PostgresConversationStore, type PostgresOpenOptions } from './postgres-store.js';
 
 /** Whether `DATABASE_URL` names PostgreSQL. */
 export function isPostgresUrl(databaseUrl: string): boolean {
@@ -20,6 +19,6 @@ export function createConversationStore(databaseUrl: string): ConversationStore 
 }
 
 /** Opens the store `DATABASE_URL` names, PostgreSQL included (connecting and migrating it first). */
-export async function openConversationStore(databaseUrl: string, postgres: PostgresStoreOptions = {}): Promise<ConversationStore> {
+export async function openConversationStore(databaseUrl: string, postgres: PostgresOpenOptions = {}): Promise<ConversationStore> {
   return isPostgresUrl(databaseUrl) ? PostgresConversationStore.open(databaseUrl, postgres) : createConversationStore(databaseUrl);
 }

@@ -189,14 +189,19 @@ export class MemoryConversationStore implements ConversationStore {
       this.#conversations.set(copy.contextId, conversation);
     }
     let turnsAdded = 0;
+    let turnsSkipped = 0;
     for (const turn of copy.turns) {
       if (this.#turns.has(turn.turnId)) continue;
+      if (turn.clientMessageId !== undefined && conversation.turns.some((existing) => existing.clientMessageId === turn.clientMessageId)) {
+        turnsSkipped++;
+        continue;
+      }
       const record = copyTurn(importedTurn(turn));
       conversation.turns.push(record);
       this.#turns.set(record.turnId, record);
       turnsAdded++;
     }
-    return { created, turnsAdded };
+    return { created, turnsAdded, turnsSkipped };
   }
 
   async markInterrupted(): Promise<number> {

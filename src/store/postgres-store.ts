@@ -24,8 +24,14 @@ const fromRow = (row: TurnRow) => toTurn(row, fromStoredText);
 import { InstanceLease } from './postgres-instances.js';
 import { migratePostgres } from './postgres-migrations.js';
 import { fromStoredText, toStoredText } from './postgres-text.js';
-import { importPostgresConversation, postgresConversationIds } from './postgres-transfer.js';
+import { EXPORT_CONCURRENCY, importPostgresConversation, postgresConversationIds, readInOrder } from './postgres-transfer.js';
 import { postgresPoolConfig, toPostgresStoreError, type PostgresStoreOptions } from './postgres-pool.js';
+
+/** How the store is opened: its tuning, and whether this process joins the instances sharing the database. */
+export interface PostgresOpenOptions extends PostgresStoreOptions {
+  /** false: an admin tool (store:copy), not an instance: no instances row, no heartbeat, no reaping; it must not start turns. */
+  lease?: boolean;
+}
 
 // `owner = $1` can use the index where `IS NOT DISTINCT FROM` cannot: one query for each case.
 const OWNER_IS = (owner: string | null) => (owner === null ? 'c.owner IS NULL' : 'c.owner = $1');
@@ -43,6 +49,7 @@ export class PostgresConversationStore implements ConversationStore {
   readonly #options: PostgresStoreOptions;
   #clock = 0;
   #closed = false;
+  #leased = false;
 
   private constructor(pool: pg.Pool, instanceId: string, options: PostgresStoreOptions) {
     this.#pool = pool;
@@ -63,7 +70,7 @@ export class PostgresConversationStore implements ConversationStore {
   }
 
   /** Connects to `url`, brings the schema up to date (safely, while other instances do too) and returns the store. */
-  static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresConversationStore> {
+  static async open(url: string, options: PostgresOpenOptions = {}): Promise<PostgresConversationStore> {
     const pool = new pg.Pool(postgresPoolConfig(url, options));
     // Without a listener an idle connection's error (the server restarted, a network cut) would crash the process.
     pool.on('error', (error) => options.onIdleError?.(error));
@@ -71,7 +78,8 @@ export class PostgresConversationStore implements ConversationStore {
     try {
       await migratePostgres(pool);
       store = new PostgresConversationStore(pool, options.instanceId ?? randomUUID(), options);
-      await store.#lease.start();
+      store.#leased = options.lease !== false;
+      if (store.#leased) await store.#lease.start();
     } catch (error) {
       await pool.end().catch(() => {});
       throw toPostgresStoreError(error, url);
@@ -249,12 +257,13 @@ export class PostgresConversationStore implements ConversationStore {
     } catch (error) {
       throw toPostgresStoreError(error);
     }
-    const records = await Promise.all(ids.map((id) => this.getConversation(id)));
+    // A few at a time, not the whole page at once: a copy running beside live instances is a light load on their database.
+    const records = await readInOrder(ids, (id) => this.getConversation(id), EXPORT_CONCURRENCY);
     return records.filter((record) => record !== undefined);
   }
 
   async importConversation(copy: ConversationRecord): Promise<ImportResult> {
-    let result: ImportResult = { created: false, turnsAdded: 0 };
+    let result: ImportResult = { created: false, turnsAdded: 0, turnsSkipped: 0 };
     await this.#transaction(async (client) => {
       result = await importPostgresConversation(client, copy);
     });
@@ -268,6 +277,8 @@ export class PostgresConversationStore implements ConversationStore {
    * heartbeat's regular reaping takes them later.
    */
   async markInterrupted(): Promise<number> {
+    // An admin tool judges no instance: reaping is the instances' business.
+    if (!this.#leased) return 0;
     const { rows } = await this.#query<{ settled: boolean }>(
       'SELECT pg_postmaster_start_time() < clock_timestamp() - make_interval(secs => $1::double precision / 1000) AS settled',
       [this.#options.instanceTimeoutMs ?? 30_000],
@@ -294,7 +305,7 @@ export class PostgresConversationStore implements ConversationStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#lease.stop();
+    if (this.#leased) await this.#lease.stop();
     await this.#pool.end();
   }
 

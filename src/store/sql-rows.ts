@@ -92,3 +92,16 @@ export function turnValues(turn: TurnRecord, contextId: string, text: (value: st
     turn.toolSteps.length > 0 ? JSON.stringify(turn.toolSteps) : null,
   ];
 }
+
+/**
+ * Given the (client_message_id, turn_id) pairs a conversation already has, whether a copied turn must be
+ * skipped: its client_message_id there belongs to another turn (the unique index would refuse it, and
+ * one send is one turn), as opposed to the same turn copied before, which the insert leaves alone.
+ */
+export function conflictsWith(used: readonly { client_message_id: string; turn_id: string }[]): (turn: TurnRecord) => boolean {
+  const owners = new Map(used.map((row) => [row.client_message_id, row.turn_id]));
+  return (turn) => {
+    const owner = turn.clientMessageId === undefined ? undefined : owners.get(turn.clientMessageId);
+    return owner !== undefined && owner !== turn.turnId;
+  };
+}
