@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * The API's suites (and the error, SSE-client, slow-reader and store-failure ones) that run a second time with the conversations in PostgreSQL (a new database per
+ * The API's suites (and the error, SSE-client, slow-reader, store-failure, restart and shutdown ones) that run a second time with the conversations in PostgreSQL (a new database per
  * server: test/support/test-server.ts), so every feature is checked on it, not only the store contract.
  */
 const ON_POSTGRES = [
@@ -21,6 +21,9 @@ const ON_POSTGRES = [
   'test/sse-clients.test.ts',
   'test/slow-readers.test.ts',
   'test/store-failures.test.ts',
+  // Processes of their own, on a database of their own (test/support/process-store.ts).
+  'test/restart.test.ts',
+  'test/shutdown.test.ts',
 ];
 
 export default defineConfig({

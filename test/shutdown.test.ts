@@ -1,9 +1,6 @@
-import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SqliteConversationStore } from '../src/store/sqlite-store.js';
+import { instanceIds, onPostgres, openForReading, processDatabaseUrl } from './support/process-store.js';
 import { readSse } from './support/sse-client.js';
 import { spawnServer, type SpawnedServer } from './support/spawn-server.js';
 import { getJson, postJson } from './support/test-server.js';
@@ -13,16 +10,17 @@ afterEach(() => {
   for (const server of servers.splice(0)) server.child.kill('SIGKILL');
 });
 
-function startServer(env: Record<string, string>) {
-  const server = spawnServer(env);
+/** Starts the compiled server; in the postgres project (vitest.config.ts) on a new PostgreSQL database unless `env` names one. */
+async function startServer(env: Record<string, string>) {
+  const server = spawnServer({ DATABASE_URL: await processDatabaseUrl('memory'), ...env });
   servers.push(server);
   return server;
 }
 
-describe('graceful shutdown on SIGTERM', () => {
+describe(`graceful shutdown on SIGTERM${onPostgres() ? ' (PostgreSQL)' : ''}`, () => {
   it('turns not ready, refuses new turns, lets short turns finish, ends long ones with a retryable error, and exits 0', async () => {
-    const database = join(mkdtempSync(join(tmpdir(), 'chatwait-shutdown-db-')), 'chat.db');
-    const server = startServer({ DATABASE_URL: `sqlite:${database}`, DEMO_TOKENS_PER_SECOND: '40', SHUTDOWN_DRAIN_SECONDS: '2' });
+    const database = await processDatabaseUrl('sqlite');
+    const server = await startServer({ DATABASE_URL: database, DEMO_TOKENS_PER_SECOND: '40', SHUTDOWN_DRAIN_SECONDS: '2' });
     const url = await server.url;
     const stream = (message: string, contextId: string) =>
       readSse(`${url}/api/v1/chat/streaming?message=${encodeURIComponent(message)}&context_id=${contextId}`);
@@ -44,16 +42,21 @@ describe('graceful shutdown on SIGTERM', () => {
     expect(longResult.events.at(-1)!.json).toMatchObject({ type: 'error', error_code: 'SHUTTING_DOWN', retryable: true });
     expect(await server.exited).toBe(0);
 
-    const store = new SqliteConversationStore(database);
-    expect((await store.latestTurn('short'))!.status).toBe('complete');
-    const interrupted = (await store.latestTurn('long'))!;
-    expect(interrupted.status).toBe('interrupted');
-    expect(interrupted.answer.length).toBeGreaterThan(0);
-    await store.close();
+    const store = await openForReading(database);
+    try {
+      expect((await store.latestTurn('short'))!.status).toBe('complete');
+      const interrupted = (await store.latestTurn('long'))!;
+      expect(interrupted.status).toBe('interrupted');
+      expect(interrupted.answer.length).toBeGreaterThan(0);
+    } finally {
+      await store.close();
+    }
+    // On PostgreSQL a clean stop leaves the instances: whatever it left generating is reaped at once, not after a timeout.
+    if (onPostgres()) expect(await instanceIds(database)).toEqual([]);
   });
 
   it('delivers the final SHUTTING_DOWN event to every stream and the 503 to every waiting request before closing connections', async () => {
-    const server = startServer({
+    const server = await startServer({
       DEMO_TOKENS_PER_SECOND: '50',
       SHUTDOWN_DRAIN_SECONDS: '0.5',
       MAX_STREAMS_PER_CLIENT: '0',
@@ -79,7 +82,7 @@ describe('graceful shutdown on SIGTERM', () => {
   }, 30_000);
 
   it('exits 0 after the drain whatever clients do: a stalled upload, an idle keep-alive connection, an open stream', async () => {
-    const server = startServer({ SHUTDOWN_DRAIN_SECONDS: '1', DEMO_TOKENS_PER_SECOND: '20' });
+    const server = await startServer({ SHUTDOWN_DRAIN_SECONDS: '1', DEMO_TOKENS_PER_SECOND: '20' });
     const url = new URL(await server.url);
     const clients: net.Socket[] = [];
     /** A raw connection that writes `request` and resolves once `ready` is in what it received. */
