@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { TurnOutcome } from '../src/store/conversation-store.js';
 import { PostgresConversationStore } from '../src/store/postgres-store.js';
 import { createTestDatabase, hasPostgres } from './support/postgres.js';
+import { instanceIds } from './support/process-store.js';
 
 const OUTCOME: TurnOutcome = {
   status: 'complete',
@@ -84,5 +85,21 @@ describe.skipIf(!hasPostgres())('instances sharing one PostgreSQL', () => {
     await sleep(20);
     expect(await third.markInterrupted()).toBe(1);
     expect((await third.getTurn('first-live'))!.status).toBe('interrupted');
+  });
+
+  it('opened without a lease (an admin tool such as store:copy), joins no instances and reaps nothing', async () => {
+    const url = await createTestDatabase('nolease');
+    const instance = await PostgresConversationStore.open(url, { instanceTimeoutMs: 60_000 });
+    await instance.startTurn(turn('left', 'c1'));
+    await instance.close();
+    // What a closed instance left is reaped at once by any instance (the test above); not by an admin tool.
+    const admin = await PostgresConversationStore.open(url, { instanceTimeoutMs: 1, heartbeatMs: 10, lease: false });
+    open.push(admin);
+    await sleep(50);
+    expect(await admin.markInterrupted()).toBe(0);
+    expect((await admin.getTurn('left'))!.status).toBe('streaming');
+    expect(await instanceIds(url)).toEqual([]);
+    await admin.close();
+    expect(await instanceIds(url)).toEqual([]);
   });
 });
