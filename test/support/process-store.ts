@@ -8,9 +8,9 @@ import { createTestDatabase, hasPostgres } from './postgres.js';
 
 /**
  * INSTANCE_TIMEOUT_SECONDS for the spawned servers of these suites on PostgreSQL: short, so a killed
- * instance's turns are reaped within a test, yet long enough for a loaded machine's heartbeats.
+ * instance's turns are reaped within a test, yet not below 6 s, the safe minimum for instances under load.
  */
-export const TEST_INSTANCE_TIMEOUT_SECONDS = 5;
+export const TEST_INSTANCE_TIMEOUT_SECONDS = 6;
 
 /** Whether this file runs in the postgres project (CHATWAIT_TEST_STORE=postgres) with a PostgreSQL to run on. */
 export function onPostgres(): boolean {
