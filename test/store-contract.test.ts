@@ -158,6 +158,22 @@ describe.each(backends)('the %s conversation store', (_name, { create, restart }
     expect(await store.getConversation('c3')).toBeUndefined();
   });
 
+  it('fails only the refused write among writes made at once (SQLite commits them as one batch)', async () => {
+    const ended = await answered(newTurn('c1'));
+    const generating = await store.startTurn(newTurn('c2'));
+    const other = await store.startTurn(newTurn('c3'));
+    const writes = await Promise.allSettled([
+      store.saveProgress(generating.turnId, 'partial', 1),
+      store.finishTurn(ended.turnId, { ...ENDED, answer: 'again' }),
+      store.finishTurn(other.turnId, { ...ENDED, answer: 'other done' }),
+    ]);
+    expect(writes.map((write) => write.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((writes[1] as PromiseRejectedResult).reason).toBeInstanceOf(TurnFencedError);
+    expect(await store.getTurn(generating.turnId)).toMatchObject({ status: 'streaming', answer: 'partial', tokenCount: 1 });
+    expect(await store.getTurn(ended.turnId)).toMatchObject({ status: 'complete', answer: 'done' });
+    expect(await store.getTurn(other.turnId)).toMatchObject({ status: 'complete', answer: 'other done' });
+  });
+
   it('stores a turn ending in every status the protocol names', async () => {
     for (const status of turnStatusSchema.options.filter((option) => option !== 'streaming')) {
       const { turnId } = await store.startTurn(newTurn(`ended-${status}`));
