@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, hasPostgres } from './support/postgres.js';
 import { spawnServer, type SpawnedServer } from './support/spawn-server.js';
-import { readSse } from './support/sse-client.js';
+import { readSse, tokensOf } from './support/sse-client.js';
 import { getJson, postJson } from './support/test-server.js';
 
 // Several real ChatWait processes on one PostgreSQL database, as behind a load balancer.
@@ -101,17 +101,24 @@ describe.skipIf(!hasPostgres())('ChatWait instances sharing PostgreSQL', { timeo
     expect((await getJson(`${b}/api/v1/conversations/on-a`)).body.turns[0]).toMatchObject({ status: 'interrupted' });
   });
 
-  it('fence a producer paused past the timeout: its turn stays interrupted when it wakes up and ends', async () => {
+  it('fence a producer paused past the timeout: when it wakes up its answer stops with one retryable error, and its turn stays interrupted', async () => {
     const database = await createTestDatabase('pause');
-    const [a] = await start(database, 2);
+    const [a, b] = await start(database, 2);
     const stream = readSse(`${a}/api/v1/chat/streaming?message=long&context_id=paused`);
     await expect.poll(() => turnStatuses(database, 'paused'), { timeout: 5000, interval: 50 }).toEqual(['streaming']);
     servers[0]!.child.kill('SIGSTOP');
     await expect.poll(() => turnStatuses(database, 'paused'), { timeout: 15_000, interval: 250 }).toEqual(['interrupted']);
     servers[0]!.child.kill('SIGCONT');
     const streamed = await stream;
-    // The producer went on and finished its answer for its reader, but the database keeps the verdict.
-    expect(streamed.events.at(-1)!.json).toMatchObject({ type: 'end' });
+    // The producer's first write after waking up is refused: it stops, and its reader is told to send again (no `end`).
+    const types = streamed.events.map((event) => event.json.type);
+    expect(types).not.toContain('end');
+    expect(types.filter((type) => type === 'error')).toHaveLength(1);
+    expect(streamed.events.at(-1)!.json).toMatchObject({ type: 'error', error_code: 'DEPENDENCY_UNAVAILABLE', retryable: true });
+    expect(streamed.events.at(-1)!.json.message).toContain('Send the message again');
+    // It stopped generating then, short of the whole answer (as another instance gives it), which no one could store.
+    const whole = await postJson(`${b}/api/v1/chat/wait`, { message: 'long', context_id: 'whole' });
+    expect(tokensOf(streamed.events).length).toBeLessThan(whole.body.token_count);
     await sleep(500);
     expect(await turnStatuses(database, 'paused')).toEqual(['interrupted']);
     expect(servers[0]!.output().stdout).toContain('another instance took this turn as interrupted');

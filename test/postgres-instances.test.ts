@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TurnOutcome } from '../src/store/conversation-store.js';
+import { TurnFencedError, type TurnOutcome } from '../src/store/conversation-store.js';
 import { PostgresConversationStore } from '../src/store/postgres-store.js';
 import { createTestDatabase, hasPostgres } from './support/postgres.js';
 import { instanceIds } from './support/process-store.js';
@@ -58,10 +58,10 @@ describe.skipIf(!hasPostgres())('instances sharing one PostgreSQL', () => {
     expect(await live.getTurn('dead-turn')).toMatchObject({ answer: 'half', tokenCount: 1 });
 
     // The dead instance wakes up: its writes to the reaped turn change nothing.
-    await dead.saveProgress('dead-turn', 'more text', 2);
-    await dead.finishTurn('dead-turn', OUTCOME);
+    await expect(dead.saveProgress('dead-turn', 'more text', 2)).rejects.toBeInstanceOf(TurnFencedError);
+    await expect(dead.finishTurn('dead-turn', OUTCOME)).rejects.toBeInstanceOf(TurnFencedError);
     expect(await live.getTurn('dead-turn')).toMatchObject({ status: 'interrupted', answer: 'half', tokenCount: 1 });
-    expect(fenced).toEqual(['dead-turn']);
+    expect(fenced).toEqual(['dead-turn', 'dead-turn']);
 
     // The live instance's own turn ends normally.
     await live.finishTurn('live-turn', OUTCOME);

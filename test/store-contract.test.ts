@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TurnConflictError, type ConversationStore, type NewTurn } from '../src/store/conversation-store.js';
+import { TurnConflictError, TurnFencedError, type ConversationStore, type NewTurn } from '../src/store/conversation-store.js';
 import { turnStatusSchema } from '../src/protocol/turn.js';
 import { MemoryConversationStore } from '../src/store/memory-store.js';
 import { openSqliteStore } from '../src/store/open-sqlite-store.js';
@@ -127,8 +127,51 @@ describe.each(backends)('the %s conversation store', (_name, { create, restart }
       timings: { ttft_ms: 1.5, total_ms: 9 },
     });
     expect(turn!.finishedAt).toBeInstanceOf(Date);
-    await store.saveProgress(turnId, 'late progress', 3);
-    expect((await store.getTurn(turnId))!).toMatchObject({ answer: 'Hello world', tokenCount: 2 });
+  });
+
+  it('refuses progress and a second outcome of a turn that is no longer streaming, changing nothing', async () => {
+    const ended = await answered(newTurn('c1'));
+    const before = await store.getTurn(ended.turnId);
+    await expect(store.saveProgress(ended.turnId, 'late progress', 3)).rejects.toBeInstanceOf(TurnFencedError);
+    await expect(store.finishTurn(ended.turnId, { ...ENDED, status: 'interrupted', answer: 'late' })).rejects.toBeInstanceOf(
+      TurnFencedError,
+    );
+    expect(await store.getTurn(ended.turnId)).toEqual(before);
+
+    // Marked interrupted by the next process: the one that was generating it may not overwrite that.
+    const left = await store.startTurn(newTurn('c2'));
+    await store.saveProgress(left.turnId, 'half', 1);
+    store = await restart(store);
+    await store.markInterrupted();
+    await expect(store.saveProgress(left.turnId, 'half and more', 2)).rejects.toBeInstanceOf(TurnFencedError);
+    await expect(store.finishTurn(left.turnId, { ...ENDED, answer: 'half and more', tokenCount: 2 })).rejects.toMatchObject({
+      name: 'TurnFencedError',
+      turnId: left.turnId,
+    });
+    expect(await store.getTurn(left.turnId)).toMatchObject({ status: 'interrupted', answer: 'half', tokenCount: 1 });
+
+    // Its conversation deleted: nothing to write to.
+    const deleted = await store.startTurn(newTurn('c3'));
+    await store.deleteConversation('c3');
+    await expect(store.saveProgress(deleted.turnId, 'x', 1)).rejects.toBeInstanceOf(TurnFencedError);
+    await expect(store.finishTurn(deleted.turnId, ENDED)).rejects.toBeInstanceOf(TurnFencedError);
+    expect(await store.getConversation('c3')).toBeUndefined();
+  });
+
+  it('fails only the refused write among writes made at once (SQLite commits them as one batch)', async () => {
+    const ended = await answered(newTurn('c1'));
+    const generating = await store.startTurn(newTurn('c2'));
+    const other = await store.startTurn(newTurn('c3'));
+    const writes = await Promise.allSettled([
+      store.saveProgress(generating.turnId, 'partial', 1),
+      store.finishTurn(ended.turnId, { ...ENDED, answer: 'again' }),
+      store.finishTurn(other.turnId, { ...ENDED, answer: 'other done' }),
+    ]);
+    expect(writes.map((write) => write.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((writes[1] as PromiseRejectedResult).reason).toBeInstanceOf(TurnFencedError);
+    expect(await store.getTurn(generating.turnId)).toMatchObject({ status: 'streaming', answer: 'partial', tokenCount: 1 });
+    expect(await store.getTurn(ended.turnId)).toMatchObject({ status: 'complete', answer: 'done' });
+    expect(await store.getTurn(other.turnId)).toMatchObject({ status: 'complete', answer: 'other done' });
   });
 
   it('stores a turn ending in every status the protocol names', async () => {

@@ -5,7 +5,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConversationStore } from '../src/store/conversation-store.js';
 import { SqliteConversationStore } from '../src/store/sqlite-store.js';
-import { readSse, tokensOf } from './support/sse-client.js';
+import { readSse, tokensOf, type ReadSseOptions } from './support/sse-client.js';
 import { spawnServer } from './support/spawn-server.js';
 import { getJson, postJson, startTestServer, type TestServer } from './support/test-server.js';
 
@@ -13,6 +13,15 @@ const servers: TestServer[] = [];
 afterEach(async () => {
   for (const server of servers.splice(0)) await server.close();
 });
+
+/** A streaming send as a JSON body (the GET form has no client_message_id). */
+const streamPost = (url: string, body: Record<string, unknown>, options: ReadSseOptions = {}) =>
+  readSse(`${url}/api/v1/chat/streaming`, {
+    ...options,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 
 const databasePath = () => join(mkdtempSync(join(tmpdir(), 'chatwait-store-failure-')), 'chat.db');
 
@@ -66,21 +75,19 @@ function damageTables(path: string): () => void {
 }
 
 describe('a disk that fills mid-answer', () => {
-  it('ends the stream with a retryable STORE_UNAVAILABLE error, reports degraded, then stores the turn as interrupted once writes work again', async () => {
+  it('ends the stream with a retryable STORE_UNAVAILABLE error, reports degraded, then stores the turn as it really ended once writes work again', async () => {
     const real = new SqliteConversationStore(databasePath());
     const disk = diskThatFills(real);
     const server = await startTestServer({ DEMO_TOKENS_PER_SECOND: '200' }, { store: disk.store });
     servers.push(server);
+    const send = { message: 'answer in 60 tokens', context_id: 'full-disk', client_message_id: 'send-1' };
 
-    const streamed = await readSse(
-      `${server.url}/api/v1/chat/streaming?message=${encodeURIComponent('answer in 60 tokens')}&context_id=full-disk`,
-      {
-        until: (event) => {
-          if (event.json.type === 'token' && event.json.token_index === 10) disk.full = true;
-          return false;
-        },
+    const streamed = await streamPost(server.url, send, {
+      until: (event) => {
+        if (event.json.type === 'token' && event.json.token_index === 10) disk.full = true;
+        return false;
       },
-    );
+    });
     const last = streamed.events.at(-1)!.json;
     expect(streamed.events.some((event) => event.json.type === 'end')).toBe(false);
     expect(last).toMatchObject({ type: 'error', error_code: 'STORE_UNAVAILABLE', retryable: true });
@@ -96,17 +103,19 @@ describe('a disk that fills mid-answer', () => {
     const healthy = await getJson(`${server.url}/health`);
     expect(healthy.body).toMatchObject({ status: 'healthy', checks: { store: { status: 'ok' } } });
     expect((await getJson(`${server.url}/api/v1/health/ready`)).status).toBe(200);
-    expect(await real.latestTurn('full-disk')).toMatchObject({
-      status: 'interrupted',
-      errorCode: 'STORE_UNAVAILABLE',
-      answer: tokens.join(''),
-      tokenCount: tokens.length,
-    });
+    // The answer had ended well: it is stored whole, as `complete`, not as `interrupted`.
+    const stored = await real.latestTurn('full-disk');
+    expect(stored).toMatchObject({ status: 'complete', errorCode: undefined, answer: tokens.join(''), tokenCount: tokens.length });
+    expect(stored!.timings!.total_ms).toBeGreaterThan(0);
+    // The same send again replays that stored answer and its end, not the error its first reader got.
+    const resent = await streamPost(server.url, send);
+    expect(resent.events.map((event) => event.json.type)).toEqual(['start', 'resync', 'end']);
+    expect(resent.events.at(-1)!.json).toMatchObject({ final_output: tokens.join(''), finish_reason: 'stop', token_count: tokens.length });
     const next = await postJson(`${server.url}/api/v1/chat/wait`, { message: 'still usable? 5 tokens', context_id: 'full-disk' });
     expect(next.status).toBe(200);
   });
 
-  it('answers a wait request whose answer cannot be stored with 503 STORE_UNAVAILABLE', async () => {
+  it('answers a wait request whose answer cannot be stored with 503 STORE_UNAVAILABLE, and the same send with the answer once it is stored', async () => {
     const real = new SqliteConversationStore(databasePath());
     const disk = diskThatFills(real);
     const server = await startTestServer({ DEMO_TOKENS_PER_SECOND: '200' }, { store: disk.store });
@@ -117,20 +126,22 @@ describe('a disk that fills mid-answer', () => {
     disk.full = true;
     const response = await waiting;
     expect(response.status).toBe(503);
-    expect(response.body).toMatchObject({ error_code: 'STORE_UNAVAILABLE' });
+    expect(response.body).toMatchObject({ error_code: 'STORE_UNAVAILABLE', retryable: true });
 
     disk.full = false;
     expect((await getJson(`${server.url}/health`)).body.status).toBe('healthy');
-    expect(await real.latestTurn('full-wait')).toMatchObject({ status: 'interrupted', errorCode: 'STORE_UNAVAILABLE' });
-    // The same send again names the turn that failed, with the same code, rather than a model error.
+    const stored = await real.latestTurn('full-wait');
+    expect(stored).toMatchObject({ status: 'complete', errorCode: undefined });
+    expect(stored!.usage).toBeDefined();
+    // The same send again gets the answer that was kept until the store took it.
     const retried = await postJson(`${server.url}/api/v1/chat/wait`, body);
-    expect(retried.status).toBe(503);
-    expect(retried.body).toMatchObject({ error_code: 'STORE_UNAVAILABLE' });
+    expect(retried.status).toBe(200);
+    expect(retried.body).toMatchObject({ turn_id: stored!.turnId, message: stored!.answer, finish_reason: 'stop' });
   });
 });
 
-describe('a send retried while its outcome waits for the store', () => {
-  it('answers 503 STORE_UNAVAILABLE, not a model error, and a resume gets that error rather than "interrupted"', async () => {
+describe("a send while its conversation's last outcome waits for the store", () => {
+  it('answers 503 STORE_UNAVAILABLE with Retry-After, to the same send and to a new message, and a resume gets that error rather than "interrupted"', async () => {
     const real = new SqliteConversationStore(databasePath());
     const disk = diskThatFills(real);
     const server = await startTestServer({ DEMO_TOKENS_PER_SECOND: '200' }, { store: disk.store });
@@ -144,14 +155,34 @@ describe('a send retried while its outcome waits for the store', () => {
     // The disk is still full: the stored turn is still `streaming`, its outcome held in memory.
     const retried = await postJson(`${server.url}/api/v1/chat/wait`, body);
     expect(retried.status).toBe(503);
-    expect(retried.body).toMatchObject({ error_code: 'STORE_UNAVAILABLE' });
+    expect(retried.body).toMatchObject({ error_code: 'STORE_UNAVAILABLE', retryable: true });
+    expect(retried.headers.get('retry-after')).toMatch(/^\d+$/);
+    // Streaming the same send is refused the same way, not answered with a replay of how its first reader's stream ended.
+    const restreamed = await streamPost(server.url, body);
+    expect(restreamed.status).toBe(503);
+    expect(restreamed.error).toMatchObject({ error_code: 'STORE_UNAVAILABLE', retryable: true });
+    // A new message to the conversation: the store is what refuses, not a turn still generating.
+    const other = { message: 'another question', context_id: 'still-pending', client_message_id: 'send-2' };
+    const refused = await postJson(`${server.url}/api/v1/chat/wait`, other);
+    expect(refused.status).toBe(503);
+    expect(refused.body).toMatchObject({ error_code: 'STORE_UNAVAILABLE', retryable: true });
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    const refusedStream = await streamPost(server.url, other);
+    expect(refusedStream.status).toBe(503);
+    expect(refusedStream.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(refusedStream.error).toMatchObject({ error_code: 'STORE_UNAVAILABLE' });
     const { turnId } = (await real.latestTurn('still-pending'))!;
     const resumed = await readSse(`${server.url}/api/v1/chat/streaming?message=x&context_id=still-pending`, {
       headers: { 'last-event-id': `${turnId}/resync` },
     });
     expect(resumed.events.map((event) => event.json.type)).toEqual(['start', 'error']);
     expect(resumed.events.at(-1)!.json).toMatchObject({ error_code: 'STORE_UNAVAILABLE', retryable: true, turn_id: turnId });
+
+    // Writes work again: the new message itself gets the pending outcome stored first, then starts.
     disk.full = false;
+    const answered = await postJson(`${server.url}/api/v1/chat/wait`, { ...other, message: 'another question, 5 tokens' });
+    expect(answered.status).toBe(200);
+    expect((await real.getConversation('still-pending'))!.turns.map((turn) => turn.status)).toEqual(['complete', 'complete']);
   });
 });
 

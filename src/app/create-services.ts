@@ -60,7 +60,7 @@ export async function createServices(config: Config, options: ServicesOptions = 
         onFenced: (turnId) =>
           logger.warn(
             { turn_id: turnId },
-            'another instance took this turn as interrupted (this one was silent too long); its end was not stored',
+            'another instance took this turn as interrupted (this one was silent too long); it is stopped here and nothing more of it is stored',
           ),
       })),
     metrics,

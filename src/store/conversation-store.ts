@@ -99,6 +99,19 @@ export class TurnConflictError extends Error {
   }
 }
 
+/**
+ * Why a store refused a generating turn's progress or outcome: the turn is no longer `streaming` as this
+ * producer's (another instance reaped it as `interrupted` while this one was paused or cut off from the
+ * database, a restart marked it, it already ended, or its conversation was deleted). Nothing was
+ * written, and writing again would be refused again: the producer stops, it does not retry.
+ */
+export class TurnFencedError extends Error {
+  override name = 'TurnFencedError';
+  constructor(readonly turnId: string) {
+    super(`turn ${turnId} is no longer generating here, so its writes are refused`);
+  }
+}
+
 /** The conversations store: memory, SQLite and (later) PostgreSQL behind one interface and one contract suite. */
 export interface ConversationStore {
   /**
@@ -108,10 +121,14 @@ export interface ConversationStore {
   startTurn(turn: NewTurn): Promise<TurnRecord>;
   /**
    * Saves the answer so far of a generating turn, its token count and its tool steps when it has some
-   * (called in batches, never once per token).
+   * (called in batches, never once per token). Rejects with a TurnFencedError, changing nothing, when
+   * the turn is no longer `streaming` as this producer's (or no longer exists).
    */
   saveProgress(turnId: string, answer: string, tokenCount: number, toolSteps?: readonly ToolStep[]): Promise<void>;
-  /** Records how a turn ended and its whole answer. */
+  /**
+   * Records how a turn ended and its whole answer, once: rejects with a TurnFencedError, changing
+   * nothing, when the turn is no longer `streaming` as this producer's (or no longer exists).
+   */
   finishTurn(turnId: string, outcome: TurnOutcome): Promise<void>;
   getTurn(turnId: string): Promise<TurnRecord | undefined>;
   /** The turn a `client_message_id` started in a conversation, if any. */

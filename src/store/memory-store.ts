@@ -6,6 +6,7 @@ import {
   importedTurn,
   isAfter,
   TurnConflictError,
+  TurnFencedError,
   titleFromMessage,
   type ConversationPage,
   type ImportResult,
@@ -73,7 +74,7 @@ export class MemoryConversationStore implements ConversationStore {
 
   async saveProgress(turnId: string, answer: string, tokenCount: number, toolSteps?: readonly ToolStep[]): Promise<void> {
     const record = this.#turns.get(turnId);
-    if (!record || record.status !== 'streaming') return;
+    if (!record || record.status !== 'streaming') throw new TurnFencedError(turnId);
     record.answer = answer;
     record.tokenCount = tokenCount;
     if (toolSteps) record.toolSteps = copySteps(toolSteps);
@@ -81,7 +82,8 @@ export class MemoryConversationStore implements ConversationStore {
 
   async finishTurn(turnId: string, outcome: TurnOutcome): Promise<void> {
     const record = this.#turns.get(turnId);
-    if (!record) return;
+    // An outcome is recorded once, as the SQL stores' compare-and-set on the status does.
+    if (!record || record.status !== 'streaming') throw new TurnFencedError(turnId);
     const now = this.#now();
     const { toolSteps, ...fields } = outcome;
     Object.assign(record, fields, { finishedAt: now, toolSteps: copySteps(toolSteps ?? record.toolSteps) });

@@ -6,6 +6,7 @@ import {
   encodeCursor,
   encodeTurnCursor,
   titleFromMessage,
+  TurnFencedError,
   type ConversationPage,
   type ConversationRecord,
   type ConversationStore,
@@ -117,24 +118,23 @@ export class PostgresConversationStore implements ConversationStore {
   }
 
   async saveProgress(turnId: string, answer: string, tokenCount: number, toolSteps?: readonly ToolStep[]): Promise<void> {
-    if (toolSteps && toolSteps.length > 0) {
-      await this.#query(
-        "UPDATE turns SET answer = $1, token_count = $2, tool_steps = $3 WHERE turn_id = $4 AND status = 'streaming' AND instance_id = $5",
-        [toStoredText(answer), tokenCount, JSON.stringify(toolSteps), turnId, this.#instanceId],
-      );
-    } else {
-      await this.#query("UPDATE turns SET answer = $1, token_count = $2 WHERE turn_id = $3 AND status = 'streaming' AND instance_id = $4", [
-        toStoredText(answer),
-        tokenCount,
-        turnId,
-        this.#instanceId,
-      ]);
-    }
+    const { rowCount } =
+      toolSteps && toolSteps.length > 0
+        ? await this.#query(
+            "UPDATE turns SET answer = $1, token_count = $2, tool_steps = $3 WHERE turn_id = $4 AND status = 'streaming' AND instance_id = $5",
+            [toStoredText(answer), tokenCount, JSON.stringify(toolSteps), turnId, this.#instanceId],
+          )
+        : await this.#query(
+            "UPDATE turns SET answer = $1, token_count = $2 WHERE turn_id = $3 AND status = 'streaming' AND instance_id = $4",
+            [toStoredText(answer), tokenCount, turnId, this.#instanceId],
+          );
+    if (rowCount === 0) this.#fenced(turnId);
   }
 
   async finishTurn(turnId: string, outcome: TurnOutcome): Promise<void> {
     const now = this.#now();
     const steps = outcome.toolSteps && outcome.toolSteps.length > 0 ? JSON.stringify(outcome.toolSteps) : null;
+    let fenced = false;
     await this.#transaction(async (client) => {
       // The conversation's row first, as startTurn and a delete lock it: the same order everywhere, so no deadlock.
       await client.query('SELECT 1 FROM conversations WHERE context_id = (SELECT context_id FROM turns WHERE turn_id = $1) FOR UPDATE', [
@@ -158,15 +158,15 @@ export class PostgresConversationStore implements ConversationStore {
           this.#instanceId,
         ],
       );
-      if (updated.rowCount === 0) {
-        this.#options.onFenced?.(turnId);
-        return;
-      }
+      // Not thrown here: the (empty) transaction commits, and the refusal is told once it has.
+      fenced = updated.rowCount === 0;
+      if (fenced) return;
       await client.query('UPDATE conversations SET updated_at = $1 WHERE context_id = (SELECT context_id FROM turns WHERE turn_id = $2)', [
         now,
         turnId,
       ]);
     });
+    if (fenced) this.#fenced(turnId);
   }
 
   async getTurn(turnId: string): Promise<TurnRecord | undefined> {
@@ -359,6 +359,12 @@ export class PostgresConversationStore implements ConversationStore {
       // A connection that could not even roll back is not given to the next caller.
       client.release(broken);
     }
+  }
+
+  /** Refuses a write to a turn that is no longer this instance's to write (see TurnFencedError). */
+  #fenced(turnId: string): never {
+    this.#options.onFenced?.(turnId);
+    throw new TurnFencedError(turnId);
   }
 
   /** A clock that never repeats a millisecond within this process, so the newest-first order is total. */

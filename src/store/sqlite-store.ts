@@ -5,6 +5,7 @@ import {
   encodeCursor,
   encodeTurnCursor,
   titleFromMessage,
+  TurnFencedError,
   type ConversationPage,
   type ConversationRecord,
   type ConversationStore,
@@ -53,7 +54,7 @@ export class SqliteConversationStore implements ConversationStore {
         "UPDATE turns SET answer = ?, token_count = ?, tool_steps = ? WHERE turn_id = ? AND status = 'streaming'",
       ),
       finishTurn: prepare(
-        'UPDATE turns SET status = ?, answer = ?, usage = ?, timings = ?, error_code = ?, token_count = ?, finished_at = ?, tool_steps = COALESCE(?, tool_steps) WHERE turn_id = ?',
+        "UPDATE turns SET status = ?, answer = ?, usage = ?, timings = ?, error_code = ?, token_count = ?, finished_at = ?, tool_steps = COALESCE(?, tool_steps) WHERE turn_id = ? AND status = 'streaming'",
       ),
       touchConversation: prepare(
         'UPDATE conversations SET updated_at = ? WHERE context_id = (SELECT context_id FROM turns WHERE turn_id = ?)',
@@ -121,17 +122,20 @@ export class SqliteConversationStore implements ConversationStore {
 
   async saveProgress(turnId: string, answer: string, tokenCount: number, toolSteps?: readonly ToolStep[]): Promise<void> {
     const steps = toolSteps && toolSteps.length > 0 ? JSON.stringify(toolSteps) : undefined;
-    await this.#write(() =>
-      steps === undefined
-        ? this.#statements.saveProgress!.run(answer, tokenCount, turnId)
-        : this.#statements.saveProgressWithSteps!.run(answer, tokenCount, steps, turnId),
-    );
+    await this.#write(() => {
+      const { changes } =
+        steps === undefined
+          ? this.#statements.saveProgress!.run(answer, tokenCount, turnId)
+          : this.#statements.saveProgressWithSteps!.run(answer, tokenCount, steps, turnId);
+      // Thrown inside the batch: it rolls back, and the other writes of the batch are applied one by one.
+      if (changes === 0) throw new TurnFencedError(turnId);
+    });
   }
 
   async finishTurn(turnId: string, outcome: TurnOutcome): Promise<void> {
     const now = this.#now();
     await this.#write(() => {
-      this.#statements.finishTurn!.run(
+      const { changes } = this.#statements.finishTurn!.run(
         outcome.status,
         outcome.answer,
         outcome.usage ? JSON.stringify(outcome.usage) : null,
@@ -142,6 +146,8 @@ export class SqliteConversationStore implements ConversationStore {
         outcome.toolSteps && outcome.toolSteps.length > 0 ? JSON.stringify(outcome.toolSteps) : null,
         turnId,
       );
+      // Recorded once: a turn that already ended (or was marked interrupted, or deleted) keeps its outcome.
+      if (changes === 0) throw new TurnFencedError(turnId);
       this.#statements.touchConversation!.run(now, turnId);
     });
   }

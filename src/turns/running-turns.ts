@@ -76,6 +76,7 @@ export class RunningTurns {
     const owner = key === undefined ? undefined : await this.#options.store.conversationOwner(key);
     // A scoped key never names another key's conversation; one made while API keys were off can, once they are on.
     if (owner !== undefined && owner !== (input.owner ?? null)) throw new RequestError('NOT_FOUND', 'There is no such conversation.');
+    if (key !== undefined) await this.#refuseWhileOutcomePending(key);
     const sent =
       key !== undefined && clientMessageId !== undefined
         ? await this.#options.store.findTurnByClientMessageId(key, clientMessageId)
@@ -103,6 +104,21 @@ export class RunningTurns {
     }
     if (replay) return { kind: 'replay', record: replay };
     return { kind: 'new', reservation: this.#reserve(id, input.message) };
+  }
+
+  /**
+   * A conversation whose last answer waits in PendingOutcomes for the store to take it still has that
+   * turn `streaming` in the store: a new message cannot start, and a resend would replay an ending the
+   * store has not got. Both are refused with the store's own unavailability (503, retryable, not
+   * CONVERSATION_BUSY: the store is what refuses), after offering it the outcome once more.
+   */
+  async #refuseWhileOutcomePending(key: string): Promise<void> {
+    const pending = this.#options.pendingOutcomes;
+    if (!pending || pending.size === 0) return;
+    const latest = await this.#options.store.latestTurn(key);
+    if (!latest || !pending.has(latest.turnId)) return;
+    await pending.flush();
+    if (pending.has(latest.turnId)) throw pending.refusal();
   }
 
   /** Starts the turn a `new` resolution reserved the conversation for. */

@@ -1,6 +1,6 @@
 import { StoreUnavailableError, UpstreamError, toChatWaitError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { ConversationStore, ToolStep, TurnOutcome } from '../store/conversation-store.js';
+import { TurnFencedError, type ConversationStore, type ToolStep, type TurnOutcome } from '../store/conversation-store.js';
 import type { ReplayLog } from '../streams/replay-log.js';
 import type { ChatMessage, ChatModel, ModelStreamEvent } from '../model/chat-model.js';
 import type { AnswerFinishReason, TokenUsage, TurnTimings } from '../protocol/turn.js';
@@ -85,6 +85,8 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
   let ttftMs: number | null = null;
   let usage: TokenUsage | undefined;
   let modelOutput = '';
+  /** Set once the outcome is being stored: a progress write refused from then on may have lost a race with it. */
+  let finishing = false;
 
   const appendToken = (token: string) => {
     const now = performance.now();
@@ -103,7 +105,12 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
     void options.store
       .saveProgress(turnId, tokens.join(''), tokens.length, toolSteps.length > 0 ? toolSteps : undefined)
       .catch((error: unknown) => {
-        logger.warn({ err: error, turn_id: turnId }, 'could not save the progress of a turn');
+        if (!(error instanceof TurnFencedError)) {
+          logger.warn({ err: error, turn_id: turnId }, 'could not save the progress of a turn');
+          return;
+        }
+        // Another instance took the turn over: generating on would serve an answer the store will never have.
+        if (!finishing) options.abort(new ProducerFenced(error));
       });
   };
   const recordToolEvent = (event: Extract<ModelStreamEvent, { type: 'tool_call' | 'tool_result' }>) => {
@@ -126,6 +133,11 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
       if (--toolsRunning === 0) timeout.refresh();
     }
     progress ??= setTimeout(saveProgress, PROGRESS_INTERVAL_MS);
+  };
+  const end = (ended: TurnResult, outcome: Pick<TurnOutcome, 'status' | 'errorCode'>) => {
+    finishing = true;
+    clearTimeout(progress);
+    return finish(options, ended, outcome);
   };
   const timings = (): TurnTimings => ({ ttft_ms: ttftMs, total_ms: round(performance.now() - started) });
   const result = (finishReason: TurnResult['finishReason']): TurnResult => ({
@@ -165,7 +177,7 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
     } catch (thrown) {
       if (!(signal.reason instanceof TurnCancelled)) throw thrown;
       const cancelled = result('cancelled');
-      await finish(options, cancelled, { status: 'cancelled', errorCode: undefined });
+      await end(cancelled, { status: 'cancelled', errorCode: undefined });
       log.append(turnId, { data: endEventData({ ...cancelled, finalOutput: cancelled.answer }), final: true });
       await log.settled(turnId);
       logger.info(turnLogFields(cancelled, 'cancelled'), 'turn finished');
@@ -173,7 +185,7 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
       return cancelled;
     }
     const complete = result('stop');
-    await finish(options, complete, { status: 'complete', errorCode: undefined });
+    await end(complete, { status: 'complete', errorCode: undefined });
     log.append(turnId, { data: endEventData({ ...complete, finalOutput: complete.answer }), final: true });
     // A turn is done once its readers anywhere can get its end, not just once it is written here.
     await log.settled(turnId);
@@ -181,18 +193,31 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
     observer?.turnEnded('complete', undefined);
     return complete;
   } catch (thrown) {
-    const error = toChatWaitError(thrown);
+    // Fenced (by a progress write, or by a final one): the reaper's `interrupted` stands; nothing more is written or kept.
+    let fenced = thrown instanceof ProducerFenced ? thrown : signal.reason instanceof ProducerFenced ? signal.reason : undefined;
+    // An outcome the store just refused (after retries) is not offered again here: it waits, as it really ended, for the store to recover.
+    let notStored = thrown instanceof OutcomeNotStored ? thrown : undefined;
+    const failure = toChatWaitError(thrown);
     const failed = result('stop');
-    const status = tokens.length > 0 ? 'interrupted' : 'error';
-    // An outcome the store just refused (after retries) is not offered again here: it waits for the store to recover.
-    const stored =
-      thrown instanceof OutcomeNotStored
-        ? false
-        : await finish(options, failed, { status, errorCode: error.code }).then(
-            () => true,
-            () => false,
-          );
-    if (!stored) options.pendingOutcomes?.add(turnId, toOutcome(failed, { status, errorCode: error.code }));
+    let status: TurnOutcome['status'] = tokens.length > 0 ? 'interrupted' : 'error';
+    if (!fenced && !notStored) {
+      try {
+        await end(failed, { status, errorCode: failure.code });
+      } catch (refused) {
+        if (refused instanceof ProducerFenced) fenced = refused;
+        else if (refused instanceof OutcomeNotStored) notStored = refused;
+      }
+    }
+    if (fenced) status = 'interrupted';
+    const error = fenced ?? failure;
+    if (notStored) {
+      status = notStored.outcome.status;
+      options.pendingOutcomes?.add(turnId, notStored.outcome, {
+        refusal: notStored.cause,
+        // Stored at last: the log, which ends with this error, goes, so a resend reads the stored ending instead.
+        onStored: () => log.expire(turnId, 0),
+      });
+    }
     log.append(turnId, { data: errorEventData(contextId, turnId, error.code, error.message, error.retryable), final: true });
     await log.settled(turnId);
     const level = error.code === 'INTERNAL_ERROR' ? 'error' : 'warn';
@@ -205,23 +230,52 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
   }
 }
 
-/** Thrown when a turn's outcome could not be stored: its readers get a retryable STORE_UNAVAILABLE error instead of `end`. */
+/**
+ * Thrown when a turn's outcome could not be stored: its readers get a retryable error instead of `end`
+ * (the store's own code), and the outcome, as it really ended, waits in PendingOutcomes.
+ */
 class OutcomeNotStored extends StoreUnavailableError {
-  constructor(cause: unknown) {
-    super('The answer could not be saved: the conversation store refuses writes right now. Send the message again in a moment.', cause);
+  constructor(
+    readonly outcome: TurnOutcome,
+    cause: unknown,
+  ) {
+    super(
+      'The answer could not be saved yet: the conversation store refuses writes right now. It is kept and saved once the store is back; send the message again in a moment.',
+      cause,
+      cause instanceof StoreUnavailableError && cause.code === 'DEPENDENCY_UNAVAILABLE' ? cause.code : 'STORE_UNAVAILABLE',
+    );
   }
 }
 
-/** Stores a turn's outcome, retrying a refusal a few times with backoff; then throws OutcomeNotStored. */
-async function finish(options: GenerationOptions, result: TurnResult, outcome: Pick<TurnOutcome, 'status' | 'errorCode'>): Promise<void> {
+/**
+ * Ends the turn of a producer another instance took over (TurnFencedError): it was silent too long
+ * (paused, or cut off from the database), so the turn is `interrupted` and its answer here is stopped.
+ */
+class ProducerFenced extends StoreUnavailableError {
+  constructor(cause: TurnFencedError) {
+    super(
+      'This server lost its connection to the conversation database for too long, so this answer was stopped. Send the message again.',
+      cause,
+      'DEPENDENCY_UNAVAILABLE',
+    );
+  }
+}
+
+/**
+ * Stores a turn's outcome, retrying a refusal a few times with backoff; then throws OutcomeNotStored.
+ * A fenced write is decided, not refused: it throws ProducerFenced at once.
+ */
+async function finish(options: GenerationOptions, result: TurnResult, status: Pick<TurnOutcome, 'status' | 'errorCode'>): Promise<void> {
+  const outcome = toOutcome(result, status);
   for (let attempt = 0; ; attempt++) {
     try {
-      await options.store.finishTurn(result.turnId, toOutcome(result, outcome));
+      await options.store.finishTurn(result.turnId, outcome);
       return;
     } catch (error) {
+      if (error instanceof TurnFencedError) throw new ProducerFenced(error);
       if (attempt >= FINISH_RETRY_DELAYS_MS.length) {
         options.logger.error({ err: error, turn_id: result.turnId }, 'could not store the end of a turn');
-        throw new OutcomeNotStored(error);
+        throw new OutcomeNotStored(outcome, error);
       }
       await new Promise((resolve) => setTimeout(resolve, FINISH_RETRY_DELAYS_MS[attempt]));
     }
