@@ -25,7 +25,19 @@ import { InstanceLease } from './postgres-instances.js';
 import { migratePostgres } from './postgres-migrations.js';
 import { fromStoredText, toStoredText } from './postgres-text.js';
 import { importPostgresConversation, postgresConversationIds } from './postgres-transfer.js';
-import { postgresPoolConfig, toPostgresStoreError, type PostgresStoreOptions } from './postgres-pool.js';
+import {
+  connectionSurvives,
+  operationBudgetMs,
+  postgresClientConfig,
+  postgresPoolConfig,
+  remainingMs,
+  toPostgresStoreError,
+  type PostgresStoreOptions,
+  type TransactionClient,
+} from './postgres-pool.js';
+
+/** How long one conversation's import (store:copy) may take in all. */
+const IMPORT_BUDGET_MS = 60_000;
 
 // `owner = $1` can use the index where `IS NOT DISTINCT FROM` cannot: one query for each case.
 const OWNER_IS = (owner: string | null) => (owner === null ? 'c.owner IS NULL' : 'c.owner = $1');
@@ -44,11 +56,11 @@ export class PostgresConversationStore implements ConversationStore {
   #clock = 0;
   #closed = false;
 
-  private constructor(pool: pg.Pool, instanceId: string, options: PostgresStoreOptions) {
+  private constructor(pool: pg.Pool, clientConfig: pg.ClientConfig, instanceId: string, options: PostgresStoreOptions) {
     this.#pool = pool;
     this.#instanceId = instanceId;
     this.#options = options;
-    this.#lease = new InstanceLease(pool, {
+    this.#lease = new InstanceLease(clientConfig, {
       instanceId,
       timeoutMs: options.instanceTimeoutMs ?? 30_000,
       heartbeatMs: options.heartbeatMs,
@@ -67,12 +79,16 @@ export class PostgresConversationStore implements ConversationStore {
     const pool = new pg.Pool(postgresPoolConfig(url, options));
     // Without a listener an idle connection's error (the server restarted, a network cut) would crash the process.
     pool.on('error', (error) => options.onIdleError?.(error));
-    let store: PostgresConversationStore;
+    // The pool listens to its idle connections only: one lent out that breaks between two statements would crash
+    // the process too. Its holder learns of it from its next statement, which fails (and drops it).
+    pool.on('connect', (client) => client.on('error', () => {}));
+    let store: PostgresConversationStore | undefined;
     try {
       await migratePostgres(pool);
-      store = new PostgresConversationStore(pool, options.instanceId ?? randomUUID(), options);
+      store = new PostgresConversationStore(pool, postgresClientConfig(url, options), options.instanceId ?? randomUUID(), options);
       await store.#lease.start();
     } catch (error) {
+      if (store) await store.#lease.stop(); // its own connection, if its first heartbeat opened one
       await pool.end().catch(() => {});
       throw toPostgresStoreError(error, url);
     }
@@ -255,9 +271,10 @@ export class PostgresConversationStore implements ConversationStore {
 
   async importConversation(copy: ConversationRecord): Promise<ImportResult> {
     let result: ImportResult = { created: false, turnsAdded: 0 };
+    // An admin copy, not a request: a long conversation's many inserts get a minute, each still within the statement timeout.
     await this.#transaction(async (client) => {
       result = await importPostgresConversation(client, copy);
-    });
+    }, IMPORT_BUDGET_MS);
     return result;
   }
 
@@ -312,34 +329,49 @@ export class PostgresConversationStore implements ConversationStore {
 
   async #query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, parameters: unknown[]): Promise<pg.QueryResult<R>> {
     if (this.#closed) throw toPostgresStoreError(new Error('the store is closed'));
+    // One deadline for the wait for a connection and the statement together: the pool's own
+    // query_timeout would start only once a connection is free.
+    const deadline = performance.now() + operationBudgetMs(this.#options);
+    const client = await this.#connect();
     try {
-      return await this.#pool.query<R>(sql, parameters);
+      const result = await client.query<R>(statement(sql, parameters, deadline));
+      client.release();
+      return result;
     } catch (error) {
+      client.release(connectionSurvives(error) ? undefined : toError(error));
       throw toPostgresStoreError(error);
     }
   }
 
-  async #transaction(work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+  /** Runs `work` in a transaction, within one deadline (`budgetMs`, by default a request's: see operationBudgetMs). */
+  async #transaction(work: (client: TransactionClient) => Promise<void>, budgetMs?: number): Promise<void> {
     if (this.#closed) throw toPostgresStoreError(new Error('the store is closed'));
-    let client: pg.PoolClient;
-    try {
-      client = await this.#pool.connect();
-    } catch (error) {
-      throw toPostgresStoreError(error);
-    }
-    let broken = false;
+    const deadline = performance.now() + (budgetMs ?? operationBudgetMs(this.#options));
+    const client = await this.#connect();
+    let broken: Error | undefined;
+    // Every statement of the work gets what is left of the deadline as its timeout.
+    const bounded: TransactionClient = {
+      query: <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) => client.query<R>(statement(text, values, deadline)),
+    };
     try {
       // A deadlock or serialization failure aborts one side of a race on purpose: that side tries again.
       for (let attempt = 1; ; attempt++) {
         try {
-          await client.query('BEGIN');
-          await work(client);
-          await client.query('COMMIT');
+          await client.query(statement('BEGIN', [], deadline));
+          await work(bounded);
+          await client.query(statement('COMMIT', [], deadline));
           return;
         } catch (error) {
-          await client.query('ROLLBACK').catch(() => {
-            broken = true;
-          });
+          if (connectionSurvives(error)) {
+            // The server refused a statement and answers: the rollback is quick (given a moment even past the deadline).
+            await client.query(statement('ROLLBACK', [], Math.max(deadline, performance.now() + 250))).catch((rollbackError: unknown) => {
+              broken = toError(rollbackError);
+            });
+          } else {
+            // A timeout or a cut connection: a ROLLBACK would wait on a server that may not answer. The
+            // connection is destroyed instead, and the server rolls the transaction back when it sees it gone.
+            broken = toError(error);
+          }
           const code = (error as { code?: unknown }).code;
           if (broken || attempt === 3 || (code !== '40P01' && code !== '40001')) throw toPostgresStoreError(error);
         }
@@ -350,9 +382,27 @@ export class PostgresConversationStore implements ConversationStore {
     }
   }
 
+  async #connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.#pool.connect();
+    } catch (error) {
+      throw toPostgresStoreError(error);
+    }
+  }
+
   /** A clock that never repeats a millisecond within this process, so the newest-first order is total. */
   #now(): number {
     this.#clock = Math.max(Date.now(), this.#clock + 1);
     return this.#clock;
   }
+}
+
+/** A statement given what is left of its operation's deadline as its client-side timeout. */
+function statement(text: string, values: unknown[], deadline: number): pg.QueryConfig {
+  // `query_timeout` per query is honoured by pg's Client.query, though its types do not list it.
+  return { text, values, query_timeout: remainingMs(deadline) } as pg.QueryConfig;
+}
+
+function toError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
 }
