@@ -25,12 +25,11 @@ import { InstanceLease } from './postgres-instances.js';
 import { migratePostgres } from './postgres-migrations.js';
 import { fromStoredText, toStoredText } from './postgres-text.js';
 import { importPostgresConversation, postgresConversationIds } from './postgres-transfer.js';
+import { boundedQuery, boundedTransaction } from './postgres-bounded.js';
 import {
-  connectionSurvives,
   operationBudgetMs,
   postgresClientConfig,
   postgresPoolConfig,
-  remainingMs,
   toPostgresStoreError,
   type PostgresStoreOptions,
   type TransactionClient,
@@ -329,65 +328,13 @@ export class PostgresConversationStore implements ConversationStore {
 
   async #query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, parameters: unknown[]): Promise<pg.QueryResult<R>> {
     if (this.#closed) throw toPostgresStoreError(new Error('the store is closed'));
-    // One deadline for the wait for a connection and the statement together: the pool's own
-    // query_timeout would start only once a connection is free.
-    const deadline = performance.now() + operationBudgetMs(this.#options);
-    const client = await this.#connect();
-    try {
-      const result = await client.query<R>(statement(sql, parameters, deadline));
-      client.release();
-      return result;
-    } catch (error) {
-      client.release(connectionSurvives(error) ? undefined : toError(error));
-      throw toPostgresStoreError(error);
-    }
+    return boundedQuery<R>(this.#pool, operationBudgetMs(this.#options), sql, parameters);
   }
 
   /** Runs `work` in a transaction, within one deadline (`budgetMs`, by default a request's: see operationBudgetMs). */
   async #transaction(work: (client: TransactionClient) => Promise<void>, budgetMs?: number): Promise<void> {
     if (this.#closed) throw toPostgresStoreError(new Error('the store is closed'));
-    const deadline = performance.now() + (budgetMs ?? operationBudgetMs(this.#options));
-    const client = await this.#connect();
-    let broken: Error | undefined;
-    // Every statement of the work gets what is left of the deadline as its timeout.
-    const bounded: TransactionClient = {
-      query: <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) => client.query<R>(statement(text, values, deadline)),
-    };
-    try {
-      // A deadlock or serialization failure aborts one side of a race on purpose: that side tries again.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await client.query(statement('BEGIN', [], deadline));
-          await work(bounded);
-          await client.query(statement('COMMIT', [], deadline));
-          return;
-        } catch (error) {
-          if (connectionSurvives(error)) {
-            // The server refused a statement and answers: the rollback is quick (given a moment even past the deadline).
-            await client.query(statement('ROLLBACK', [], Math.max(deadline, performance.now() + 250))).catch((rollbackError: unknown) => {
-              broken = toError(rollbackError);
-            });
-          } else {
-            // A timeout or a cut connection: a ROLLBACK would wait on a server that may not answer. The
-            // connection is destroyed instead, and the server rolls the transaction back when it sees it gone.
-            broken = toError(error);
-          }
-          const code = (error as { code?: unknown }).code;
-          if (broken || attempt === 3 || (code !== '40P01' && code !== '40001')) throw toPostgresStoreError(error);
-        }
-      }
-    } finally {
-      // A connection that could not even roll back is not given to the next caller.
-      client.release(broken);
-    }
-  }
-
-  async #connect(): Promise<pg.PoolClient> {
-    try {
-      return await this.#pool.connect();
-    } catch (error) {
-      throw toPostgresStoreError(error);
-    }
+    return boundedTransaction(this.#pool, budgetMs ?? operationBudgetMs(this.#options), work);
   }
 
   /** A clock that never repeats a millisecond within this process, so the newest-first order is total. */
@@ -395,14 +342,4 @@ export class PostgresConversationStore implements ConversationStore {
     this.#clock = Math.max(Date.now(), this.#clock + 1);
     return this.#clock;
   }
-}
-
-/** A statement given what is left of its operation's deadline as its client-side timeout. */
-function statement(text: string, values: unknown[], deadline: number): pg.QueryConfig {
-  // `query_timeout` per query is honoured by pg's Client.query, though its types do not list it.
-  return { text, values, query_timeout: remainingMs(deadline) } as pg.QueryConfig;
-}
-
-function toError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }
