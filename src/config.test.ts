@@ -106,6 +106,11 @@ describe('loadConfig', () => {
     ['OPENAI_BASE_URL', 'localhost:11434', /OPENAI_BASE_URL must be an http\(s\) URL/],
     ['DATABASE_URL', 'mysql://x', /DATABASE_URL must be memory, sqlite:<path> or postgres/],
     ['REDIS_URL', 'http://x', /REDIS_URL must be a redis:\/\//],
+    [
+      'INSTANCE_TIMEOUT_SECONDS',
+      '2',
+      /INSTANCE_TIMEOUT_SECONDS must be a number from 6 to 3600 \(heartbeats are written every third of it/,
+    ],
     ['DEFAULT_CHAT_MODE', 'fast', /DEFAULT_CHAT_MODE must be one of wait, streaming/],
     ['RESPONSE_TIMEOUT_SECONDS', '0', /RESPONSE_TIMEOUT_SECONDS must be a number/],
     [

@@ -32,7 +32,7 @@ const booleanVariable = (fallback: boolean) =>
       return z.NEVER;
     });
 
-const numberVariable = <F extends number | undefined>(fallback: F, min: number, max: number, integer = true) =>
+const numberVariable = <F extends number | undefined>(fallback: F, min: number, max: number, integer = true, why?: string) =>
   z
     .string()
     .optional()
@@ -41,7 +41,7 @@ const numberVariable = <F extends number | undefined>(fallback: F, min: number, 
       const parsed = Number(value.trim());
       const kind = integer ? 'an integer' : 'a number';
       if (value.trim() === '' || !Number.isFinite(parsed) || (integer && !Number.isInteger(parsed)) || parsed < min || parsed > max) {
-        context.addIssue({ code: 'custom', message: `must be ${kind} from ${min} to ${max}` });
+        context.addIssue({ code: 'custom', message: `must be ${kind} from ${min} to ${max}${why ? ` (${why})` : ''}` });
         return z.NEVER;
       }
       return parsed;
@@ -147,6 +147,13 @@ const databaseUrl = z
   });
 
 /** The schema of every configuration variable; the Config type is inferred from it. */
+/**
+ * The shortest INSTANCE_TIMEOUT_SECONDS: a heartbeat every third of it, each allowed 1.75 s (the store's
+ * operation timeout). The longest gap between two heartbeats when one of them fails and the next is slow
+ * is 2 × timeout/3 + 1.75 s, which stays under the timeout only above 5.25 s.
+ */
+export const MIN_INSTANCE_TIMEOUT_SECONDS = 6;
+
 const configSchema = z
   .object({
     HOST: z.string().default('localhost'),
@@ -181,7 +188,13 @@ const configSchema = z
     STREAM_TTL_SECONDS: numberVariable(300, 0.01, 7 * 24 * 3600, false),
     REPLAY_LOG_MAX_BYTES: numberVariable(64 * 1_048_576, 0, 1_099_511_627_776),
     SHUTDOWN_DRAIN_SECONDS: numberVariable(30, 0, 3600, false),
-    INSTANCE_TIMEOUT_SECONDS: numberVariable(30, 1, 3600, false),
+    INSTANCE_TIMEOUT_SECONDS: numberVariable(
+      30,
+      MIN_INSTANCE_TIMEOUT_SECONDS,
+      3600,
+      false,
+      'heartbeats are written every third of it and one may take up to 2 s on a slow database: less would let live instances reap each other',
+    ),
     SSE_HEARTBEAT_SECONDS: numberVariable(15, 0.05, 3600, false),
     MAX_BODY_BYTES: numberVariable(1_048_576, 1024, 100 * 1_048_576),
     HISTORY_MAX_MESSAGES: numberVariable(50, 0, 10_000),

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryConversationStore } from '../src/store/memory-store.js';
 import { startFakeOpenAI } from './support/fake-openai-server.js';
@@ -82,6 +83,24 @@ describe('the model provider check', () => {
       expect((await getJson(`${down.url}/api/v1/health/ready`)).status).toBe(200);
     } finally {
       await down.close();
+    }
+  });
+  it('answers within 2 s when the provider hangs: the model check fails as unanswered, readiness stays 200 (an outage, not a wrong key)', async () => {
+    // Accepts connections and never answers, as a provider behind a black-holed network.
+    const silent = net.createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const hung = await startTestServer({ OPENAI_BASE_URL: `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}/v1` });
+    try {
+      const started = performance.now();
+      const [health, ready] = await Promise.all([getJson(`${hung.url}/health`), getJson(`${hung.url}/api/v1/health/ready`)]);
+      // The provider's own probe waits 3 s; the checks' one deadline (1.8 s) answers first. The margin is for this shared machine.
+      expect(performance.now() - started).toBeLessThan(2500);
+      expect(health.body.checks.model).toMatchObject({ status: 'error', detail: expect.stringContaining('did not answer') });
+      expect(health.body.checks.store).toMatchObject({ status: 'ok' });
+      expect(ready.status).toBe(200);
+    } finally {
+      await hung.close();
+      silent.close();
     }
   });
 });

@@ -9,7 +9,7 @@ import { getJson, postJson } from './support/test-server.js';
 // Several real ChatWait processes on one PostgreSQL database, as behind a load balancer.
 
 /** The demo model answers 200 tokens at 40 a second: about five seconds of generating to act in. */
-const ENV = { DEMO_TOKENS_PER_SECOND: '40', DEMO_RESPONSE_TOKENS: '200', INSTANCE_TIMEOUT_SECONDS: '2', SHUTDOWN_DRAIN_SECONDS: '0' };
+const ENV = { DEMO_TOKENS_PER_SECOND: '40', DEMO_RESPONSE_TOKENS: '200', INSTANCE_TIMEOUT_SECONDS: '6', SHUTDOWN_DRAIN_SECONDS: '0' };
 
 async function turnStatuses(url: string, contextId: string): Promise<string[]> {
   const client = new pg.Client({ connectionString: url });

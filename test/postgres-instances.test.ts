@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TurnFencedError, type TurnOutcome } from '../src/store/conversation-store.js';
 import { PostgresConversationStore } from '../src/store/postgres-store.js';
@@ -13,6 +14,22 @@ const OUTCOME: TurnOutcome = {
   errorCode: undefined,
   tokenCount: 3,
 };
+/** A plain connection to `url`, for what the test itself reads and holds. */
+async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  return client;
+}
+
+/** The instance's heartbeat and stored timeout, read from its row. */
+async function instanceRow(client: pg.Client, instanceId: string): Promise<{ heartbeat_at: number; timeout_ms: number }> {
+  const { rows } = await client.query<{ heartbeat_at: string; timeout_ms: string }>(
+    'SELECT heartbeat_at, timeout_ms FROM instances WHERE instance_id = $1',
+    [instanceId],
+  );
+  return { heartbeat_at: Number(rows[0]!.heartbeat_at), timeout_ms: Number(rows[0]!.timeout_ms) };
+}
+
 const turn = (turnId: string, contextId: string) => ({
   turnId,
   contextId,
@@ -101,5 +118,84 @@ describe.skipIf(!hasPostgres())('instances sharing one PostgreSQL', () => {
     expect(await instanceIds(url)).toEqual([]);
     await admin.close();
     expect(await instanceIds(url)).toEqual([]);
+  });
+
+  it('keeps its heartbeat going on its own connection while every pooled connection is held by requests', async () => {
+    const url = await createTestDatabase('busypool');
+    const store = await PostgresConversationStore.open(url, {
+      maxConnections: 1,
+      timeoutMs: 5000,
+      instanceTimeoutMs: 600,
+      heartbeatMs: 100,
+    });
+    open.push(store);
+    await store.startTurn(turn('held-turn', 'c-held'));
+    const admin = await connect(url);
+    try {
+      // The pool's only connection waits on this lock, and the next request waits for that connection.
+      await admin.query('BEGIN');
+      await admin.query('LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE');
+      const requests = [store.listConversations({ owner: null, limit: 10 }), store.getConversation('c-held')];
+      const before = await instanceRow(admin, store.instanceId);
+      await sleep(700);
+      const during = await instanceRow(admin, store.instanceId);
+      const pending = Symbol('pending');
+      expect(await Promise.race([Promise.allSettled(requests), sleep(0, pending)])).toBe(pending);
+      expect(during.heartbeat_at - before.heartbeat_at).toBeGreaterThanOrEqual(300);
+      await admin.query('ROLLBACK');
+      expect((await Promise.all(requests))[1]).toMatchObject({ contextId: 'c-held' });
+    } finally {
+      await admin.end();
+    }
+  });
+
+  it("reconnects its heartbeat after the database dropped the lease's connection, without crashing", async () => {
+    const url = await createTestDatabase('relink');
+    const errors: unknown[] = [];
+    const store = await PostgresConversationStore.open(url, {
+      instanceTimeoutMs: 600,
+      heartbeatMs: 100,
+      onInstanceError: (e) => errors.push(e),
+    });
+    open.push(store);
+    const admin = await connect(url);
+    try {
+      await admin.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+      );
+      const cut = Date.now();
+      await expect
+        .poll(async () => (await instanceRow(admin, store.instanceId)).heartbeat_at, { timeout: 5000, interval: 100 })
+        .toBeGreaterThan(cut + 200);
+      expect(errors.length).toBeGreaterThan(0);
+      // The request pool reconnects too.
+      expect(await store.getConversation('none')).toBeUndefined();
+    } finally {
+      await admin.end();
+    }
+  });
+
+  it("judges each instance by the timeout it stored itself: a shorter one's reaper leaves a longer one's turns alone", async () => {
+    const url = await createTestDatabase('mixed');
+    const reaped: number[] = [];
+    // A quick reaper (600 ms) next to a patient instance (4 s timeout, a heartbeat every 1.33 s) and a dead one (1 s timeout).
+    const quick = await PostgresConversationStore.open(url, { instanceTimeoutMs: 600, heartbeatMs: 100, onReaped: (n) => reaped.push(n) });
+    const patient = await PostgresConversationStore.open(url, { instanceTimeoutMs: 4000 });
+    const dead = await PostgresConversationStore.open(url, { instanceTimeoutMs: 1000, heartbeatMs: 3_600_000 });
+    open.push(quick, patient, dead);
+    await patient.startTurn(turn('patient-turn', 'c-patient'));
+    await dead.startTurn(turn('dead-turn', 'c-dead'));
+    const admin = await connect(url);
+    try {
+      expect(await instanceRow(admin, patient.instanceId)).toMatchObject({ timeout_ms: 4000 });
+      expect(await instanceRow(admin, quick.instanceId)).toMatchObject({ timeout_ms: 600 });
+    } finally {
+      await admin.end();
+    }
+    await expect.poll(async () => (await quick.getTurn('dead-turn'))!.status, { timeout: 5000, interval: 100 }).toBe('interrupted');
+    // The patient instance's heartbeat is often older than 600 ms: by the quick one's timeout it would look dead.
+    await sleep(2500);
+    expect((await quick.getTurn('patient-turn'))!.status).toBe('streaming');
+    expect(reaped.reduce((a, b) => a + b, 0)).toBe(1);
   });
 });

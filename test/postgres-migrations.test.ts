@@ -45,4 +45,29 @@ describe.skipIf(!hasPostgres())('PostgreSQL migrations', () => {
     expect((failure as Error).message).toContain('DATABASE_URL=postgres://someone:***@127.0.0.1:1/nowhere');
     expect((failure as Error).message).not.toContain('secret');
   });
+
+  it("upgrades a database of the first schema: an older instance's row, which has no timeout, is judged by the reaper's own", async () => {
+    const url = await createTestDatabase('upgrade');
+    // The database as ChatWait left it before instances stored their timeouts: migration 1 only, one silent instance mid-turn.
+    await query(url, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL); ${POSTGRES_MIGRATIONS[0]}`);
+    await query(
+      url,
+      `INSERT INTO schema_migrations VALUES (1, 0);
+       INSERT INTO instances VALUES ('old', 0, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint - 5000);
+       INSERT INTO conversations VALUES ('c-old', NULL, 't', 0, 0);
+       INSERT INTO turns (turn_id, context_id, sequence, user_message, status, model, created_at, instance_id)
+         VALUES ('old-turn', 'c-old', 1, 'hi', 'streaming', 'm', 0, 'old')`,
+    );
+    const store = await PostgresConversationStore.open(url, { instanceTimeoutMs: 1000, heartbeatMs: 100 });
+    try {
+      expect(await query<{ version: number }>(url, 'SELECT MAX(version) AS version FROM schema_migrations')).toEqual([
+        { version: POSTGRES_MIGRATIONS.length },
+      ]);
+      expect(await query(url, `SELECT timeout_ms FROM instances WHERE instance_id = 'old'`)).toEqual([{ timeout_ms: null }]);
+      // Silent for 5 s, past this instance's 1 s: reaped once this one has beaten for a whole second.
+      await expect.poll(async () => (await store.getTurn('old-turn'))!.status, { timeout: 5000, interval: 100 }).toBe('interrupted');
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import pg from 'pg';
 
 /** The database's clock in milliseconds: every instance compares heartbeats on one clock, whatever its own says. */
 export const DB_NOW = '(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint';
@@ -17,23 +17,31 @@ export interface InstanceOptions {
 }
 
 /**
- * One process's membership of the instances sharing a database: a row with a heartbeat, written every
- * `heartbeatMs`; and, on the same beat, the reaping of turns left `streaming` by instances whose
- * heartbeat is stale (a compare-and-set on the status, so a turn that ends meanwhile is left alone).
+ * One process's membership of the instances sharing a database: a row with a heartbeat (and this
+ * instance's own timeout), written every `heartbeatMs`; and, on the same beat, the reaping of turns left
+ * `streaming` by instances whose heartbeat is stale by their own timeout (a compare-and-set on the
+ * status, so a turn that ends meanwhile is left alone).
+ *
+ * The lease has its own connection, not one of the request pool's: a pool full of requests (or of
+ * connections hung on a stalled database) must not delay the heartbeat until the instance looks dead.
+ * After any error the connection is dropped and the next beat opens a new one.
  *
  * After the database was out of reach, every heartbeat is stale at once, live instances' too. So an
- * instance reaps only after its own heartbeats have succeeded without a gap for a whole timeout: by
- * then every live instance has written one too.
+ * instance reaps only after its own heartbeats have succeeded without a gap for a whole timeout, and
+ * judges another instance only once it has been connected for that instance's timeout: by then every
+ * live instance has written one too.
  */
 export class InstanceLease {
-  readonly #pool: pg.Pool;
+  readonly #config: pg.ClientConfig;
   readonly #options: Required<Pick<InstanceOptions, 'heartbeatMs'>> & InstanceOptions;
   #timer: NodeJS.Timeout | undefined;
   #connectedSince: number | undefined;
   #beating: Promise<void> | undefined;
+  #client: Promise<pg.Client> | undefined;
 
-  constructor(pool: pg.Pool, options: InstanceOptions) {
-    this.#pool = pool;
+  /** `config`: the settings of the lease's own connection (the same as the request pool's connections). */
+  constructor(config: pg.ClientConfig, options: InstanceOptions) {
+    this.#config = config;
     this.#options = { ...options, heartbeatMs: options.heartbeatMs ?? Math.max(50, Math.floor(options.timeoutMs / 3)) };
   }
 
@@ -47,27 +55,30 @@ export class InstanceLease {
   /** One heartbeat, then a reap if this instance has been connected long enough to judge the others. */
   async tick(): Promise<void> {
     if (this.#beating) return this.#beating;
-    this.#beating = (async () => {
-      try {
-        await this.#beat();
-      } catch (error) {
-        // Only a failed heartbeat breaks the run of them; a failed reap is tried again next time.
-        this.#connectedSince = undefined;
-        this.#options.onError?.(error);
-        return;
-      }
-      try {
-        if (this.#connectedSince !== undefined && performance.now() - this.#connectedSince >= this.#options.timeoutMs) {
-          const reaped = await this.reap();
-          if (reaped > 0) this.#options.onReaped?.(reaped);
-        }
-      } catch (error) {
-        this.#options.onError?.(error);
-      } finally {
-        this.#beating = undefined;
-      }
-    })();
+    // Cleared however the beat ends: a beat that failed must not stand in for every later one.
+    this.#beating = this.#beatAndReap().finally(() => {
+      this.#beating = undefined;
+    });
     return this.#beating;
+  }
+
+  async #beatAndReap(): Promise<void> {
+    try {
+      await this.#beat();
+    } catch (error) {
+      // Only a failed heartbeat breaks the run of them; a failed reap is tried again next time.
+      this.#connectedSince = undefined;
+      this.#options.onError?.(error);
+      return;
+    }
+    try {
+      if (this.#connectedSince !== undefined && performance.now() - this.#connectedSince >= this.#options.timeoutMs) {
+        const reaped = await this.reap();
+        if (reaped > 0) this.#options.onReaped?.(reaped);
+      }
+    } catch (error) {
+      this.#options.onError?.(error);
+    }
   }
 
   /**
@@ -77,17 +88,21 @@ export class InstanceLease {
   async reap(options: { goneOnly?: boolean } = {}): Promise<number> {
     // SKIP LOCKED: a turn whose row a stalled transaction holds is left for the next beat, rather than
     // blocking the reaping of every other one. The outer status test is the compare-and-set.
-    const alive = options.goneOnly ? '' : `AND i.heartbeat_at >= ${DB_NOW} - $1`;
-    const { rowCount } = await this.#pool.query(
+    // An instance is judged by its own timeout (a row written before migration 2 has none: by ours), and only
+    // once this one has been connected that long itself ($2), so a live instance has had time to beat again.
+    const timeout = 'COALESCE(i.timeout_ms, $1)';
+    const alive = options.goneOnly ? '' : `AND (i.heartbeat_at >= ${DB_NOW} - ${timeout} OR ${timeout} > $2)`;
+    const connectedFor = this.#connectedSince === undefined ? 0 : performance.now() - this.#connectedSince;
+    const { rowCount } = await this.#query(
       `UPDATE turns SET status = 'interrupted', finished_at = ${DB_NOW}
        WHERE status = 'streaming' AND turn_id IN (
          SELECT t.turn_id FROM turns t WHERE t.status = 'streaming' AND NOT EXISTS (
            SELECT 1 FROM instances i WHERE i.instance_id = t.instance_id ${alive})
          FOR UPDATE SKIP LOCKED)`,
-      options.goneOnly ? [] : [this.#options.timeoutMs],
+      options.goneOnly ? [] : [this.#options.timeoutMs, Math.floor(connectedFor)],
     );
     // Rows of instances dead for a day serve no one.
-    await this.#pool.query(`DELETE FROM instances WHERE heartbeat_at < ${DB_NOW} - 86400000`);
+    await this.#query(`DELETE FROM instances WHERE heartbeat_at < ${DB_NOW} - 86400000`);
     return rowCount ?? 0;
   }
 
@@ -95,15 +110,43 @@ export class InstanceLease {
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     await this.#beating;
-    await this.#pool.query('DELETE FROM instances WHERE instance_id = $1', [this.#options.instanceId]).catch(() => {});
+    await this.#query('DELETE FROM instances WHERE instance_id = $1', [this.#options.instanceId]).catch(() => {});
+    const client = await this.#client?.catch(() => undefined);
+    this.#client = undefined;
+    // Bounded: a database that hangs must not hold the shutdown.
+    if (client) await Promise.race([client.end().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
   }
 
   async #beat(): Promise<void> {
-    await this.#pool.query(
-      `INSERT INTO instances (instance_id, started_at, heartbeat_at) VALUES ($1, ${DB_NOW}, ${DB_NOW})
-       ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at`,
-      [this.#options.instanceId],
+    await this.#query(
+      `INSERT INTO instances (instance_id, started_at, heartbeat_at, timeout_ms) VALUES ($1, ${DB_NOW}, ${DB_NOW}, $2)
+       ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at, timeout_ms = EXCLUDED.timeout_ms`,
+      [this.#options.instanceId, this.#options.timeoutMs],
     );
     this.#connectedSince ??= performance.now();
+  }
+
+  /** One statement on the lease's connection, opened first if there is none; after an error it is dropped, and the next statement opens another. */
+  async #query(sql: string, parameters: unknown[] = []): Promise<pg.QueryResult> {
+    const connecting = (this.#client ??= this.#open());
+    try {
+      return await (await connecting).query(sql, parameters);
+    } catch (error) {
+      if (this.#client === connecting) {
+        this.#client = undefined;
+        // Not awaited: on a hung database the goodbye would hang too; the socket goes when the server answers or the OS gives up.
+        void connecting.then((client) => client.end()).catch(() => {});
+      }
+      throw error;
+    }
+  }
+
+  async #open(): Promise<pg.Client> {
+    const client = new pg.Client(this.#config);
+    // Without a listener the connection's error (the server restarted, a network cut) would crash the
+    // process. Nothing else to do: the next statement on it fails, is reported, and drops it.
+    client.on('error', () => {});
+    await client.connect();
+    return client;
   }
 }

@@ -44,7 +44,13 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
      started_at BIGINT NOT NULL,
      heartbeat_at BIGINT NOT NULL
    );`,
+  // Each instance's own INSTANCE_TIMEOUT_SECONDS (ms), so instances configured differently judge each other fairly.
+  // Rows written before it have none: they are judged by the reaper's own timeout, as before.
+  `ALTER TABLE instances ADD COLUMN timeout_ms BIGINT;`,
 ];
+
+/** A migration (or the wait for another instance's) may take minutes, far past a request's client-side timeout. */
+const MIGRATION_QUERY_TIMEOUT_MS = 10 * 60_000;
 
 /** The advisory lock every migrating instance takes: the same number everywhere, arbitrary but fixed ("chat" in ASCII). */
 const MIGRATION_LOCK = 0x63686174;
@@ -56,7 +62,12 @@ const MIGRATION_LOCK = 0x63686174;
  * is refused with one line.
  */
 export async function migratePostgres(pool: pg.Pool): Promise<number> {
-  const client = await pool.connect();
+  const connection = await pool.connect();
+  // `query_timeout` per query is honoured by pg's Client.query, though its types do not list it.
+  const client = {
+    query: <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) =>
+      connection.query<R>({ text, values, query_timeout: MIGRATION_QUERY_TIMEOUT_MS } as pg.QueryConfig),
+  };
   try {
     for (;;) {
       await client.query('BEGIN');
@@ -87,6 +98,6 @@ export async function migratePostgres(pool: pg.Pool): Promise<number> {
       }
     }
   } finally {
-    client.release();
+    connection.release();
   }
 }

@@ -7,13 +7,20 @@ import { TurnConflictError } from './conversation-store.js';
 export interface PostgresStoreOptions {
   /** Connections in the pool (default 10). */
   maxConnections?: number;
-  /** The longest a statement may run, and a connection attempt may take, in ms (default 2000). */
+  /**
+   * The longest a statement may run on the server, and a connection attempt may take, in ms (default
+   * 1500). A whole store operation (waiting for a connection included) is given up on the client 250 ms
+   * later, so a request needing the store answers within 2 s even when the database hangs.
+   */
   timeoutMs?: number;
   /** Told about a pooled connection that failed while idle (it is dropped; the next query opens another). */
   onIdleError?: (error: Error) => void;
   /** This process's id among the instances sharing the database (default: a new random one). */
   instanceId?: string;
-  /** `INSTANCE_TIMEOUT_SECONDS` in ms: an instance silent this long is dead and its turns are reaped (default 30 s). */
+  /**
+   * `INSTANCE_TIMEOUT_SECONDS` in ms: an instance silent this long is dead and its turns are reaped (default 30 s).
+   * The configuration refuses less than 6 s; tests pass shorter values here directly.
+   */
   instanceTimeoutMs?: number;
   /** How often the heartbeat is written (default: a third of the instance timeout). */
   heartbeatMs?: number | undefined;
@@ -33,23 +40,61 @@ const types = {
       : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
-/** The pool's settings for a `postgres://` URL: bounded waits everywhere, so an outage fails fast instead of hanging requests. */
-export function postgresPoolConfig(url: string, options: PostgresStoreOptions): pg.PoolConfig {
-  const timeoutMs = options.timeoutMs ?? 2000;
+/** How long a statement may run on the server, and a connection attempt may take, by default (ms). */
+export const DEFAULT_TIMEOUT_MS = 1500;
+
+/** The client-side limit of one store operation: the server's statement timeout, plus a moment for its own (cleaner) error to arrive first. */
+export function operationBudgetMs(options: Pick<PostgresStoreOptions, 'timeoutMs'>): number {
+  return (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) + 250;
+}
+
+/**
+ * One connection's settings for a `postgres://` URL, shared by the pool and the instance lease's own
+ * connection: bounded waits everywhere, so an outage (refused or hung) fails fast instead of hanging.
+ */
+export function postgresClientConfig(url: string, options: PostgresStoreOptions): pg.ClientConfig {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   return {
     connectionString: url,
-    max: options.maxConnections ?? 10,
     connectionTimeoutMillis: timeoutMs,
     // The server stops a statement at the timeout; the client gives up shortly after, for a server that no longer answers at all.
     statement_timeout: timeoutMs,
-    query_timeout: timeoutMs + 500,
+    query_timeout: operationBudgetMs(options),
     // A client paused or cut off inside a transaction must not hold its row locks for hours.
     idle_in_transaction_session_timeout: 5000,
-    idleTimeoutMillis: 30_000,
     keepAlive: true,
     application_name: 'chatwait',
     types,
   };
+}
+
+/** The pool's settings for a `postgres://` URL (see postgresClientConfig). */
+export function postgresPoolConfig(url: string, options: PostgresStoreOptions): pg.PoolConfig {
+  return {
+    ...postgresClientConfig(url, options),
+    max: options.maxConnections ?? 10,
+    idleTimeoutMillis: 30_000,
+  };
+}
+
+/** A connection inside a transaction, as the store's transaction bodies use it (each statement bounded by the transaction's deadline). */
+export interface TransactionClient {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+/**
+ * Whether a connection is still fit for the next statement after `error`: only when the server itself
+ * refused the statement and still serves. After a client-side timeout the statement may still be running
+ * (or the server hung), and after a cut or a shutdown the connection is gone: it is dropped, never sent
+ * a ROLLBACK that would hang too.
+ */
+export function connectionSurvives(error: unknown): boolean {
+  return error instanceof pg.DatabaseError && error.severity !== 'FATAL' && error.severity !== 'PANIC' && !isPostgresUnavailable(error);
+}
+
+/** The milliseconds left before `deadline` (a performance.now() time), at least 1: `query_timeout: 0` would mean "none". */
+export function remainingMs(deadline: number): number {
+  return Math.max(1, Math.ceil(deadline - performance.now()));
 }
 
 // SQLSTATE classes and codes that mean "the database cannot be used now", not "this request is wrong".

@@ -26,7 +26,18 @@ import { InstanceLease } from './postgres-instances.js';
 import { migratePostgres } from './postgres-migrations.js';
 import { fromStoredText, toStoredText } from './postgres-text.js';
 import { EXPORT_CONCURRENCY, importPostgresConversation, postgresConversationIds, readInOrder } from './postgres-transfer.js';
-import { postgresPoolConfig, toPostgresStoreError, type PostgresStoreOptions } from './postgres-pool.js';
+import { boundedQuery, boundedTransaction } from './postgres-bounded.js';
+import {
+  operationBudgetMs,
+  postgresClientConfig,
+  postgresPoolConfig,
+  toPostgresStoreError,
+  type PostgresStoreOptions,
+  type TransactionClient,
+} from './postgres-pool.js';
+
+/** How long one conversation's import (store:copy) may take in all. */
+const IMPORT_BUDGET_MS = 60_000;
 
 /** How the store is opened: its tuning, and whether this process joins the instances sharing the database. */
 export interface PostgresOpenOptions extends PostgresStoreOptions {
@@ -52,11 +63,11 @@ export class PostgresConversationStore implements ConversationStore {
   #closed = false;
   #leased = false;
 
-  private constructor(pool: pg.Pool, instanceId: string, options: PostgresStoreOptions) {
+  private constructor(pool: pg.Pool, clientConfig: pg.ClientConfig, instanceId: string, options: PostgresStoreOptions) {
     this.#pool = pool;
     this.#instanceId = instanceId;
     this.#options = options;
-    this.#lease = new InstanceLease(pool, {
+    this.#lease = new InstanceLease(clientConfig, {
       instanceId,
       timeoutMs: options.instanceTimeoutMs ?? 30_000,
       heartbeatMs: options.heartbeatMs,
@@ -75,13 +86,17 @@ export class PostgresConversationStore implements ConversationStore {
     const pool = new pg.Pool(postgresPoolConfig(url, options));
     // Without a listener an idle connection's error (the server restarted, a network cut) would crash the process.
     pool.on('error', (error) => options.onIdleError?.(error));
-    let store: PostgresConversationStore;
+    // The pool listens to its idle connections only: one lent out that breaks between two statements would crash
+    // the process too. Its holder learns of it from its next statement, which fails (and drops it).
+    pool.on('connect', (client) => client.on('error', () => {}));
+    let store: PostgresConversationStore | undefined;
     try {
       await migratePostgres(pool);
-      store = new PostgresConversationStore(pool, options.instanceId ?? randomUUID(), options);
+      store = new PostgresConversationStore(pool, postgresClientConfig(url, options), options.instanceId ?? randomUUID(), options);
       store.#leased = options.lease !== false;
       if (store.#leased) await store.#lease.start();
     } catch (error) {
+      if (store) await store.#lease.stop(); // its own connection, if its first heartbeat opened one
       await pool.end().catch(() => {});
       throw toPostgresStoreError(error, url);
     }
@@ -264,9 +279,10 @@ export class PostgresConversationStore implements ConversationStore {
 
   async importConversation(copy: ConversationRecord): Promise<ImportResult> {
     let result: ImportResult = { created: false, turnsAdded: 0, turnsSkipped: 0 };
+    // An admin copy, not a request: a long conversation's many inserts get a minute, each still within the statement timeout.
     await this.#transaction(async (client) => {
       result = await importPostgresConversation(client, copy);
-    });
+    }, IMPORT_BUDGET_MS);
     return result;
   }
 
@@ -323,42 +339,13 @@ export class PostgresConversationStore implements ConversationStore {
 
   async #query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, parameters: unknown[]): Promise<pg.QueryResult<R>> {
     if (this.#closed) throw toPostgresStoreError(new Error('the store is closed'));
-    try {
-      return await this.#pool.query<R>(sql, parameters);
-    } catch (error) {
-      throw toPostgresStoreError(error);
-    }
+    return boundedQuery<R>(this.#pool, operationBudgetMs(this.#options), sql, parameters);
   }
 
-  async #transaction(work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+  /** Runs `work` in a transaction, within one deadline (`budgetMs`, by default a request's: see operationBudgetMs). */
+  async #transaction(work: (client: TransactionClient) => Promise<void>, budgetMs?: number): Promise<void> {
     if (this.#closed) throw toPostgresStoreError(new Error('the store is closed'));
-    let client: pg.PoolClient;
-    try {
-      client = await this.#pool.connect();
-    } catch (error) {
-      throw toPostgresStoreError(error);
-    }
-    let broken = false;
-    try {
-      // A deadlock or serialization failure aborts one side of a race on purpose: that side tries again.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await client.query('BEGIN');
-          await work(client);
-          await client.query('COMMIT');
-          return;
-        } catch (error) {
-          await client.query('ROLLBACK').catch(() => {
-            broken = true;
-          });
-          const code = (error as { code?: unknown }).code;
-          if (broken || attempt === 3 || (code !== '40P01' && code !== '40001')) throw toPostgresStoreError(error);
-        }
-      }
-    } finally {
-      // A connection that could not even roll back is not given to the next caller.
-      client.release(broken);
-    }
+    return boundedTransaction(this.#pool, budgetMs ?? operationBudgetMs(this.#options), work);
   }
 
   /** Refuses a write to a turn that is no longer this instance's to write (see TurnFencedError). */

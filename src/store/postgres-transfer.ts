@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { importedTurn, type ConversationRecord, type ImportResult } from './conversation-store.js';
+import type { TransactionClient } from './postgres-pool.js';
 import { toStoredText } from './postgres-text.js';
 import { conflictsWith, turnValues } from './sql-rows.js';
 
@@ -30,7 +31,7 @@ export async function readInOrder<T>(ids: readonly string[], read: (id: string) 
 }
 
 /** Adds a conversation copied from another store (see ConversationStore.importConversation) with the client given, inside its transaction. */
-export async function importPostgresConversation(client: pg.PoolClient, copy: ConversationRecord): Promise<ImportResult> {
+export async function importPostgresConversation(client: TransactionClient, copy: ConversationRecord): Promise<ImportResult> {
   const conversation = await client.query(
     'INSERT INTO conversations (context_id, owner, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (context_id) DO NOTHING',
     [copy.contextId, copy.owner, copy.title, copy.createdAt.getTime(), copy.updatedAt.getTime()],

@@ -14,11 +14,35 @@ export interface CuttingProxy {
   close(): Promise<void>;
 }
 
+/** A TCP proxy that can also hang, as a stalled server (SIGSTOPped, or a black-holed network) does. */
+export interface TcpProxy extends CuttingProxy {
+  /**
+   * While hung, connections are accepted but nothing passes either way (bytes are held, not dropped):
+   * clients wait as on a server that stopped answering. Set it back to false and what was held flows on.
+   */
+  hung: boolean;
+}
+
 /** A plain TCP proxy to `target` (http://host:port). */
-export async function startTcpProxy(target: string): Promise<CuttingProxy> {
+export async function startTcpProxy(target: string): Promise<TcpProxy> {
   const { hostname, port } = new URL(target);
   const pairs = new Set<[net.Socket, net.Socket]>();
   let sent = '';
+  let hung = false;
+  let held: Array<() => void> = [];
+  /** Forwards `from` to `to` with backpressure, holding everything while the proxy hangs. */
+  const relay = (from: net.Socket, to: net.Socket) => {
+    const pass = (send: () => void) => (hung ? held.push(send) : send());
+    from.on('data', (chunk: Buffer) =>
+      pass(() => {
+        if (!to.write(chunk)) {
+          from.pause();
+          to.once('drain', () => from.resume());
+        }
+      }),
+    );
+    from.on('end', () => pass(() => to.end()));
+  };
   const server = net.createServer((client) => {
     if (proxy.blocked) {
       client.destroy();
@@ -28,7 +52,8 @@ export async function startTcpProxy(target: string): Promise<CuttingProxy> {
     const pair: [net.Socket, net.Socket] = [client, upstream];
     pairs.add(pair);
     client.on('data', (chunk: Buffer) => (sent += chunk.toString('latin1')));
-    client.pipe(upstream).pipe(client);
+    relay(client, upstream);
+    relay(upstream, client);
     const forget = () => {
       pairs.delete(pair);
       client.destroy();
@@ -50,7 +75,17 @@ export async function startTcpProxy(target: string): Promise<CuttingProxy> {
       return count;
     },
   );
-  return proxy;
+  return Object.defineProperty(proxy, 'hung', {
+    enumerable: true,
+    get: () => hung,
+    set: (value: boolean) => {
+      hung = value;
+      if (hung) return;
+      const release = held;
+      held = [];
+      for (const send of release) send();
+    },
+  }) as TcpProxy;
 }
 
 /** Options of the tampering proxy. */

@@ -23,9 +23,9 @@ export interface HealthRoutesOptions {
   isShuttingDown: () => boolean;
 }
 
-/** How long a dependency may take to answer a health check before it counts as down. */
-// Readiness must answer within 2 s even when a dependency hangs: the check gives up a little before.
-const CHECK_TIMEOUT_MS = 1500;
+/** How long the checks, run side by side, may take in all before those still unanswered count as failing. */
+// Readiness must answer within 2 s even when a dependency hangs: the checks give up a little before.
+const CHECK_TIMEOUT_MS = 1800;
 
 /** `/health`, `/api/v1/health`, `/api/v1/health/live` and `/api/v1/health/ready`. */
 export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (app, options) => {
@@ -34,7 +34,7 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
   /** The store answers reads and writes of its real tables, and holds every turn outcome it was given. */
   async function checkStore(): Promise<HealthCheck> {
     try {
-      await withTimeout(store.ping());
+      await store.ping();
     } catch (error) {
       if (error instanceof ChatWaitError && error.code === 'DEPENDENCY_UNAVAILABLE') {
         return { status: 'error', detail: 'the conversation database (PostgreSQL) cannot be reached' };
@@ -45,7 +45,7 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
       };
     }
     const pending = options.pendingOutcomes;
-    if (pending && pending.size > 0 && !(await withTimeout(pending.flush()).catch(() => false))) {
+    if (pending && pending.size > 0 && !(await pending.flush().catch(() => false))) {
       return {
         status: 'error',
         detail: `the conversation store refuses writes: ${pending.size} ended turn(s) wait to be stored`,
@@ -55,24 +55,42 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
     return { status: 'ok' };
   }
 
-  async function runChecks(): Promise<Record<string, HealthCheck>> {
-    const storeCheck = await checkStore();
-    const modelHealth = await model.checkHealth();
-    return {
-      store: storeCheck,
-      stream_log: { status: 'ok', backend: 'memory' },
-      model: {
-        status: modelHealth.status,
-        provider: model.provider,
-        name: model.name,
-        demo: model.demo,
-        ...(modelHealth.detail ? { detail: modelHealth.detail } : {}),
-      },
-    };
+  /** Every check at once, under one deadline: a dependency that hangs fails its own check, never the answer's time. */
+  async function runChecks(): Promise<{ checks: Record<string, HealthCheck>; modelMisconfigured: boolean }> {
+    const deadline = new Deadline(CHECK_TIMEOUT_MS);
+    try {
+      const [storeCheck, modelHealth] = await Promise.all([
+        deadline.race(checkStore(), {
+          status: 'error',
+          detail: `the conversation store did not answer within ${CHECK_TIMEOUT_MS} ms (a database that hangs?)`,
+        }),
+        deadline.race(model.checkHealth(), {
+          status: 'error' as const,
+          misconfigured: false,
+          detail: `the model provider did not answer within ${CHECK_TIMEOUT_MS} ms`,
+        }),
+      ]);
+      return {
+        checks: {
+          store: storeCheck,
+          stream_log: { status: 'ok', backend: 'memory' },
+          model: {
+            status: modelHealth.status,
+            provider: model.provider,
+            name: model.name,
+            demo: model.demo,
+            ...(modelHealth.detail ? { detail: modelHealth.detail } : {}),
+          },
+        },
+        modelMisconfigured: modelHealth.misconfigured,
+      };
+    } finally {
+      deadline.clear();
+    }
   }
 
   const health = async () => {
-    const checks = await runChecks();
+    const { checks } = await runChecks();
     const healthy = Object.values(checks).every((check) => check.status === 'ok');
     return {
       status: healthy ? ('healthy' as const) : ('degraded' as const),
@@ -111,11 +129,10 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
     },
     async (_request, reply) => {
       if (options.isShuttingDown()) return reply.code(503).send({ status: 'not_ready' as const, reason: 'shutting down' });
-      const checks = await runChecks();
+      const { checks, modelMisconfigured } = await runChecks();
       // An unreachable provider is an outage to report, not a reason to take this instance out of rotation;
       // a refused key is a configuration error, and so is a store that does not answer.
-      const misconfigured = (await model.checkHealth()).misconfigured;
-      const failing = Object.entries(checks).filter(([name, check]) => check.status !== 'ok' && (name !== 'model' || misconfigured));
+      const failing = Object.entries(checks).filter(([name, check]) => check.status !== 'ok' && (name !== 'model' || modelMisconfigured));
       if (failing.length > 0) {
         return reply
           .code(503)
@@ -126,10 +143,23 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
   );
 };
 
-function withTimeout<T>(promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error('timed out')), CHECK_TIMEOUT_MS);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+/** One deadline shared by several promises: each raced against it, answered by its fallback once it passes. */
+class Deadline {
+  readonly #passed: Promise<void>;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(ms: number) {
+    this.#passed = new Promise((resolve) => {
+      this.#timer = setTimeout(resolve, ms);
+    });
+  }
+
+  /** `promise`'s value, or `fallback` if the deadline passes first. */
+  race<T>(promise: Promise<T>, fallback: T): Promise<T> {
+    return Promise.race([promise, this.#passed.then(() => fallback)]);
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
+  }
 }

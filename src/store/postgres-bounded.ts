@@ -1,0 +1,85 @@
+import type pg from 'pg';
+import { connectionSurvives, remainingMs, toPostgresStoreError, type TransactionClient } from './postgres-pool.js';
+
+/**
+ * One statement on a pooled connection, the wait for the connection and the statement together within
+ * `budgetMs` (the pool's own query_timeout would start only once a connection is free). Failures come
+ * back as the store reports them (toPostgresStoreError).
+ */
+export async function boundedQuery<R extends pg.QueryResultRow>(
+  pool: pg.Pool,
+  budgetMs: number,
+  sql: string,
+  parameters: unknown[],
+): Promise<pg.QueryResult<R>> {
+  const deadline = performance.now() + budgetMs;
+  const client = await connect(pool);
+  try {
+    const result = await client.query<R>(statement(sql, parameters, deadline));
+    client.release();
+    return result;
+  } catch (error) {
+    client.release(connectionSurvives(error) ? undefined : toError(error));
+    throw toPostgresStoreError(error);
+  }
+}
+
+/** Runs `work` in a transaction within `budgetMs` in all; a deadlock or serialization failure is tried again (three times at most). */
+export async function boundedTransaction(
+  pool: pg.Pool,
+  budgetMs: number,
+  work: (client: TransactionClient) => Promise<void>,
+): Promise<void> {
+  const deadline = performance.now() + budgetMs;
+  const client = await connect(pool);
+  let broken: Error | undefined;
+  // Every statement of the work gets what is left of the deadline as its timeout.
+  const bounded: TransactionClient = {
+    query: <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) => client.query<R>(statement(text, values, deadline)),
+  };
+  try {
+    // A deadlock or serialization failure aborts one side of a race on purpose: that side tries again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await bounded.query('BEGIN');
+        await work(bounded);
+        await bounded.query('COMMIT');
+        return;
+      } catch (error) {
+        if (connectionSurvives(error)) {
+          // The server refused a statement and answers: the rollback is quick (given a moment even past the deadline).
+          await client.query(statement('ROLLBACK', [], Math.max(deadline, performance.now() + 250))).catch((rollbackError: unknown) => {
+            broken = toError(rollbackError);
+          });
+        } else {
+          // A timeout or a cut connection: a ROLLBACK would wait on a server that may not answer. The
+          // connection is destroyed instead, and the server rolls the transaction back when it sees it gone.
+          broken = toError(error);
+        }
+        const code = (error as { code?: unknown }).code;
+        if (broken || attempt === 3 || (code !== '40P01' && code !== '40001')) throw toPostgresStoreError(error);
+      }
+    }
+  } finally {
+    // A connection that could not (or may not) roll back is not given to the next caller: release(error) destroys it.
+    client.release(broken);
+  }
+}
+
+async function connect(pool: pg.Pool): Promise<pg.PoolClient> {
+  try {
+    return await pool.connect();
+  } catch (error) {
+    throw toPostgresStoreError(error);
+  }
+}
+
+/** A statement given what is left of its operation's deadline as its client-side timeout. */
+function statement(text: string, values: unknown[], deadline: number): pg.QueryConfig {
+  // `query_timeout` per query is honoured by pg's Client.query, though its types do not list it.
+  return { text, values, query_timeout: remainingMs(deadline) } as pg.QueryConfig;
+}
+
+function toError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
