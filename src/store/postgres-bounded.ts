@@ -2,6 +2,14 @@ import type pg from 'pg';
 import { connectionSurvives, remainingMs, toPostgresStoreError, type TransactionClient } from './postgres-pool.js';
 
 /**
+ * The least time a statement (COMMIT included) is given, even when the wait for a pooled connection or the
+ * statements before it used up most of the budget: a client timeout of a few milliseconds would destroy the
+ * connection while the server still runs the statement (a COMMIT could then still commit, unseen). The grace
+ * never reaches past the budget plus this floor, so an operation still ends within 1.75 s + 0.25 s = 2 s.
+ */
+const STATEMENT_FLOOR_MS = 250;
+
+/**
  * One statement on a pooled connection, the wait for the connection and the statement together within
  * `budgetMs` (the pool's own query_timeout would start only once a connection is free). Failures come
  * back as the store reports them (toPostgresStoreError).
@@ -74,10 +82,11 @@ async function connect(pool: pg.Pool): Promise<pg.PoolClient> {
   }
 }
 
-/** A statement given what is left of its operation's deadline as its client-side timeout. */
+/** A statement given what is left of its operation's deadline as its client-side timeout, but at least STATEMENT_FLOOR_MS while the operation is within its grace. */
 function statement(text: string, values: unknown[], deadline: number): pg.QueryConfig {
+  const floored = Math.max(deadline, Math.min(performance.now() + STATEMENT_FLOOR_MS, deadline + STATEMENT_FLOOR_MS));
   // `query_timeout` per query is honoured by pg's Client.query, though its types do not list it.
-  return { text, values, query_timeout: remainingMs(deadline) } as pg.QueryConfig;
+  return { text, values, query_timeout: remainingMs(floored) } as pg.QueryConfig;
 }
 
 function toError(error: unknown): Error {
