@@ -272,7 +272,11 @@ async function finish(options: GenerationOptions, result: TurnResult, status: Pi
       await options.store.finishTurn(result.turnId, outcome);
       return;
     } catch (error) {
-      if (error instanceof TurnFencedError) throw new ProducerFenced(error);
+      if (error instanceof TurnFencedError) {
+        // An earlier attempt whose answer was lost (a timeout) may have been stored all the same: that write is ours, not a fence.
+        if (attempt > 0 && (await storedAlready(options.store, result.turnId, outcome))) return;
+        throw new ProducerFenced(error);
+      }
       if (attempt >= FINISH_RETRY_DELAYS_MS.length) {
         options.logger.error({ err: error, turn_id: result.turnId }, 'could not store the end of a turn');
         throw new OutcomeNotStored(outcome, error);
@@ -280,6 +284,12 @@ async function finish(options: GenerationOptions, result: TurnResult, status: Pi
       await new Promise((resolve) => setTimeout(resolve, FINISH_RETRY_DELAYS_MS[attempt]));
     }
   }
+}
+
+/** Whether the store already holds this outcome for the turn (an earlier attempt committed though its caller gave up on it). */
+async function storedAlready(store: ConversationStore, turnId: string, outcome: TurnOutcome): Promise<boolean> {
+  const stored = await store.getTurn(turnId).catch(() => undefined);
+  return stored !== undefined && stored.status === outcome.status && stored.answer === outcome.answer;
 }
 
 function toOutcome(result: TurnResult, outcome: Pick<TurnOutcome, 'status' | 'errorCode'>): TurnOutcome {

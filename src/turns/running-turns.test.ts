@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../errors.js';
+import type { ChatModel } from '../model/chat-model.js';
+import type { Logger } from '../observability/logger.js';
+import type { ConversationStore, NewTurn } from '../store/conversation-store.js';
+import { MemoryConversationStore } from '../store/memory-store.js';
+import { MemoryReplayLog } from '../streams/memory-replay-log.js';
+import { PendingOutcomes } from './pending-outcomes.js';
+import { RunningTurns } from './running-turns.js';
+
+const quiet = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} } as unknown as Logger;
+
+/** The memory store whose startTurn fails after (`commits`) or before storing the turn, as a lost COMMIT reply does. */
+function failingStart(real: MemoryConversationStore, commits: boolean): ConversationStore {
+  return new Proxy(real, {
+    get(target, property) {
+      if (property === 'startTurn') {
+        return async (turn: NewTurn) => {
+          if (commits) await target.startTurn(turn);
+          throw new StoreUnavailableError('the database did not answer', undefined, 'DEPENDENCY_UNAVAILABLE');
+        };
+      }
+      const value = Reflect.get(target, property, target) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/** Never called: the turn fails before its generation starts. */
+const model: ChatModel = {
+  provider: 'demo',
+  name: 'test-model',
+  demo: true,
+  streamReply: () => {
+    throw new Error('no generation expected');
+  },
+  checkHealth: async () => ({ status: 'ok', misconfigured: false }),
+};
+
+async function send(store: ConversationStore, pending: PendingOutcomes) {
+  const turns = new RunningTurns({
+    model,
+    store,
+    log: new MemoryReplayLog(),
+    logger: quiet,
+    history: { maxMessages: 10, maxChars: 10_000 },
+    responseTimeoutMs: 60_000,
+    streamTtlMs: 60_000,
+    pendingOutcomes: pending,
+  });
+  const input = { message: 'hi', contextId: 'c1' };
+  const resolution = await turns.resolve(input, 'c1', undefined);
+  if (resolution.kind !== 'new') throw new Error(`expected a new turn, got ${resolution.kind}`);
+  return turns.begin(input, resolution.reservation);
+}
+
+describe('a turn whose start the store failed to confirm', () => {
+  it('is marked error once the store answers when the store had committed it, so its conversation is not busy forever', async () => {
+    const real = new MemoryConversationStore();
+    const pending = new PendingOutcomes(real, quiet, 60_000);
+    await expect(send(failingStart(real, true), pending)).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    const [turn] = (await real.getConversation('c1'))!.turns;
+    expect(turn!.status).toBe('streaming');
+    expect(pending.has(turn!.turnId)).toBe(true);
+    await expect(pending.flush()).resolves.toBe(true);
+    expect(await real.getTurn(turn!.turnId)).toMatchObject({ status: 'error', errorCode: 'DEPENDENCY_UNAVAILABLE' });
+    pending.close();
+  });
+
+  it('leaves nothing pending once the store answers when the turn was never stored', async () => {
+    const real = new MemoryConversationStore();
+    const pending = new PendingOutcomes(real, quiet, 60_000);
+    await expect(send(failingStart(real, false), pending)).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    expect(pending.size).toBe(1);
+    await expect(pending.flush()).resolves.toBe(true);
+    expect(await real.getConversation('c1')).toBeUndefined();
+    pending.close();
+  });
+});
