@@ -5,6 +5,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConversationStore } from '../src/store/conversation-store.js';
 import { SqliteConversationStore } from '../src/store/sqlite-store.js';
+import { toStoreError } from '../src/store/open-sqlite-store.js';
 import { readSse, tokensOf, type ReadSseOptions } from './support/sse-client.js';
 import { spawnServer } from './support/spawn-server.js';
 import { getJson, postJson, startTestServer, type TestServer } from './support/test-server.js';
@@ -37,7 +38,8 @@ function diskThatFills(store: SqliteConversationStore): { store: ConversationSto
       if (typeof value !== 'function') return value;
       return (...args: unknown[]) => {
         if (disk.full && WRITES.has(String(property))) {
-          return Promise.reject(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }));
+          // As the store itself reports it: SQLite's SQLITE_FULL, turned into STORE_UNAVAILABLE.
+          return Promise.reject(toStoreError(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' })));
         }
         return (value as (...parameters: unknown[]) => unknown).apply(target, args);
       };

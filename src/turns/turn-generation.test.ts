@@ -223,3 +223,36 @@ describe('a final write whose first attempt timed out but was stored', () => {
     expect(attempts).toBe(2);
   });
 });
+
+describe('an outcome the store refuses for a reason other than being out of reach', () => {
+  it('is not kept pending: one bare error outcome is stored instead, and the stream ends with an error', async () => {
+    const real = new MemoryConversationStore();
+    const written: string[] = [];
+    const store = withWrites(real, {
+      finishTurn: (turnId, outcome) => {
+        written.push(outcome.status);
+        // The full answer is refused for good (a value the store rejects); a bare error is taken.
+        return outcome.answer === '' ? real.finishTurn(turnId, outcome) : Promise.reject(new Error('value too long for type'));
+      },
+    });
+    const pending = new PendingOutcomes(store, quiet, 60_000);
+    const { turnId, events, error } = await generate(store, scriptedModel(answerWithTool), { pending });
+    expect(pending.size).toBe(0);
+    expect(events.at(-1)).toMatchObject({ type: 'error', error_code: 'INTERNAL_ERROR' });
+    expect(error).toMatchObject({ code: 'INTERNAL_ERROR' });
+    expect(written).toEqual(['complete', 'complete', 'complete', 'complete', 'error']);
+    expect(await real.getTurn(turnId)).toMatchObject({ status: 'error', answer: '', errorCode: 'INTERNAL_ERROR' });
+    pending.close();
+  });
+
+  it('is dropped when even the bare error is refused, leaving nothing pending to hold up the others', async () => {
+    const real = new MemoryConversationStore();
+    const store = withWrites(real, { finishTurn: () => Promise.reject(new Error('permission denied for table turns')) });
+    const pending = new PendingOutcomes(store, quiet, 60_000);
+    const { events, error } = await generate(store, scriptedModel(answerWithTool), { pending });
+    expect(pending.size).toBe(0);
+    expect(events.at(-1)).toMatchObject({ type: 'error' });
+    expect(error).toMatchObject({ code: 'INTERNAL_ERROR' });
+    pending.close();
+  });
+});

@@ -197,17 +197,21 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
     let fenced = thrown instanceof ProducerFenced ? thrown : signal.reason instanceof ProducerFenced ? signal.reason : undefined;
     // An outcome the store just refused (after retries) is not offered again here: it waits, as it really ended, for the store to recover.
     let notStored = thrown instanceof OutcomeNotStored ? thrown : undefined;
-    const failure = toChatWaitError(thrown);
+    // An outcome the store refused for good has had its one bare `error` tried: nothing more is written.
+    let refusedForGood = thrown instanceof OutcomeRefused ? thrown : undefined;
+    const failure = toChatWaitError(refusedForGood ? refusedForGood.refusal : thrown);
     const failed = result('stop');
-    let status: TurnOutcome['status'] = tokens.length > 0 ? 'interrupted' : 'error';
-    if (!fenced && !notStored) {
+    let status: TurnOutcome['status'] = tokens.length > 0 && !refusedForGood ? 'interrupted' : 'error';
+    if (!fenced && !notStored && !refusedForGood) {
       try {
         await end(failed, { status, errorCode: failure.code });
       } catch (refused) {
         if (refused instanceof ProducerFenced) fenced = refused;
         else if (refused instanceof OutcomeNotStored) notStored = refused;
+        else if (refused instanceof OutcomeRefused) refusedForGood = refused;
       }
     }
+    if (refusedForGood) status = 'error';
     if (fenced) status = 'interrupted';
     const error = fenced ?? failure;
     if (notStored) {
@@ -247,6 +251,14 @@ class OutcomeNotStored extends StoreUnavailableError {
   }
 }
 
+/** Thrown when the store refused a turn's outcome for a reason other than being out of reach (see finish). */
+class OutcomeRefused extends Error {
+  override name = 'OutcomeRefused';
+  constructor(readonly refusal: unknown) {
+    super('the store refused the outcome of a turn', { cause: refusal });
+  }
+}
+
 /**
  * Ends the turn of a producer another instance took over (TurnFencedError): it was silent too long
  * (paused, or cut off from the database), so the turn is `interrupted` and its answer here is stopped.
@@ -279,10 +291,31 @@ async function finish(options: GenerationOptions, result: TurnResult, status: Pi
       }
       if (attempt >= FINISH_RETRY_DELAYS_MS.length) {
         options.logger.error({ err: error, turn_id: result.turnId }, 'could not store the end of a turn');
-        throw new OutcomeNotStored(outcome, error);
+        // Only a store that is out of reach is waited for: a refusal of this outcome itself would hold up every
+        // pending outcome behind it. A bare `error` is tried once instead (so the turn does not stay streaming).
+        if (error instanceof StoreUnavailableError) throw new OutcomeNotStored(outcome, error);
+        await storeBareError(options, result.turnId, error);
+        throw new OutcomeRefused(error);
       }
       await new Promise((resolve) => setTimeout(resolve, FINISH_RETRY_DELAYS_MS[attempt]));
     }
+  }
+}
+
+/** Stores a bare `error` outcome for a turn whose real one the store refused for good; if that fails too, it is dropped (logged). */
+async function storeBareError(options: GenerationOptions, turnId: string, refusal: unknown): Promise<void> {
+  const bare: TurnOutcome = {
+    status: 'error',
+    errorCode: toChatWaitError(refusal).code,
+    answer: '',
+    tokenCount: 0,
+    usage: undefined,
+    timings: undefined,
+  };
+  try {
+    await options.store.finishTurn(turnId, bare);
+  } catch (error) {
+    options.logger.error({ err: error, turn_id: turnId }, 'could not store even a bare error as the end of a turn; it is dropped');
   }
 }
 
