@@ -202,10 +202,10 @@ export class RunningTurns {
       responseTimeoutMs: this.#options.responseTimeoutMs,
       observer: this.#options.observer,
       pendingOutcomes: this.#options.pendingOutcomes,
+      streamTtlMs: this.#options.streamTtlMs,
     }).finally(() => {
       this.#active.delete(turnId);
       if (this.#activeByContext.get(contextId) === turn) this.#activeByContext.delete(contextId);
-      log.expire(turnId, this.#options.streamTtlMs);
       release?.();
     });
     // Only wait requests await `done`; a streaming turn's failure is already in its log.

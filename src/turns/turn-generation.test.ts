@@ -51,7 +51,11 @@ function withWrites(store: ConversationStore, writes: Partial<Pick<ConversationS
 let turns = 0;
 
 /** Starts a turn in `store` and runs its generation with `model`; returns what the readers got and how it settled. */
-async function generate(store: ConversationStore, model: ChatModel, options: { pending?: PendingOutcomes; cancel?: boolean } = {}) {
+async function generate(
+  store: ConversationStore,
+  model: ChatModel,
+  options: { pending?: PendingOutcomes; cancel?: boolean; log?: MemoryReplayLog; streamTtlMs?: number } = {},
+) {
   const { turnId } = await store.startTurn({
     turnId: `turn-${++turns}`,
     contextId: 'c1',
@@ -60,7 +64,7 @@ async function generate(store: ConversationStore, model: ChatModel, options: { p
     clientMessageId: undefined,
     owner: null,
   });
-  const log = new MemoryReplayLog();
+  const log = options.log ?? new MemoryReplayLog();
   log.open(turnId);
   const controller = new AbortController();
   let modelSignal: AbortSignal | undefined;
@@ -82,13 +86,14 @@ async function generate(store: ConversationStore, model: ChatModel, options: { p
     logger: quiet,
     responseTimeoutMs: 60_000,
     pendingOutcomes: options.pending,
+    streamTtlMs: options.streamTtlMs,
   });
   if (options.cancel) setTimeout(() => controller.abort(new TurnCancelled('cancelled by the user')), 20);
   const settled = await done.then(
     (result) => ({ result, error: undefined }),
     (error: unknown) => ({ result: undefined, error }),
   );
-  const events = (await log.snapshot(turnId))!.entries.map((entry) => JSON.parse(entry.data) as Record<string, unknown>);
+  const events = ((await log.snapshot(turnId))?.entries ?? []).map((entry) => JSON.parse(entry.data) as Record<string, unknown>);
   return { turnId, events, ...settled, modelSignal: modelSignal! };
 }
 
@@ -253,6 +258,35 @@ describe('an outcome the store refuses for a reason other than being out of reac
     expect(pending.size).toBe(0);
     expect(events.at(-1)).toMatchObject({ type: 'error' });
     expect(error).toMatchObject({ code: 'INTERNAL_ERROR' });
+    pending.close();
+  });
+});
+
+describe('the log of a turn whose pending outcome is stored before its generation settles', () => {
+  it('goes at once: the normal stream TTL does not overwrite the expiry the stored outcome set', async () => {
+    const real = new MemoryConversationStore();
+    const state = { down: true };
+    const store = withWrites(real, {
+      finishTurn: (turnId, outcome) =>
+        state.down
+          ? Promise.reject(new StoreUnavailableError('the database is down', undefined, 'DEPENDENCY_UNAVAILABLE'))
+          : real.finishTurn(turnId, outcome),
+    });
+    const pending = new PendingOutcomes(store, quiet, 60_000);
+    // A health check flushes the pending outcome while the generation still waits for its error to settle.
+    const log = new (class extends MemoryReplayLog {
+      override async settled(turnId: string): Promise<void> {
+        if (pending.size > 0) {
+          state.down = false;
+          await pending.flush();
+        }
+        return super.settled(turnId);
+      }
+    })();
+    const { turnId } = await generate(store, scriptedModel(answerWithTool), { pending, log, streamTtlMs: 60_000 });
+    expect((await real.getTurn(turnId))!.status).toBe('complete');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await log.snapshot(turnId)).toBeUndefined();
     pending.close();
   });
 });

@@ -55,6 +55,8 @@ export interface GenerationOptions {
   observer?: TurnObserver | undefined;
   /** Where an outcome the store refused goes, to be written once the store takes writes again. */
   pendingOutcomes?: PendingOutcomes | undefined;
+  /** How long the turn's log stays for readers once it ends (unset: the caller expires it). */
+  streamTtlMs?: number | undefined;
 }
 
 /**
@@ -87,6 +89,8 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
   let modelOutput = '';
   /** Set once the outcome is being stored: a progress write refused from then on may have lost a race with it. */
   let finishing = false;
+  /** Set once an outcome the store had refused is stored at last: its log goes at once, whatever ends later. */
+  let storedLate = false;
 
   const appendToken = (token: string) => {
     const now = performance.now();
@@ -219,7 +223,10 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
       options.pendingOutcomes?.add(turnId, notStored.outcome, {
         refusal: notStored.cause,
         // Stored at last: the log, which ends with this error, goes, so a resend reads the stored ending instead.
-        onStored: () => log.expire(turnId, 0),
+        onStored: () => {
+          storedLate = true;
+          log.expire(turnId, 0);
+        },
       });
     }
     log.append(turnId, { data: errorEventData(contextId, turnId, error.code, error.message, error.retryable), final: true });
@@ -231,6 +238,8 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
   } finally {
     clearTimeout(timeout);
     clearTimeout(progress);
+    // A health check may have stored the pending outcome (and expired the log) before this settles: that stands.
+    if (options.streamTtlMs !== undefined && !storedLate) log.expire(turnId, options.streamTtlMs);
   }
 }
 
