@@ -146,7 +146,6 @@ const databaseUrl = z
     return z.NEVER;
   });
 
-/** The schema of every configuration variable; the Config type is inferred from it. */
 /**
  * The shortest INSTANCE_TIMEOUT_SECONDS: a heartbeat every third of it, each allowed 1.75 s (the store's
  * operation timeout). The longest gap between two heartbeats when one of them fails and the next is slow
@@ -154,6 +153,7 @@ const databaseUrl = z
  */
 export const MIN_INSTANCE_TIMEOUT_SECONDS = 6;
 
+/** The schema of every configuration variable; the Config type is inferred from it. */
 const configSchema = z
   .object({
     HOST: z.string().default('localhost'),
