@@ -108,8 +108,8 @@ describe('loadConfig', () => {
     ['REDIS_URL', 'http://x', /REDIS_URL must be a redis:\/\//],
     [
       'INSTANCE_TIMEOUT_SECONDS',
-      '2',
-      /INSTANCE_TIMEOUT_SECONDS must be a number from 6 to 3600 \(heartbeats are written every third of it/,
+      '9',
+      /INSTANCE_TIMEOUT_SECONDS must be a number from 10 to 3600 \(heartbeats are written every third of it/,
     ],
     ['DEFAULT_CHAT_MODE', 'fast', /DEFAULT_CHAT_MODE must be one of wait, streaming/],
     ['RESPONSE_TIMEOUT_SECONDS', '0', /RESPONSE_TIMEOUT_SECONDS must be a number/],

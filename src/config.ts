@@ -148,10 +148,11 @@ const databaseUrl = z
 
 /**
  * The shortest INSTANCE_TIMEOUT_SECONDS: a heartbeat every third of it, each allowed 1.75 s (the store's
- * operation timeout). The longest gap between two heartbeats when one of them fails and the next is slow
- * is 2 × timeout/3 + 1.75 s, which stays under the timeout only above 5.25 s.
+ * operation timeout). After a failed heartbeat its connection is dropped, so the next one may first take
+ * up to 1.5 s to connect, then 1.75 s for its statement: 3.25 s. The longest gap between two heartbeats
+ * is then 2 × timeout/3 + 3.25 s, which stays under the timeout only above 9.75 s.
  */
-export const MIN_INSTANCE_TIMEOUT_SECONDS = 6;
+export const MIN_INSTANCE_TIMEOUT_SECONDS = 10;
 
 /** The schema of every configuration variable; the Config type is inferred from it. */
 const configSchema = z
@@ -193,7 +194,7 @@ const configSchema = z
       MIN_INSTANCE_TIMEOUT_SECONDS,
       3600,
       false,
-      'heartbeats are written every third of it and one may take up to 2 s on a slow database: less would let live instances reap each other',
+      'heartbeats are written every third of it and one after a failure may take up to 3.25 s (reconnect and write) on a slow database: less would let live instances reap each other',
     ),
     SSE_HEARTBEAT_SECONDS: numberVariable(15, 0.05, 3600, false),
     MAX_BODY_BYTES: numberVariable(1_048_576, 1024, 100 * 1_048_576),

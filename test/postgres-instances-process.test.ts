@@ -9,7 +9,7 @@ import { getJson, postJson } from './support/test-server.js';
 // Several real ChatWait processes on one PostgreSQL database, as behind a load balancer.
 
 /** The demo model answers 200 tokens at 40 a second: about five seconds of generating to act in. */
-const ENV = { DEMO_TOKENS_PER_SECOND: '40', DEMO_RESPONSE_TOKENS: '200', INSTANCE_TIMEOUT_SECONDS: '6', SHUTDOWN_DRAIN_SECONDS: '0' };
+const ENV = { DEMO_TOKENS_PER_SECOND: '40', DEMO_RESPONSE_TOKENS: '200', INSTANCE_TIMEOUT_SECONDS: '10', SHUTDOWN_DRAIN_SECONDS: '0' };
 
 async function turnStatuses(url: string, contextId: string): Promise<string[]> {
   const client = new pg.Client({ connectionString: url });
@@ -94,7 +94,7 @@ describe.skipIf(!hasPostgres())('ChatWait instances sharing PostgreSQL', { timeo
     servers[0]!.child.kill('SIGKILL');
     await servers[0]!.exited;
     expect(await turnStatuses(database, 'on-a')).toEqual(['streaming']);
-    await expect.poll(() => turnStatuses(database, 'on-a'), { timeout: 15_000, interval: 250 }).toEqual(['interrupted']);
+    await expect.poll(() => turnStatuses(database, 'on-a'), { timeout: 25_000, interval: 250 }).toEqual(['interrupted']);
     const streamed = await onB;
     expect(streamed.events.at(-1)!.json).toMatchObject({ type: 'end', finish_reason: 'stop' });
     expect(await turnStatuses(database, 'on-b')).toEqual(['complete']);
@@ -103,13 +103,13 @@ describe.skipIf(!hasPostgres())('ChatWait instances sharing PostgreSQL', { timeo
 
   it('fence a producer paused past the timeout: when it wakes up its answer stops with one retryable error, and its turn stays interrupted', async () => {
     const database = await createTestDatabase('pause');
-    // A 50 s answer: the demo model keeps to its schedule, so after a pause it sends at once every token that fell due
-    // meanwhile (about 40 a second of the pause); the whole answer must be far longer than the pause for the stop to show.
-    const [a] = await start(database, 2, { DEMO_RESPONSE_TOKENS: '2000' });
+    // A 100 s answer: the demo model keeps to its schedule, so after a pause it sends at once every token that fell due
+    // meanwhile (about 40 a second of the pause, 10-14 s here); the whole answer must be far longer than that for the stop to show.
+    const [a] = await start(database, 2, { DEMO_RESPONSE_TOKENS: '4000' });
     const stream = readSse(`${a}/api/v1/chat/streaming?message=long&context_id=paused`);
     await expect.poll(() => turnStatuses(database, 'paused'), { timeout: 5000, interval: 50 }).toEqual(['streaming']);
     servers[0]!.child.kill('SIGSTOP');
-    await expect.poll(() => turnStatuses(database, 'paused'), { timeout: 15_000, interval: 250 }).toEqual(['interrupted']);
+    await expect.poll(() => turnStatuses(database, 'paused'), { timeout: 25_000, interval: 250 }).toEqual(['interrupted']);
     servers[0]!.child.kill('SIGCONT');
     const streamed = await stream;
     // The producer's first write after waking up is refused: it stops, and its reader is told to send again (no `end`).
@@ -118,7 +118,7 @@ describe.skipIf(!hasPostgres())('ChatWait instances sharing PostgreSQL', { timeo
     expect(types.filter((type) => type === 'error')).toHaveLength(1);
     expect(streamed.events.at(-1)!.json).toMatchObject({ type: 'error', error_code: 'DEPENDENCY_UNAVAILABLE', retryable: true });
     expect(streamed.events.at(-1)!.json.message).toContain('Send the message again');
-    // It stopped generating then, far short of the whole answer (2,000 tokens), which no one could store.
+    // It stopped generating then, far short of the whole answer (4,000 tokens), which no one could store.
     expect(tokensOf(streamed.events).length).toBeLessThan(1000);
     await sleep(500);
     expect(await turnStatuses(database, 'paused')).toEqual(['interrupted']);

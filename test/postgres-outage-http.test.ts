@@ -24,7 +24,7 @@ describe.skipIf(!hasPostgres() || !findPostgresBin())('ChatWait while PostgreSQL
       DATABASE_URL: database.adminUrl,
       DEMO_TOKENS_PER_SECOND: '40',
       DEMO_RESPONSE_TOKENS: '200',
-      INSTANCE_TIMEOUT_SECONDS: '6',
+      INSTANCE_TIMEOUT_SECONDS: '10',
     });
     url = await server.url;
   });
@@ -80,7 +80,7 @@ describe.skipIf(!hasPostgres())('ChatWait while PostgreSQL hangs', { timeout: 12
     const database = new URL(await createTestDatabase('hung'));
     proxy = await startTcpProxy(`http://${database.host}`);
     database.host = new URL(proxy.url).host;
-    server = spawnServer({ DATABASE_URL: database.href, INSTANCE_TIMEOUT_SECONDS: '6' });
+    server = spawnServer({ DATABASE_URL: database.href, INSTANCE_TIMEOUT_SECONDS: '10' });
     url = await server.url;
   });
   afterAll(async () => {

@@ -16,7 +16,7 @@ describe.skipIf(!hasPostgres() || !findPostgresBin())('an answer that ends while
       DATABASE_URL: database.adminUrl,
       DEMO_TOKENS_PER_SECOND: '40',
       DEMO_RESPONSE_TOKENS: '200',
-      INSTANCE_TIMEOUT_SECONDS: '6',
+      INSTANCE_TIMEOUT_SECONDS: '10',
     });
     url = await server.url;
   });

@@ -141,12 +141,18 @@ export class InstanceLease {
     }
   }
 
-  async #open(): Promise<pg.Client> {
+  #open(): Promise<pg.Client> {
     const client = new pg.Client(this.#config);
-    // Without a listener the connection's error (the server restarted, a network cut) would crash the
-    // process. Nothing else to do: the next statement on it fails, is reported, and drops it.
-    client.on('error', () => {});
-    await client.connect();
-    return client;
+    const connecting = client.connect().then(() => client);
+    // A connection known dead (the server restarted, a network cut) is let go at once, so the next beat
+    // opens a new one instead of failing on it first (a missed beat). The listener also keeps the error
+    // from crashing the process.
+    const drop = () => {
+      if (this.#client === connecting) this.#client = undefined;
+      void client.end().catch(() => {});
+    };
+    client.on('error', drop);
+    client.on('end', drop);
+    return connecting;
   }
 }

@@ -8,9 +8,9 @@ import { createTestDatabase, hasPostgres } from './postgres.js';
 
 /**
  * INSTANCE_TIMEOUT_SECONDS for the spawned servers of these suites on PostgreSQL: short, so a killed
- * instance's turns are reaped within a test, yet not below 6 s, the safe minimum for instances under load.
+ * instance's turns are reaped within a test, yet not below 10 s, the safe minimum for instances under load (see MIN_INSTANCE_TIMEOUT_SECONDS).
  */
-export const TEST_INSTANCE_TIMEOUT_SECONDS = 6;
+export const TEST_INSTANCE_TIMEOUT_SECONDS = 10;
 
 /** Whether this file runs in the postgres project (CHATWAIT_TEST_STORE=postgres) with a PostgreSQL to run on. */
 export function onPostgres(): boolean {
