@@ -172,23 +172,25 @@ describe.skipIf(!hasPostgres())('instances sharing one PostgreSQL', () => {
   it("judges each instance by the timeout it stored itself: a shorter one's reaper leaves a longer one's turns alone", async () => {
     const url = await createTestDatabase('mixed');
     const reaped: number[] = [];
-    // A quick reaper (600 ms) next to a patient instance (4 s timeout, a heartbeat every 1.33 s) and a dead one (1 s timeout).
+    // A quick reaper (600 ms) next to a patient instance (2 s timeout, a heartbeat every 667 ms) and a dead one (1 s timeout).
+    const quickOpened = performance.now();
     const quick = await PostgresConversationStore.open(url, { instanceTimeoutMs: 600, heartbeatMs: 100, onReaped: (n) => reaped.push(n) });
-    const patient = await PostgresConversationStore.open(url, { instanceTimeoutMs: 4000 });
+    const patient = await PostgresConversationStore.open(url, { instanceTimeoutMs: 2000 });
     const dead = await PostgresConversationStore.open(url, { instanceTimeoutMs: 1000, heartbeatMs: 3_600_000 });
     open.push(quick, patient, dead);
     await patient.startTurn(turn('patient-turn', 'c-patient'));
     await dead.startTurn(turn('dead-turn', 'c-dead'));
     const admin = await connect(url);
     try {
-      expect(await instanceRow(admin, patient.instanceId)).toMatchObject({ timeout_ms: 4000 });
+      expect(await instanceRow(admin, patient.instanceId)).toMatchObject({ timeout_ms: 2000 });
       expect(await instanceRow(admin, quick.instanceId)).toMatchObject({ timeout_ms: 600 });
     } finally {
       await admin.end();
     }
     await expect.poll(async () => (await quick.getTurn('dead-turn'))!.status, { timeout: 5000, interval: 100 }).toBe('interrupted');
-    // The patient instance's heartbeat is often older than 600 ms: by the quick one's timeout it would look dead.
-    await sleep(2500);
+    // The patient instance's heartbeat is often older than 600 ms: by the quick one's timeout it would look dead. Until the
+    // quick one has been connected for the patient's 2 s, another clause protects it too: the sample comes well after that.
+    await sleep(Math.max(0, quickOpened + 5000 - performance.now()));
     expect((await quick.getTurn('patient-turn'))!.status).toBe('streaming');
     expect(reaped.reduce((a, b) => a + b, 0)).toBe(1);
   });
