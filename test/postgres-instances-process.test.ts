@@ -122,6 +122,6 @@ describe.skipIf(!hasPostgres())('ChatWait instances sharing PostgreSQL', { timeo
     expect(tokensOf(streamed.events).length).toBeLessThan(1000);
     await sleep(500);
     expect(await turnStatuses(database, 'paused')).toEqual(['interrupted']);
-    expect(servers[0]!.output().stdout).toContain('another instance took this turn as interrupted');
+    expect(servers[0]!.output().stdout).toContain('another instance took it as interrupted');
   });
 });

@@ -60,7 +60,7 @@ export async function createServices(config: Config, options: ServicesOptions = 
         onFenced: (turnId) =>
           logger.warn(
             { turn_id: turnId },
-            'another instance took this turn as interrupted (this one was silent too long); it is stopped here and nothing more of it is stored',
+            'this turn can no longer be written here: another instance took it as interrupted (this one was silent too long), or its conversation was deleted; it is stopped here and nothing more of it is stored',
           ),
       })),
     metrics,

@@ -269,13 +269,13 @@ class OutcomeRefused extends Error {
 }
 
 /**
- * Ends the turn of a producer another instance took over (TurnFencedError): it was silent too long
- * (paused, or cut off from the database), so the turn is `interrupted` and its answer here is stopped.
+ * Ends the turn of a producer whose writes the store refuses (TurnFencedError): another instance took it over
+ * (this one was silent too long: paused, or cut off from the database), or its conversation was deleted.
  */
 class ProducerFenced extends StoreUnavailableError {
   constructor(cause: TurnFencedError) {
     super(
-      'This server lost its connection to the conversation database for too long, so this answer was stopped. Send the message again.',
+      'This answer can no longer be saved, so it was stopped: another server took over this conversation (this one was out of touch with the conversation database for too long), or the conversation was deleted. Send the message again.',
       cause,
       'DEPENDENCY_UNAVAILABLE',
     );
