@@ -92,3 +92,34 @@ function statement(text: string, values: unknown[], deadline: number): pg.QueryC
 function toError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
+
+/** A store's pool with its operations bounded by one budget each, and refused once the store is closed. */
+export class BoundedPool {
+  readonly pool: pg.Pool;
+  readonly #budgetMs: number;
+  #closed = false;
+
+  constructor(pool: pg.Pool, budgetMs: number) {
+    this.pool = pool;
+    this.#budgetMs = budgetMs;
+  }
+
+  /** Refuses every later operation; false when it was already closed. The pool itself is ended by its owner. */
+  close(): boolean {
+    const wasOpen = !this.#closed;
+    this.#closed = true;
+    return wasOpen;
+  }
+
+  /** One statement within the budget (see boundedQuery). */
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, parameters: unknown[]): Promise<pg.QueryResult<R>> {
+    if (this.#closed) throw toPostgresStoreError(new Error('the store is closed'));
+    return boundedQuery<R>(this.pool, this.#budgetMs, sql, parameters);
+  }
+
+  /** Runs `work` in a transaction, within one deadline (`budgetMs`, by default the pool's: see boundedTransaction). */
+  async transaction(work: (client: TransactionClient) => Promise<void>, budgetMs?: number): Promise<void> {
+    if (this.#closed) throw toPostgresStoreError(new Error('the store is closed'));
+    return boundedTransaction(this.pool, budgetMs ?? this.#budgetMs, work);
+  }
+}

@@ -26,14 +26,13 @@ import { InstanceLease } from './postgres-instances.js';
 import { migratePostgres } from './postgres-migrations.js';
 import { fromStoredText, toStoredText } from './postgres-text.js';
 import { EXPORT_CONCURRENCY, importPostgresConversation, postgresConversationIds, readInOrder } from './postgres-transfer.js';
-import { boundedQuery, boundedTransaction } from './postgres-bounded.js';
+import { BoundedPool } from './postgres-bounded.js';
 import {
   operationBudgetMs,
   postgresClientConfig,
   postgresPoolConfig,
   toPostgresStoreError,
   type PostgresStoreOptions,
-  type TransactionClient,
 } from './postgres-pool.js';
 
 /** How long one conversation's import (store:copy) may take in all. */
@@ -55,16 +54,15 @@ const OWNER_IS = (owner: string | null) => (owner === null ? 'c.owner IS NULL' :
  * by the pool and logged, never thrown.
  */
 export class PostgresConversationStore implements ConversationStore {
-  readonly #pool: pg.Pool;
+  readonly #db: BoundedPool;
   readonly #lease: InstanceLease;
   readonly #instanceId: string;
   readonly #options: PostgresStoreOptions;
   #clock = 0;
-  #closed = false;
   #leased = false;
 
   private constructor(pool: pg.Pool, clientConfig: pg.ClientConfig, instanceId: string, options: PostgresStoreOptions) {
-    this.#pool = pool;
+    this.#db = new BoundedPool(pool, operationBudgetMs(options));
     this.#instanceId = instanceId;
     this.#options = options;
     this.#lease = new InstanceLease(clientConfig, {
@@ -105,7 +103,7 @@ export class PostgresConversationStore implements ConversationStore {
 
   async startTurn(turn: NewTurn): Promise<TurnRecord> {
     const now = this.#now();
-    await this.#transaction(async (client) => {
+    await this.#db.transaction(async (client) => {
       // The upsert locks the conversation's row: two turns starting at once in one conversation take their sequence numbers in turn.
       await client.query(
         'INSERT INTO conversations (context_id, owner, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (context_id) DO UPDATE SET updated_at = EXCLUDED.updated_at',
@@ -135,11 +133,11 @@ export class PostgresConversationStore implements ConversationStore {
   async saveProgress(turnId: string, answer: string, tokenCount: number, toolSteps?: readonly ToolStep[]): Promise<void> {
     const { rowCount } =
       toolSteps && toolSteps.length > 0
-        ? await this.#query(
+        ? await this.#db.query(
             "UPDATE turns SET answer = $1, token_count = $2, tool_steps = $3 WHERE turn_id = $4 AND status = 'streaming' AND instance_id = $5",
             [toStoredText(answer), tokenCount, JSON.stringify(toolSteps), turnId, this.#instanceId],
           )
-        : await this.#query(
+        : await this.#db.query(
             "UPDATE turns SET answer = $1, token_count = $2 WHERE turn_id = $3 AND status = 'streaming' AND instance_id = $4",
             [toStoredText(answer), tokenCount, turnId, this.#instanceId],
           );
@@ -150,7 +148,7 @@ export class PostgresConversationStore implements ConversationStore {
     const now = this.#now();
     const steps = outcome.toolSteps && outcome.toolSteps.length > 0 ? JSON.stringify(outcome.toolSteps) : null;
     let fenced = false;
-    await this.#transaction(async (client) => {
+    await this.#db.transaction(async (client) => {
       // The conversation's row first, as startTurn and a delete lock it: the same order everywhere, so no deadlock.
       await client.query('SELECT 1 FROM conversations WHERE context_id = (SELECT context_id FROM turns WHERE turn_id = $1) FOR UPDATE', [
         turnId,
@@ -197,14 +195,14 @@ export class PostgresConversationStore implements ConversationStore {
   }
 
   async conversationOwner(contextId: string): Promise<string | null | undefined> {
-    const { rows } = await this.#query<{ owner: string | null }>('SELECT owner FROM conversations WHERE context_id = $1', [contextId]);
+    const { rows } = await this.#db.query<{ owner: string | null }>('SELECT owner FROM conversations WHERE context_id = $1', [contextId]);
     return rows[0]?.owner;
   }
 
   async getConversation(contextId: string): Promise<ConversationRecord | undefined> {
     const summary = await this.#summary(contextId);
     if (!summary) return undefined;
-    const { rows } = await this.#query<TurnRow>('SELECT * FROM turns WHERE context_id = $1 ORDER BY sequence', [contextId]);
+    const { rows } = await this.#db.query<TurnRow>('SELECT * FROM turns WHERE context_id = $1 ORDER BY sequence', [contextId]);
     return { ...summary, turns: rows.map(fromRow) };
   }
 
@@ -215,7 +213,7 @@ export class PostgresConversationStore implements ConversationStore {
     const summary = await this.#summary(contextId);
     if (!summary) return undefined;
     const before = (options.cursor === undefined ? undefined : decodeTurnCursor(options.cursor)) ?? 2 ** 31 - 1;
-    const { rows } = await this.#query<TurnRow>(
+    const { rows } = await this.#db.query<TurnRow>(
       'SELECT * FROM turns WHERE context_id = $1 AND sequence < $2 ORDER BY sequence DESC LIMIT $3',
       [contextId, Math.min(before, 2 ** 31 - 1), options.limit + 1],
     );
@@ -226,7 +224,7 @@ export class PostgresConversationStore implements ConversationStore {
 
   async recentTurns(contextId: string, maxTurns: number): Promise<TurnRecord[]> {
     if (maxTurns <= 0) return [];
-    const { rows } = await this.#query<TurnRow>(
+    const { rows } = await this.#db.query<TurnRow>(
       "SELECT * FROM turns WHERE context_id = $1 AND status <> 'streaming' AND answer <> '' ORDER BY sequence DESC LIMIT $2",
       [contextId, maxTurns],
     );
@@ -238,13 +236,13 @@ export class PostgresConversationStore implements ConversationStore {
     const ownerParameters = options.owner === null ? [] : [options.owner];
     const next = ownerParameters.length + 1;
     const { rows } = position
-      ? await this.#query<ConversationRow>(
+      ? await this.#db.query<ConversationRow>(
           `SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE ${OWNER_IS(options.owner)}
            AND (c.updated_at < $${next} OR (c.updated_at = $${next} AND c.context_id < $${next + 1}))
            ORDER BY c.updated_at DESC, c.context_id DESC LIMIT $${next + 2}`,
           [...ownerParameters, position.updatedAt, position.contextId, options.limit + 1],
         )
-      : await this.#query<ConversationRow>(
+      : await this.#db.query<ConversationRow>(
           `SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE ${OWNER_IS(options.owner)} ORDER BY c.updated_at DESC, c.context_id DESC LIMIT $${next}`,
           [...ownerParameters, options.limit + 1],
         );
@@ -256,19 +254,19 @@ export class PostgresConversationStore implements ConversationStore {
   }
 
   async renameConversation(contextId: string, title: string): Promise<ConversationSummary | undefined> {
-    const { rowCount } = await this.#query('UPDATE conversations SET title = $1 WHERE context_id = $2', [title, contextId]);
+    const { rowCount } = await this.#db.query('UPDATE conversations SET title = $1 WHERE context_id = $2', [title, contextId]);
     return rowCount === 0 ? undefined : this.#summary(contextId);
   }
 
   async deleteConversation(contextId: string): Promise<boolean> {
-    const { rowCount } = await this.#query('DELETE FROM conversations WHERE context_id = $1', [contextId]);
+    const { rowCount } = await this.#db.query('DELETE FROM conversations WHERE context_id = $1', [contextId]);
     return (rowCount ?? 0) > 0;
   }
 
   async exportConversations(options: { after?: string | undefined; limit: number }): Promise<ConversationRecord[]> {
     let ids: string[];
     try {
-      ids = await postgresConversationIds(this.#pool, options);
+      ids = await postgresConversationIds(this.#db.pool, options);
     } catch (error) {
       throw toPostgresStoreError(error);
     }
@@ -280,7 +278,7 @@ export class PostgresConversationStore implements ConversationStore {
   async importConversation(copy: ConversationRecord): Promise<ImportResult> {
     let result: ImportResult = { created: false, turnsAdded: 0, turnsSkipped: 0 };
     // An admin copy, not a request: a long conversation's many inserts get a minute, each still within the statement timeout.
-    await this.#transaction(async (client) => {
+    await this.#db.transaction(async (client) => {
       result = await importPostgresConversation(client, copy);
     }, IMPORT_BUDGET_MS);
     return result;
@@ -295,7 +293,7 @@ export class PostgresConversationStore implements ConversationStore {
   async markInterrupted(): Promise<number> {
     // An admin tool judges no instance: reaping is the instances' business.
     if (!this.#leased) return 0;
-    const { rows } = await this.#query<{ settled: boolean }>(
+    const { rows } = await this.#db.query<{ settled: boolean }>(
       'SELECT pg_postmaster_start_time() < clock_timestamp() - make_interval(secs => $1::double precision / 1000) AS settled',
       [this.#options.instanceTimeoutMs ?? 30_000],
     );
@@ -311,7 +309,7 @@ export class PostgresConversationStore implements ConversationStore {
 
   async ping(): Promise<void> {
     // A standby answers reads but refuses every write: it is not a store ChatWait can use.
-    const { rows } = await this.#query<{ standby: boolean }>(
+    const { rows } = await this.#db.query<{ standby: boolean }>(
       'SELECT pg_is_in_recovery() AS standby, EXISTS (SELECT 1 FROM turns LIMIT 1) AS has_turns',
       [],
     );
@@ -319,33 +317,21 @@ export class PostgresConversationStore implements ConversationStore {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (!this.#db.close()) return;
     if (this.#leased) await this.#lease.stop();
-    await this.#pool.end();
+    await this.#db.pool.end();
   }
 
   async #summary(contextId: string): Promise<ConversationSummary | undefined> {
-    const { rows } = await this.#query<ConversationRow>(`SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE c.context_id = $1`, [
+    const { rows } = await this.#db.query<ConversationRow>(`SELECT ${SUMMARY_COLUMNS} FROM conversations c WHERE c.context_id = $1`, [
       contextId,
     ]);
     return rows[0] && toSummary(rows[0]);
   }
 
   async #oneTurn(sql: string, parameters: unknown[]): Promise<TurnRecord | undefined> {
-    const { rows } = await this.#query<TurnRow>(sql, parameters);
+    const { rows } = await this.#db.query<TurnRow>(sql, parameters);
     return rows[0] && fromRow(rows[0]);
-  }
-
-  async #query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, parameters: unknown[]): Promise<pg.QueryResult<R>> {
-    if (this.#closed) throw toPostgresStoreError(new Error('the store is closed'));
-    return boundedQuery<R>(this.#pool, operationBudgetMs(this.#options), sql, parameters);
-  }
-
-  /** Runs `work` in a transaction, within one deadline (`budgetMs`, by default a request's: see operationBudgetMs). */
-  async #transaction(work: (client: TransactionClient) => Promise<void>, budgetMs?: number): Promise<void> {
-    if (this.#closed) throw toPostgresStoreError(new Error('the store is closed'));
-    return boundedTransaction(this.#pool, budgetMs ?? operationBudgetMs(this.#options), work);
   }
 
   /** Refuses a write to a turn that is no longer this instance's to write (see TurnFencedError). */
