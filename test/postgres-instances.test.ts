@@ -50,13 +50,15 @@ describe.skipIf(!hasPostgres())('instances sharing one PostgreSQL', () => {
     const reaped: number[] = [];
     const fenced: string[] = [];
     // The "dead" instance: its heartbeat is written once, at start, and never again (as after kill -9 or SIGSTOP).
+    // 3 s: the live instance judges others only once it has been connected that long, so the check right after
+    // start-up below holds even on a loaded machine, where opening and the first writes can take a second or more.
     const dead = await PostgresConversationStore.open(url, {
-      instanceTimeoutMs: 600,
+      instanceTimeoutMs: 3000,
       heartbeatMs: 3_600_000,
       onFenced: (id) => fenced.push(id),
     });
     const live = await PostgresConversationStore.open(url, {
-      instanceTimeoutMs: 600,
+      instanceTimeoutMs: 3000,
       heartbeatMs: 100,
       onReaped: (count) => reaped.push(count),
     });
@@ -69,8 +71,9 @@ describe.skipIf(!hasPostgres())('instances sharing one PostgreSQL', () => {
     // Reaped only after the timeout, and only the dead instance's turn.
     await sleep(200);
     expect((await live.getTurn('dead-turn'))!.status).toBe('streaming');
-    await expect.poll(async () => (await live.getTurn('dead-turn'))!.status, { timeout: 5000, interval: 100 }).toBe('interrupted');
-    expect(reaped.reduce((a, b) => a + b, 0)).toBe(1);
+    await expect.poll(async () => (await live.getTurn('dead-turn'))!.status, { timeout: 10_000, interval: 100 }).toBe('interrupted');
+    // The reap is counted once its statement returns, a moment after the row changed.
+    await expect.poll(() => reaped.reduce((a, b) => a + b, 0), { timeout: 2000, interval: 20 }).toBe(1);
     expect(await live.getTurn('live-turn')).toMatchObject({ status: 'streaming' });
     expect(await live.getTurn('dead-turn')).toMatchObject({ answer: 'half', tokenCount: 1 });
 
