@@ -188,7 +188,8 @@ const configSchema = z
     HISTORY_MAX_CHARS: numberVariable(48_000, 0, 10_000_000),
 
     DATABASE_URL: databaseUrl,
-    REDIS_URL: urlVariable(['redis:', 'rediss:'], 'a redis:// or rediss:// URL'),
+    REDIS_URL: urlVariable(['redis:', 'rediss:'], 'a redis:// or rediss:// URL such as redis://localhost:6379'),
+    REDIS_WRITE_WINDOW_MS: numberVariable(25, 0, 1000),
     API_KEYS: listVariable(/^[\x21-\x7e]{8,256}$/, 'keys of 8 to 256 visible ASCII characters'),
     API_KEYS_FILE: z.string().optional(),
     TRUST_PROXY: z

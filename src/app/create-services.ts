@@ -9,6 +9,7 @@ import { createMetrics, type Metrics } from '../observability/metrics.js';
 import type { ConversationStore } from '../store/conversation-store.js';
 import { openConversationStore } from '../store/create-store.js';
 import { MemoryReplayLog } from '../streams/memory-replay-log.js';
+import { RedisReplayLog } from '../streams/redis-replay-log.js';
 import type { ReplayLog } from '../streams/replay-log.js';
 import { PendingOutcomes } from '../turns/pending-outcomes.js';
 import { TurnManager } from '../turns/turn-manager.js';
@@ -65,8 +66,15 @@ export async function createServices(config: Config, options: ServicesOptions = 
       })),
     metrics,
   );
-  const replayLog = options.replayLog ?? new MemoryReplayLog({ maxBytes: config.REPLAY_LOG_MAX_BYTES });
+  let replayLog: ReplayLog;
+  try {
+    replayLog = options.replayLog ?? (await openReplayLog(config, logger));
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    throw error;
+  }
   if (replayLog instanceof MemoryReplayLog) watchReplayLogBytes(metrics, () => replayLog.bytes);
+  else if (replayLog instanceof RedisReplayLog) watchReplayLogBytes(metrics, () => replayLog.local.bytes);
   const pendingOutcomes = new PendingOutcomes(store, logger);
   const turns = new TurnManager({
     model,
@@ -109,4 +117,19 @@ export async function createServices(config: Config, options: ServicesOptions = 
       await store.close();
     },
   };
+}
+
+/** The replay log the config asks for: in Redis with `REDIS_URL`, else in this process's memory. */
+async function openReplayLog(config: Config, logger: ReturnType<typeof createLogger>): Promise<ReplayLog> {
+  if (!config.REDIS_URL) return new MemoryReplayLog({ maxBytes: config.REPLAY_LOG_MAX_BYTES });
+  return RedisReplayLog.connect({
+    url: config.REDIS_URL,
+    writeWindowMs: config.REDIS_WRITE_WINDOW_MS,
+    // A generating turn's log outlives a silent model by twice its timeout; every flush, and a timer, renews it.
+    runningTtlMs: (config.STREAM_TTL_SECONDS + 2 * config.RESPONSE_TIMEOUT_SECONDS) * 1000,
+    maxBytes: config.REPLAY_LOG_MAX_BYTES,
+    onConnectionError: (error) => logger.warn({ err: error }, 'the Redis connection failed; reconnecting'),
+    onWriteStopped: (turnId, reason) =>
+      logger.warn({ turn_id: turnId, reason }, 'stopped writing this turn to Redis; readers on this instance are not affected'),
+  });
 }

@@ -70,6 +70,9 @@ export class RedisReplayLog implements ReplayLog {
   static async connect(options: RedisReplayLogOptions): Promise<RedisReplayLog> {
     const log = new RedisReplayLog(options);
     const timeoutMs = options.connectTimeoutMs ?? 5000;
+    // ioredis rejects with "Connection is closed"; the socket's own error says why.
+    let socketError: Error | undefined;
+    log.#redis.once('error', (error: Error) => (socketError = error));
     try {
       await Promise.race([
         log.#redis.connect(),
@@ -77,9 +80,13 @@ export class RedisReplayLog implements ReplayLog {
       ]);
     } catch (error) {
       await log.close();
-      throw new Error(`Cannot reach Redis at REDIS_URL: ${(error as Error).message}. Check that Redis runs and the URL is right.`, {
-        cause: error,
-      });
+      const reason = (socketError ?? (error as Error)).message.replace(/\s+/g, ' ').replace(/\.$/, '');
+      throw new Error(
+        `Cannot reach Redis at REDIS_URL=${withoutPassword(options.url)}: ${reason}. Check that Redis runs and the URL is right.`,
+        {
+          cause: error,
+        },
+      );
     }
     return log;
   }
@@ -128,6 +135,11 @@ export class RedisReplayLog implements ReplayLog {
       for (const writer of this.#writers.values()) if (!writer.ended && writer.lastFlushAt < stale) writer.flush();
     }, refreshEvery);
     this.#keepAlive.unref();
+  }
+
+  /** What every key and channel name of this log starts with. */
+  get keyPrefix(): string {
+    return this.#prefix;
   }
 
   /** This process's copy of the logs (what it produces, and ended turns it read from Redis). */
@@ -249,7 +261,7 @@ export class RedisReplayLog implements ReplayLog {
     clearTimeout(timer);
     await this.#local.close();
     await this.#hub.close();
-    await this.#redis.quit().catch(() => this.#redis.disconnect());
+    await closeConnection(this.#redis);
   }
 
   /** Reads a turn from Redis, counted so `close` can let it finish. */
@@ -274,5 +286,22 @@ export class RedisReplayLog implements ReplayLog {
 
   #keys(turnId: string): RedisLogKeys {
     return redisLogKeys(this.#prefix, turnId);
+  }
+}
+
+/** Closes a connection: politely if it is up, at once if it is not (QUIT would wait for a reconnect). */
+export async function closeConnection(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') await redis.quit().catch(() => undefined);
+  redis.disconnect();
+}
+
+/** A Redis URL with its password (and user name's secret part) masked, fit for an error message. */
+function withoutPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'redis://…';
   }
 }

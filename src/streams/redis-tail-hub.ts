@@ -65,7 +65,10 @@ export class RedisTailHub {
     this.#channels.clear();
     const subscriber = this.#subscriber;
     this.#subscriber = undefined;
-    if (subscriber) await subscriber.quit().catch(() => subscriber.disconnect());
+    if (subscriber) {
+      if (subscriber.status === 'ready') await subscriber.quit().catch(ignore);
+      subscriber.disconnect();
+    }
   }
 
   /** The subscriber connection, made on first use. */
