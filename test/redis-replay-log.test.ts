@@ -86,6 +86,50 @@ describe.skipIf(!hasRedis())('the Redis replay log', () => {
     expect(await readAll(direct, turnId)).toEqual(expected(0, 200));
   });
 
+  it('does not hold up the end of a turn while Redis is away, and writes the rest once it is back', async () => {
+    const proxy = await startTcpProxy(testRedisUrl().replace('redis:', 'http:'));
+    opened.push(proxy);
+    const log = await connect({ url: proxy.url.replace('http:', 'redis:'), writeWindowMs: 0, settleTimeoutMs: 200 });
+    const direct = await connect({ keyPrefix: log.keyPrefix });
+    const turnId = randomUUID();
+    log.open(turnId);
+    fill(log, turnId, 0, 3);
+    await log.settled(turnId);
+    proxy.blocked = true;
+    proxy.cut();
+    fill(log, turnId, 3, 6, 5);
+    // Resolves although Redis has not acknowledged (the turn's end awaits it): nothing is acknowledged yet.
+    await log.settled(turnId);
+    expect((await direct.snapshot(turnId))!.entries).toHaveLength(3);
+    proxy.blocked = false;
+    await expect.poll(async () => (await direct.snapshot(turnId))?.ended, { timeout: 10_000 }).toBe(true);
+    expect(await readAll(direct, turnId)).toEqual(expected(0, 6));
+  });
+
+  it('lets a reader on another instance ride out a short Redis outage', async () => {
+    const proxy = await startTcpProxy(testRedisUrl().replace('redis:', 'http:'));
+    opened.push(proxy);
+    const producer = await connect({ writeWindowMs: 0 });
+    const reader = await connect({ url: proxy.url.replace('http:', 'redis:'), keyPrefix: producer.keyPrefix });
+    const turnId = randomUUID();
+    producer.open(turnId);
+    fill(producer, turnId, 0, 5);
+    await producer.settled(turnId);
+    const seen: LogEntry[] = [];
+    const reading = (async () => {
+      for await (const batch of reader.read(turnId, 0)) seen.push(...batch);
+    })();
+    await expect.poll(() => seen.length).toBe(5);
+    proxy.blocked = true;
+    proxy.cut();
+    fill(producer, turnId, 5, 20);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    proxy.blocked = false;
+    fill(producer, turnId, 20, 30, 29);
+    await reading;
+    expect(seen).toEqual(expected(0, 30));
+  });
+
   it('hands a second instance every entry byte for byte, by range reads and by snapshot', async () => {
     const [producer, other] = await twoInstances({ writeWindowMs: 5 });
     const turnId = randomUUID();

@@ -17,6 +17,10 @@ export interface RemoteReadContext {
 
 /** The most entries one range read asks for. */
 const RANGE_COUNT = 512;
+/** How long a reader that has begun keeps trying while Redis fails, before it fails too. */
+const READ_FAILURES_MS = 10_000;
+/** How long it waits between two tries then. */
+const READ_RETRY_MS = 250;
 /** The most live messages a reader keeps while it is busy; past that it drops them and reads the stream instead. */
 const MAX_INBOX = 64;
 
@@ -100,6 +104,7 @@ export async function* readRemote(
   let next = from;
   let known = held;
   let ended = false;
+  let failingSince: number | undefined;
   try {
     let fromStream = true;
     while (!ended) {
@@ -108,7 +113,18 @@ export async function* readRemote(
       if (fromStream || inbox.repair || closing) {
         fromStream = false;
         inbox.repair = false;
-        const read = await readRange(context.redis, keys, next);
+        let read: RangeRead;
+        try {
+          read = await readRange(context.redis, keys, next);
+          failingSince = undefined;
+        } catch (error) {
+          // A reader that has begun rides out a short Redis outage (the producer's flushes wait too); a new one fails at once.
+          failingSince ??= Date.now();
+          if (!known || closing || Date.now() - failingSince > READ_FAILURES_MS) throw error;
+          fromStream = true;
+          await inbox.wait(READ_RETRY_MS, signal);
+          continue;
+        }
         if (!read.exists) {
           if (known && !closing) throw new ReplayLogEvicted(turnId);
           return;

@@ -20,8 +20,8 @@ export interface RedisReplayLogOptions {
   runningTtlMs?: number;
   /** How long a reader on another instance waits before reading the stream again anyway; 2 s by default. */
   pollMs?: number;
-  /** How long a flush keeps being retried while Redis fails before its turn's entries are given up; 5 s by default. */
-  giveUpMs?: number;
+  /** The longest `settled` (which a turn's end awaits) waits for Redis; 5 s by default. Writes are retried after it. */
+  settleTimeoutMs?: number;
   /** The byte budget of this process's copy of the logs (`REPLAY_LOG_MAX_BYTES`); see MemoryReplayLog. */
   maxBytes?: number;
   /** How long a connection waits for Redis at start before giving up; 5 s by default. */
@@ -36,7 +36,7 @@ export interface RedisReplayLogOptions {
 const DEFAULT_WINDOW_MS = 10;
 const DEFAULT_RUNNING_TTL_MS = 10 * 60_000;
 const DEFAULT_POLL_MS = 2000;
-const DEFAULT_GIVE_UP_MS = 5000;
+const DEFAULT_SETTLE_TIMEOUT_MS = 5000;
 /** How long `close` lets remote readers hand out what the stream holds before the connections go. */
 const CLOSE_READERS_MS = 1000;
 
@@ -54,7 +54,7 @@ export class RedisReplayLog implements ReplayLog {
   readonly #local: MemoryReplayLog;
   readonly #prefix: string;
   readonly #id = randomUUID();
-  readonly #options: Required<Pick<RedisReplayLogOptions, 'writeWindowMs' | 'runningTtlMs' | 'pollMs' | 'giveUpMs'>>;
+  readonly #options: Required<Pick<RedisReplayLogOptions, 'writeWindowMs' | 'runningTtlMs' | 'pollMs' | 'settleTimeoutMs'>>;
   readonly #onWriteStopped: RedisReplayLogOptions['onWriteStopped'];
   /** The turns this log produces (opened here) and has not expired yet. */
   readonly #writers = new Map<string, RedisTurnWriter>();
@@ -97,7 +97,7 @@ export class RedisReplayLog implements ReplayLog {
       writeWindowMs: options.writeWindowMs ?? DEFAULT_WINDOW_MS,
       runningTtlMs: options.runningTtlMs ?? DEFAULT_RUNNING_TTL_MS,
       pollMs: options.pollMs ?? DEFAULT_POLL_MS,
-      giveUpMs: options.giveUpMs ?? DEFAULT_GIVE_UP_MS,
+      settleTimeoutMs: options.settleTimeoutMs ?? DEFAULT_SETTLE_TIMEOUT_MS,
     };
     this.#onWriteStopped = options.onWriteStopped;
     const onError = (error: Error) => options.onConnectionError?.(error);
@@ -156,8 +156,13 @@ export class RedisReplayLog implements ReplayLog {
       writer: this.#id,
       windowMs: this.#options.writeWindowMs,
       runningTtlMs: this.#options.runningTtlMs,
-      giveUpMs: this.#options.giveUpMs,
+      settleTimeoutMs: this.#options.settleTimeoutMs,
+      // Past the time to live of a generating turn's keys, what is left to write would land in a log Redis dropped.
+      giveUpMs: this.#options.runningTtlMs,
       onStopped: (reason) => this.#onWriteStopped?.(turnId, reason),
+      onDone: () => {
+        if (this.#writers.get(turnId) === writer) this.#writers.delete(turnId);
+      },
     });
     this.#writers.set(turnId, writer);
     // The log exists in Redis from the start, so another instance sees an empty log rather than none.
@@ -231,15 +236,17 @@ export class RedisReplayLog implements ReplayLog {
       if ((this.#expiries.get(turnId) ?? 0) > Date.now()) return;
       this.#expiries.delete(turnId);
       // A turn expired before its end: its copy is gone, so is its writer.
-      if (writer && this.#writers.get(turnId) === writer) this.#writers.delete(turnId);
+      if (writer && this.#writers.get(turnId) === writer) {
+        writer.stop();
+        this.#writers.delete(turnId);
+      }
     }, ttlMs + 1000).unref();
     if (writer) {
-      // The producer sets its turn's time to live after its flushes; once ended, the turn is read from the copy or Redis.
+      // Still writing: the time to live goes with its flushes, after what is pending.
       writer.expire(ttlMs);
-      if (writer.ended) void writer.settled().then(() => this.#writers.get(turnId) === writer && this.#writers.delete(turnId));
       return;
     }
-    // Another instance's turn: its time to live is set again only once it has ended (the producer keeps a generating one alive).
+    // Written (here or by another instance): only an ended log's time to live is set (its producer keeps a generating one alive).
     expireSealedRedisLog(this.#redis, this.#keys(turnId), ttlMs).catch(() => {});
   }
 
@@ -250,6 +257,7 @@ export class RedisReplayLog implements ReplayLog {
     const writers = [...this.#writers.values()];
     for (const writer of writers) writer.flush();
     await Promise.all(writers.map((writer) => writer.settled()));
+    for (const writer of writers) writer.stop();
     this.#writers.clear();
     // Remote readers hand out what the stream holds, then end; the connections go after them.
     for (const wake of this.#closeWakers) wake();

@@ -45,7 +45,11 @@ export class RedisTailHub {
     const subscriber = this.#connection();
     let record = this.#channels.get(channel);
     if (!record) {
-      record = { listeners: new Set(), subscribed: subscriber.subscribe(channel).then(ignore, ignore) };
+      // Not confirmed within a second (Redis away): the reader goes on with range reads, and the
+      // subscription, queued by the connection, is confirmed (with a catch-up) once it is back.
+      const confirmed = subscriber.subscribe(channel).then(ignore, ignore);
+      const waited = new Promise<void>((resolve) => setTimeout(resolve, SUBSCRIBE_WAIT_MS).unref());
+      record = { listeners: new Set(), subscribed: Promise.race([confirmed, waited]) };
       this.#channels.set(channel, record);
     }
     record.listeners.add(listener);
@@ -82,14 +86,10 @@ export class RedisTailHub {
       const entries = decodeLive(message);
       for (const listener of record.listeners) listener.deliver(entries);
     });
-    let connectedBefore = false;
     subscriber.on('ready', () => {
-      if (!connectedBefore) {
-        connectedBefore = true;
-        return;
-      }
-      // Subscribed again (ioredis resubscribes too; a repeated SUBSCRIBE is harmless) BEFORE the readers
-      // catch up from the stream: an entry published in between is then either read or delivered.
+      // On every connection, the first too (a reader may have begun while Redis was away): subscribed
+      // again (ioredis resubscribes too; a repeated SUBSCRIBE is harmless) BEFORE the readers catch up
+      // from the stream, so an entry published in between is either read or delivered.
       const channels = [...this.#channels.keys()];
       const resubscribed = channels.length > 0 ? subscriber.subscribe(...channels).then(ignore, ignore) : Promise.resolve();
       void resubscribed.then(() => {
@@ -99,5 +99,8 @@ export class RedisTailHub {
     return subscriber;
   }
 }
+
+/** How long a new reader waits for its subscription to be confirmed. */
+const SUBSCRIBE_WAIT_MS = 1000;
 
 function ignore(): void {}

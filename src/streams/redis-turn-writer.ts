@@ -12,10 +12,14 @@ export interface TurnWriterOptions {
   windowMs: number;
   /** The time to live of a generating turn's keys, refreshed by every flush. */
   runningTtlMs: number;
-  /** How long a flush keeps being retried while Redis fails before the writer gives the turn's entries up. */
+  /** The longest `settled` waits for Redis to acknowledge; the writer goes on retrying after it. */
+  settleTimeoutMs: number;
+  /** How long the writer keeps retrying while Redis fails before it gives the turn's entries up. */
   giveUpMs: number;
   /** Called once when Redis refuses the turn's log (taken over, vanished) or the writer gives up on it. */
   onStopped?: ((reason: 'MISSING' | 'FENCED' | 'GAP' | 'GAVE_UP') => void) | undefined;
+  /** Called once the writer has nothing more to do: its final entry acknowledged, or it stopped. */
+  onDone?: (() => void) | undefined;
   /** Called when a flush's answer says another instance asked this turn to stop. */
   onCancel?: (() => void) | undefined;
 }
@@ -32,12 +36,16 @@ const MAX_FLUSH_BYTES = 64 * 1024;
 /** The first retry delay after a failed flush, doubled up to the last. */
 const FIRST_RETRY_MS = 50;
 const MAX_RETRY_MS = 1000;
+/** The most bytes of entries a writer keeps while Redis fails; past it, it gives up (Redis's copy of the turn is then incomplete). */
+const MAX_PENDING_BYTES = 2 * 1_048_576;
 
 /**
  * Sends one generating turn's entries to Redis in coalesced flushes, one at a time and in order,
  * each one round trip (the append script). A failed flush is retried from the first entry Redis has
- * not acknowledged, so nothing is lost or written twice; a turn Redis refuses, or keeps failing for
- * `giveUpMs`, is given up (the store keeps its outcome, the producer's own readers are unaffected).
+ * not acknowledged, so nothing is lost or written twice; `settled` waits at most `settleTimeoutMs`
+ * for it, so a Redis outage delays no turn's end for longer. A turn Redis refuses, or that keeps
+ * failing for `giveUpMs` or piles up 2 MB, is given up (the store keeps its outcome, the producer's
+ * own readers are unaffected).
  */
 export class RedisTurnWriter {
   readonly #options: TurnWriterOptions;
@@ -77,6 +85,10 @@ export class RedisTurnWriter {
     if (this.#stopped) return;
     this.#pending.push(entry);
     this.#pendingBytes += entry.data.length;
+    if (this.#pendingBytes > MAX_PENDING_BYTES) {
+      this.#finish('GAVE_UP');
+      return;
+    }
     this.#final = final;
     if (this.#due()) this.flush();
     else this.#timer ??= setTimeout(() => this.flush(), this.#options.windowMs);
@@ -88,11 +100,18 @@ export class RedisTurnWriter {
     this.flush();
   }
 
-  /** Resolves once every entry added so far is acknowledged, or the writer gave them up; never rejects. */
+  /** Resolves once every entry added so far is acknowledged, the writer gave them up, or after `settleTimeoutMs`; never rejects. */
   settled(): Promise<void> {
     const upTo = this.#acked + this.#pending.length;
     if (this.#stopped || (upTo === this.#acked && !this.#inFlight)) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ upTo, resolve }));
+    return new Promise((resolve) => {
+      const waiter: SettleWaiter = { upTo, resolve: () => (clearTimeout(timer), resolve()) };
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((other) => other !== waiter);
+        resolve();
+      }, this.#options.settleTimeoutMs);
+      this.#waiters.push(waiter);
+    });
   }
 
   /** Sends what is pending now (or just refreshes the time to live), after the flush in flight if there is one. */
@@ -108,9 +127,9 @@ export class RedisTurnWriter {
     void this.#send();
   }
 
-  /** Gives up whatever is pending (the log is closing and could not send it). */
-  stop(reason: 'GAVE_UP'): void {
-    this.#finish(reason);
+  /** Gives up whatever is still pending (the log is closing and could not send it). */
+  stop(): void {
+    this.#finish('GAVE_UP', false);
   }
 
   async #send(): Promise<void> {
@@ -149,6 +168,13 @@ export class RedisTurnWriter {
     this.#wakeWaiters();
     const again = this.#again;
     this.#again = false;
+    if (this.#final && this.#pending.length === 0 && !again) {
+      // Everything is in Redis; a later time to live goes through the log's expiry of ended turns.
+      this.#stopped = true;
+      clearTimeout(this.#timer);
+      this.#options.onDone?.();
+      return;
+    }
     if (again || (this.#pending.length > 0 && this.#due())) this.flush();
     else if (this.#pending.length > 0) this.#timer ??= setTimeout(() => this.flush(), this.#options.windowMs);
   }
@@ -172,13 +198,15 @@ export class RedisTurnWriter {
     this.#timer = setTimeout(() => this.flush(), delay);
   }
 
-  #finish(reason: 'MISSING' | 'FENCED' | 'GAP' | 'GAVE_UP'): void {
+  #finish(reason: 'MISSING' | 'FENCED' | 'GAP' | 'GAVE_UP', tell = true): void {
     if (this.#stopped) return;
     this.#stopped = true;
     clearTimeout(this.#timer);
+    const lost = this.#pending.length > 0;
     this.#pending = [];
     this.#pendingBytes = 0;
-    this.#options.onStopped?.(reason);
+    if (tell && (reason !== 'GAVE_UP' || lost)) this.#options.onStopped?.(reason);
+    this.#options.onDone?.();
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const waiter of waiters) waiter.resolve();
