@@ -211,6 +211,7 @@ const configSchema = z
     DATABASE_URL: databaseUrl,
     REDIS_URL: redisUrl,
     REDIS_WRITE_WINDOW_MS: numberVariable(25, 0, 1000),
+    REDIS_LEASE_SECONDS: numberVariable(30, 1, 3600, false),
     API_KEYS: listVariable(/^[\x21-\x7e]{8,256}$/, 'keys of 8 to 256 visible ASCII characters'),
     API_KEYS_FILE: z.string().optional(),
     TRUST_PROXY: z
