@@ -87,7 +87,7 @@ describe.skipIf(!hasRedis())('limits shared by ChatWait processes on one Redis',
       .toBe(200);
   });
 
-  it('answers 503 DEPENDENCY_UNAVAILABLE on limited routes while Redis is gone, and recovers by itself when it is back', async () => {
+  it('answers 503 DEPENDENCY_UNAVAILABLE on limited routes while Redis is gone or hangs, and recovers by itself when it is back', async () => {
     const redis = await startLocalRedis();
     cleanups.push(() => redis.stop());
     const proxy = await startTcpProxy(`http://127.0.0.1:${redis.port}`);
@@ -114,6 +114,24 @@ describe.skipIf(!hasRedis())('limits shared by ChatWait processes on one Redis',
     expect((await fetch(`${url}/api/v1/health/live`)).status).toBe(200);
 
     proxy.blocked = false;
+    await expect
+      .poll(async () => (await postJson(`${url}/api/v1/chat/wait`, { message: 'back, 3 tokens' })).status, {
+        timeout: 15_000,
+        interval: 250,
+      })
+      .toBe(200);
+
+    // Hung (the server stopped, its connections open): each limited request gives up after the 1 s command timeout.
+    process.kill(redis.pid!, 'SIGSTOP');
+    try {
+      const hungAt = Date.now();
+      const hung = await postJson(`${url}/api/v1/chat/wait`, { message: 'hung, 3 tokens' });
+      expect(hung.status).toBe(503);
+      expect(hung.body.error_code).toBe('DEPENDENCY_UNAVAILABLE');
+      expect(Date.now() - hungAt).toBeLessThan(3000);
+    } finally {
+      process.kill(redis.pid!, 'SIGCONT');
+    }
     await expect
       .poll(async () => (await postJson(`${url}/api/v1/chat/wait`, { message: 'after, 3 tokens' })).status, {
         timeout: 15_000,
