@@ -100,7 +100,10 @@ export class RedisLimiters implements Limiters {
 
   async close(): Promise<void> {
     clearInterval(this.#renewer);
-    // Leases still held go with the connection: they expire by themselves.
+    // QUIT is answered after the releases already sent; leases still held expire by themselves.
+    if (this.#redis.status === 'ready') {
+      await Promise.race([this.#redis.quit().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+    }
     this.#redis.disconnect();
   }
 
