@@ -9,6 +9,7 @@ const SOURCE_MODULES = [
   'client',
   'config',
   'errors',
+  'limits',
   'main',
   'model',
   'observability',
@@ -92,14 +93,17 @@ export default tseslint.config(
   importsOnly('version.ts', {}),
   importsOnly('observability', { allowed: ['config'] }),
   importsOnly('streams', { allowed: ['protocol'] }),
+  importsOnly('limits', { allowed: ['errors'] }),
   importsOnly('store', { allowed: ['protocol', 'errors', 'config'] }),
   importsOnly('model', { allowed: ['protocol', 'config', 'errors', 'observability/logger'] }),
   importsOnly('turns', { allowed: ['model', 'store', 'streams', 'protocol', 'errors', 'config', 'observability/logger'] }),
   // The operator's commands (npm run store:copy) work on the stores only.
   importsOnly('admin', { allowed: ['store', 'config', 'errors', 'protocol'] }),
-  importsOnly('app', { allowed: ['model', 'store', 'streams', 'turns', 'protocol', 'errors', 'config', 'observability', 'version'] }),
+  importsOnly('app', {
+    allowed: ['limits', 'model', 'store', 'streams', 'turns', 'protocol', 'errors', 'config', 'observability', 'version'],
+  }),
   importsOnly('server', {
-    allowed: ['app', 'model', 'store', 'streams', 'turns', 'protocol', 'errors', 'config', 'observability', 'version'],
+    allowed: ['app', 'limits', 'model', 'store', 'streams', 'turns', 'protocol', 'errors', 'config', 'observability', 'version'],
   }),
   // The clients may run the protocol's plain functions (event ids); its zod schemas would weigh on the page's bundle.
   importsOnly('client', { allowed: ['protocol/event-id'], typeOnly: ['protocol'] }),

@@ -26,6 +26,21 @@ const ON_POSTGRES = [
   'test/shutdown.test.ts',
 ];
 
+/**
+ * Suites that run a third time with the replay log in Redis (REDIS_URL set for every test server that
+ * does not bring its own log): the generating process reads its own copy, so what they check is that
+ * the Redis log changes nothing there (its writes, `settled`, expiry and close on every path).
+ */
+const ON_REDIS = [
+  'test/chat-streaming.test.ts',
+  'test/turn-control.test.ts',
+  'test/tool-calls.test.ts',
+  'test/error-retryable.test.ts',
+  'test/sse-clients.test.ts',
+  'test/chaos.test.ts',
+  'test/client-follow-turn.test.ts',
+];
+
 export default defineConfig({
   test: {
     testTimeout: 30_000,
@@ -42,6 +57,7 @@ export default defineConfig({
         },
       },
       { extends: true, test: { name: 'postgres', include: ON_POSTGRES, env: { CHATWAIT_TEST_STORE: 'postgres' } } },
+      { extends: true, test: { name: 'redis', include: ON_REDIS, env: { CHATWAIT_TEST_REPLAY_LOG: 'redis' } } },
     ],
   },
 });

@@ -28,6 +28,7 @@ describe('loadConfig', () => {
       DEFAULT_CHAT_MODE: 'streaming',
       SHOW_MODE_SELECTOR: true,
       DATABASE_URL: 'sqlite:./data/chatwait.db',
+      REDIS_WRITE_WINDOW_MS: 25,
       API_KEYS: [],
       ALLOWED_ORIGINS: [],
     });
@@ -97,6 +98,15 @@ describe('loadConfig', () => {
     expect(resolveProvider(config)).toBe('demo');
   });
 
+  it('takes redis:// and rediss:// URLs with a host, and a write window', () => {
+    expect(load({ REDIS_URL: 'redis://localhost:6379' }).REDIS_URL).toBe('redis://localhost:6379');
+    expect(load({ REDIS_URL: 'rediss://user:secret@cache.example.com:6380/2', REDIS_WRITE_WINDOW_MS: '0' })).toMatchObject({
+      REDIS_URL: 'rediss://user:secret@cache.example.com:6380/2',
+      REDIS_WRITE_WINDOW_MS: 0,
+    });
+    expect(load({}).REDIS_URL).toBeUndefined();
+  });
+
   it.each([
     ['PORT', 'abc', /^Invalid configuration: PORT must be an integer from 0 to 65535 \(got "abc"\)$/],
     ['PORT', '70000', /PORT must be an integer/],
@@ -111,6 +121,9 @@ describe('loadConfig', () => {
       '9',
       /INSTANCE_TIMEOUT_SECONDS must be a number from 10 to 3600 \(heartbeats are written every third of it/,
     ],
+    ['REDIS_URL', 'redis://', /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL with a host/],
+    ['REDIS_URL', 'redis://cache:6379/not-a-number', /REDIS_URL must be a redis:\/\//],
+    ['REDIS_WRITE_WINDOW_MS', '-1', /REDIS_WRITE_WINDOW_MS must be an integer from 0 to 1000/],
     ['DEFAULT_CHAT_MODE', 'fast', /DEFAULT_CHAT_MODE must be one of wait, streaming/],
     ['RESPONSE_TIMEOUT_SECONDS', '0', /RESPONSE_TIMEOUT_SECONDS must be a number/],
     [

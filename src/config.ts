@@ -154,6 +154,27 @@ const databaseUrl = z
  */
 export const MIN_INSTANCE_TIMEOUT_SECONDS = 10;
 
+/** A Redis URL as ioredis reads it: redis:// (rediss:// for TLS), a host, an optional port and database number. */
+const redisUrl = z
+  .string()
+  .optional()
+  .transform((value, context) => {
+    if (value === undefined) return undefined;
+    try {
+      const url = new URL(value.trim());
+      if ((url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '' && /^\/?(\d+)?$/.test(url.pathname)) {
+        return url.toString();
+      }
+    } catch {
+      // reported below
+    }
+    context.addIssue({
+      code: 'custom',
+      message: 'must be a redis:// or rediss:// URL with a host, such as redis://localhost:6379 or rediss://user:password@host:6380/0',
+    });
+    return z.NEVER;
+  });
+
 /** The schema of every configuration variable; the Config type is inferred from it. */
 const configSchema = z
   .object({
@@ -202,7 +223,9 @@ const configSchema = z
     HISTORY_MAX_CHARS: numberVariable(48_000, 0, 10_000_000),
 
     DATABASE_URL: databaseUrl,
-    REDIS_URL: urlVariable(['redis:', 'rediss:'], 'a redis:// or rediss:// URL'),
+    REDIS_URL: redisUrl,
+    REDIS_WRITE_WINDOW_MS: numberVariable(25, 0, 1000),
+    REDIS_LEASE_SECONDS: numberVariable(30, 1, 3600, false),
     API_KEYS: listVariable(/^[\x21-\x7e]{8,256}$/, 'keys of 8 to 256 visible ASCII characters'),
     API_KEYS_FILE: z.string().optional(),
     TRUST_PROXY: z

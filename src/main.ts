@@ -14,7 +14,6 @@ async function main(): Promise<void> {
     await services.close().catch(() => undefined);
     throw error;
   });
-  if (config.REDIS_URL) app.log.warn('REDIS_URL is set, but this version keeps stream replay logs in process memory.');
 
   let closing = false;
   const shutdown = (signal: string) => {

@@ -7,6 +7,9 @@ import { loadConfig } from '../src/config.js';
 import { MemoryConversationStore } from '../src/store/memory-store.js';
 import { SqliteConversationStore } from '../src/store/sqlite-store.js';
 import { MemoryReplayLog } from '../src/streams/memory-replay-log.js';
+import { RedisReplayLog } from '../src/streams/redis-replay-log.js';
+import { hasRedis, testRedisUrl } from './support/redis.js';
+import { connectTestLog } from './support/redis-replay-logs.js';
 import { TEST_ENV } from './support/test-server.js';
 
 const config = loadConfig({ ...TEST_ENV, TOOLS: 'none' }, undefined);
@@ -64,6 +67,26 @@ describe('the composition root', () => {
     const services = await createServices(config, { replayLog });
     try {
       expect(await services.metrics.registry.metrics()).toMatch(/^chatwait_replay_log_bytes 0$/m);
+    } finally {
+      await services.close();
+    }
+  });
+
+  it.skipIf(!hasRedis())('keeps the replay logs in Redis when REDIS_URL is set, and what its copy holds in the metrics', async () => {
+    const services = await createServices(loadConfig({ ...TEST_ENV, TOOLS: 'none', REDIS_URL: testRedisUrl() }, undefined));
+    try {
+      expect(services.replayLog).toBeInstanceOf(RedisReplayLog);
+      const { turnId, done } = await services.turns.start({ message: 'hello', contextId: 'redis-root', owner: null });
+      await done;
+      expect(await (services.replayLog as RedisReplayLog).local.has(turnId)).toBe(true);
+      expect(await services.metrics.registry.metrics()).toMatch(/^chatwait_replay_log_bytes [1-9]\d*$/m);
+      // In Redis, where another instance reads it.
+      const other = await connectTestLog({ keyPrefix: 'cw:' });
+      try {
+        expect((await other.snapshot(turnId))?.ended).toBe(true);
+      } finally {
+        await other.close();
+      }
     } finally {
       await services.close();
     }

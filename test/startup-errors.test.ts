@@ -71,6 +71,12 @@ describe.concurrent('a failure at start-up is one clear line', () => {
     expect(failure.stderr).not.toContain('hunter22');
   });
 
+  it('says a Redis it cannot reach cannot be reached, naming it without its password', async () => {
+    const failure = await startFailing({ REDIS_URL: 'redis://:hunter22@127.0.0.1:1/0' });
+    expectOneLine(failure, 'REDIS_URL', /Cannot reach Redis at REDIS_URL=redis:\/\/:\*\*\*@127\.0\.0\.1:1\/0: .*ECONNREFUSED/);
+    expect(failure.stderr).not.toContain('hunter22');
+  });
+
   it('fails at once on a path under /proc instead of spinning', async () => {
     expectOneLine(await startFailing({ DATABASE_URL: 'sqlite:/proc/chatwait/chat.db' }), 'DATABASE_URL', /cannot be created/);
     expectOneLine(await startFailing({ DATABASE_URL: 'sqlite:/proc/self/fd/1' }), 'DATABASE_URL', /kernel filesystem|not a regular file/);

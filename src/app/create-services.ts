@@ -9,7 +9,11 @@ import { createMetrics, type Metrics } from '../observability/metrics.js';
 import type { ConversationStore } from '../store/conversation-store.js';
 import { openConversationStore } from '../store/create-store.js';
 import { MemoryReplayLog } from '../streams/memory-replay-log.js';
+import { RedisReplayLog } from '../streams/redis-replay-log.js';
 import type { ReplayLog } from '../streams/replay-log.js';
+import { limitsOptionsOf, type Limiters } from '../limits/limiter.js';
+import { createMemoryLimiters } from '../limits/memory-limiters.js';
+import { RedisLimiters } from '../limits/redis-limiters.js';
 import { PendingOutcomes } from '../turns/pending-outcomes.js';
 import { TurnManager } from '../turns/turn-manager.js';
 import { timedStore, turnObserverFor, watchReplayLogBytes } from './instrumentation.js';
@@ -19,6 +23,7 @@ export interface ServicesOptions {
   model?: ChatModel;
   store?: ConversationStore;
   replayLog?: ReplayLog;
+  limiters?: Limiters;
   logger?: ReturnType<typeof createLogger>;
   metrics?: Metrics;
   /** The tools the model may call, instead of those `TOOLS` and `TOOLS_DIR` choose (unused with `model`). */
@@ -32,6 +37,8 @@ export interface Services {
   /** The store, timed into the metrics. */
   store: ConversationStore;
   replayLog: ReplayLog;
+  /** The per-client limits: in Redis with `REDIS_URL` (shared by every instance), else in this process's memory. */
+  limiters: Limiters;
   metrics: Metrics;
   pendingOutcomes: PendingOutcomes;
   turns: TurnManager;
@@ -65,8 +72,18 @@ export async function createServices(config: Config, options: ServicesOptions = 
       })),
     metrics,
   );
-  const replayLog = options.replayLog ?? new MemoryReplayLog({ maxBytes: config.REPLAY_LOG_MAX_BYTES });
+  let replayLog: ReplayLog | undefined;
+  let limiters: Limiters;
+  try {
+    replayLog = options.replayLog ?? (await openReplayLog(config, logger));
+    limiters = options.limiters ?? (await openLimiters(config, logger));
+  } catch (error) {
+    await replayLog?.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw error;
+  }
   if (replayLog instanceof MemoryReplayLog) watchReplayLogBytes(metrics, () => replayLog.bytes);
+  else if (replayLog instanceof RedisReplayLog) watchReplayLogBytes(metrics, () => replayLog.local.bytes);
   const pendingOutcomes = new PendingOutcomes(store, logger);
   const turns = new TurnManager({
     model,
@@ -85,6 +102,7 @@ export async function createServices(config: Config, options: ServicesOptions = 
     model,
     store,
     replayLog,
+    limiters,
     metrics,
     pendingOutcomes,
     turns,
@@ -106,7 +124,35 @@ export async function createServices(config: Config, options: ServicesOptions = 
       pendingOutcomes.close();
       if (!(await pendingOutcomes.flush())) logger.error({ turns: pendingOutcomes.size }, 'could not store the outcome of some turns');
       await replayLog.close();
+      await limiters.close();
       await store.close();
     },
   };
+}
+
+/** The limits the config asks for: shared by every instance in Redis with `REDIS_URL`, else in this process's memory. */
+async function openLimiters(config: Config, logger: ReturnType<typeof createLogger>): Promise<Limiters> {
+  const options = limitsOptionsOf(config);
+  if (!config.REDIS_URL) return createMemoryLimiters(options);
+  return RedisLimiters.connect({
+    ...options,
+    url: config.REDIS_URL,
+    leaseMs: config.REDIS_LEASE_SECONDS * 1000,
+    onConnectionError: (error) => logger.warn({ err: error }, 'the Redis connection of the rate limits failed; reconnecting'),
+  });
+}
+
+/** The replay log the config asks for: in Redis with `REDIS_URL`, else in this process's memory. */
+async function openReplayLog(config: Config, logger: ReturnType<typeof createLogger>): Promise<ReplayLog> {
+  if (!config.REDIS_URL) return new MemoryReplayLog({ maxBytes: config.REPLAY_LOG_MAX_BYTES });
+  return RedisReplayLog.connect({
+    url: config.REDIS_URL,
+    writeWindowMs: config.REDIS_WRITE_WINDOW_MS,
+    // A generating turn's log outlives a silent model by twice its timeout; every flush, and a timer, renews it.
+    runningTtlMs: (config.STREAM_TTL_SECONDS + 2 * config.RESPONSE_TIMEOUT_SECONDS) * 1000,
+    maxBytes: config.REPLAY_LOG_MAX_BYTES,
+    onConnectionError: (error) => logger.warn({ err: error }, 'the Redis connection failed; reconnecting'),
+    onWriteStopped: (turnId, reason) =>
+      logger.warn({ turn_id: turnId, reason }, 'stopped writing this turn to Redis; readers on this instance are not affected'),
+  });
 }

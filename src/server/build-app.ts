@@ -159,7 +159,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       if (!request.is404 && !connections.prove(request.raw.socket)) throw tooManyConnections();
     });
   }
-  const limits = registerClientLimits(app, config, (kind) => metrics.rateLimited.inc({ kind }));
+  const limits = registerClientLimits(app, config, (kind) => metrics.rateLimited.inc({ kind }), services.limiters);
   await registerOpenApi(app, version);
   const streamObserver = registerMetrics(app, metrics);
 

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { RequestError } from '../errors.js';
+import { API_RATE_FACTOR, type Limiters, type RateDecision } from '../limits/limiter.js';
 import { addressGroup } from './address-group.js';
-import { MemoryRateLimiter, rateLimitHeaders, type RateDecision, type RateLimiter } from './rate-limit.js';
 
 /** Routes never limited: health, readiness and the page's settings. Metrics and static files are not under /api. */
 const UNLIMITED_ROUTES = new Set(['/api/v1/health', '/api/v1/health/live', '/api/v1/health/ready', '/api/v1/config']);
@@ -12,8 +12,6 @@ const UNLIMITED_ROUTES = new Set(['/api/v1/health', '/api/v1/health/live', '/api
  * `admitTurn`, and its open streams are capped by `openStream`.
  */
 const STREAMING_ROUTES = new Set(['/api/v1/chat/streaming']);
-/** Other API calls (lists, renames) are cheap: they get this many times the model request rate. */
-const API_RATE_FACTOR = 10;
 
 /** The per-client limits the chat routes apply. */
 export interface ClientLimits {
@@ -32,24 +30,17 @@ export function clientOf(request: FastifyRequest): string {
   return request.owner ?? `ip:${addressGroup(request.ip)}`;
 }
 
-/** Installs the general API rate limit and returns the turn and stream limits for the chat routes. */
+/** Installs the general API rate limit and returns the turn and stream limits for the chat routes, on `limiters` (memory or Redis). */
 export function registerClientLimits(
   app: FastifyInstance,
   config: Config,
   onLimited: (kind: 'turns' | 'api' | 'streams' | 'generating') => void,
-  limiters?: { turns: RateLimiter; api: RateLimiter },
+  limiters: Limiters,
 ): ClientLimits {
   const rpm = config.RATE_LIMIT_REQUESTS_PER_MINUTE;
   const burst = config.RATE_LIMIT_BURST;
-  const turns = limiters?.turns ?? new MemoryRateLimiter({ requestsPerMinute: rpm, burst, maxStreams: config.MAX_STREAMS_PER_CLIENT });
+  const { turns, api, streams, generating } = limiters;
   const maxGenerating = config.MAX_GENERATING_TURNS_PER_CLIENT;
-  /** Turns generating now, by client. Counted in this process, where the turns run. */
-  const generating = new Map<string, number>();
-  const api =
-    limiters?.api ?? new MemoryRateLimiter({ requestsPerMinute: rpm * API_RATE_FACTOR, burst: burst * API_RATE_FACTOR, maxStreams: 0 });
-  app.addHook('onClose', async () => {
-    for (const limiter of [turns, api]) (limiter as { close?: () => void }).close?.();
-  });
 
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions.url;
@@ -69,25 +60,16 @@ export function registerClientLimits(
   return {
     async admitTurn(request) {
       const client = clientOf(request);
-      const running = generating.get(client) ?? 0;
-      if (maxGenerating > 0 && running >= maxGenerating) {
+      // The slot is taken before the rate check, so concurrent sends cannot all pass the cap.
+      const release = await generating.acquire(client);
+      if (!release) {
         onLimited('generating');
         throw new RequestError(
           'TOO_MANY_GENERATING_TURNS',
-          `You already have ${running} answers generating, the most at once. Wait for one to finish (or cancel one), then send again.`,
+          `You already have ${maxGenerating} answers generating, the most at once. Wait for one to finish (or cancel one), then send again.`,
           { headers: { 'retry-after': '1' }, retryable: true },
         );
       }
-      // The slot is taken before the rate check awaits, so concurrent sends cannot all pass the cap.
-      generating.set(client, running + 1);
-      let released = false;
-      const release = () => {
-        if (released) return;
-        released = true;
-        const left = (generating.get(client) ?? 1) - 1;
-        if (left > 0) generating.set(client, left);
-        else generating.delete(client);
-      };
       if (rpm === 0) return release;
       let decision: RateDecision;
       try {
@@ -107,21 +89,28 @@ export function registerClientLimits(
       return release;
     },
     async openStream(request) {
-      const client = clientOf(request);
-      if (!(await turns.acquireStream(client))) {
+      const release = await streams.acquire(clientOf(request));
+      if (!release) {
         onLimited('streams');
         throw tooMany(`Too many open streams: at most ${config.MAX_STREAMS_PER_CLIENT} at once. Close one and try again.`, {
           'retry-after': '1',
         });
       }
-      let released = false;
-      return () => {
-        if (released) return;
-        released = true;
-        turns.releaseStream(client);
-      };
+      return release;
     },
   };
+}
+
+/** The RateLimit-* headers (IETF draft) and, when refused, Retry-After. */
+export function rateLimitHeaders(decision: RateDecision, burst: number): Record<string, string> {
+  const headers: Record<string, string> = {
+    'ratelimit-limit': String(decision.limit),
+    'ratelimit-remaining': String(decision.remaining),
+    'ratelimit-reset': String(decision.resetSeconds),
+    'ratelimit-policy': `${decision.limit};w=60;burst=${burst}`,
+  };
+  if (!decision.allowed) headers['retry-after'] = String(decision.retryAfterSeconds);
+  return headers;
 }
 
 function tooMany(message: string, headers: Record<string, string>): RequestError {

@@ -127,7 +127,7 @@ export const chatErrorResponses = {
   500: errorBodySchema.describe('INTERNAL_ERROR'),
   502: errorBodySchema.describe('UPSTREAM_ERROR'),
   503: errorBodySchema.describe(
-    'MODEL_UNAVAILABLE, SERVER_BUSY, SHUTTING_DOWN, STORE_UNAVAILABLE: the conversation store cannot be used now (a full disk?), or DEPENDENCY_UNAVAILABLE: its database server cannot be reached',
+    'MODEL_UNAVAILABLE, SERVER_BUSY, SHUTTING_DOWN, STORE_UNAVAILABLE: the conversation store cannot be used now (a full disk?), or DEPENDENCY_UNAVAILABLE: its database server (or, with REDIS_URL, the Redis of the limits) cannot be reached',
   ),
   504: errorBodySchema.describe('UPSTREAM_TIMEOUT'),
 };

@@ -6,6 +6,7 @@ import { buildApp } from '../../src/server/build-app.js';
 import type { ConversationStore } from '../../src/store/conversation-store.js';
 import { openConversationStore } from '../../src/store/create-store.js';
 import { createTestDatabase, hasPostgres } from './postgres.js';
+import { hasRedis, testRedisUrl } from './redis.js';
 
 /** A ChatWait app listening on a free loopback port. */
 export interface TestServer {
@@ -34,7 +35,17 @@ export const TEST_ENV: Record<string, string> = {
 export async function startTestServer(env: Record<string, string> = {}, options: ServicesOptions = {}): Promise<TestServer> {
   // The postgres project runs the API's suites again on PostgreSQL (a new database for each server), unless a test names its store.
   const onPostgres = process.env.CHATWAIT_TEST_STORE === 'postgres' && env.DATABASE_URL === undefined && hasPostgres();
-  const config = loadConfig({ ...TEST_ENV, ...env, ...(onPostgres ? { DATABASE_URL: await createTestDatabase('api') } : {}) }, undefined);
+  // The redis project runs some of them again with the replay log in Redis, unless a test brings its own log.
+  const onRedis = process.env.CHATWAIT_TEST_REPLAY_LOG === 'redis' && env.REDIS_URL === undefined && !options.replayLog && hasRedis();
+  const config = loadConfig(
+    {
+      ...TEST_ENV,
+      ...env,
+      ...(onPostgres ? { DATABASE_URL: await createTestDatabase('api') } : {}),
+      ...(onRedis ? { REDIS_URL: testRedisUrl() } : {}),
+    },
+    undefined,
+  );
   const store = options.store ?? (await openConversationStore(config.DATABASE_URL));
   const services = await createServices(config, { ...options, store });
   const app = await buildApp({ config, services });

@@ -1,0 +1,68 @@
+import type { LogEntry, LogSnapshot, NewLogEntry, ReplayLog } from '../../src/streams/replay-log.js';
+import { RedisReplayLog, type RedisReplayLogOptions } from '../../src/streams/redis-replay-log.js';
+import { testKeyPrefix, testRedisUrl } from './redis.js';
+
+/** A Redis replay log on the run's Redis, under a key prefix of its own unless one is given. */
+export function connectTestLog(options: Partial<RedisReplayLogOptions> = {}): Promise<RedisReplayLog> {
+  return RedisReplayLog.connect({ url: testRedisUrl(), keyPrefix: testKeyPrefix(), pollMs: 200, ...options });
+}
+
+/**
+ * Two Redis replay logs as two instances would hold them, seen as one log: the first produces (open,
+ * append, settled), every read goes to the second, which reads the turn from Redis. A read starts
+ * once what was appended before it is acknowledged (as a reader on another instance arrives after a
+ * write window), then follows the live tail from the other instance. Expiring goes to both.
+ */
+export class PairedReplayLog implements ReplayLog {
+  readonly producer: RedisReplayLog;
+  readonly reader: RedisReplayLog;
+
+  constructor(producer: RedisReplayLog, reader: RedisReplayLog) {
+    this.producer = producer;
+    this.reader = reader;
+  }
+
+  /** Two logs on one fresh key prefix. */
+  static async connect(options: Partial<RedisReplayLogOptions> = {}): Promise<PairedReplayLog> {
+    const keyPrefix = testKeyPrefix();
+    const [producer, reader] = await Promise.all([connectTestLog({ keyPrefix, ...options }), connectTestLog({ keyPrefix, ...options })]);
+    return new PairedReplayLog(producer, reader);
+  }
+
+  open(turnId: string): void {
+    this.producer.open(turnId);
+  }
+
+  append(turnId: string, entry: NewLogEntry): number {
+    return this.producer.append(turnId, entry);
+  }
+
+  async *read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<readonly LogEntry[]> {
+    await this.producer.settled(turnId);
+    yield* this.reader.read(turnId, from, signal);
+  }
+
+  async snapshot(turnId: string): Promise<LogSnapshot | undefined> {
+    await this.producer.settled(turnId);
+    return this.reader.snapshot(turnId);
+  }
+
+  async has(turnId: string): Promise<boolean> {
+    await this.producer.settled(turnId);
+    return this.reader.has(turnId);
+  }
+
+  settled(turnId: string): Promise<void> {
+    return this.producer.settled(turnId);
+  }
+
+  expire(turnId: string, ttlMs: number): void {
+    this.producer.expire(turnId, ttlMs);
+    this.reader.expire(turnId, ttlMs);
+  }
+
+  async close(): Promise<void> {
+    await this.producer.close();
+    await this.reader.close();
+  }
+}
