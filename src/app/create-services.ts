@@ -9,7 +9,6 @@ import { createMetrics, type Metrics } from '../observability/metrics.js';
 import type { ConversationStore } from '../store/conversation-store.js';
 import { openConversationStore } from '../store/create-store.js';
 import { MemoryReplayLog } from '../streams/memory-replay-log.js';
-import { RedisReplayLog } from '../streams/redis-replay-log.js';
 import type { ReplayLog } from '../streams/replay-log.js';
 import { PendingOutcomes } from '../turns/pending-outcomes.js';
 import { TurnManager } from '../turns/turn-manager.js';
@@ -68,13 +67,12 @@ export async function createServices(config: Config, options: ServicesOptions = 
   );
   let replayLog: ReplayLog;
   try {
-    replayLog = options.replayLog ?? (await openReplayLog(config, logger));
+    replayLog = options.replayLog ?? (await openReplayLog(config, logger, metrics));
   } catch (error) {
     await store.close().catch(() => undefined);
     throw error;
   }
   if (replayLog instanceof MemoryReplayLog) watchReplayLogBytes(metrics, () => replayLog.bytes);
-  else if (replayLog instanceof RedisReplayLog) watchReplayLogBytes(metrics, () => replayLog.local.bytes);
   const pendingOutcomes = new PendingOutcomes(store, logger);
   const turns = new TurnManager({
     model,
@@ -120,9 +118,11 @@ export async function createServices(config: Config, options: ServicesOptions = 
 }
 
 /** The replay log the config asks for: in Redis with `REDIS_URL`, else in this process's memory. */
-async function openReplayLog(config: Config, logger: ReturnType<typeof createLogger>): Promise<ReplayLog> {
+async function openReplayLog(config: Config, logger: ReturnType<typeof createLogger>, metrics: Metrics): Promise<ReplayLog> {
   if (!config.REDIS_URL) return new MemoryReplayLog({ maxBytes: config.REPLAY_LOG_MAX_BYTES });
-  return RedisReplayLog.connect({
+  // Loaded only when used: a process without Redis does not pay for the client at start-up.
+  const { RedisReplayLog } = await import('../streams/redis-replay-log.js');
+  const log = await RedisReplayLog.connect({
     url: config.REDIS_URL,
     writeWindowMs: config.REDIS_WRITE_WINDOW_MS,
     // A generating turn's log outlives a silent model by twice its timeout; every flush, and a timer, renews it.
@@ -132,4 +132,6 @@ async function openReplayLog(config: Config, logger: ReturnType<typeof createLog
     onWriteStopped: (turnId, reason) =>
       logger.warn({ turn_id: turnId, reason }, 'stopped writing this turn to Redis; readers on this instance are not affected'),
   });
+  watchReplayLogBytes(metrics, () => log.local.bytes);
+  return log;
 }
