@@ -9,11 +9,9 @@ import { createMetrics, type Metrics } from '../observability/metrics.js';
 import type { ConversationStore } from '../store/conversation-store.js';
 import { openConversationStore } from '../store/create-store.js';
 import { MemoryReplayLog } from '../streams/memory-replay-log.js';
-import { RedisReplayLog } from '../streams/redis-replay-log.js';
 import type { ReplayLog } from '../streams/replay-log.js';
 import { limitsOptionsOf, type Limiters } from '../limits/limiter.js';
 import { createMemoryLimiters } from '../limits/memory-limiters.js';
-import { RedisLimiters } from '../limits/redis-limiters.js';
 import { PendingOutcomes } from '../turns/pending-outcomes.js';
 import { TurnManager } from '../turns/turn-manager.js';
 import { timedStore, turnObserverFor, watchReplayLogBytes } from './instrumentation.js';
@@ -75,7 +73,7 @@ export async function createServices(config: Config, options: ServicesOptions = 
   let replayLog: ReplayLog | undefined;
   let limiters: Limiters;
   try {
-    replayLog = options.replayLog ?? (await openReplayLog(config, logger));
+    replayLog = options.replayLog ?? (await openReplayLog(config, logger, metrics));
     limiters = options.limiters ?? (await openLimiters(config, logger));
   } catch (error) {
     await replayLog?.close().catch(() => undefined);
@@ -83,7 +81,6 @@ export async function createServices(config: Config, options: ServicesOptions = 
     throw error;
   }
   if (replayLog instanceof MemoryReplayLog) watchReplayLogBytes(metrics, () => replayLog.bytes);
-  else if (replayLog instanceof RedisReplayLog) watchReplayLogBytes(metrics, () => replayLog.local.bytes);
   const pendingOutcomes = new PendingOutcomes(store, logger);
   const turns = new TurnManager({
     model,
@@ -134,6 +131,8 @@ export async function createServices(config: Config, options: ServicesOptions = 
 async function openLimiters(config: Config, logger: ReturnType<typeof createLogger>): Promise<Limiters> {
   const options = limitsOptionsOf(config);
   if (!config.REDIS_URL) return createMemoryLimiters(options);
+  // Loaded only when used, as the Redis replay log is.
+  const { RedisLimiters } = await import('../limits/redis-limiters.js');
   return RedisLimiters.connect({
     ...options,
     url: config.REDIS_URL,
@@ -143,9 +142,11 @@ async function openLimiters(config: Config, logger: ReturnType<typeof createLogg
 }
 
 /** The replay log the config asks for: in Redis with `REDIS_URL`, else in this process's memory. */
-async function openReplayLog(config: Config, logger: ReturnType<typeof createLogger>): Promise<ReplayLog> {
+async function openReplayLog(config: Config, logger: ReturnType<typeof createLogger>, metrics: Metrics): Promise<ReplayLog> {
   if (!config.REDIS_URL) return new MemoryReplayLog({ maxBytes: config.REPLAY_LOG_MAX_BYTES });
-  return RedisReplayLog.connect({
+  // Loaded only when used: a process without Redis does not pay for the client at start-up.
+  const { RedisReplayLog } = await import('../streams/redis-replay-log.js');
+  const log = await RedisReplayLog.connect({
     url: config.REDIS_URL,
     writeWindowMs: config.REDIS_WRITE_WINDOW_MS,
     // A generating turn's log outlives a silent model by twice its timeout; every flush, and a timer, renews it.
@@ -155,4 +156,6 @@ async function openReplayLog(config: Config, logger: ReturnType<typeof createLog
     onWriteStopped: (turnId, reason) =>
       logger.warn({ turn_id: turnId, reason }, 'stopped writing this turn to Redis; readers on this instance are not affected'),
   });
+  watchReplayLogBytes(metrics, () => log.local.bytes);
+  return log;
 }

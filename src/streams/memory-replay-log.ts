@@ -161,7 +161,12 @@ export class MemoryReplayLog implements ReplayLog {
   }
 
   has(turnId: string): Promise<boolean> {
-    return Promise.resolve(this.#logs.has(turnId));
+    return Promise.resolve(this.holds(turnId));
+  }
+
+  /** Whether the log of this turn is held now (`has`, answered at once, for a log built on this one). */
+  holds(turnId: string): boolean {
+    return this.#logs.has(turnId);
   }
 
   expire(turnId: string, ttlMs: number): void {

@@ -177,7 +177,8 @@ export class RedisReplayLog implements ReplayLog {
 
   async *read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<readonly LogEntry[]> {
     let next = from;
-    if (await this.#local.has(turnId)) {
+    // Checked and read with no wait between: the copy cannot leave in between and pass for an empty log.
+    if (this.#local.holds(turnId)) {
       try {
         for await (const batch of this.#local.read(turnId, from, signal)) {
           next = batch.at(-1)!.position + 1;
@@ -188,15 +189,18 @@ export class RedisReplayLog implements ReplayLog {
         // The copy left memory (the byte budget) before this reader was done: Redis still has the turn, unless it expired.
         if (!(error instanceof ReplayLogEvicted) || this.#closing || this.#expiredHere(turnId)) throw error;
       }
+      await this.#writtenHere(turnId);
       yield* this.#readRemote(turnId, next, signal, true);
       return;
     }
+    await this.#writtenHere(turnId);
     yield* this.#readRemote(turnId, next, signal, false);
   }
 
   async snapshot(turnId: string): Promise<LogSnapshot | undefined> {
     const local = await this.#local.snapshot(turnId);
-    if (local || this.#writers.has(turnId)) return local;
+    if (local) return local;
+    await this.#writtenHere(turnId);
     const keys = this.#keys(turnId);
     const [next, reply, ttl] = await Promise.all([
       this.#redis.hget(keys.meta, 'next'),
@@ -220,7 +224,8 @@ export class RedisReplayLog implements ReplayLog {
   }
 
   async has(turnId: string): Promise<boolean> {
-    if (await this.#local.has(turnId)) return true;
+    if (this.#local.holds(turnId)) return true;
+    await this.#writtenHere(turnId);
     return (await this.#redis.exists(this.#keys(turnId).meta)) === 1;
   }
 
@@ -284,6 +289,14 @@ export class RedisReplayLog implements ReplayLog {
       finished();
       this.#remoteReaders.delete(done);
     }
+  }
+
+  /**
+   * Waits until what this log produced of a turn whose copy has left (the byte budget) is in Redis,
+   * so a reader that goes there for it finds it.
+   */
+  async #writtenHere(turnId: string): Promise<void> {
+    await this.#writers.get(turnId)?.settled();
   }
 
   /** Whether a turn's copy left because this log was told to expire it (rather than for the byte budget). */

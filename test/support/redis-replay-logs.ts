@@ -11,11 +11,15 @@ export function connectTestLog(options: Partial<RedisReplayLogOptions> = {}): Pr
  * Two Redis replay logs as two instances would hold them, seen as one log: the first produces (open,
  * append, settled), every read goes to the second, which reads the turn from Redis. A read starts
  * once what was appended before it is acknowledged (as a reader on another instance arrives after a
- * write window), then follows the live tail from the other instance. Expiring goes to both.
+ * write window), then follows the live tail from the other instance. Expiring goes to both, once
+ * the reads begun before it have their first entries (a remote reader can only know a log that is
+ * gone as one it never saw: the contract's short times to live would otherwise race its first read).
  */
 export class PairedReplayLog implements ReplayLog {
   readonly producer: RedisReplayLog;
   readonly reader: RedisReplayLog;
+  /** Reads begun that have not had their first entries yet. */
+  readonly #beginning = new Set<Promise<void>>();
 
   constructor(producer: RedisReplayLog, reader: RedisReplayLog) {
     this.producer = producer;
@@ -38,8 +42,22 @@ export class PairedReplayLog implements ReplayLog {
   }
 
   async *read(turnId: string, from: number, signal?: AbortSignal): AsyncIterable<readonly LogEntry[]> {
-    await this.producer.settled(turnId);
-    yield* this.reader.read(turnId, from, signal);
+    let begun!: () => void;
+    const beginning = new Promise<void>((resolve) => (begun = resolve));
+    this.#beginning.add(beginning);
+    const begin = () => {
+      this.#beginning.delete(beginning);
+      begun();
+    };
+    try {
+      await this.producer.settled(turnId);
+      for await (const batch of this.reader.read(turnId, from, signal)) {
+        begin();
+        yield batch;
+      }
+    } finally {
+      begin();
+    }
   }
 
   async snapshot(turnId: string): Promise<LogSnapshot | undefined> {
@@ -57,8 +75,10 @@ export class PairedReplayLog implements ReplayLog {
   }
 
   expire(turnId: string, ttlMs: number): void {
-    this.producer.expire(turnId, ttlMs);
-    this.reader.expire(turnId, ttlMs);
+    void Promise.all(this.#beginning).then(() => {
+      this.producer.expire(turnId, ttlMs);
+      this.reader.expire(turnId, ttlMs);
+    });
   }
 
   async close(): Promise<void> {
