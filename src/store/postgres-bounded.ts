@@ -1,4 +1,6 @@
 import type pg from 'pg';
+import { StoreUnavailableError } from '../errors.js';
+import { ConnectionPermits } from './postgres-permits.js';
 import { connectionSurvives, remainingMs, toPostgresStoreError, type TransactionClient } from './postgres-pool.js';
 
 /**
@@ -10,17 +12,16 @@ import { connectionSurvives, remainingMs, toPostgresStoreError, type Transaction
 const STATEMENT_FLOOR_MS = 250;
 
 /**
- * One statement on a pooled connection, the wait for the connection and the statement together within
- * `budgetMs` (the pool's own query_timeout would start only once a connection is free). Failures come
- * back as the store reports them (toPostgresStoreError).
+ * One statement on a pooled connection, the connection attempt and the statement together done by
+ * `deadline` (a performance.now() time; the pool's own query_timeout would start only once a connection
+ * is open). Failures come back as the store reports them (toPostgresStoreError).
  */
 export async function boundedQuery<R extends pg.QueryResultRow>(
   pool: pg.Pool,
-  budgetMs: number,
+  deadline: number,
   sql: string,
   parameters: unknown[],
 ): Promise<pg.QueryResult<R>> {
-  const deadline = performance.now() + budgetMs;
   const client = await connect(pool);
   try {
     const result = await client.query<R>(statement(sql, parameters, deadline));
@@ -32,13 +33,12 @@ export async function boundedQuery<R extends pg.QueryResultRow>(
   }
 }
 
-/** Runs `work` in a transaction within `budgetMs` in all; a deadlock or serialization failure is tried again (three times at most). */
+/** Runs `work` in a transaction done by `deadline` in all; a deadlock or serialization failure is tried again (three times at most). */
 export async function boundedTransaction(
   pool: pg.Pool,
-  budgetMs: number,
+  deadline: number,
   work: (client: TransactionClient) => Promise<void>,
 ): Promise<void> {
-  const deadline = performance.now() + budgetMs;
   const client = await connect(pool);
   let broken: Error | undefined;
   // Every statement of the work gets what is left of the deadline as its timeout.
@@ -93,15 +93,21 @@ function toError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
 
-/** A store's pool with its operations bounded by one budget each, and refused once the store is closed. */
+/**
+ * A store's pool with its operations bounded by one budget each, and refused once the store is closed.
+ * Operations wait for a connection in ConnectionPermits' queue (patient while the database answers, quick
+ * to refuse once it was found out of reach); the budget then covers the connection attempt and the statements.
+ */
 export class BoundedPool {
   readonly pool: pg.Pool;
   readonly #budgetMs: number;
+  readonly #permits: ConnectionPermits;
   #closed = false;
 
-  constructor(pool: pg.Pool, budgetMs: number) {
+  constructor(pool: pg.Pool, budgetMs: number, size: number) {
     this.pool = pool;
     this.#budgetMs = budgetMs;
+    this.#permits = new ConnectionPermits(size);
   }
 
   /** Refuses every later operation; false when it was already closed. The pool itself is ended by its owner. */
@@ -113,13 +119,29 @@ export class BoundedPool {
 
   /** One statement within the budget (see boundedQuery). */
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, parameters: unknown[]): Promise<pg.QueryResult<R>> {
-    if (this.#closed) throw toPostgresStoreError(new Error('the store is closed'));
-    return boundedQuery<R>(this.pool, this.#budgetMs, sql, parameters);
+    return this.#run(this.#budgetMs, (deadline) => boundedQuery<R>(this.pool, deadline, sql, parameters));
   }
 
   /** Runs `work` in a transaction, within one deadline (`budgetMs`, by default the pool's: see boundedTransaction). */
   async transaction(work: (client: TransactionClient) => Promise<void>, budgetMs?: number): Promise<void> {
+    return this.#run(budgetMs ?? this.#budgetMs, (deadline) => boundedTransaction(this.pool, deadline, work));
+  }
+
+  async #run<T>(budgetMs: number, operation: (deadline: number) => Promise<T>): Promise<T> {
     if (this.#closed) throw toPostgresStoreError(new Error('the store is closed'));
-    return boundedTransaction(this.pool, budgetMs ?? this.#budgetMs, work);
+    const startedAt = performance.now();
+    await this.#permits.acquire(startedAt + budgetMs);
+    // Out of reach, the whole operation keeps to the budget from its start; a wait for a busy pool does not eat into it.
+    const deadline = this.#permits.unavailable ? startedAt + budgetMs : performance.now() + budgetMs;
+    try {
+      const result = await operation(deadline);
+      this.#permits.markAvailable();
+      return result;
+    } catch (error) {
+      if (error instanceof StoreUnavailableError && error.code === 'DEPENDENCY_UNAVAILABLE') this.#permits.markUnavailable();
+      throw error;
+    } finally {
+      this.#permits.release();
+    }
   }
 }

@@ -68,11 +68,16 @@ export function postgresClientConfig(url: string, options: PostgresStoreOptions)
   };
 }
 
+/** How many connections the pool holds (the store's operations take turns for them: see ConnectionPermits). */
+export function poolSize(options: Pick<PostgresStoreOptions, 'maxConnections'>): number {
+  return options.maxConnections ?? 10;
+}
+
 /** The pool's settings for a `postgres://` URL (see postgresClientConfig). */
 export function postgresPoolConfig(url: string, options: PostgresStoreOptions): pg.PoolConfig {
   return {
     ...postgresClientConfig(url, options),
-    max: options.maxConnections ?? 10,
+    max: poolSize(options),
     idleTimeoutMillis: 30_000,
   };
 }

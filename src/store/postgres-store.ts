@@ -29,6 +29,7 @@ import { EXPORT_CONCURRENCY, importPostgresConversation, postgresConversationIds
 import { BoundedPool } from './postgres-bounded.js';
 import {
   operationBudgetMs,
+  poolSize,
   postgresClientConfig,
   postgresPoolConfig,
   toPostgresStoreError,
@@ -62,7 +63,7 @@ export class PostgresConversationStore implements ConversationStore {
   #leased = false;
 
   private constructor(pool: pg.Pool, clientConfig: pg.ClientConfig, instanceId: string, options: PostgresStoreOptions) {
-    this.#db = new BoundedPool(pool, operationBudgetMs(options));
+    this.#db = new BoundedPool(pool, operationBudgetMs(options), poolSize(options));
     this.#instanceId = instanceId;
     this.#options = options;
     this.#lease = new InstanceLease(clientConfig, {
