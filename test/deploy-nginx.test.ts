@@ -1,0 +1,143 @@
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { chatWaitServices, readCompose, serviceEnvironment } from './support/deploy-files.js';
+import { startFakeOpenAI, type FakeOpenAIServer } from './support/fake-openai-server.js';
+import { startInstancesBehindNginx, type InstancesBehindNginx } from './support/instances.js';
+import { hasNginx, NGINX_CONFIG } from './support/nginx.js';
+import { createTestDatabase, hasPostgres } from './support/postgres.js';
+import { parseSse, tokensOf, type SseEvent } from './support/sse-client.js';
+import { getJson, postJson } from './support/test-server.js';
+
+/** The instances' settings that matter here, as compose.yaml deploys them. */
+const compose = readCompose();
+const deployed = serviceEnvironment(compose.services[chatWaitServices(compose)[0]!]!, { POSTGRES_PASSWORD: 'unused' });
+
+/** A GET through nginx from a chosen loopback address (Linux routes all of 127.0.0.0/8 to this machine). */
+function getFrom(localAddress: string, url: string, headers: Record<string, string> = {}) {
+  return new Promise<{ status: number; remaining: number }>((resolve, reject) => {
+    const request = http.get(url, { localAddress, headers, agent: false }, (response) => {
+      response.resume();
+      response.once('end', () => resolve({ status: response.statusCode!, remaining: Number(response.headers['ratelimit-remaining']) }));
+    });
+    request.once('error', reject);
+  });
+}
+
+describe.skipIf(!hasNginx() || !hasPostgres())("two instances on one PostgreSQL behind nginx with the repository's configuration", () => {
+  let fake: FakeOpenAIServer;
+  let cluster: InstancesBehindNginx;
+  const run = randomBytes(4).toString('hex');
+  beforeAll(async () => {
+    fake = await startFakeOpenAI();
+    cluster = await startInstancesBehindNginx(2, {
+      LLM_PROVIDER: 'openai',
+      OPENAI_BASE_URL: fake.baseUrl,
+      DATABASE_URL: await createTestDatabase('deploy'),
+      TRUST_PROXY: deployed.TRUST_PROXY!,
+      // The general API limit is what shows which client an instance saw: 500 requests of burst, refilled slowly.
+      RATE_LIMIT_REQUESTS_PER_MINUTE: '1',
+      RATE_LIMIT_BURST: '50',
+      MAX_STREAMS_PER_CLIENT: '0',
+      MAX_GENERATING_TURNS_PER_CLIENT: '0',
+    });
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+    await fake?.close();
+  });
+
+  it('spreads requests round robin over both instances, which serve the same conversations', async () => {
+    const answer = await postJson(`${cluster.url}/api/v1/chat/wait`, { message: 'hello through nginx' });
+    expect(answer.status).toBe(200);
+    const served: number[] = [];
+    for (let index = 0; index < 6; index++) {
+      const requestId = `rr-${run}-${index}`;
+      const conversation = await getJson(`${cluster.url}/api/v1/conversations/${answer.body.context_id}`, { 'x-request-id': requestId });
+      expect(conversation.status).toBe(200);
+      expect(conversation.headers.get('x-request-id')).toBe(requestId);
+      expect(conversation.body.turns.map((turn: { answer: string }) => turn.answer)).toEqual([answer.body.message]);
+      served.push(await cluster.servedBy(requestId));
+    }
+    // No stickiness: each request goes to the other instance than the one before.
+    expect(new Set(served)).toEqual(new Set([0, 1]));
+    for (let index = 1; index < served.length; index++) expect(served[index]).not.toBe(served[index - 1]);
+  });
+
+  it('streams an answer through unbuffered and uncompressed: tokens arrive while the model is still generating', async () => {
+    // The model sends two tokens and then nothing more: what reaches the client came through as it was written.
+    fake.enqueue({ kind: 'hang', tokens: ['Hel', 'lo'] });
+    const controller = new AbortController();
+    const response = await fetch(`${cluster.url}/api/v1/chat/streaming?message=${encodeURIComponent('stream me')}`, {
+      headers: { 'accept-encoding': 'gzip, deflate, br' },
+      signal: controller.signal,
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    expect(response.headers.get('cache-control')).toBe('no-cache, no-transform');
+    expect(response.headers.get('content-encoding')).toBeNull();
+    const events: SseEvent[] = [];
+    try {
+      for await (const item of parseSse(response.body!)) {
+        if (item.kind === 'event') events.push(item.event);
+        if (tokensOf(events).length === 2) break;
+      }
+      expect(events.map((event) => event.json.type)).toEqual(['start', 'token', 'token']);
+      expect(tokensOf(events)).toEqual(['Hel', 'lo']);
+      // The turn is still generating (either instance reads it from the shared store), so nginx held nothing back.
+      const conversation = await getJson(`${cluster.url}/api/v1/conversations/${events[0]!.json.context_id}`);
+      expect(conversation.body.turns.at(-1).status).toBe('streaming');
+    } finally {
+      controller.abort();
+    }
+
+    // A whole answer: every token once, in order, joined into the final output.
+    const whole = await fetch(`${cluster.url}/api/v1/chat/streaming?message=${encodeURIComponent('and the whole one')}`);
+    const all: SseEvent[] = [];
+    for await (const item of parseSse(whole.body!)) if (item.kind === 'event') all.push(item.event);
+    expect(tokensOf(all)).toEqual(fake.fallback.kind === 'stream' ? fake.fallback.tokens : []);
+    expect(all.at(-1)!.json).toMatchObject({ type: 'end', final_output: tokensOf(all).join(''), finish_reason: 'stop' });
+    expect(all.filter((event) => event.json.type !== 'start').map((event) => event.id)).toEqual(
+      all.slice(1).map((_, position) => `${all[0]!.json.turn_id}/${position}`),
+    );
+  });
+
+  it("gives ChatWait the client's own address and drops a forged X-Forwarded-For", async () => {
+    const url = `${cluster.url}/api/v1/conversations`;
+    // Each instance counts each client in its own bucket; a first request from a client leaves 499 of 500.
+    const first = [await getFrom('127.0.0.2', url, { 'x-forwarded-for': '127.0.0.3' }), await getFrom('127.0.0.2', url)];
+    expect(first).toEqual([
+      { status: 200, remaining: 499 },
+      { status: 200, remaining: 499 },
+    ]);
+    // 127.0.0.3 is a new client on both instances: the forged header charged nothing to it, and 127.0.0.2's requests are not its own.
+    expect([await getFrom('127.0.0.3', url), await getFrom('127.0.0.3', url)]).toEqual([
+      { status: 200, remaining: 499 },
+      { status: 200, remaining: 499 },
+    ]);
+    expect([await getFrom('127.0.0.2', url), await getFrom('127.0.0.2', url)]).toEqual([
+      { status: 200, remaining: 498 },
+      { status: 200, remaining: 498 },
+    ]);
+  });
+
+  it("keeps the Host and scheme the browser used, so the page's own origin is accepted and others are not", async () => {
+    const own = await postJson(`${cluster.url}/api/v1/chat/wait`, { message: 'from the page' }, { origin: cluster.url });
+    expect(own.status).toBe(200);
+    const other = await postJson(`${cluster.url}/api/v1/chat/wait`, { message: 'from elsewhere' }, { origin: 'http://evil.example' });
+    expect(other.status).toBe(403);
+    expect(other.body.error_code).toBe('ORIGIN_NOT_ALLOWED');
+  });
+
+  it("lets a body just over ChatWait's limit through, so the client gets ChatWait's JSON 413", async () => {
+    const limit = loadConfig({}, undefined).MAX_BODY_BYTES;
+    const [, size, unit] = /client_max_body_size\s+(\d+)([kKmMgG]?);/.exec(readFileSync(NGINX_CONFIG, 'utf8'))!;
+    const nginxLimit = Number(size) * { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[unit!.toLowerCase() as '' | 'k' | 'm' | 'g'];
+    expect(nginxLimit).toBeGreaterThan(limit);
+    const tooLarge = await postJson(`${cluster.url}/api/v1/chat/wait`, { message: 'x'.repeat(limit) });
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.body.error_code).toBe('PAYLOAD_TOO_LARGE');
+  });
+});

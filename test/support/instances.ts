@@ -1,0 +1,47 @@
+import { startNginx, type LocalNginx } from './nginx.js';
+import { spawnServer, type SpawnedServer } from './spawn-server.js';
+
+/** Several ChatWait processes behind nginx (the repository's configuration), as a deployment runs them. */
+export interface InstancesBehindNginx {
+  /** nginx's URL: what every request of a multi-instance test goes to. */
+  url: string;
+  nginx: LocalNginx;
+  /** The ChatWait processes, in the order of their upstream `server` lines. */
+  instances: SpawnedServer[];
+  /** Each process's own URL (for a test that must reach one directly, such as a health probe). */
+  urls: string[];
+  /**
+   * Which instance (its index) served the request with this `X-Request-ID`, from the processes' logs
+   * (each completed request is logged with its id); waits up to 5 s for the line to be written.
+   */
+  servedBy(requestId: string): Promise<number>;
+  /** Stops nginx and kills the processes. */
+  stop(): Promise<void>;
+}
+
+/** Starts `count` ChatWait processes (dist/main.js) with `env` (the same for all), then nginx in front of them. */
+export async function startInstancesBehindNginx(count: number, env: Record<string, string>): Promise<InstancesBehindNginx> {
+  const instances = Array.from({ length: count }, () => spawnServer(env));
+  let nginx: LocalNginx | undefined;
+  const stop = async () => {
+    await nginx?.stop();
+    for (const instance of instances) instance.child.kill('SIGKILL');
+    await Promise.all(instances.map((instance) => instance.exited));
+  };
+  try {
+    const urls = await Promise.all(instances.map((instance) => instance.url));
+    nginx = await startNginx(urls.map((url) => new URL(url).host));
+    const servedBy = async (requestId: string) => {
+      const marker = `"request_id":"${requestId}"`;
+      for (const deadline = Date.now() + 5000; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 20))) {
+        const index = instances.findIndex((instance) => instance.output().stdout.includes(marker));
+        if (index !== -1) return index;
+      }
+      throw new Error(`no instance logged request ${requestId}`);
+    };
+    return { url: nginx.url, nginx, instances, urls, servedBy, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
