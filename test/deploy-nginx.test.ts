@@ -2,11 +2,12 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../scripts/local-postgres.mjs';
 import { loadConfig } from '../src/config.js';
 import { chatWaitServices, readCompose, serviceEnvironment } from './support/deploy-files.js';
 import { startFakeOpenAI, type FakeOpenAIServer } from './support/fake-openai-server.js';
 import { startInstancesBehindNginx, type InstancesBehindNginx } from './support/instances.js';
-import { hasNginx, NGINX_CONFIG } from './support/nginx.js';
+import { hasNginx, NGINX_CONFIG, startNginx } from './support/nginx.js';
 import { createTestDatabase, hasPostgres } from './support/postgres.js';
 import { parseSse, tokensOf, type SseEvent } from './support/sse-client.js';
 import { getJson, postJson } from './support/test-server.js';
@@ -64,6 +65,22 @@ describe.skipIf(!hasNginx() || !hasPostgres())("two instances on one PostgreSQL 
     // No stickiness: each request goes to the other instance than the one before.
     expect(new Set(served)).toEqual(new Set([0, 1]));
     for (let index = 1; index < served.length; index++) expect(served[index]).not.toBe(served[index - 1]);
+  });
+
+  it('sends every request to the other instance while one cannot be reached', async () => {
+    // The repository's configuration in front of one live instance and one address where nothing listens.
+    const nginx = await startNginx([new URL(cluster.urls[0]!).host, `127.0.0.1:${await freePort()}`]);
+    try {
+      for (let index = 0; index < 4; index++) {
+        const requestId = `down-${run}-${index}`;
+        const response = await fetch(`${nginx.url}/api/v1/conversations`, { headers: { 'x-request-id': requestId } });
+        expect(response.status).toBe(200);
+        expect(await cluster.servedBy(requestId)).toBe(0);
+      }
+      expect(nginx.errorLog()).toMatch(/connect\(\) failed/);
+    } finally {
+      await nginx.stop();
+    }
   });
 
   it('streams an answer through unbuffered and uncompressed: tokens arrive while the model is still generating', async () => {
