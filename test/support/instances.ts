@@ -15,6 +15,12 @@ export interface InstancesBehindNginx {
    * (each completed request is logged with its id); waits up to 5 s for the line to be written.
    */
   servedBy(requestId: string): Promise<number>;
+  /**
+   * Kills instance `index` (SIGKILL, unless it has already exited) and starts a new process in its
+   * place, on the same port (so nginx's upstream line still names it), with the same environment
+   * plus `env`. Resolves once it listens.
+   */
+  restart(index: number, env?: Record<string, string>): Promise<SpawnedServer>;
   /** Stops nginx and kills the processes. */
   stop(): Promise<void>;
 }
@@ -39,7 +45,16 @@ export async function startInstancesBehindNginx(count: number, env: Record<strin
       }
       throw new Error(`no instance logged request ${requestId}`);
     };
-    return { url: nginx.url, nginx, instances, urls, servedBy, stop };
+    const restart = async (index: number, extra: Record<string, string> = {}) => {
+      const previous = instances[index]!;
+      if (previous.child.exitCode === null && previous.child.signalCode === null) previous.child.kill('SIGKILL');
+      await previous.exited;
+      const replacement = spawnServer({ ...env, ...extra, PORT: new URL(urls[index]!).port });
+      instances[index] = replacement;
+      await replacement.url;
+      return replacement;
+    };
+    return { url: nginx.url, nginx, instances, urls, servedBy, restart, stop };
   } catch (error) {
     await stop();
     throw error;
