@@ -16,6 +16,8 @@ import { getJson, postJson } from './support/test-server.js';
 const compose = readCompose();
 const deployed = serviceEnvironment(compose.services[chatWaitServices(compose)[0]!]!, { POSTGRES_PASSWORD: 'unused' });
 
+const KEY = 'deploy-test-key-1';
+
 /** A GET through nginx from a chosen loopback address (Linux routes all of 127.0.0.0/8 to this machine). */
 function getFrom(localAddress: string, url: string, headers: Record<string, string> = {}) {
   return new Promise<{ status: number; remaining: number }>((resolve, reject) => {
@@ -80,6 +82,28 @@ describe.skipIf(!hasNginx() || !hasPostgres())("two instances on one PostgreSQL 
       expect(nginx.errorLog()).toMatch(/connect\(\) failed/);
     } finally {
       await nginx.stop();
+    }
+  });
+
+  it("answers large requests refused before their body is read with ChatWait's answer, never a 502", async () => {
+    // Instances with API keys: refused from the headers alone (no key, wrong type, another site) while nginx still sends the body.
+    const keyed = await startInstancesBehindNginx(2, { TRUST_PROXY: deployed.TRUST_PROXY!, API_KEYS: KEY });
+    try {
+      const body = JSON.stringify({ message: 'x'.repeat(900_000) });
+      const withoutKey = { 'content-type': 'application/json' };
+      const asText = { 'content-type': 'text/plain', authorization: `Bearer ${KEY}` };
+      const fromElsewhere = { 'content-type': 'application/json', authorization: `Bearer ${KEY}`, origin: 'http://evil.example' };
+      const statuses: number[] = [];
+      for (let index = 0; index < 4; index++) {
+        for (const headers of [withoutKey, asText, fromElsewhere]) {
+          statuses.push((await fetch(`${keyed.url}/api/v1/chat/wait`, { method: 'POST', headers, body })).status);
+        }
+      }
+      expect(statuses).toEqual(Array.from({ length: 4 }, () => [401, 415, 403]).flat());
+      // Neither instance was taken out of the rotation.
+      expect(keyed.nginx.errorLog()).not.toMatch(/temporarily disabled|Broken pipe/);
+    } finally {
+      await keyed.stop();
     }
   });
 

@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerOptions } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { RequestError } from '../errors.js';
+import { normalizeAddress } from './address-group.js';
+import { proxyMatcher } from './connection-guard.js';
 
 /**
  * Node's timeouts for a request still arriving: its headers and its body must both be in within
@@ -31,15 +33,18 @@ export function bodyPending(request: IncomingMessage): boolean {
 /**
  * Unknown routes are answered 404 as soon as their headers are in, without waiting for a body; and
  * any answer sent before its request's body has arrived (404, 401, 429, 413…) closes the connection,
- * so the rest of that body is never waited for.
+ * so the rest of that body is never waited for. Except from a proxy TRUST_PROXY trusts: it has the
+ * whole body already and is sending it, and a connection closed under it fails the request (nginx
+ * answers 502 and takes this instance out of its rotation); Node reads and drops the rest instead.
  */
-export function registerEarlyAnswers(app: FastifyInstance): void {
+export function registerEarlyAnswers(app: FastifyInstance, trustProxy: boolean | number | readonly string[] = false): void {
+  const isProxy = proxyMatcher(trustProxy);
   app.addHook('onRequest', async (request) => {
     if (request.is404 && bodyPending(request.raw)) {
       throw new RequestError('NOT_FOUND', `There is no ${request.method} ${request.url.split('?')[0]}. The API is described at /docs.`);
     }
   });
   app.addHook('onSend', async (request, reply) => {
-    if (bodyPending(request.raw)) reply.header('connection', 'close');
+    if (bodyPending(request.raw) && !isProxy(normalizeAddress(request.raw.socket.remoteAddress ?? ''))) reply.header('connection', 'close');
   });
 }
