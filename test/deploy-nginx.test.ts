@@ -132,6 +132,10 @@ describe.skipIf(!hasNginx() || !hasPostgres())("two instances on one PostgreSQL 
     expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
     expect(response.headers.get('cache-control')).toBe('no-cache, no-transform');
     expect(response.headers.get('content-encoding')).toBeNull();
+    // nginx does compress, only not streams: JSON comes gzipped to the same client.
+    const list = await fetch(`${cluster.url}/api/v1/conversations`, { headers: { 'accept-encoding': 'gzip' } });
+    expect(list.headers.get('content-encoding')).toBe('gzip');
+    expect((await list.json()).conversations.length).toBeGreaterThan(0);
     const events: SseEvent[] = [];
     try {
       for await (const item of parseSse(response.body!)) {
