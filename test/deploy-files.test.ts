@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONFIG_VARIABLES, loadConfig } from '../src/config.js';
+import { NGINX_CONFIG, renderNginxConfig } from './support/nginx.js';
 import { chatWaitServices, interpolate, readCompose, ROOT, serviceEnvironment } from './support/deploy-files.js';
 import { freePort } from '../scripts/local-postgres.mjs';
 import { spawnServer, type SpawnedServer } from './support/spawn-server.js';
@@ -184,5 +185,26 @@ describe('compose.yaml', () => {
     expect(interpolate('${X:+on}|${Y:+on}|$$HOME', { X: '1' })).toBe('on||$HOME');
     expect(() => interpolate('${X:?set X}', { X: '' })).toThrow('compose needs X: set X');
     expect(interpolate('${X?set X}', { X: '' })).toBe('');
+  });
+});
+
+describe('deploy/nginx.conf as the tests run it', () => {
+  it('differs from the file only in its upstream server lines and its listen line', () => {
+    const original = readFileSync(NGINX_CONFIG, 'utf8');
+    const rendered = renderNginxConfig(original, { upstreams: ['127.0.0.1:1001', '127.0.0.1:1002'], listen: '127.0.0.1:2000' });
+    const originalLines = original.split('\n');
+    const renderedLines = rendered.split('\n');
+    expect(renderedLines).toHaveLength(originalLines.length);
+    expect(originalLines.map((line, index) => [line, renderedLines[index]]).filter(([before, after]) => before !== after)).toEqual([
+      ['    server chatwait-1:8000;', '    server 127.0.0.1:1001;'],
+      ['    server chatwait-2:8000;', '    server 127.0.0.1:1002;'],
+      ['    listen 80;', '    listen 127.0.0.1:2000;'],
+    ]);
+  });
+
+  it('refuses to render a file without what it replaces', () => {
+    const options = { upstreams: ['127.0.0.1:1001'], listen: '127.0.0.1:2000' };
+    expect(() => renderNginxConfig('server {\n    listen 80;\n}\n', options)).toThrow(/upstream chatwait/);
+    expect(() => renderNginxConfig('upstream chatwait {\n    server a:1;\n}\n', options)).toThrow(/listen/);
   });
 });
