@@ -12,7 +12,7 @@ export interface InstancesBehindNginx {
   urls: string[];
   /**
    * Which instance (its index) served the request with this `X-Request-ID`, from the processes' logs
-   * (each completed request is logged with its id); waits up to 5 s for the line to be written.
+   * (each completed request is logged with its id); waits up to 10 s for the line to be written.
    */
   servedBy(requestId: string): Promise<number>;
   /**
@@ -39,7 +39,7 @@ export async function startInstancesBehindNginx(count: number, env: Record<strin
     nginx = await startNginx(urls.map((url) => new URL(url).host));
     const servedBy = async (requestId: string) => {
       const marker = `"request_id":"${requestId}"`;
-      for (const deadline = Date.now() + 5000; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 20))) {
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 20))) {
         const index = instances.findIndex((instance) => instance.output().stdout.includes(marker));
         if (index !== -1) return index;
       }
