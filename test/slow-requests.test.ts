@@ -94,6 +94,20 @@ describe('requests that stop arriving', () => {
     expect((await client.closed).toLowerCase()).toContain('connection: close');
   });
 
+  it("closes even a trusted proxy's connection when its early-answered body is chunked or longer than MAX_BODY_BYTES", async () => {
+    // Node drains an early-answered body without a cap: only a declared length within the limit is drained.
+    const server = await start({ TRUST_PROXY: 'true' });
+    for (const framing of ['Content-Length: 10000000000', 'Transfer-Encoding: chunked']) {
+      const proxy = await connect(server.url);
+      proxy.socket.write(`POST /nope HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n${framing}\r\n\r\n`);
+      if (framing.startsWith('Transfer')) proxy.socket.write('400\r\n' + 'x'.repeat(1024) + '\r\n');
+      const answer = await Promise.race([proxy.closed, sleep(10_000).then(() => `still open: ${proxy.received()}`)]);
+      expect(answer).toMatch(/^HTTP\/1\.1 404 /);
+      expect(answer.toLowerCase()).toContain('connection: close');
+      expect(proxy.isOpen()).toBe(false);
+    }
+  });
+
   it('does not cut an SSE stream that lasts longer than the request timeout', async () => {
     const server = await start({ REQUEST_TIMEOUT_SECONDS: '0.5', DEMO_TOKENS_PER_SECOND: '40' });
     const result = await readSse(`${server.url}/api/v1/chat/streaming?message=${encodeURIComponent('answer in 100 tokens')}`);
