@@ -208,3 +208,78 @@ describe('deploy/nginx.conf as the tests run it', () => {
     expect(() => renderNginxConfig('upstream chatwait {\n    server a:1;\n}\n', options)).toThrow(/listen/);
   });
 });
+
+/** One nginx directive: its name, arguments (quotes removed) and, for a block, the directives inside. */
+interface Directive {
+  name: string;
+  args: string[];
+  block?: Directive[];
+}
+
+/** nginx's configuration syntax as a tree: words, quoted strings, `;`, `{ }` and `#` comments. */
+function parseNginx(text: string): Directive[] {
+  const tokens: string[] = [];
+  for (const match of text.matchAll(/#[^\n]*|'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([{};])|([^\s{};'"#]+)/g)) {
+    if (match[0].startsWith('#')) continue;
+    tokens.push(match[1] ?? match[2] ?? match[3] ?? match[4]!);
+  }
+  let position = 0;
+  const parseBlock = (): Directive[] => {
+    const directives: Directive[] = [];
+    while (position < tokens.length && tokens[position] !== '}') {
+      const words: string[] = [];
+      while (tokens[position] !== ';' && tokens[position] !== '{') words.push(tokens[position++]!);
+      const [name, ...args] = words as [string, ...string[]];
+      if (tokens[position++] === '{') {
+        directives.push({ name, args, block: parseBlock() });
+        position++;
+      } else directives.push({ name, args });
+    }
+    return directives;
+  };
+  return parseBlock();
+}
+
+describe("deploy/nginx.conf's directives", () => {
+  const rendered = renderNginxConfig(readFileSync(NGINX_CONFIG, 'utf8'), { upstreams: ['127.0.0.1:1001'], listen: '127.0.0.1:2000' });
+  const server = parseNginx(rendered).find((directive) => directive.name === 'server')!.block!;
+  const locations = new Map(server.filter((item) => item.name === 'location').map((item) => [item.args.join(' '), item.block!]));
+  /** A directive's arguments in effect in a location: its own, else the server's (nginx's inheritance). */
+  const effective = (location: string, name: string) =>
+    (locations.get(location)!.find((item) => item.name === name) ?? server.find((item) => item.name === name))?.args;
+  const chatRoutes = ['/api/v1/chat/wait', '/api/v1/chat/streaming', '/api/v1/chat/turns/t1/cancel'];
+  /** The location nginx picks for a path: an exact match, else the longest prefix. */
+  const locationOf = (path: string) =>
+    locations.has(`= ${path}`)
+      ? `= ${path}`
+      : [...locations.keys()].filter((key) => !key.startsWith('=') && path.startsWith(key)).sort((a, b) => b.length - a.length)[0]!;
+
+  it('proxies without buffering in every location, and no location turns it back on', () => {
+    expect(server.find((item) => item.name === 'proxy_buffering')?.args).toEqual(['off']);
+    for (const location of locations.keys()) {
+      if (location.startsWith('@')) continue;
+      expect(effective(location, 'proxy_buffering'), location).toEqual(['off']);
+      expect(effective(location, 'proxy_pass'), location).toEqual(['http://chatwait']);
+    }
+  });
+
+  it('gives the chat routes a read timeout of an hour and leaves every other route at the default', () => {
+    for (const path of chatRoutes) expect(effective(locationOf(path), 'proxy_read_timeout'), path).toEqual(['1h']);
+    for (const path of ['/api/v1/conversations', '/api/v1/health/ready', '/']) {
+      expect(effective(locationOf(path), 'proxy_read_timeout'), path).toBeUndefined();
+    }
+    expect(rendered).not.toMatch(/proxy_send_timeout/);
+  });
+
+  it('never sends the GET that starts a turn to a second instance', () => {
+    expect(locationOf('/api/v1/chat/streaming')).toBe('= /api/v1/chat/streaming');
+    expect(effective('= /api/v1/chat/streaming', 'proxy_next_upstream')).toEqual(['off']);
+  });
+
+  it('reads quoted braces and comments as nginx does', () => {
+    expect(parseNginx(`map $a $b { "~^{x}$" 1; } # c { ;\nserver { return 413 '{"a":1}'; }`)).toEqual([
+      { name: 'map', args: ['$a', '$b'], block: [{ name: '~^{x}$', args: ['1'] }] },
+      { name: 'server', args: [], block: [{ name: 'return', args: ['413', '{"a":1}'] }] },
+    ]);
+  });
+});
