@@ -73,16 +73,43 @@ ${temporary}
 `;
 }
 
-/** Whether something accepts connections on 127.0.0.1:`port`. */
-function accepts(port) {
+/**
+ * Whether OUR nginx answers on 127.0.0.1:`port`: the port accepts, nginx's pid file (written once its
+ * sockets are bound) names our process, and its error log has no bind() failure. Another process that
+ * took the free port first (the race between finding a port and nginx binding it) does not count.
+ */
+function ours(port, child, directory) {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     socket.once('connect', () => {
       socket.destroy();
-      resolve(true);
+      const pidFile = join(directory, 'nginx.pid');
+      const errorLog = join(directory, 'error.log');
+      const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined;
+      const bindFailed = existsSync(errorLog) && /bind\(\)[^\n]*failed/.test(readFileSync(errorLog, 'utf8'));
+      resolve(pid === child.pid && !bindFailed);
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/** Stops nginx: SIGQUIT (graceful) to the master, then SIGKILL to its process group after `graceMs`. */
+async function stopNginx(child, exited, graceMs = 3000) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGQUIT');
+  const timer = new Promise((resolve) => setTimeout(() => resolve('timeout'), graceMs).unref());
+  if ((await Promise.race([exited, timer])) !== 'timeout') return;
+  killGroup(child);
+  await exited;
+}
+
+/** SIGKILL to nginx's whole process group (master and workers: it was started detached, as the group's leader). */
+function killGroup(child) {
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
 }
 
 /** Starts nginx once on a free port; rejects with its error log when it exits before listening. */
@@ -91,16 +118,23 @@ async function startOnce(nginx, directory, template, upstreams) {
   writeFileSync(join(directory, 'chatwait.conf'), renderNginxConfig(template, { upstreams, listen: `127.0.0.1:${port}` }));
   writeFileSync(join(directory, 'nginx.conf'), mainConfig(directory));
   const errorLog = join(directory, 'error.log');
-  const child = spawn(nginx, ['-p', directory, '-e', errorLog, '-c', join(directory, 'nginx.conf')], { stdio: 'ignore' });
+  // A previous attempt's log and pid file must not be read as this one's.
+  for (const name of ['error.log', 'nginx.pid']) rmSync(join(directory, name), { force: true });
+  // Its own process group, so the workers can be killed with the master even if the master dies first.
+  const child = spawn(nginx, ['-p', directory, '-e', errorLog, '-c', join(directory, 'nginx.conf')], { stdio: 'ignore', detached: true });
   let exitCode;
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve((exitCode = code ?? signal))));
-  child.once('error', () => {});
+  const exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve((exitCode = code ?? signal)));
+    // Not started at all (no such file): there is no exit to wait for.
+    child.once('error', (error) => resolve((exitCode = error.code)));
+  });
   const deadline = Date.now() + 15_000;
   while (exitCode === undefined && Date.now() < deadline) {
-    if (await accepts(port)) return { child, port, exited };
+    if (await ours(port, child, directory)) return { child, port, exited };
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  child.kill('SIGKILL');
+  killGroup(child);
+  await exited;
   const log = existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '';
   throw Object.assign(new Error(`nginx did not start (exit ${exitCode ?? 'timeout'}): ${log}`), { addressInUse: /in use/.test(log) });
 }
@@ -128,6 +162,9 @@ export async function startLocalNginx(nginx, { upstreams, config = NGINX_CONFIG 
     }
   }
   const { child, port, exited } = started;
+  // A test run that exits without stop() (a crash, a timeout) leaves no nginx behind.
+  const onExit = () => killGroup(child);
+  process.once('exit', onExit);
   const readLog = (name) => {
     const path = join(directory, name);
     return existsSync(path) ? readFileSync(path, 'utf8') : '';
@@ -138,10 +175,12 @@ export async function startLocalNginx(nginx, { upstreams, config = NGINX_CONFIG 
     errorLog: () => readLog('error.log'),
     accessLog: () => readLog('access.log'),
     stop: async () => {
-      // Fast shutdown: open streams are cut, as a proxy restart would.
-      child.kill('SIGTERM');
-      await exited;
-      rmSync(directory, { recursive: true, force: true });
+      try {
+        await stopNginx(child, exited);
+      } finally {
+        process.removeListener('exit', onExit);
+        rmSync(directory, { recursive: true, force: true });
+      }
     },
   };
 }

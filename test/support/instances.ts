@@ -30,9 +30,12 @@ export async function startInstancesBehindNginx(count: number, env: Record<strin
   const instances = Array.from({ length: count }, () => spawnServer(env));
   let nginx: LocalNginx | undefined;
   const stop = async () => {
-    await nginx?.stop();
-    for (const instance of instances) instance.child.kill('SIGKILL');
-    await Promise.all(instances.map((instance) => instance.exited));
+    try {
+      await nginx?.stop();
+    } finally {
+      for (const instance of instances) instance.child.kill('SIGKILL');
+      await Promise.all(instances.map((instance) => instance.exited));
+    }
   };
   try {
     const urls = await Promise.all(instances.map((instance) => instance.url));
