@@ -93,7 +93,10 @@ describe('the Dockerfile', () => {
       .split('\n')
       .map((line) => line.trim())
       .filter((line) => line !== '' && !line.startsWith('#'));
-    for (const ignored of ['node_modules', 'dist', '.git', '.env', '.tools']) expect(patterns).toContain(ignored);
+    for (const ignored of ['node_modules', 'dist', '.git', '.tools']) expect(patterns).toContain(ignored);
+    // Every secrets file (.env, .env.local, .env.production…), only the example kept.
+    expect(patterns).toContain('.env*');
+    expect(patterns.indexOf('!.env.example')).toBeGreaterThan(patterns.indexOf('.env*'));
     const ignores = (path: string) => patterns.some((pattern) => path === pattern || path.startsWith(`${pattern}/`));
     for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src', 'web', 'scripts']) {
       expect(ignores(needed), needed).toBe(false);
@@ -107,6 +110,9 @@ describe('compose.yaml', () => {
 
   it('runs PostgreSQL, Redis, two ChatWait instances built from this repository and nginx', () => {
     expect(replicas).toHaveLength(2);
+    // Both run one image, built once from this repository (without a name, Compose would build one per service).
+    const images = replicas.map((name) => [compose.services[name]!.image, compose.services[name]!.build]);
+    expect(images).toEqual(replicas.map(() => ['chatwait:local', '.']));
     expect(compose.services.postgres?.image).toMatch(/^postgres:\d+/);
     expect(compose.services.redis?.image).toMatch(/^redis:\d+/);
     expect(compose.services.nginx?.image).toMatch(/^nginx:/);
