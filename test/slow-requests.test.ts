@@ -72,6 +72,42 @@ describe('requests that stop arriving', () => {
     expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ error_code: 'NOT_FOUND' });
   });
 
+  it("answers a trusted proxy's request early too, but keeps its connection: the rest of the body is read and dropped", async () => {
+    // A proxy (nginx) has the whole body and is sending it: a connection closed under it would fail its request with a 502.
+    const server = await start({ TRUST_PROXY: '127.0.0.1' });
+    const until = async (connection: Awaited<ReturnType<typeof connect>>, text: string) => {
+      for (const deadline = Date.now() + 10_000; !connection.received().includes(text) && Date.now() < deadline;) await sleep(20);
+      return connection.received();
+    };
+    const head = 'POST /nope HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n';
+    const proxy = await connect(server.url);
+    proxy.socket.write(head);
+    const answer = await until(proxy, 'NOT_FOUND');
+    expect(answer).toMatch(/^HTTP\/1\.1 404 /);
+    expect(answer.toLowerCase()).not.toContain('connection: close');
+    proxy.socket.write(`${'x'.repeat(1000)}GET /api/v1/health/live HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+    expect(await until(proxy, '"status":"alive"')).toContain('"status":"alive"');
+    expect(proxy.isOpen()).toBe(true);
+    // Any other peer is still answered and cut off, its body never waited for.
+    const client = await connect(server.url, '127.0.0.2');
+    client.socket.write(head);
+    expect((await client.closed).toLowerCase()).toContain('connection: close');
+  });
+
+  it("closes even a trusted proxy's connection when its early-answered body is chunked or longer than MAX_BODY_BYTES", async () => {
+    // Node drains an early-answered body without a cap: only a declared length within the limit is drained.
+    const server = await start({ TRUST_PROXY: 'true' });
+    for (const framing of ['Content-Length: 10000000000', 'Transfer-Encoding: chunked']) {
+      const proxy = await connect(server.url);
+      proxy.socket.write(`POST /nope HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n${framing}\r\n\r\n`);
+      if (framing.startsWith('Transfer')) proxy.socket.write('400\r\n' + 'x'.repeat(1024) + '\r\n');
+      const answer = await Promise.race([proxy.closed, sleep(10_000).then(() => `still open: ${proxy.received()}`)]);
+      expect(answer).toMatch(/^HTTP\/1\.1 404 /);
+      expect(answer.toLowerCase()).toContain('connection: close');
+      expect(proxy.isOpen()).toBe(false);
+    }
+  });
+
   it('does not cut an SSE stream that lasts longer than the request timeout', async () => {
     const server = await start({ REQUEST_TIMEOUT_SECONDS: '0.5', DEMO_TOKENS_PER_SECOND: '40' });
     const result = await readSse(`${server.url}/api/v1/chat/streaming?message=${encodeURIComponent('answer in 100 tokens')}`);

@@ -119,7 +119,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   registerErrorHandlers(app);
   // Before CORS, keys, limits and body parsing: another site's request is refused before anything runs.
   registerOriginGuard(app, config);
-  registerEarlyAnswers(app);
+  registerEarlyAnswers(app, config.TRUST_PROXY, config.MAX_BODY_BYTES);
   if (config.ALLOWED_ORIGINS.length > 0) {
     await app.register(cors, {
       origin: config.ALLOWED_ORIGINS.includes('*') ? '*' : [...config.ALLOWED_ORIGINS],

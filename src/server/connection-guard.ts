@@ -112,8 +112,8 @@ export function guardConnections(server: Server, options: ConnectionGuardOptions
   };
 }
 
-/** Whether a peer address is a proxy TRUST_PROXY trusts: `true` or a hop count trust the direct peer; a list names them. */
-function proxyMatcher(trustProxy: boolean | number | readonly string[]): (address: string) => boolean {
+/** Whether a peer address (normalised) is a proxy TRUST_PROXY trusts: `true` or a hop count trust the direct peer; a list names them. */
+export function proxyMatcher(trustProxy: boolean | number | readonly string[]): (address: string) => boolean {
   if (trustProxy === true || (typeof trustProxy === 'number' && trustProxy > 0)) return () => true;
   if (!Array.isArray(trustProxy) || trustProxy.length === 0) return () => false;
   const proxies = new BlockList();
