@@ -77,3 +77,53 @@ describe('a turn whose start the store failed to confirm', () => {
     pending.close();
   });
 });
+
+/** A memory log whose `settled` waits until `release` is called, as a remote log's does while its writes are on the way. */
+class SlowToSettleLog extends MemoryReplayLog {
+  release!: () => void;
+  readonly #acknowledged = new Promise<void>((resolve) => (this.release = resolve));
+  override settled(): Promise<void> {
+    return this.#acknowledged;
+  }
+}
+
+describe('a turn whose log is still settling after its end', () => {
+  it('lets its conversation take the next message once its readers can have the end, not only once the log settled', async () => {
+    const log = new SlowToSettleLog();
+    const answering: ChatModel = {
+      ...model,
+      streamReply: async function* () {
+        yield { type: 'text_delta', delta: 'Hello' };
+        yield { type: 'done', usage: undefined, finalOutput: 'Hello' };
+      },
+    };
+    const turns = new RunningTurns({
+      model: answering,
+      store: new MemoryConversationStore(),
+      log,
+      logger: quiet,
+      history: { maxMessages: 10, maxChars: 10_000 },
+      responseTimeoutMs: 60_000,
+      streamTtlMs: 60_000,
+    });
+    const first = { message: 'first', contextId: 'c1' };
+    const resolved = await turns.resolve(first, 'c1', undefined);
+    if (resolved.kind !== 'new') throw new Error(`expected a new turn, got ${resolved.kind}`);
+    const turn = await turns.begin(first, resolved.reservation);
+    let settledYet = false;
+    void turn.done.then(() => (settledYet = true));
+    // A reader reads to the end, as the first request's stream does.
+    const read: string[] = [];
+    for await (const batch of log.read(turn.turnId, 0)) for (const entry of batch) read.push(JSON.parse(entry.data).type);
+    expect(read.at(-1)).toBe('end');
+    expect(settledYet).toBe(false);
+    // Its client sends the next message at once: it starts a turn, rather than finding the conversation busy.
+    const second = await turns.resolve({ message: 'second', contextId: 'c1' }, 'c1', undefined);
+    expect(second.kind).toBe('new');
+    // Still running here until then: a drain waits for it, a resume by event id finds it.
+    expect(turns.get(turn.turnId)).toBe(turn);
+    log.release();
+    await turn.done;
+    expect(turns.get(turn.turnId)).toBeUndefined();
+  });
+});

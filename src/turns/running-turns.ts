@@ -203,6 +203,10 @@ export class RunningTurns {
       observer: this.#options.observer,
       pendingOutcomes: this.#options.pendingOutcomes,
       streamTtlMs: this.#options.streamTtlMs,
+      // Its readers may have its end while a remote log still settles: a next message must not find the conversation busy.
+      onEnded: () => {
+        if (this.#activeByContext.get(contextId) === turn) this.#activeByContext.delete(contextId);
+      },
     }).finally(() => {
       this.#active.delete(turnId);
       if (this.#activeByContext.get(contextId) === turn) this.#activeByContext.delete(contextId);

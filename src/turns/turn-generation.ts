@@ -56,6 +56,12 @@ export interface GenerationOptions {
   pendingOutcomes?: PendingOutcomes | undefined;
   /** How long the turn's log stays for readers once it ends (unset: the caller expires it). */
   streamTtlMs?: number | undefined;
+  /**
+   * Called once the turn's outcome is stored (or waits in `pendingOutcomes`) and its final event is in
+   * the log, before the wait for the log to settle: its readers may already have its end, so its
+   * conversation must take the next message from then on.
+   */
+  onEnded?: (() => void) | undefined;
 }
 
 /**
@@ -142,6 +148,10 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
     clearTimeout(progress);
     return finish(options, ended, outcome);
   };
+  const appendFinal = (data: string) => {
+    log.append(turnId, { data, final: true });
+    options.onEnded?.();
+  };
   const timings = (): TurnTimings => ({ ttft_ms: ttftMs, total_ms: round(performance.now() - started) });
   const result = (finishReason: TurnResult['finishReason']): TurnResult => ({
     turnId,
@@ -181,7 +191,7 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
       if (!(signal.reason instanceof TurnCancelled)) throw thrown;
       const cancelled = result('cancelled');
       await end(cancelled, { status: 'cancelled', errorCode: undefined });
-      log.append(turnId, { data: endEventData({ ...cancelled, finalOutput: cancelled.answer }), final: true });
+      appendFinal(endEventData({ ...cancelled, finalOutput: cancelled.answer }));
       await log.settled(turnId);
       logger.info(turnLogFields(cancelled, 'cancelled'), 'turn finished');
       observer?.turnEnded('cancelled', undefined);
@@ -189,7 +199,7 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
     }
     const complete = result('stop');
     await end(complete, { status: 'complete', errorCode: undefined });
-    log.append(turnId, { data: endEventData({ ...complete, finalOutput: complete.answer }), final: true });
+    appendFinal(endEventData({ ...complete, finalOutput: complete.answer }));
     // A turn is done once its readers anywhere can get its end, not just once it is written here.
     await log.settled(turnId);
     logger.info(turnLogFields(complete, 'complete'), 'turn finished');
@@ -228,7 +238,7 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
         },
       });
     }
-    log.append(turnId, { data: errorEventData(contextId, turnId, error.code, error.message, error.retryable), final: true });
+    appendFinal(errorEventData(contextId, turnId, error.code, error.message, error.retryable));
     await log.settled(turnId);
     const level = error.code === 'INTERNAL_ERROR' ? 'error' : 'warn';
     logger[level]({ ...turnLogFields(failed, status), error_code: error.code, err: error.cause ?? error }, 'turn failed');
