@@ -46,6 +46,14 @@ export class ProducerFenced extends StoreUnavailableError {
   }
 }
 
+/** Why the store did not take a turn's outcome: what `finish` throws. */
+export type EndRefusal = ProducerFenced | OutcomeNotStored | OutcomeRefused;
+
+/** The EndRefusal an error is, if it is one. */
+export function asEndRefusal(error: unknown): EndRefusal | undefined {
+  return error instanceof ProducerFenced || error instanceof OutcomeNotStored || error instanceof OutcomeRefused ? error : undefined;
+}
+
 /**
  * Stores a turn's outcome, retrying a refusal a few times with backoff; then throws OutcomeNotStored.
  * A fenced write is decided, not refused: it throws ProducerFenced at once.
