@@ -11,13 +11,17 @@ import { RunningTurns } from './running-turns.js';
 const quiet = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} } as unknown as Logger;
 
 /** The memory store whose startTurn fails after (`commits`) or before storing the turn, as a lost COMMIT reply does. */
-function failingStart(real: MemoryConversationStore, commits: boolean): ConversationStore {
+function failingStart(
+  real: MemoryConversationStore,
+  commits: boolean,
+  refusal: Error = new StoreUnavailableError('the database did not answer', undefined, 'DEPENDENCY_UNAVAILABLE'),
+): ConversationStore {
   return new Proxy(real, {
     get(target, property) {
       if (property === 'startTurn') {
         return async (turn: NewTurn) => {
           if (commits) await target.startTurn(turn);
-          throw new StoreUnavailableError('the database did not answer', undefined, 'DEPENDENCY_UNAVAILABLE');
+          throw refusal;
         };
       }
       const value = Reflect.get(target, property, target) as unknown;
@@ -74,6 +78,14 @@ describe('a turn whose start the store failed to confirm', () => {
     expect(pending.size).toBe(1);
     await expect(pending.flush()).resolves.toBe(true);
     expect(await real.getConversation('c1')).toBeUndefined();
+    pending.close();
+  });
+
+  it('keeps nothing pending when the store refused the turn itself (it answered, so it stored nothing)', async () => {
+    const real = new MemoryConversationStore();
+    const pending = new PendingOutcomes(real, quiet, 60_000);
+    await expect(send(failingStart(real, false, new Error('a bad value')), pending)).rejects.toThrow('a bad value');
+    expect(pending.size).toBe(0);
     pending.close();
   });
 });

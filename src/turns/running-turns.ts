@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { RequestError, toChatWaitError, type ChatWaitError } from '../errors.js';
+import { RequestError, StoreUnavailableError, type ChatWaitError } from '../errors.js';
 import { TurnConflictError, type TurnRecord } from '../store/conversation-store.js';
 import { conversationKey, publicContextId } from './conversation-keys.js';
 import { buildContext, historyTurnsNeeded, turnsToMessages } from './history.js';
 import { runGeneration } from './turn-generation.js';
+import { bareErrorOutcome } from './turn-outcome.js';
 import type { ActiveTurn } from './turn-handles.js';
 import type { StartTurnInput, TurnManagerOptions } from './turn-types.js';
 
@@ -173,16 +174,11 @@ export class RunningTurns {
         // Another instance sharing the database started a turn in this conversation first (the same retried
         // send, or another message): as when this process holds it, the send is refused until that turn ends.
         if (error instanceof TurnConflictError) throw busyError();
-        // The store may have committed the turn though its answer never came (a COMMIT whose reply was lost): a
-        // `streaming` row nothing generates would hold the conversation busy. It is marked `error` once the store
-        // answers; a turn that was never stored is refused as fenced there, and dropped.
-        this.#options.pendingOutcomes?.add(
-          turnId,
-          { status: 'error', errorCode: toChatWaitError(error).code, answer: '', tokenCount: 0, usage: undefined, timings: undefined },
-          {
-            refusal: error,
-          },
-        );
+        // A store out of reach may have committed the turn though its answer never came (a COMMIT whose reply was
+        // lost): a `streaming` row nothing generates would hold the conversation busy. It is marked `error` once the
+        // store answers; a turn that was never stored is refused as fenced there, and dropped. Any other refusal
+        // came from the store itself, which stored nothing.
+        if (error instanceof StoreUnavailableError) this.#options.pendingOutcomes?.add(turnId, bareErrorOutcome(error), { refusal: error });
         throw error;
       });
     log.open(turnId);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../errors.js';
 import type { ChatModel, ModelStreamEvent } from '../model/chat-model.js';
 import type { Logger } from '../observability/logger.js';
-import { TurnFencedError, type ConversationStore } from '../store/conversation-store.js';
+import { TurnFencedError, type ConversationStore, type TurnOutcome } from '../store/conversation-store.js';
 import { MemoryConversationStore } from '../store/memory-store.js';
 import { MemoryReplayLog } from '../streams/memory-replay-log.js';
 import { PendingOutcomes } from './pending-outcomes.js';
@@ -187,47 +187,44 @@ describe('an answer whose outcome the store refuses past the retries', () => {
 });
 
 describe('a final write whose first attempt timed out but was stored', () => {
-  it('takes the fenced retry as stored when the store holds the same outcome: the stream ends with end', async () => {
+  /**
+   * A store whose first final write commits (`committed` of the outcome) but reports a timeout, as a COMMIT
+   * whose answer was lost; the retry then finds the turn no longer streaming. Later writes go through.
+   */
+  const lostCommit = (committed: (outcome: TurnOutcome) => TurnOutcome) => {
     const real = new MemoryConversationStore();
-    let attempts = 0;
+    const writes = { attempts: 0 };
     const store = withWrites(real, {
       finishTurn: async (turnId, outcome) => {
-        attempts++;
-        // The first attempt commits, but its answer is lost; the retry finds the turn no longer streaming.
-        if (attempts === 1) {
-          await real.finishTurn(turnId, outcome);
+        writes.attempts++;
+        if (writes.attempts === 1) {
+          await real.finishTurn(turnId, committed(outcome));
           throw new StoreUnavailableError('the database did not answer in time', undefined, 'DEPENDENCY_UNAVAILABLE');
         }
         return real.finishTurn(turnId, outcome);
       },
     });
+    return { real, store, writes };
+  };
+
+  it('takes the fenced retry as stored when the store holds the same outcome: the stream ends with end', async () => {
+    const { real, store, writes } = lostCommit((outcome) => outcome);
     const pending = new PendingOutcomes(store, quiet, 60_000);
     const { turnId, events, error } = await generate(store, scriptedModel(answerWithTool), { pending });
     expect(error).toBeUndefined();
     expect(events.at(-1)).toMatchObject({ type: 'end' });
-    expect(attempts).toBe(2);
+    expect(writes.attempts).toBe(2);
     expect(await real.getTurn(turnId)).toMatchObject({ status: 'complete', answer: 'It is noon.' });
     expect(pending.size).toBe(0);
     pending.close();
   });
 
   it('still ends fenced when the store holds another outcome (another instance reaped the turn)', async () => {
-    const real = new MemoryConversationStore();
-    let attempts = 0;
-    const store = withWrites(real, {
-      finishTurn: async (turnId, outcome) => {
-        attempts++;
-        if (attempts === 1) {
-          await real.finishTurn(turnId, { ...outcome, status: 'interrupted', answer: '' });
-          throw new StoreUnavailableError('the database did not answer in time', undefined, 'DEPENDENCY_UNAVAILABLE');
-        }
-        return real.finishTurn(turnId, outcome);
-      },
-    });
+    const { store, writes } = lostCommit((outcome) => ({ ...outcome, status: 'interrupted', answer: '' }));
     const { events, error } = await generate(store, scriptedModel(answerWithTool));
     expect(error).toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
     expect(events.at(-1)).toMatchObject({ type: 'error' });
-    expect(attempts).toBe(2);
+    expect(writes.attempts).toBe(2);
   });
 });
 

@@ -5,7 +5,7 @@ import type { ReplayLog } from '../streams/replay-log.js';
 import type { ChatMessage, ChatModel, ModelStreamEvent } from '../model/chat-model.js';
 import type { AnswerFinishReason, TokenUsage, TurnTimings } from '../protocol/turn.js';
 import type { PendingOutcomes } from './pending-outcomes.js';
-import { finish, OutcomeNotStored, OutcomeRefused, ProducerFenced } from './turn-outcome.js';
+import { asEndRefusal, finish, OutcomeNotStored, OutcomeRefused, ProducerFenced } from './turn-outcome.js';
 import { emptyAnswerError } from '../model/upstream-errors.js';
 import { endEventData, errorEventData, tokenEventData, toolCallEventData, toolResultEventData } from '../protocol/wire-events.js';
 
@@ -206,31 +206,24 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
     observer?.turnEnded('complete', undefined);
     return complete;
   } catch (thrown) {
-    // Fenced (by a progress write, or by a final one): the reaper's `interrupted` stands; nothing more is written or kept.
-    let fenced = thrown instanceof ProducerFenced ? thrown : signal.reason instanceof ProducerFenced ? signal.reason : undefined;
-    // An outcome the store just refused (after retries) is not offered again here: it waits, as it really ended, for the store to recover.
-    let notStored = thrown instanceof OutcomeNotStored ? thrown : undefined;
-    // An outcome the store refused for good has had its one bare `error` tried: nothing more is written.
-    let refusedForGood = thrown instanceof OutcomeRefused ? thrown : undefined;
-    const failure = toChatWaitError(refusedForGood ? refusedForGood.refusal : thrown);
     const failed = result('stop');
-    let status: TurnOutcome['status'] = tokens.length > 0 && !refusedForGood ? 'interrupted' : 'error';
-    if (!fenced && !notStored && !refusedForGood) {
-      try {
-        await end(failed, { status, errorCode: failure.code });
-      } catch (refused) {
-        if (refused instanceof ProducerFenced) fenced = refused;
-        else if (refused instanceof OutcomeNotStored) notStored = refused;
-        else if (refused instanceof OutcomeRefused) refusedForGood = refused;
-      }
-    }
-    if (refusedForGood) status = 'error';
-    if (fenced) status = 'interrupted';
-    const error = fenced ?? failure;
-    if (notStored) {
-      status = notStored.outcome.status;
-      options.pendingOutcomes?.add(turnId, notStored.outcome, {
-        refusal: notStored.cause,
+    // Why the store did not take the turn's end, if it was decided already: fenced (by a progress write, or a final
+    // one: the reaper's `interrupted` stands), refused until the store is back, or refused for good (a bare `error`
+    // was tried). Otherwise the failure itself is stored now, and that may be refused in the same ways.
+    let refusal = asEndRefusal(thrown) ?? (signal.reason instanceof ProducerFenced ? signal.reason : undefined);
+    const failure = toChatWaitError(refusal instanceof OutcomeRefused ? refusal.refusal : thrown);
+    let status: TurnOutcome['status'] = tokens.length > 0 ? 'interrupted' : 'error';
+    refusal ??= await end(failed, { status, errorCode: failure.code }).then(
+      () => undefined,
+      (refused: unknown) => asEndRefusal(refused),
+    );
+    if (refusal instanceof ProducerFenced) status = 'interrupted';
+    else if (refusal instanceof OutcomeRefused) status = 'error';
+    else if (refusal instanceof OutcomeNotStored) {
+      // It waits, as it really ended, for the store to recover.
+      status = refusal.outcome.status;
+      options.pendingOutcomes?.add(turnId, refusal.outcome, {
+        refusal: refusal.cause,
         // Stored at last: the log, which ends with this error, goes, so a resend reads the stored ending instead.
         onStored: () => {
           storedLate = true;
@@ -238,6 +231,7 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
         },
       });
     }
+    const error = refusal instanceof ProducerFenced ? refusal : failure;
     appendFinal(errorEventData(contextId, turnId, error.code, error.message, error.retryable));
     await log.settled(turnId);
     const level = error.code === 'INTERNAL_ERROR' ? 'error' : 'warn';

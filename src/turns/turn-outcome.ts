@@ -46,6 +46,14 @@ export class ProducerFenced extends StoreUnavailableError {
   }
 }
 
+/** Why the store did not take a turn's outcome: what `finish` throws. */
+export type EndRefusal = ProducerFenced | OutcomeNotStored | OutcomeRefused;
+
+/** The EndRefusal an error is, if it is one. */
+export function asEndRefusal(error: unknown): EndRefusal | undefined {
+  return error instanceof ProducerFenced || error instanceof OutcomeNotStored || error instanceof OutcomeRefused ? error : undefined;
+}
+
 /**
  * Stores a turn's outcome, retrying a refusal a few times with backoff; then throws OutcomeNotStored.
  * A fenced write is decided, not refused: it throws ProducerFenced at once.
@@ -81,19 +89,16 @@ export async function finish(
 
 /** Stores a bare `error` outcome for a turn whose real one the store refused for good; if that fails too, it is dropped (logged). */
 async function storeBareError(options: GenerationOptions, turnId: string, refusal: unknown): Promise<void> {
-  const bare: TurnOutcome = {
-    status: 'error',
-    errorCode: toChatWaitError(refusal).code,
-    answer: '',
-    tokenCount: 0,
-    usage: undefined,
-    timings: undefined,
-  };
   try {
-    await options.store.finishTurn(turnId, bare);
+    await options.store.finishTurn(turnId, bareErrorOutcome(refusal));
   } catch (error) {
     options.logger.error({ err: error, turn_id: turnId }, 'could not store even a bare error as the end of a turn; it is dropped');
   }
+}
+
+/** The outcome of a turn that ended with `error` and nothing else to keep: no answer, no usage, the error's code. */
+export function bareErrorOutcome(error: unknown): TurnOutcome {
+  return { status: 'error', errorCode: toChatWaitError(error).code, answer: '', tokenCount: 0, usage: undefined, timings: undefined };
 }
 
 /** Whether the store already holds this outcome for the turn (an earlier attempt committed though its caller gave up on it). */
