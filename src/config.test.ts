@@ -83,6 +83,9 @@ describe('loadConfig', () => {
   it('reads TRUST_PROXY as a flag, a hop count or a list of IPv4 and IPv6 addresses and subnets', () => {
     expect(load({ TRUST_PROXY: 'true' }).TRUST_PROXY).toBe(true);
     expect(load({ TRUST_PROXY: '2' }).TRUST_PROXY).toBe(2);
+    // One hop is not `true`: `true` would take the client's own (forgeable) first X-Forwarded-For entry.
+    expect(load({ TRUST_PROXY: '1' }).TRUST_PROXY).toBe(1);
+    expect(load({ TRUST_PROXY: '0' }).TRUST_PROXY).toBe(false);
     expect(load({ TRUST_PROXY: '::ffff:10.0.0.1, 10.0.0.0/8, fd00::/8, ::1' }).TRUST_PROXY).toEqual([
       '::ffff:10.0.0.1',
       '10.0.0.0/8',

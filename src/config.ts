@@ -234,9 +234,11 @@ const configSchema = z
       .transform((value, context): boolean | number | string[] => {
         if (value === undefined) return false;
         const word = value.trim().toLowerCase();
+        // A hop count first: `1` trusts only the direct peer (the last X-Forwarded-For entry), where `true` would trust
+        // the whole header, which the client can forge.
+        if (/^\d{1,2}$/.test(word)) return Number(word) === 0 ? false : Number(word);
         if (TRUE_WORDS.has(word)) return true;
         if (FALSE_WORDS.has(word)) return false;
-        if (/^\d{1,2}$/.test(word)) return Number(word);
         const addresses = value
           .split(',')
           .map((item) => item.trim())

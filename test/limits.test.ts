@@ -131,6 +131,19 @@ describe('per-client rate limits', () => {
       await distrusting.close();
     }
   });
+  it('with one trusted hop, keys a client by the address its proxy saw, not by a first X-Forwarded-For entry it forged', async () => {
+    const server = await startTestServer({ RATE_LIMIT_REQUESTS_PER_MINUTE: '60', RATE_LIMIT_BURST: '1', TRUST_PROXY: '1' });
+    try {
+      const send = (forwardedFor: string) =>
+        postJson(`${server.url}/api/v1/chat/wait`, { message: 'who am I, 3 tokens' }, { 'x-forwarded-for': forwardedFor });
+      expect((await send('203.0.113.7, 198.51.100.1')).status).toBe(200);
+      // The same client (as its proxy appended it) with another forged first entry: still one bucket.
+      expect((await send('203.0.113.8, 198.51.100.1')).status).toBe(429);
+      expect((await send('203.0.113.8, 198.51.100.2')).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
 });
 
 describe('GET /metrics', () => {

@@ -59,8 +59,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: config.MAX_BODY_BYTES,
-    // Fastify accepts a hop count at run time; its types only list the other forms.
-    trustProxy: config.TRUST_PROXY as boolean | string[],
+    trustProxy: fastifyTrustProxy(config.TRUST_PROXY),
     // Path ids may be 128 characters; the default (100) would turn longer ones into 404s.
     routerOptions: { maxParamLength: 256 },
     requestIdHeader: false,
@@ -215,4 +214,17 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   app.addHook('onClose', async () => services.close());
   return app;
+}
+
+/**
+ * TRUST_PROXY as Fastify takes it. Fastify 5.12 ignores a bare hop count (it trusts nothing then), so a hop
+ * count is given as the function it stands for: the direct peer and the `hops - 1` entries before it in
+ * X-Forwarded-For are proxies, and the client is the entry before those (as Express reads a hop count).
+ */
+export function fastifyTrustProxy(
+  trustProxy: boolean | number | string[],
+): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof trustProxy !== 'number') return trustProxy;
+  const hops = trustProxy;
+  return (_address, hop) => hop < hops;
 }
