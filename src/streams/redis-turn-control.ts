@@ -84,6 +84,11 @@ export class RedisTurnControl implements TurnControl {
     };
   }
 
+  /** Resolves once the control channel is subscribed (or a second has passed): messages published before are not heard, only flags. */
+  async subscribed(): Promise<void> {
+    await this.#listening;
+  }
+
   /** A flush or a message said a turn's cancel was asked: stops it if it generates here. */
   cancelRequested(turnId: string): void {
     this.#watched.get(turnId)?.();
