@@ -107,6 +107,49 @@ describe.skipIf(!hasPostgres())('instances sharing one PostgreSQL', () => {
     expect((await third.getTurn('first-live'))!.status).toBe('interrupted');
   });
 
+  it("hands the turns it reaps to the reap step, keeps the longer of the log's and the saved answer, and ends a dead instance's turn as cancelled on request", async () => {
+    const url = await createTestDatabase('reapstep');
+    const gone = await PostgresConversationStore.open(url, { instanceTimeoutMs: 60_000 });
+    await gone.startTurn(turn('longer-in-log', 'c1'));
+    await gone.saveProgress('longer-in-log', 'half', 1);
+    await gone.startTurn(turn('shorter-in-log', 'c2'));
+    await gone.saveProgress('shorter-in-log', 'saved more', 2);
+    await gone.startTurn(turn('cancel-me', 'c3'));
+    await gone.saveProgress('cancel-me', 'so far', 2);
+    const alive = await PostgresConversationStore.open(url, { instanceTimeoutMs: 60_000 });
+    open.push(alive);
+    await alive.startTurn(turn('alive', 'c4'));
+    await gone.close();
+    const steps: [string, string][] = [];
+    const reaper = await PostgresConversationStore.open(url, {
+      instanceTimeoutMs: 1,
+      onReaping: (turns, status) => {
+        for (const reaped of turns) steps.push([reaped.turnId, status]);
+        return Promise.resolve(
+          new Map([
+            ['longer-in-log', { answer: 'half and more', tokenCount: 3 }],
+            ['shorter-in-log', { answer: 'saved', tokenCount: 1 }],
+            ['cancel-me', { answer: 'so far, and on', tokenCount: 4 }],
+          ]),
+        );
+      },
+    });
+    open.push(reaper);
+    await sleep(20);
+    // Asked by a cancel: only a dead instance's turn, and it ends `cancelled`.
+    expect(await reaper.endAbandonedTurn('alive')).toBe(false);
+    expect(await reaper.endAbandonedTurn('cancel-me')).toBe(true);
+    expect(await reaper.getTurn('cancel-me')).toMatchObject({ status: 'cancelled', answer: 'so far, and on', tokenCount: 4 });
+    await reaper.markInterrupted();
+    await expect.poll(async () => (await reaper.getTurn('shorter-in-log'))!.status, { timeout: 5000, interval: 50 }).toBe('interrupted');
+    expect(await reaper.getTurn('longer-in-log')).toMatchObject({ status: 'interrupted', answer: 'half and more', tokenCount: 3 });
+    expect(await reaper.getTurn('shorter-in-log')).toMatchObject({ answer: 'saved more', tokenCount: 2 });
+    expect(await reaper.getTurn('alive')).toMatchObject({ status: 'streaming' });
+    expect(steps).toContainEqual(['cancel-me', 'cancelled']);
+    expect(steps).toContainEqual(['longer-in-log', 'interrupted']);
+    expect(steps.filter(([turnId]) => turnId === 'alive')).toEqual([]);
+  });
+
   it('opened without a lease (an admin tool such as store:copy), joins no instances and reaps nothing', async () => {
     const url = await createTestDatabase('nolease');
     const instance = await PostgresConversationStore.open(url, { instanceTimeoutMs: 60_000 });

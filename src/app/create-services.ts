@@ -10,6 +10,9 @@ import type { ConversationStore } from '../store/conversation-store.js';
 import { openConversationStore } from '../store/create-store.js';
 import { MemoryReplayLog } from '../streams/memory-replay-log.js';
 import type { ReplayLog } from '../streams/replay-log.js';
+import { localTurnControl, type TurnControl } from '../streams/turn-control.js';
+import type { ReapStep } from '../store/postgres-instances.js';
+import { sealStepFor } from './seal-abandoned-turns.js';
 import { limitsOptionsOf, type Limiters } from '../limits/limiter.js';
 import { createMemoryLimiters } from '../limits/memory-limiters.js';
 import { PendingOutcomes } from '../turns/pending-outcomes.js';
@@ -55,6 +58,8 @@ export async function createServices(config: Config, options: ServicesOptions = 
   const model = options.model ?? createChatModel(config, tools, logger);
   if (tools && tools.size > 0) logger.info({ tools: [...tools.keys()] }, 'tools the model may call');
   const metrics = options.metrics ?? createMetrics();
+  // The reaper's step needs the replay log, opened after the store: bound once it is.
+  const bound: { sealStep?: ReapStep } = {};
   const store = timedStore(
     options.store ??
       (await openConversationStore(config.DATABASE_URL, {
@@ -62,6 +67,7 @@ export async function createServices(config: Config, options: ServicesOptions = 
         onIdleError: (error) => logger.warn({ err: error }, 'a database connection failed while idle; the pool opens another'),
         onInstanceError: (error) => logger.warn({ err: error }, "could not write this instance's heartbeat to the database"),
         onReaped: (turns) => logger.warn({ turns }, 'marked turns of instances that stopped answering as interrupted'),
+        onReaping: (turns, status) => bound.sealStep?.(turns, status) ?? Promise.resolve(new Map()),
         onFenced: (turnId) =>
           logger.warn(
             { turn_id: turnId },
@@ -71,15 +77,18 @@ export async function createServices(config: Config, options: ServicesOptions = 
     metrics,
   );
   let replayLog: ReplayLog | undefined;
+  let control: TurnControl = localTurnControl;
   let limiters: Limiters;
   try {
-    replayLog = options.replayLog ?? (await openReplayLog(config, logger, metrics));
+    if (options.replayLog) replayLog = options.replayLog;
+    else ({ log: replayLog, control } = await openReplayLog(config, logger, metrics));
     limiters = options.limiters ?? (await openLimiters(config, logger));
   } catch (error) {
     await replayLog?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw error;
   }
+  bound.sealStep = sealStepFor(control, logger);
   if (replayLog instanceof MemoryReplayLog) watchReplayLogBytes(metrics, () => replayLog.bytes);
   const pendingOutcomes = new PendingOutcomes(store, logger);
   const turns = new TurnManager({
@@ -92,6 +101,7 @@ export async function createServices(config: Config, options: ServicesOptions = 
     responseTimeoutMs: config.RESPONSE_TIMEOUT_SECONDS * 1000,
     streamTtlMs: config.STREAM_TTL_SECONDS * 1000,
     observer: turnObserverFor(metrics),
+    control,
   });
 
   return {
@@ -141,9 +151,13 @@ async function openLimiters(config: Config, logger: ReturnType<typeof createLogg
   });
 }
 
-/** The replay log the config asks for: in Redis with `REDIS_URL`, else in this process's memory. */
-async function openReplayLog(config: Config, logger: ReturnType<typeof createLogger>, metrics: Metrics): Promise<ReplayLog> {
-  if (!config.REDIS_URL) return new MemoryReplayLog({ maxBytes: config.REPLAY_LOG_MAX_BYTES });
+/** The replay log the config asks for, with how cancels reach other instances: in Redis with `REDIS_URL`, else in this process's memory. */
+async function openReplayLog(
+  config: Config,
+  logger: ReturnType<typeof createLogger>,
+  metrics: Metrics,
+): Promise<{ log: ReplayLog; control: TurnControl }> {
+  if (!config.REDIS_URL) return { log: new MemoryReplayLog({ maxBytes: config.REPLAY_LOG_MAX_BYTES }), control: localTurnControl };
   // Loaded only when used: a process without Redis does not pay for the client at start-up.
   const { RedisReplayLog } = await import('../streams/redis-replay-log.js');
   const log = await RedisReplayLog.connect({
@@ -157,5 +171,6 @@ async function openReplayLog(config: Config, logger: ReturnType<typeof createLog
       logger.warn({ turn_id: turnId, reason }, 'stopped writing this turn to Redis; readers on this instance are not affected'),
   });
   watchReplayLogBytes(metrics, () => log.local.bytes);
-  return log;
+  // Cancels and seals across instances ride on the log's connections; closed with the log.
+  return { log, control: log.control({ sealedTtlMs: config.STREAM_TTL_SECONDS * 1000 }) };
 }

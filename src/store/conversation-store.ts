@@ -161,6 +161,11 @@ export interface ConversationStore {
    * turn); a turn still `streaming` in the copy arrives `interrupted` (nothing here generates it).
    */
   importConversation(conversation: ConversationRecord): Promise<ImportResult>;
+  /**
+   * Only stores shared by several instances: ends a `streaming` turn as `cancelled` if the instance
+   * generating it is dead (a cancel that reached no producer); whether it did.
+   */
+  endAbandonedTurn?(turnId: string): Promise<boolean>;
   /** Marks turns left `streaming` by a process that died as `interrupted`; returns how many. */
   markInterrupted(): Promise<number>;
   /** Resolves when the store answers; rejects when it cannot. */

@@ -1,7 +1,32 @@
 import pg from 'pg';
+import { fromStoredText, toStoredText } from './postgres-text.js';
 
 /** The database's clock in milliseconds: every instance compares heartbeats on one clock, whatever its own says. */
 export const DB_NOW = '(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint';
+
+/** A turn being reaped, as the store holds it (`contextId` is its store key). */
+export interface ReapedTurn {
+  turnId: string;
+  contextId: string;
+  model: string;
+  createdAt: number;
+  answer: string;
+  tokenCount: number;
+}
+
+/** How a reaped turn ends: `interrupted` (its instance died), or `cancelled` (a cancel found its instance dead). */
+export type ReapStatus = 'interrupted' | 'cancelled';
+
+/**
+ * Called with the turns about to be reaped, their rows locked: ends their shared logs (so readers on
+ * other instances get a final event) and returns the answer each log holds, by turn id. The store
+ * keeps, for each, the longer of that and its last saved answer. A failure is reported and the turns
+ * are reaped with their saved answers.
+ */
+export type ReapStep = (
+  turns: readonly ReapedTurn[],
+  status: ReapStatus,
+) => Promise<ReadonlyMap<string, { answer: string; tokenCount: number }>>;
 
 /** How an instance's liveness is kept and judged. */
 export interface InstanceOptions {
@@ -14,6 +39,8 @@ export interface InstanceOptions {
   onError?: (error: unknown) => void;
   /** Told how many turns of dead instances this instance marked `interrupted`. */
   onReaped?: (count: number) => void;
+  /** Run on the turns being reaped before they are marked (see ReapStep). */
+  onReaping?: ReapStep;
 }
 
 /**
@@ -38,6 +65,7 @@ export class InstanceLease {
   #connectedSince: number | undefined;
   #beating: Promise<void> | undefined;
   #client: Promise<pg.Client> | undefined;
+  #reaping: Promise<unknown> = Promise.resolve();
 
   /** `config`: the settings of the lease's own connection (the same as the request pool's connections). */
   constructor(config: pg.ClientConfig, options: InstanceOptions) {
@@ -83,33 +111,78 @@ export class InstanceLease {
 
   /**
    * Marks `interrupted` every turn left `streaming` by an instance whose heartbeat is stale, or (`goneOnly`)
-   * only by instances that have no row any more (stopped, or never recorded); returns how many.
+   * only by instances that have no row any more (stopped, or never recorded); returns how many. With
+   * `turnId`, only that turn, and with the given `status` (a cancel whose producer is dead).
    */
-  async reap(options: { goneOnly?: boolean } = {}): Promise<number> {
+  reap(options: { goneOnly?: boolean; turnId?: string; status?: ReapStatus } = {}): Promise<number> {
+    // One reap at a time on the lease's connection: each is a transaction.
+    const run = this.#reaping.then(() => this.#reapOnce(options));
+    this.#reaping = run.catch(() => {});
+    return run;
+  }
+
+  async #reapOnce(options: { goneOnly?: boolean; turnId?: string; status?: ReapStatus }): Promise<number> {
     // SKIP LOCKED: a turn whose row a stalled transaction holds is left for the next beat, rather than
-    // blocking the reaping of every other one. The outer status test is the compare-and-set.
+    // blocking the reaping of every other one. The status test of each UPDATE is the compare-and-set.
     // An instance is judged by its own timeout (a row written before migration 2 has none: by ours), and only
     // once this one has been connected that long itself ($2), so a live instance has had time to beat again.
     const timeout = 'COALESCE(i.timeout_ms, $1)';
     const alive = options.goneOnly ? '' : `AND (i.heartbeat_at >= ${DB_NOW} - ${timeout} OR ${timeout} > $2)`;
     const connectedFor = this.#connectedSince === undefined ? 0 : performance.now() - this.#connectedSince;
-    const { rowCount } = await this.#query(
-      `UPDATE turns SET status = 'interrupted', finished_at = ${DB_NOW}
-       WHERE status = 'streaming' AND turn_id IN (
-         SELECT t.turn_id FROM turns t WHERE t.status = 'streaming' AND NOT EXISTS (
+    const parameters: unknown[] = options.goneOnly ? [] : [this.#options.timeoutMs, Math.floor(connectedFor)];
+    if (options.turnId !== undefined) parameters.push(options.turnId);
+    const oneTurn = options.turnId === undefined ? '' : `AND t.turn_id = $${parameters.length}`;
+    const status = options.status ?? 'interrupted';
+    await this.#query('BEGIN');
+    try {
+      const { rows } = await this.#query(
+        `SELECT t.turn_id, t.context_id, t.model, t.created_at, t.answer, t.token_count FROM turns t
+         WHERE t.status = 'streaming' ${oneTurn} AND NOT EXISTS (
            SELECT 1 FROM instances i WHERE i.instance_id = t.instance_id ${alive})
-         FOR UPDATE SKIP LOCKED)`,
-      options.goneOnly ? [] : [this.#options.timeoutMs, Math.floor(connectedFor)],
-    );
-    // Rows of instances dead for a day serve no one.
-    await this.#query(`DELETE FROM instances WHERE heartbeat_at < ${DB_NOW} - 86400000`);
-    return rowCount ?? 0;
+         ORDER BY t.turn_id LIMIT 100 FOR UPDATE OF t SKIP LOCKED`,
+        parameters,
+      );
+      const turns: ReapedTurn[] = rows.map((row: Record<string, unknown>) => ({
+        turnId: String(row.turn_id),
+        contextId: String(row.context_id),
+        model: String(row.model),
+        createdAt: Number(row.created_at),
+        answer: fromStoredText(String(row.answer)),
+        tokenCount: Number(row.token_count),
+      }));
+      const logged =
+        turns.length > 0 && this.#options.onReaping
+          ? await this.#options.onReaping(turns, status).catch((error: unknown) => {
+              this.#options.onError?.(error);
+              return new Map<string, { answer: string; tokenCount: number }>();
+            })
+          : new Map<string, { answer: string; tokenCount: number }>();
+      let reaped = 0;
+      for (const turn of turns) {
+        // The log may hold tokens the last progress save had not stored yet, or (expired) none at all.
+        const fromLog = logged.get(turn.turnId);
+        const kept = fromLog && fromLog.answer.length > turn.answer.length ? fromLog : turn;
+        const { rowCount } = await this.#query(
+          `UPDATE turns SET status = $2, finished_at = ${DB_NOW}, answer = $3, token_count = $4 WHERE turn_id = $1 AND status = 'streaming'`,
+          [turn.turnId, status, toStoredText(kept.answer), kept.tokenCount],
+        );
+        reaped += rowCount ?? 0;
+      }
+      // Rows of instances dead for a day serve no one.
+      if (options.turnId === undefined) await this.#query(`DELETE FROM instances WHERE heartbeat_at < ${DB_NOW} - 86400000`);
+      await this.#query('COMMIT');
+      return reaped;
+    } catch (error) {
+      await this.#query('ROLLBACK').catch(() => {});
+      throw error;
+    }
   }
 
   /** Stops the heartbeat and removes the instance's row, so turns it leaves behind are reaped at once. */
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     await this.#beating;
+    await this.#reaping;
     await this.#query('DELETE FROM instances WHERE instance_id = $1', [this.#options.instanceId]).catch(() => {});
     const client = await this.#client?.catch(() => undefined);
     this.#client = undefined;

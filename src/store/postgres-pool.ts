@@ -2,6 +2,7 @@ import pg from 'pg';
 import { ConfigError } from '../config.js';
 import { StoreUnavailableError } from '../errors.js';
 import { TurnConflictError } from './conversation-store.js';
+import type { ReapStep } from './postgres-instances.js';
 
 /** How the PostgreSQL store is tuned; every field has a default fit for a chat service. */
 export interface PostgresStoreOptions {
@@ -28,6 +29,8 @@ export interface PostgresStoreOptions {
   onInstanceError?: (error: unknown) => void;
   /** Told how many turns of dead instances were marked `interrupted`. */
   onReaped?: (count: number) => void;
+  /** Ends the shared logs of turns being reaped and returns the answers they hold (see ReapStep). */
+  onReaping?: ReapStep;
   /** Told when a turn's final write was refused because another instance had reaped it. */
   onFenced?: (turnId: string) => void;
 }

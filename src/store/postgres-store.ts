@@ -72,6 +72,7 @@ export class PostgresConversationStore implements ConversationStore {
       heartbeatMs: options.heartbeatMs,
       onError: options.onInstanceError,
       onReaped: options.onReaped,
+      onReaping: options.onReaping,
     });
   }
 
@@ -303,6 +304,19 @@ export class PostgresConversationStore implements ConversationStore {
       // Only the turns of instances that are gone (stopped, or never recorded): a stale heartbeat may be a
       // live instance that was cut off with this one; the heartbeat judges those once it has run a whole timeout.
       return await this.#lease.reap({ goneOnly: true });
+    } catch (error) {
+      throw toPostgresStoreError(error);
+    }
+  }
+
+  /**
+   * Ends a `streaming` turn as `cancelled` if the instance generating it is dead (as the reaper would,
+   * sealing its shared log the same way); whether it did. A live instance's turn is left to it.
+   */
+  async endAbandonedTurn(turnId: string): Promise<boolean> {
+    if (!this.#leased) return false;
+    try {
+      return (await this.#lease.reap({ turnId, status: 'cancelled' })) > 0;
     } catch (error) {
       throw toPostgresStoreError(error);
     }

@@ -5,6 +5,7 @@ import { defineLogScripts, expireSealedRedisLog } from './redis-append-script.js
 import { decodeRange, redisLogKeys, type RedisLogKeys } from './redis-log-format.js';
 import { readRemote, type RemoteReadContext } from './redis-remote-reader.js';
 import { RedisTailHub } from './redis-tail-hub.js';
+import { RedisTurnControl, type RedisTurnControlOptions } from './redis-turn-control.js';
 import { RedisTurnWriter } from './redis-turn-writer.js';
 import { ReplayLogEvicted, type LogEntry, type LogSnapshot, type NewLogEntry, type ReplayLog } from './replay-log.js';
 
@@ -64,6 +65,7 @@ export class RedisReplayLog implements ReplayLog {
   readonly #closeWakers = new Set<() => void>();
   readonly #remote: RemoteReadContext;
   readonly #keepAlive: NodeJS.Timeout;
+  #control: RedisTurnControl | undefined;
   #closing = false;
 
   /** Connects to Redis and resolves once it answers; rejects with a message naming REDIS_URL if it does not in time. */
@@ -142,6 +144,18 @@ export class RedisReplayLog implements ReplayLog {
     return this.#prefix;
   }
 
+  /** The cancels and seals across instances over this log's connections (made on the first call; later calls get the same). */
+  control(options: Pick<RedisTurnControlOptions, 'sealedTtlMs' | 'pollMs'>): RedisTurnControl {
+    this.#control ??= new RedisTurnControl({
+      ...options,
+      redis: this.#redis,
+      hub: this.#hub,
+      prefix: this.#prefix,
+      keys: (turnId) => this.#keys(turnId),
+    });
+    return this.#control;
+  }
+
   /** This process's copy of the logs (what it produces, and ended turns it read from Redis). */
   get local(): MemoryReplayLog {
     return this.#local;
@@ -160,6 +174,8 @@ export class RedisReplayLog implements ReplayLog {
       // Past the time to live of a generating turn's keys, what is left to write would land in a log Redis dropped.
       giveUpMs: this.#options.runningTtlMs,
       onStopped: (reason) => this.#onWriteStopped?.(turnId, reason),
+      // A flush's answer carries the turn's cancel flag: the cheapest way the producer hears of a cancel.
+      onCancel: () => this.#control?.cancelRequested(turnId),
       onDone: () => {
         if (this.#writers.get(turnId) === writer) this.#writers.delete(turnId);
       },
@@ -259,6 +275,7 @@ export class RedisReplayLog implements ReplayLog {
     if (this.#closing) return;
     this.#closing = true;
     clearInterval(this.#keepAlive);
+    await this.#control?.close();
     const writers = [...this.#writers.values()];
     for (const writer of writers) writer.flush();
     await Promise.all(writers.map((writer) => writer.settled()));

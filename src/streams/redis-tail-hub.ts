@@ -11,6 +11,8 @@ export interface TailListener {
 
 interface Channel {
   listeners: Set<TailListener>;
+  /** Listeners of a channel whose messages are not log entries (the control channel): handed each message as it came. */
+  raw?: Set<(message: string) => void>;
   /** Settles once Redis confirmed the subscription (or failed to: readers then rely on catch-up reads). */
   subscribed: Promise<void>;
 }
@@ -63,6 +65,21 @@ export class RedisTailHub {
     };
   }
 
+  /**
+   * Hands every message of a channel that carries no log entries (the control channel) to `onMessage`,
+   * over the same subscriber connection; resolves once subscribed (or a second later). Returns how to stop.
+   */
+  async listen(channel: string, onMessage: (message: string) => void): Promise<() => void> {
+    const stop = await this.follow(channel, { deliver: ignore, reconnected: ignore });
+    const record = this.#channels.get(channel);
+    if (!record) return stop;
+    (record.raw ??= new Set()).add(onMessage);
+    return () => {
+      record.raw?.delete(onMessage);
+      stop();
+    };
+  }
+
   /** Closes the subscriber connection; readers still following end through their log's close. */
   async close(): Promise<void> {
     this.#closed = true;
@@ -83,6 +100,10 @@ export class RedisTailHub {
     subscriber.on('message', (channel: string, message: string) => {
       const record = this.#channels.get(channel);
       if (!record) return;
+      if (record.raw) {
+        for (const onMessage of record.raw) onMessage(message);
+        return;
+      }
       const entries = decodeLive(message);
       for (const listener of record.listeners) listener.deliver(entries);
     });

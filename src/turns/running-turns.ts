@@ -3,7 +3,7 @@ import { RequestError, StoreUnavailableError, type ChatWaitError } from '../erro
 import { TurnConflictError, type TurnRecord } from '../store/conversation-store.js';
 import { conversationKey, publicContextId } from './conversation-keys.js';
 import { buildContext, historyTurnsNeeded, turnsToMessages } from './history.js';
-import { runGeneration } from './turn-generation.js';
+import { runGeneration, TurnCancelled } from './turn-generation.js';
 import { bareErrorOutcome } from './turn-outcome.js';
 import type { ActiveTurn } from './turn-handles.js';
 import type { StartTurnInput, TurnManagerOptions } from './turn-types.js';
@@ -183,6 +183,8 @@ export class RunningTurns {
       });
     log.open(turnId);
     const controller = new AbortController();
+    // A cancel asked on another instance stops it as one asked here does.
+    const unwatch = this.#options.control?.watch(turnId, () => controller.abort(new TurnCancelled('cancelled on another instance')));
     const turn: ActiveTurn = { turnId, contextId, model: model.name, userMessage: input.message, controller, done: undefined! };
     turn.done = runGeneration({
       turnId,
@@ -204,6 +206,7 @@ export class RunningTurns {
         if (this.#activeByContext.get(contextId) === turn) this.#activeByContext.delete(contextId);
       },
     }).finally(() => {
+      unwatch?.();
       this.#active.delete(turnId);
       if (this.#activeByContext.get(contextId) === turn) this.#activeByContext.delete(contextId);
       release?.();

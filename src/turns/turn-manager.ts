@@ -13,6 +13,8 @@ export type { ReplayBatch, ResumePoint, StartTurnInput, TurnEntry, TurnHandle, T
 
 /** What a resume by event id of a turn in another state than generating reads: nothing but how it ends. */
 const AFTER_EVERY_POSITION = Number.MAX_SAFE_INTEGER;
+/** How long a cancel waits for the instance generating the turn to end it before it looks for that instance dead. */
+const CANCEL_WAIT_MS = 5000;
 
 /**
  * Starts, attaches to, resumes and cancels turns. A generation writes every event to the turn's
@@ -151,29 +153,60 @@ export class TurnManager {
     return orResync(batches, turnId, contextId, () => this.#options.store.getTurn(turnId));
   }
 
-  /** Stops a generating turn (its readers get `end` with `finish_reason: "cancelled"`); harmless on an ended one. */
+  /**
+   * Stops a generating turn (its readers get `end` with `finish_reason: "cancelled"`) wherever it runs;
+   * harmless on an ended one. Resolves with the status stored once it ended (or `streaming` still, if
+   * its instance is alive but did not end it in time).
+   */
   async cancel(turnId: string, owner: string | null): Promise<{ turnId: string; contextId: string; status: TurnRecord['status'] }> {
     const active = this.#running.get(turnId);
-    const contextId = active?.contextId ?? (await this.#options.store.getTurn(turnId))?.contextId;
+    const stored = active ? undefined : await this.#options.store.getTurn(turnId);
+    const contextId = active?.contextId ?? stored?.contextId;
     if (contextId === undefined || (await this.#options.store.conversationOwner(contextId)) !== owner) {
       throw new RequestError('NOT_FOUND', 'There is no such turn.');
     }
     if (active) {
       active.controller.abort(new TurnCancelled('cancelled by the user'));
       await active.done.catch(() => undefined);
+    } else if (stored?.status === 'streaming') {
+      await this.#cancelElsewhere(turnId);
     }
     const record = await this.#options.store.getTurn(turnId);
     if (!record) throw new RequestError('NOT_FOUND', 'There is no such turn.');
     return { turnId, contextId: publicContextId(record.contextId), status: record.status };
   }
 
-  /** Cancels whatever a conversation is generating (before it is deleted); `key` is its store key. */
+  /** Cancels whatever a conversation is generating (before it is deleted), here or on another instance; `key` is its store key. */
   async cancelConversation(key: string): Promise<void> {
     const active = this.#running.ofConversation(key);
     if (active) {
       active.controller.abort(new TurnCancelled('the conversation was deleted'));
       await active.done.catch(() => undefined);
+      return;
     }
+    if (!this.#options.control?.shared) return;
+    const latest = await this.#options.store.latestTurn(key);
+    if (latest?.status === 'streaming') await this.#cancelElsewhere(latest.turnId);
+  }
+
+  /**
+   * Cancels a turn another instance generates: asks it to (scale-out.md §6.13), then waits up to
+   * CANCEL_WAIT_MS for the turn's final entry in the shared log. None came: if that instance is dead,
+   * the turn is ended here as `cancelled` (its log sealed with the answer it holds).
+   */
+  async #cancelElsewhere(turnId: string): Promise<void> {
+    const { control, log, store } = this.#options;
+    if (!control?.shared) return;
+    await control.requestCancel(turnId);
+    const signal = AbortSignal.timeout(CANCEL_WAIT_MS);
+    try {
+      // A read ends after the final entry, which its producer appends once the outcome is stored (or at once, for a log that is gone).
+      for await (const batch of log.read(turnId, 0, signal)) void batch;
+    } catch {
+      // The log left, or the wait ran out: the store says what happened.
+    }
+    // Still generating: ended here if its instance is dead (a live one is left to act on the flag).
+    if ((await store.getTurn(turnId))?.status === 'streaming') await store.endAbandonedTurn?.(turnId);
   }
 
   /** Called when a reader leaves: an ended turn's log is kept `STREAM_TTL_SECONDS` from now. */

@@ -6,6 +6,7 @@ import type { HistoryBudget } from './history.js';
 import type { PendingOutcomes } from './pending-outcomes.js';
 import type { TurnObserver, TurnResult } from './turn-generation.js';
 import type { EventPosition } from '../protocol/event-id.js';
+import type { TurnControl } from '../streams/turn-control.js';
 
 // The shapes the turn manager takes and gives, apart from its workings (turn-manager.ts).
 
@@ -90,4 +91,6 @@ export interface TurnManagerOptions {
   observer?: TurnObserver | undefined;
   /** Where outcomes the store refused wait for it to recover. */
   pendingOutcomes?: PendingOutcomes | undefined;
+  /** How cancels reach turns other instances generate (unset: one process, cancels are local). */
+  control?: TurnControl | undefined;
 }
