@@ -18,6 +18,7 @@ export async function pair({ url, remoteUrl, concurrency, rounds = 1 }) {
   const localFirst = [];
   let tokens = 0;
   let failures = 0;
+  let busy = 0;
   const errors = new Set();
   let next = 0;
   const total = concurrency * rounds;
@@ -30,18 +31,22 @@ export async function pair({ url, remoteUrl, concurrency, rounds = 1 }) {
         const remoteAt = [];
         let remoteStartAt;
         let remote;
+        // Before the producer's first flush lands, the other instance cannot find the turn's log in
+        // Redis and refuses as busy (409): counted, and tried again 5 ms later, as a client would.
+        const attach = (lastEventId) =>
+          readStream(`${remoteUrl}/api/v1/chat/streaming?message=pair%20${index}`, { 'last-event-id': lastEventId }, undefined, {
+            onStart: (_, at) => (remoteStartAt = at),
+            onToken: (token, _, at) => (remoteAt[token.token_index] = at),
+          }).catch(async (error) => {
+            if (error.code !== 'CONVERSATION_BUSY') throw error;
+            busy++;
+            await new Promise((resolve) => setTimeout(resolve, 5));
+            return attach(lastEventId);
+          });
         try {
           const local = await readStream(`${url}/api/v1/chat/streaming?message=pair%20${index}`, {}, undefined, {
             onStart: (event) => {
-              remote = readStream(
-                `${remoteUrl}/api/v1/chat/streaming?message=pair%20${index}`,
-                { 'last-event-id': `${event.turn_id}/start` },
-                undefined,
-                {
-                  onStart: (_, at) => (remoteStartAt = at),
-                  onToken: (token, _, at) => (remoteAt[token.token_index] = at),
-                },
-              );
+              remote = attach(`${event.turn_id}/start`);
               remote.catch(() => {});
             },
             onToken: (token, _, at) => (localAt[token.token_index] = at),
@@ -73,6 +78,7 @@ export async function pair({ url, remoteUrl, concurrency, rounds = 1 }) {
     tokenAdded: spread(localAdded),
     remoteTokenAdded: spread(remoteAdded),
     remoteDelay: { ...spread(remoteDelay), samples: remoteDelay.length },
+    busyRefusals: busy,
   };
 }
 

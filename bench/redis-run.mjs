@@ -180,7 +180,7 @@ export function printRedisTable(p6) {
   ]) {
     const { p50, p99, samples } = run.remoteDelay;
     add(
-      `other instance's reader: delay after the producer's reader, ${name} (${samples} tokens), p50 / p99 (ms)`,
+      `other instance's reader: delay after the producer's reader, ${name} (${samples} tokens; ${run.busyRefusals} attaches refused 409 first), p50 / p99 (ms)`,
       `p99 ≤ ${goal}`,
       `${round(p50)} / ${round(p99)}`,
       '',

@@ -29,8 +29,15 @@ export function readStream(url, headers = {}, onFirstToken, options = {}) {
     const sentAt = process.hrtime.bigint();
     const request = http.get(url, { agent, headers }, (response) => {
       if (response.statusCode !== 200) {
-        response.resume();
-        return reject(new Error(`status ${response.statusCode}`));
+        // The error code says which refusal it was (SERVER_BUSY, CONVERSATION_BUSY, ...).
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (text) => (body += text));
+        response.on('end', () => {
+          const code = /"error_code":"(\w+)"/.exec(body)?.[1];
+          reject(Object.assign(new Error(`status ${response.statusCode}${code ? ` ${code}` : ''}`), { status: response.statusCode, code }));
+        });
+        return;
       }
       response.setEncoding('utf8');
       let buffer = '';
