@@ -28,6 +28,23 @@ async function redisCounters(redis) {
   };
 }
 
+/**
+ * Redis's counters once the producer's writes have caught up: a loaded producer's flushes can lag
+ * its local readers by seconds, and they belong to the load that made them, not to the next one.
+ * Quiet: fewer than 5 commands in 250 ms (the time-to-live refreshes go on); gives up after 120 s.
+ */
+async function quiet(redis) {
+  const started = performance.now();
+  let previous = await redisCounters(redis);
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const current = await redisCounters(redis);
+    const commands = Object.entries(current.calls).reduce((sum, [command, calls]) => sum + calls - (previous.calls[command] ?? 0), 0);
+    if (commands < 5 || performance.now() - started > 120_000) return { ...current, waitedSeconds: (performance.now() - started) / 1000 };
+    previous = current;
+  }
+}
+
 /** What Redis did between two counter readings, per generated token. */
 function redisDelta(before, after, tokens, seconds) {
   const byCommand = {};
@@ -85,10 +102,16 @@ export async function runRedisScale(bench) {
 
   /** Runs a load on the producing instance and returns it with what Redis did meanwhile. */
   const measured = async (scenario) => {
-    const before = await redisCounters(redis);
+    const before = await quiet(redis);
     const result = await runLoad({ url: producer, remoteUrl: other, ...scenario });
-    const after = await redisCounters(redis);
-    return { ...result, redis: redisDelta(before, after, result.tokens ?? 0, result.seconds ?? 0) };
+    const after = await quiet(redis);
+    return {
+      ...result,
+      redis: {
+        ...redisDelta(before, after, result.tokens ?? 0, (result.seconds ?? 0) + after.waitedSeconds),
+        drainSeconds: after.waitedSeconds,
+      },
+    };
   };
   const both = async (scenario) => ({ single: await runLoad({ ...scenario, url: single }), redis: await measured(scenario) });
   const streams = load.redisStreams;
@@ -112,9 +135,9 @@ export async function runRedisScale(bench) {
   // …and of turns that just ended, each a fresh one, so the other instance reads it from Redis.
   await configureUpstream(upstreamUrl, load.tokens, 0);
   const retained = smoke ? 20 : 300;
-  const beforeEnded = await redisCounters(redis);
+  const beforeEnded = await quiet(redis);
   results.resumeEnded = await measured({ kind: 'crossResume', mode: 'ended', reconnects: retained });
-  const afterEnded = await redisCounters(redis);
+  const afterEnded = await quiet(redis);
   results.memory = {
     turns: retained,
     tokensPerTurn: load.tokens,
@@ -224,6 +247,12 @@ export function printRedisTable(p6) {
     `Redis CPU: ${p6.streams} streams / as fast as possible / with remote readers`,
     '',
     `${cpu(loaded.redis)} / ${cpu(throughput.redis)} / ${cpu(p6.pairLoaded)}`,
+    '',
+  );
+  add(
+    `Redis writes still going on after the load ended (drain), ${p6.streams} streams / as fast as possible (s)`,
+    '',
+    `${round(loaded.redis.redis.drainSeconds, 1)} / ${round(throughput.redis.redis.drainSeconds, 1)}`,
     '',
   );
   add(`Redis used_memory per retained turn (${p6.memory.tokensPerTurn} tokens) (KB)`, '', round(p6.memory.bytesPerTurn / 1024, 1), '');
