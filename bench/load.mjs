@@ -1,69 +1,11 @@
-// The load generator: reads SSE as a real client does (parses every event, checks token order and
-// that the joined tokens equal final_output), so a server that drops or repeats tokens fails the
-// run instead of winning it. Usage: node bench/load.mjs '<scenario JSON>' → one JSON line of results.
+// The load generator: reads SSE as a real client does (sse-read.mjs: parses every event, checks
+// token order and that the joined tokens equal final_output), so a server that drops or repeats
+// tokens fails the run instead of winning it. Usage: node bench/load.mjs '<scenario JSON>' → one JSON line of results.
 import http from 'node:http';
+import { crossResume, pair } from './load-redis.mjs';
+import { agent, percentile, readStream } from './sse-read.mjs';
 
 const scenario = JSON.parse(process.argv[2]);
-const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
-
-/** Percentile of a sorted-on-demand list of numbers. */
-function percentile(values, p) {
-  if (values.length === 0) return null;
-  const sorted = Float64Array.from(values).sort();
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-/** Reads one SSE stream; resolves with per-token timings once `end` arrives (or rejects). */
-function readStream(url, headers = {}, onFirstToken) {
-  return new Promise((resolve, reject) => {
-    const sentAt = process.hrtime.bigint();
-    const request = http.get(url, { agent, headers }, (response) => {
-      if (response.statusCode !== 200) {
-        response.resume();
-        return reject(new Error(`status ${response.statusCode}`));
-      }
-      response.setEncoding('utf8');
-      let buffer = '';
-      const tokens = [];
-      const added = [];
-      let firstTokenAt;
-      let done = false;
-      response.on('data', (text) => {
-        const receivedAt = process.hrtime.bigint();
-        buffer += text;
-        let end;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const dataLine = block.split('\n').find((line) => line.startsWith('data: '));
-          if (!dataLine) continue;
-          const event = JSON.parse(dataLine.slice(6));
-          if (event.type === 'token') {
-            if (event.token_index !== tokens.length)
-              return reject(new Error(`token ${event.token_index} where ${tokens.length} was expected`));
-            tokens.push(event.token);
-            const stamp = /@(\d+)/.exec(event.token);
-            if (stamp) added.push(Number(receivedAt - BigInt(stamp[1])) / 1e6);
-            if (firstTokenAt === undefined) {
-              firstTokenAt = receivedAt;
-              onFirstToken?.(Number(receivedAt - sentAt) / 1e6);
-            }
-          } else if (event.type === 'end') {
-            done = true;
-            if (event.final_output !== tokens.join('')) return reject(new Error('joined tokens differ from final_output'));
-            response.destroy();
-            return resolve({ tokens: tokens.length, added, firstAdded: added[0] ?? null, turnId: event.turn_id });
-          } else if (event.type === 'error') {
-            return reject(new Error(`error event ${event.error_code}`));
-          }
-        }
-      });
-      response.on('end', () => !done && reject(new Error('stream ended without end')));
-      response.on('error', (error) => !done && reject(error));
-    });
-    request.on('error', reject);
-  });
-}
 
 async function streams({ url, concurrency, rounds = 1 }) {
   const firstAdded = [];
@@ -218,7 +160,7 @@ async function idle({ url, count, opening = 500 }) {
   return undefined;
 }
 
-const run = { streams, wait, resume, idle }[scenario.kind];
+const run = { streams, wait, resume, idle, pair, crossResume }[scenario.kind];
 const result = await run(scenario);
 if (result) process.stdout.write(`${JSON.stringify(result)}\n`);
 process.exit(0);

@@ -3,8 +3,9 @@
 // P1–P5 of performance.md against ChatWait and the relay under the same load; prints one table and
 // writes bench/results/latest.json. Flags: --smoke (every scenario, briefly), --only=P1,P4 (P3-idle: only
 // the idle-stream memory of P3), --store=postgres (P1 and P4 also on ChatWait processes using a
-// PostgreSQL the run starts, next to the SQLite figures), and
-// --streams, --tokens, --rate, --idle, --seconds to change the loads.
+// PostgreSQL the run starts, next to the SQLite figures), --redis (P6, redis-run.mjs: two instances on
+// Redis + PostgreSQL beside a single-node one; --window=ms sets REDIS_WRITE_WINDOW_MS, --redis-streams
+// its concurrent streams), and --streams, --tokens, --rate, --idle, --seconds to change the loads.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -12,6 +13,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findPostgresBin, startLocalPostgres } from '../scripts/local-postgres.mjs';
+import { printRedisTable, runRedisScale } from './redis-run.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const flags = Object.fromEntries(
@@ -34,6 +36,8 @@ const load = {
   throughputTokens: smoke ? 200 : 2000,
   resumeTokens: smoke ? 200 : 2000,
   reconnects: smoke ? 50 : 1000,
+  redisWindowMs: Number(flags.window ?? 25),
+  redisStreams: Number(flags['redis-streams'] ?? (smoke ? 10 : 100)),
 };
 const children = [];
 const cleanups = [];
@@ -240,7 +244,10 @@ async function main() {
     const resume = (concurrency) => runLoad({ kind: 'resume', url: targets.chatwait, turnId, reconnects: load.reconnects, concurrency });
     results.resume = { chatwait: await resume(1), storm: await resume(10), answerTokens: first.tokens };
   }
-  results.P6 = 'not measured: the Redis replay log arrives with the scale-out work (set REDIS_URL there and add the run here)';
+  if (flags.redis === 'true' || only?.has('P6')) {
+    const bench = { start, runLoad, freePort, configureUpstream, upstreamUrl, chatwaitEnv, listening, cleanups, load, smoke };
+    results.P6 = await runRedisScale(bench);
+  }
 
   const report = {
     date: new Date().toISOString(),
@@ -252,6 +259,7 @@ async function main() {
   mkdirSync(join(root, 'bench/results'), { recursive: true });
   writeFileSync(join(root, 'bench/results/latest.json'), `${JSON.stringify(report, null, 2)}\n`);
   printTable(results);
+  if (results.P6) printRedisTable(results.P6);
   const failures = collectFailures(results);
   if (failures.length > 0) {
     console.error(`\nFAILED: ${failures.join('; ')}`);
@@ -448,7 +456,7 @@ function printTable(results) {
       'n/a',
     );
   }
-  add('P6', 'P1–P3 with REDIS_URL', '', 'not yet', '');
+  if (rows.length === 0) return;
   const columns = ['id', 'figure', 'target', 'chatwait', 'relay', 'ratio', 'met'];
   const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => String(row[column]).length)));
   const line = (cells) => `| ${cells.map((cell, index) => String(cell).padEnd(widths[index])).join(' | ')} |`;
