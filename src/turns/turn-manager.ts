@@ -192,12 +192,11 @@ export class TurnManager {
     if (active) {
       active.controller.abort(new TurnCancelled('cancelled by the user'));
       await active.done.catch(() => undefined);
-    } else if (this.#options.log.backend !== 'memory') {
-      // Another instance's turn is stopped through Redis: while it does not answer, a retryable 503 rather than a pretence.
-      await this.#options.log.ping();
     }
     const record = await this.#options.store.getTurn(turnId);
     if (!record) throw new RequestError('NOT_FOUND', 'There is no such turn.');
+    // Another instance's turn is stopped through Redis: while it does not answer, a retryable 503 rather than a pretence.
+    if (!active && record.status === 'streaming' && this.#options.log.backend !== 'memory') await this.#options.log.ping();
     return { turnId, contextId: publicContextId(record.contextId), status: record.status };
   }
 
