@@ -10,5 +10,8 @@ export interface LocalRedis {
 }
 /** Where Debian's `redis-server` is, or undefined when the package is not installed. */
 export function findRedisServer(): string | undefined;
-/** Starts a throwaway server on a free loopback port, with no persistence; `args` are added to its command line. */
-export function startLocalRedis(server?: string, options?: { args?: string[] }): Promise<LocalRedis>;
+/**
+ * Starts a throwaway server on a free loopback port (or `port`: to restart one, empty, where its clients
+ * look for it), with no persistence; `args` are added to its command line.
+ */
+export function startLocalRedis(server?: string, options?: { args?: string[]; port?: number }): Promise<LocalRedis>;

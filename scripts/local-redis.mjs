@@ -29,11 +29,14 @@ function ping(port) {
   });
 }
 
-/** Starts a server; resolves to `{ url, stop() }` once it answers PING. */
+/**
+ * Starts a server; resolves to `{ url, stop() }` once it answers PING. `options.port` starts it on that
+ * port (a test restarting "the same" Redis, empty), `options.args` adds arguments.
+ */
 export async function startLocalRedis(server = findRedisServer(), options = {}) {
   if (!server) throw new Error('redis-server is not installed (apt-get install redis-server)');
   const directory = mkdtempSync(join(tmpdir(), 'chatwait-redis-'));
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', directory, '--save', '', '--appendonly', 'no'];
   args.push('--daemonize', 'no', '--logfile', join(directory, 'redis.log'), ...(options.args ?? []));
   const child = spawn(server, args, { stdio: 'ignore' });

@@ -22,8 +22,11 @@ describe('health routes', () => {
         environment: 'development',
         model: { provider: 'demo', name: 'chatwait-demo', demo: true },
       });
-      expect(body.checks.store.status).toBe('ok');
+      expect(body.checks.store).toMatchObject({ status: 'ok', backend: 'memory' });
       expect(body.checks.model).toMatchObject({ status: 'ok', demo: true });
+      // Without REDIS_URL the replay logs and the limits are in this process's memory.
+      expect(body.checks.stream_log).toEqual({ status: 'ok', backend: 'memory' });
+      expect(body.checks.rate_limit).toEqual({ status: 'ok', backend: 'memory' });
     }
   });
 

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { appendToRedisLog, defineLogScripts } from '../src/streams/redis-append-script.js';
 import { redisLogKeys } from '../src/streams/redis-log-format.js';
 import type { RedisReplayLog } from '../src/streams/redis-replay-log.js';
-import { ReplayLogEvicted, type LogEntry } from '../src/streams/replay-log.js';
+import { ReplayLogEvicted, ReplayLogUnavailable, type LogEntry } from '../src/streams/replay-log.js';
 import { startTcpProxy, type CuttingProxy } from './support/cutting-proxy.js';
 import { hasRedis, testKeyPrefix, testRedisUrl } from './support/redis.js';
 import { connectTestLog } from './support/redis-replay-logs.js';
@@ -104,6 +104,39 @@ describe.skipIf(!hasRedis())('the Redis replay log', () => {
     proxy.blocked = false;
     await expect.poll(async () => (await direct.snapshot(turnId))?.ended, { timeout: 10_000 }).toBe(true);
     expect(await readAll(direct, turnId)).toEqual(expected(0, 6));
+  });
+
+  it('answers ping, has and snapshot with ReplayLogUnavailable while Redis refuses or hangs, and again once it answers', async () => {
+    const proxy = await startTcpProxy(testRedisUrl().replace('redis:', 'http:'));
+    opened.push(proxy);
+    const log = await connect({ url: proxy.url.replace('http:', 'redis:') });
+    const turnId = randomUUID();
+    await log.ping();
+    const refusals = () =>
+      [log.ping(), log.has(turnId), log.snapshot(turnId)].map((promise) =>
+        promise.then(
+          () => 'answered',
+          (error) => error,
+        ),
+      );
+    proxy.hung = true;
+    for (const refusal of await Promise.all(refusals())) expect(refusal).toBeInstanceOf(ReplayLogUnavailable);
+    proxy.hung = false;
+    proxy.blocked = true;
+    proxy.cut();
+    for (const refusal of await Promise.all(refusals())) expect(refusal).toBeInstanceOf(ReplayLogUnavailable);
+    proxy.blocked = false;
+    await expect
+      .poll(
+        () =>
+          log.ping().then(
+            () => true,
+            () => false,
+          ),
+        { timeout: 10_000, interval: 100 },
+      )
+      .toBe(true);
+    expect(await log.has(turnId)).toBe(false);
   });
 
   it('lets a reader on another instance ride out a short Redis outage', async () => {

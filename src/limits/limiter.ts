@@ -27,6 +27,10 @@ export interface ConcurrencyLimiter {
 
 /** The limits of one instance, wherever they are kept. */
 export interface Limiters {
+  /** Where the limits are kept, as `/health` names it: this process's memory, or Redis (shared by every instance). */
+  readonly backend: 'memory' | 'redis';
+  /** Resolves once what the limits are kept in answers; rejects with 503 DEPENDENCY_UNAVAILABLE (within about a second) while it does not. */
+  ping(): Promise<void>;
   /** New turns (messages to the model). */
   turns: RateLimiter;
   /** Other API calls. */

@@ -119,6 +119,8 @@ export function createMemoryLimiters(options: LimitsOptions): Limiters {
     api,
     streams: new MemoryConcurrencyLimiter(options.maxStreams),
     generating: new MemoryConcurrencyLimiter(options.maxGenerating),
+    backend: 'memory',
+    async ping() {},
     async close() {
       turns.close();
       api.close();

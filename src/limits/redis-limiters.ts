@@ -37,6 +37,7 @@ export const DEFAULT_LEASE_MS = 30_000;
  * they pass again once it is back, without a restart.
  */
 export class RedisLimiters implements Limiters {
+  readonly backend = 'redis';
   readonly turns: RateLimiter;
   readonly api: RateLimiter;
   readonly streams: ConcurrencyLimiter;
@@ -96,6 +97,10 @@ export class RedisLimiters implements Limiters {
   /** How many leases this instance holds now (for tests). */
   get heldLeases(): number {
     return this.#leases.size;
+  }
+
+  async ping(): Promise<void> {
+    await this.#call(() => this.#redis.ping());
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,7 @@ import { serializerCompiler, type ZodTypeProvider } from 'fastify-type-provider-
 import type { Services } from '../app/create-services.js';
 import type { Config } from '../config.js';
 import { readPackageVersion } from '../version.js';
+import { storeBackendOf } from '../store/create-store.js';
 import { registerApiKeyAuth } from './auth.js';
 import { registerClientLimits } from './client-limits.js';
 import { guardConnections } from './connection-guard.js';
@@ -165,6 +166,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(healthRoutes, {
     model,
     store,
+    storeBackend: storeBackendOf(config.DATABASE_URL),
+    replayLog: services.replayLog,
+    limiters: services.limiters,
     pendingOutcomes,
     version,
     environment: config.ENVIRONMENT,

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { ChatWaitError, InternalError, RequestError } from '../errors.js';
 import type { ErrorBody } from '../protocol/responses.js';
 import { SchemaValidationError, toValidationDetails } from './validation.js';
+import { ReplayLogUnavailable } from '../streams/replay-log.js';
 
 /** Installs the one error handler and the 404 handler that turn every failure into the JSON error format. */
 export function registerErrorHandlers(app: FastifyInstance): void {
@@ -40,6 +41,7 @@ export function errorBody(error: ChatWaitError, requestId: string): ErrorBody {
 
 function classifyError(error: FastifyError | SchemaValidationError): ChatWaitError {
   if (error instanceof ChatWaitError) return error;
+  if (error instanceof ReplayLogUnavailable) return replayLogUnavailable(error);
   if (error instanceof SchemaValidationError) {
     const detail = toValidationDetails(error);
     const first = detail[0]!;
@@ -72,6 +74,18 @@ function classifyError(error: FastifyError | SchemaValidationError): ChatWaitErr
     return malformedJson('The request is malformed.');
   }
   return new InternalError(error);
+}
+
+/**
+ * Redis, where the replay logs are kept, does not answer: what needs it (a new message, a cancel, a
+ * resume of a turn this instance does not hold) fails at once, retryably, rather than wait for it.
+ */
+export function replayLogUnavailable(cause: unknown): ChatWaitError {
+  return new ChatWaitError(
+    'DEPENDENCY_UNAVAILABLE',
+    'The stream store (Redis) does not answer right now, so this cannot be done. Try again in a moment.',
+    { cause, retryable: true, headers: { 'retry-after': '2' } },
+  );
 }
 
 function malformedJson(message: string): RequestError {

@@ -9,6 +9,12 @@ export function isPostgresUrl(databaseUrl: string): boolean {
   return /^postgres(ql)?:\/\//i.test(databaseUrl);
 }
 
+/** Which store `DATABASE_URL` names, as `/health` reports it. */
+export function storeBackendOf(databaseUrl: string): 'memory' | 'sqlite' | 'postgres' {
+  if (isPostgresUrl(databaseUrl)) return 'postgres';
+  return databaseUrl === 'memory' ? 'memory' : 'sqlite';
+}
+
 /** The store `DATABASE_URL` names when it is not PostgreSQL: `memory` or `sqlite:<path>` (the default). */
 export function createConversationStore(databaseUrl: string): ConversationStore {
   if (databaseUrl === 'memory') return new MemoryConversationStore();

@@ -57,9 +57,13 @@ export class MemoryReplayLog implements ReplayLog {
   #bytes = 0;
   #closed = false;
 
+  readonly backend = 'memory';
+
   constructor(options: MemoryReplayLogOptions = {}) {
     this.#maxBytes = options.maxBytes || Number.POSITIVE_INFINITY;
   }
+
+  async ping(): Promise<void> {}
 
   open(turnId: string): void {
     if (!this.#logs.has(turnId)) {

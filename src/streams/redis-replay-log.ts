@@ -7,7 +7,7 @@ import { readRemote, type RemoteReadContext } from './redis-remote-reader.js';
 import { RedisTailHub } from './redis-tail-hub.js';
 import { RedisTurnControl, type RedisTurnControlOptions } from './redis-turn-control.js';
 import { RedisTurnWriter } from './redis-turn-writer.js';
-import { ReplayLogEvicted, type LogEntry, type LogSnapshot, type NewLogEntry, type ReplayLog } from './replay-log.js';
+import { ReplayLogEvicted, ReplayLogUnavailable, type LogEntry, type LogSnapshot, type NewLogEntry, type ReplayLog } from './replay-log.js';
 
 /** Options of the replay log kept in Redis. */
 export interface RedisReplayLogOptions {
@@ -50,6 +50,7 @@ const CLOSE_READERS_MS = 1000;
  * An ended turn read from Redis is kept in the memory copy too, since it no longer changes.
  */
 export class RedisReplayLog implements ReplayLog {
+  readonly backend = 'redis';
   readonly #redis: Redis;
   readonly #hub: RedisTailHub;
   readonly #local: MemoryReplayLog;
@@ -218,11 +219,13 @@ export class RedisReplayLog implements ReplayLog {
     if (local) return local;
     await this.#writtenHere(turnId);
     const keys = this.#keys(turnId);
-    const [next, reply, ttl] = await Promise.all([
-      this.#redis.hget(keys.meta, 'next'),
-      this.#redis.xrange(keys.log, '-', '+') as Promise<[string, string[]][]>,
-      this.#redis.pttl(keys.log),
-    ]);
+    const [next, reply, ttl] = await unavailableOnFailure(
+      Promise.all([
+        this.#redis.hget(keys.meta, 'next'),
+        this.#redis.xrange(keys.log, '-', '+') as Promise<[string, string[]][]>,
+        this.#redis.pttl(keys.log),
+      ]),
+    );
     if (next === null && reply.length === 0) return undefined;
     const { entries, finalPosition } = decodeRange(reply);
     if (finalPosition === undefined) return { entries, ended: false };
@@ -242,7 +245,11 @@ export class RedisReplayLog implements ReplayLog {
   async has(turnId: string): Promise<boolean> {
     if (this.#local.holds(turnId)) return true;
     await this.#writtenHere(turnId);
-    return (await this.#redis.exists(this.#keys(turnId).meta)) === 1;
+    return (await unavailableOnFailure(this.#redis.exists(this.#keys(turnId).meta))) === 1;
+  }
+
+  async ping(): Promise<void> {
+    await unavailableOnFailure(this.#redis.ping());
   }
 
   settled(turnId: string): Promise<void> {
@@ -302,6 +309,9 @@ export class RedisReplayLog implements ReplayLog {
     this.#remoteReaders.add(done);
     try {
       yield* readRemote(this.#remote, this.#keys(turnId), turnId, from, signal, held);
+    } catch (error) {
+      // Redis stayed away past what a reader rides out: the caller answers from the store or retryably.
+      throw error instanceof ReplayLogEvicted ? error : new ReplayLogUnavailable(error);
     } finally {
       finished();
       this.#remoteReaders.delete(done);
@@ -324,6 +334,15 @@ export class RedisReplayLog implements ReplayLog {
 
   #keys(turnId: string): RedisLogKeys {
     return redisLogKeys(this.#prefix, turnId);
+  }
+}
+
+/** `promise`, failing with ReplayLogUnavailable if Redis does not answer (the command connection fails within a second). */
+async function unavailableOnFailure<T>(promise: Promise<T>): Promise<T> {
+  try {
+    return await promise;
+  } catch (error) {
+    throw new ReplayLogUnavailable(error);
   }
 }
 

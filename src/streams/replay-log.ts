@@ -29,6 +29,10 @@ export interface LogSnapshot {
  * log sends the writes behind them); whatever needs the log's state is asynchronous.
  */
 export interface ReplayLog {
+  /** Where the log is kept, as `/health` names it: this process's memory, or Redis (shared by every instance). */
+  readonly backend: 'memory' | 'redis';
+  /** Resolves once what the log is kept in answers; rejects with `ReplayLogUnavailable` while it does not (within about a second). */
+  ping(): Promise<void>;
   /** Creates an empty log for a new turn, so readers can wait on it before its first event. */
   open(turnId: string): void;
   /** Appends an event and returns its position; after a `final` one the log refuses appends. */
@@ -44,7 +48,7 @@ export interface ReplayLog {
    * not hold. The snapshot of an ended log is complete: a caller may keep what it derives from it.
    */
   snapshot(turnId: string): Promise<LogSnapshot | undefined>;
-  /** Whether the log of this turn is still held. */
+  /** Whether the log of this turn is still held; rejects with `ReplayLogUnavailable` if that cannot be known now. */
   has(turnId: string): Promise<boolean>;
   /**
    * Resolves once every entry appended to this turn so far is as durable as the log keeps entries
@@ -68,5 +72,16 @@ export class ReplayLogEvicted extends Error {
   constructor(turnId: string) {
     super(`the replay log of turn ${turnId} left memory before its reader was done`);
     this.turnId = turnId;
+  }
+}
+
+/**
+ * Thrown when what a log is kept in (Redis) does not answer: what needs it fails at once, retryably,
+ * instead of waiting for it; a reader of an ended turn gets the turn from the store instead.
+ */
+export class ReplayLogUnavailable extends Error {
+  override name = 'ReplayLogUnavailable';
+  constructor(cause?: unknown) {
+    super('the replay log (Redis) does not answer', { cause });
   }
 }

@@ -1,5 +1,5 @@
 import type { ToolStep, TurnRecord } from '../store/conversation-store.js';
-import { ReplayLogEvicted, type LogEntry, type ReplayLog } from '../streams/replay-log.js';
+import { ReplayLogEvicted, ReplayLogUnavailable, type LogEntry, type ReplayLog } from '../streams/replay-log.js';
 import { publicContextId } from './conversation-keys.js';
 import { StoreUnavailableError } from '../errors.js';
 import { endEventData, errorEventData, resyncEventData } from '../protocol/wire-events.js';
@@ -120,8 +120,10 @@ async function* prepend(
 
 /**
  * A reader's entries from the replay log; if the turn's log is not held or leaves (evicted to keep the
- * byte budget, or expired) before the reader got its end, `resync` and `end` from the store instead:
- * never silence. Only an ended turn's log leaves, and its outcome is stored before its final event.
+ * byte budget, or expired) before the reader got its end, or the log's Redis stays away, `resync` and
+ * `end` from the store instead: never silence. Only an ended turn's log leaves in one process, and its
+ * outcome is stored before its final event; with Redis, `getRecord` waits for the end of a turn still
+ * generating on another instance (its log vanished with a Redis restarted empty).
  */
 export async function* orResync(
   batches: AsyncIterable<ReplayBatch>,
@@ -133,7 +135,8 @@ export async function* orResync(
     yield* batches;
     return;
   } catch (error) {
-    if (!(error instanceof ReplayLogEvicted)) throw error;
+    // Redis away for longer than a reader rides out: the store has how the turn ended (or will have it).
+    if (!(error instanceof ReplayLogEvicted || error instanceof ReplayLogUnavailable)) throw error;
   }
   // The `resync` position makes a reconnect ask the store again.
   const failed = (code: string, message: string, retryable: boolean): ReplayBatch =>

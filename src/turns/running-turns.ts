@@ -154,6 +154,10 @@ export class RunningTurns {
   /** Sets up and starts a turn's generation; `release` (what `admit` returned) is called when the generation ends. */
   async #create(input: StartTurnInput, contextId: string, release: (() => void) | undefined): Promise<ActiveTurn> {
     const { store, model, log } = this.#options;
+    // A log kept in Redis that does not answer refuses the turn before it is stored (fail closed): no other
+    // instance could follow, resume or cancel it. Asked alongside the history read, so it adds no wait.
+    const logAnswers = log.ping();
+    logAnswers.catch(() => {});
     // A new conversation has no history to read (and a read would commit the queued writes early). Only the
     // window the budget can keep is read: a long conversation costs no more than a short one.
     const stored =
@@ -161,6 +165,7 @@ export class RunningTurns {
     const history = input.history ?? turnsToMessages(stored);
     const messages = buildContext(history, input.message, this.#options.history);
     const turnId = randomUUID();
+    await logAnswers;
     await store
       .startTurn({
         turnId,

@@ -11,6 +11,9 @@ import type { ReplayBatch, ResumePoint, StartTurnInput, TurnHandle, TurnManagerO
 export type { TurnResult } from './turn-generation.js';
 export type { ReplayBatch, ResumePoint, StartTurnInput, TurnEntry, TurnHandle, TurnManagerOptions, TurnStream } from './turn-types.js';
 
+/** How often a reader waiting for the end of a turn generating on another instance asks the store. */
+const STORED_END_POLL_MS = 500;
+
 /** What a resume by event id of a turn in another state than generating reads: nothing but how it ends. */
 const AFTER_EVERY_POSITION = Number.MAX_SAFE_INTEGER;
 /** How long a cancel waits for the instance generating the turn to end it before it looks for that instance dead. */
@@ -75,7 +78,7 @@ export class TurnManager {
       return {
         ...handleOf(turn),
         startPosition: 'start',
-        events: this.#orResync(turn.turnId, publicContextId(turn.contextId), readFromPosition(log, turn.turnId, 0, signal)),
+        events: this.#orResync(turn.turnId, publicContextId(turn.contextId), readFromPosition(log, turn.turnId, 0, signal), signal),
       };
     }
     const record = resolution.kind === 'active' ? undefined : resolution.record;
@@ -102,7 +105,7 @@ export class TurnManager {
       model,
       resumed: true,
       startPosition,
-      events: this.#orResync(turnId, contextId, replayed?.batches ?? listOf()),
+      events: this.#orResync(turnId, contextId, replayed?.batches ?? listOf(), signal),
     };
   }
 
@@ -129,9 +132,9 @@ export class TurnManager {
     const model = active?.model ?? record!.model;
     const stream = { turnId, contextId: turnContext, model, resumed: true, startPosition: position };
     // A `resync` id asks the store again; while the turn still generates it names no position, so only its end follows.
-    if (position === 'resync' && !active) return { ...stream, events: listOf(entriesBatch(resyncFromRecord(record!))) };
+    if (position === 'resync' && !active) return { ...stream, events: this.#endFromStore(turnId, record!, signal) };
     const after = position === 'start' ? 0 : position === 'resync' ? AFTER_EVERY_POSITION : position + 1;
-    return { ...stream, events: this.#orResync(turnId, turnContext, readFromPosition(this.#options.log, turnId, after, signal)) };
+    return { ...stream, events: this.#orResync(turnId, turnContext, readFromPosition(this.#options.log, turnId, after, signal), signal) };
   }
 
   /**
@@ -149,8 +152,36 @@ export class TurnManager {
   }
 
   /** A reader's entries, or `resync` and `end` from the store if the turn's log is not held or leaves first. */
-  #orResync(turnId: string, contextId: string, batches: AsyncIterable<ReplayBatch>): AsyncIterable<ReplayBatch> {
-    return orResync(batches, turnId, contextId, () => this.#options.store.getTurn(turnId));
+  #orResync(turnId: string, contextId: string, batches: AsyncIterable<ReplayBatch>, signal: AbortSignal): AsyncIterable<ReplayBatch> {
+    return orResync(batches, turnId, contextId, () => this.#storedEnd(turnId, signal));
+  }
+
+  /** `resync` and the end from the store, once it has the end of a turn generating on another instance. */
+  async *#endFromStore(turnId: string, record: TurnRecord, signal: AbortSignal): AsyncIterable<ReplayBatch> {
+    yield entriesBatch(resyncFromRecord((await this.#storedEnd(turnId, signal)) ?? record));
+  }
+
+  /**
+   * The stored record of a turn whose log a reader lost. With a log shared by instances (Redis), a turn
+   * still `streaming` that this process neither generates nor holds the outcome of is generating on
+   * another instance (its log vanished with a Redis restarted empty, or Redis stayed away): its end is
+   * waited for in the store, for as long as its log would have lived, so the reader gets `resync` and
+   * that end rather than an untrue "not stored".
+   */
+  async #storedEnd(turnId: string, signal: AbortSignal): Promise<TurnRecord | undefined> {
+    const { store, log, pendingOutcomes, streamTtlMs, responseTimeoutMs } = this.#options;
+    const deadline = Date.now() + streamTtlMs + 2 * responseTimeoutMs;
+    for (;;) {
+      const record = await store.getTurn(turnId);
+      const elsewhere =
+        record?.status === 'streaming' && log.backend !== 'memory' && !this.#running.get(turnId) && !pendingOutcomes?.has(turnId);
+      if (!elsewhere || signal.aborted || Date.now() >= deadline) return record;
+      await new Promise<void>((resolve) => {
+        const done = () => (clearTimeout(timer), signal.removeEventListener('abort', done), resolve());
+        const timer = setTimeout(done, STORED_END_POLL_MS);
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
   }
 
   /**
@@ -173,6 +204,8 @@ export class TurnManager {
     }
     const record = await this.#options.store.getTurn(turnId);
     if (!record) throw new RequestError('NOT_FOUND', 'There is no such turn.');
+    // Another instance's turn is stopped through Redis: while it does not answer, a retryable 503 rather than a pretence.
+    if (!active && record.status === 'streaming' && this.#options.log.backend !== 'memory') await this.#options.log.ping();
     return { turnId, contextId: publicContextId(record.contextId), status: record.status };
   }
 

@@ -33,6 +33,12 @@ export class PairedReplayLog implements ReplayLog {
     return new PairedReplayLog(producer, reader);
   }
 
+  readonly backend = 'redis';
+
+  async ping(): Promise<void> {
+    await Promise.all([this.producer.ping(), this.reader.ping()]);
+  }
+
   open(turnId: string): void {
     this.producer.open(turnId);
   }

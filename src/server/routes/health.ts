@@ -19,8 +19,20 @@ export interface HealthRoutesOptions {
   pendingOutcomes?: PendingOutcomes | undefined;
   version: string;
   environment: string;
+  /** Which store `DATABASE_URL` names (`memory`, `sqlite`, `postgres`). */
+  storeBackend: string;
+  /** The replay log, reported as `stream_log`: where it is kept, and whether that answers. */
+  replayLog: Dependency;
+  /** The rate limits, reported as `rate_limit`: where they are kept, and whether that answers. */
+  limiters: Dependency;
   /** True once shutdown has begun: readiness answers 503 from then on. */
   isShuttingDown: () => boolean;
+}
+
+/** A dependency kept in this process or outside it (Redis): where, and a probe that rejects while it does not answer. */
+export interface Dependency {
+  readonly backend: string;
+  ping(): Promise<void>;
 }
 
 /** How long the checks, run side by side, may take in all before those still unanswered count as failing. */
@@ -29,7 +41,7 @@ const CHECK_TIMEOUT_MS = 1800;
 
 /** `/health`, `/api/v1/health`, `/api/v1/health/live` and `/api/v1/health/ready`. */
 export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (app, options) => {
-  const { model, store } = options;
+  const { model, store, storeBackend } = options;
 
   /** The store answers reads and writes of its real tables, and holds every turn outcome it was given. */
   async function checkStore(): Promise<HealthCheck> {
@@ -55,15 +67,42 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
     return { status: 'ok' };
   }
 
+  /** A dependency kept in Redis answers PING (one round trip, failing within a second); one kept in memory always does. */
+  async function checkDependency(dependency: Dependency, failing: string): Promise<HealthCheck> {
+    try {
+      await dependency.ping();
+      return { status: 'ok', backend: dependency.backend };
+    } catch {
+      return { status: 'error', backend: dependency.backend, detail: failing };
+    }
+  }
+
   /** Every check at once, under one deadline: a dependency that hangs fails its own check, never the answer's time. */
   async function runChecks(): Promise<{ checks: Record<string, HealthCheck>; modelMisconfigured: boolean }> {
     const deadline = new Deadline(CHECK_TIMEOUT_MS);
+    const late = (what: string, backend: string): HealthCheck => ({
+      status: 'error',
+      backend,
+      detail: `${what} did not answer within ${CHECK_TIMEOUT_MS} ms`,
+    });
+    const { replayLog, limiters } = options;
     try {
-      const [storeCheck, modelHealth] = await Promise.all([
-        deadline.race(checkStore(), {
-          status: 'error',
-          detail: `the conversation store did not answer within ${CHECK_TIMEOUT_MS} ms (a database that hangs?)`,
-        }),
+      const [storeCheck, streamLogCheck, rateLimitCheck, modelHealth] = await Promise.all([
+        deadline.race(
+          checkStore().then((check) => ({ ...check, backend: storeBackend })),
+          late('the conversation store (a database that hangs?)', storeBackend),
+        ),
+        deadline.race(
+          checkDependency(
+            replayLog,
+            'Redis (REDIS_URL) does not answer: new messages are refused with 503, answers already generating on this instance go on',
+          ),
+          late('Redis (REDIS_URL), where the replay logs are kept,', replayLog.backend),
+        ),
+        deadline.race(
+          checkDependency(limiters, 'Redis (REDIS_URL) does not answer: requests that the rate limits apply to are refused with 503'),
+          late('Redis (REDIS_URL), where the rate limits are kept,', limiters.backend),
+        ),
         deadline.race(model.checkHealth(), {
           status: 'error' as const,
           misconfigured: false,
@@ -73,7 +112,8 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
       return {
         checks: {
           store: storeCheck,
-          stream_log: { status: 'ok', backend: 'memory' },
+          stream_log: streamLogCheck,
+          rate_limit: rateLimitCheck,
           model: {
             status: modelHealth.status,
             provider: model.provider,
