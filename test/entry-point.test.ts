@@ -81,4 +81,33 @@ describe('the entry point', () => {
     await main.exited;
     expect(main.output().stdout).not.toContain('very-secret-key-42');
   });
+
+  it('logs one line for every stream, also one its client closed before the end', async () => {
+    const main = startMain({ DEMO_TOKENS_PER_SECOND: '50', DEMO_RESPONSE_TOKENS: '100' });
+    const url = await main.listening;
+    const lines = (requestId: string) =>
+      main
+        .output()
+        .stdout.split('\n')
+        .filter((line) => line.includes(`"request_id":"${requestId}"`))
+        .map((line) => JSON.parse(line));
+    const path = `${url}/api/v1/chat/streaming?message=hello&context_id=logged`;
+    const left = await readSse(path, { headers: { 'x-request-id': 'left-early' }, until: (event) => event.json.type === 'token' });
+    await expect.poll(() => lines('left-early'), { timeout: 5000, interval: 50 }).toHaveLength(1);
+    expect(lines('left-early')[0]).toMatchObject({
+      msg: 'request',
+      path: '/api/v1/chat/streaming',
+      status: 200,
+      closed_by: 'client',
+      resumed: false,
+      turn_id: left.events[0]!.json.turn_id,
+    });
+    // Read to the end (Fastify's own line): still exactly one.
+    await readSse(path, { headers: { 'x-request-id': 'read-to-end', 'last-event-id': left.events.at(-1)!.id! } });
+    await expect.poll(() => lines('read-to-end'), { timeout: 5000, interval: 50 }).toHaveLength(1);
+    expect(lines('read-to-end')[0]).toMatchObject({ msg: 'request', status: 200, closed_by: 'server', resumed: true });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(lines('left-early')).toHaveLength(1);
+    expect(lines('read-to-end')).toHaveLength(1);
+  });
 });

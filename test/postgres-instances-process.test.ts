@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
+import { POSTGRES_MIGRATIONS } from '../src/store/postgres-migrations.js';
 import { createTestDatabase, hasPostgres } from './support/postgres.js';
 import { spawnServer, type SpawnedServer } from './support/spawn-server.js';
 import { readSse, tokensOf } from './support/sse-client.js';
@@ -10,6 +11,17 @@ import { getJson, postJson } from './support/test-server.js';
 
 /** The demo model answers 200 tokens at 40 a second: about five seconds of generating to act in. */
 const ENV = { DEMO_TOKENS_PER_SECOND: '40', DEMO_RESPONSE_TOKENS: '200', INSTANCE_TIMEOUT_SECONDS: '10', SHUTDOWN_DRAIN_SECONDS: '0' };
+
+async function schemaVersions(url: string): Promise<number[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+    return rows.map((row) => row.version);
+  } finally {
+    await client.end();
+  }
+}
 
 async function turnStatuses(url: string, contextId: string): Promise<string[]> {
   const client = new pg.Client({ connectionString: url });
@@ -39,10 +51,12 @@ describe.skipIf(!hasPostgres())('ChatWait instances sharing PostgreSQL', { timeo
     }
   });
 
-  it('boot together on an empty database, and two different messages to one conversation give one 200 and one 409', async () => {
+  it('boot together on an empty database, which ends at the latest schema, and two different messages to one conversation give one 200 and one 409', async () => {
     const database = await createTestDatabase('boot3');
     const [a, b, c] = await start(database, 3);
     expect(await Promise.all([a, b, c].map(async (url) => (await getJson(`${url}/api/v1/health/ready`)).status))).toEqual([200, 200, 200]);
+    // The schema is at the latest version, each migration applied once, whichever process ran it.
+    expect(await schemaVersions(database)).toEqual(POSTGRES_MIGRATIONS.map((_, index) => index + 1));
     const [first, second] = await Promise.all([
       postJson(`${a}/api/v1/chat/wait`, { message: 'first message', context_id: 'shared' }),
       postJson(`${b}/api/v1/chat/wait`, { message: 'second message', context_id: 'shared' }),

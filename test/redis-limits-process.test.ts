@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startLocalRedis } from '../scripts/local-redis.mjs';
 import { startTcpProxy } from './support/cutting-proxy.js';
+import { startInstancesBehindNginx } from './support/instances.js';
+import { hasNginx } from './support/nginx.js';
 import { hasRedis } from './support/redis.js';
 import { spawnServer, type SpawnedServer } from './support/spawn-server.js';
 import { postJson } from './support/test-server.js';
@@ -139,5 +141,63 @@ describe.skipIf(!hasRedis())('limits shared by ChatWait processes on one Redis',
       })
       .toBe(200);
     expect((await fetch(`${url}/api/v1/conversations`)).status).toBe(200);
+  });
+});
+
+/** A metric's value in Prometheus's text format (0 when it has no sample yet). */
+async function metric(url: string, sample: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${sample} `));
+  return line === undefined ? 0 : Number(line.slice(sample.length + 1));
+}
+
+describe.skipIf(!hasRedis() || !hasNginx())('the open-stream cap across two instances behind nginx', { timeout: 60_000 }, () => {
+  it('holds for one client whichever instance nginx sends each stream to, and a closed stream frees one place, whichever instance gets the next', async () => {
+    const redis = await startLocalRedis();
+    const cluster = await startInstancesBehindNginx(2, {
+      ...ENV,
+      REDIS_URL: redis.url,
+      TRUST_PROXY: 'true',
+      MAX_STREAMS_PER_CLIENT: '3',
+      MAX_GENERATING_TURNS_PER_CLIENT: '0',
+      // Slow, long answers: the streams stay open until this test closes them.
+      DEMO_TOKENS_PER_SECOND: '5',
+      DEMO_RESPONSE_TOKENS: '1000',
+    });
+    const open: AbortController[] = [];
+    try {
+      const stream = async (context: string) => {
+        const controller = new AbortController();
+        const url = `${cluster.url}/api/v1/chat/streaming?message=${encodeURIComponent('a long answer')}&context_id=${context}`;
+        const response = await fetch(url, { signal: controller.signal });
+        if (response.status === 200) open.push(controller);
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any
+        const body: any = response.status === 200 ? undefined : await response.json();
+        return { status: response.status, body };
+      };
+      for (let index = 0; index < 3; index++) expect((await stream(`cap-${index}`)).status).toBe(200);
+      // Round robin: both instances hold some of the three.
+      const held = await Promise.all(cluster.urls.map((url) => metric(url, 'chatwait_open_streams')));
+      expect(held.reduce((sum, count) => sum + count, 0)).toBe(3);
+      expect(held.every((count) => count > 0)).toBe(true);
+
+      // One more, twice: nginx sends one to each instance, and each refuses it.
+      for (let index = 0; index < 2; index++) {
+        const refused = await stream(`over-${index}`);
+        expect(refused.status).toBe(429);
+        expect(refused.body).toMatchObject({ error_code: 'RATE_LIMITED', message: expect.stringMatching(/at most 3/) });
+      }
+      const refusedBy = await Promise.all(cluster.urls.map((url) => metric(url, 'chatwait_rate_limited_total{kind="streams"}')));
+      expect(refusedBy).toEqual([1, 1]);
+
+      // A client closing one stream frees its lease at once, for whichever instance gets the next: one place, no more.
+      open.shift()!.abort();
+      await expect.poll(async () => (await stream(`again-${Date.now()}`)).status, { timeout: 10_000, interval: 100 }).toBe(200);
+      expect((await stream('over-again')).status).toBe(429);
+    } finally {
+      for (const controller of open) controller.abort();
+      await cluster.stop();
+      await redis.stop();
+    }
   });
 });

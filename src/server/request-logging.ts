@@ -12,13 +12,21 @@ export class RequestLogController extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    const fields = {
-      method: request.method,
-      path: request.url.split('?')[0],
-      status: reply.statusCode,
-      duration_ms: Math.round(reply.elapsedTime * 10) / 10,
-    };
-    if (error) reply.log.error({ ...fields, err: error }, 'request errored');
-    else reply.log.info(fields, 'request');
+    logRequestCompleted(error, request, reply);
   }
+}
+
+/**
+ * Writes the request's one line. Fastify calls it when the response finishes; a stream whose client
+ * left first never finishes, so the streaming route calls it itself then.
+ */
+export function logRequestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+  const fields = {
+    method: request.method,
+    path: request.url.split('?')[0],
+    status: reply.statusCode,
+    duration_ms: Math.round(reply.elapsedTime * 10) / 10,
+  };
+  if (error) reply.log.error({ ...fields, err: error }, 'request errored');
+  else reply.log.info(fields, 'request');
 }

@@ -1,3 +1,4 @@
+import { finished } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ResumePoint, StartTurnInput, TurnManager, TurnStream } from '../../turns/turn-manager.js';
@@ -15,6 +16,7 @@ import {
   toToolStepJson,
   waitRequestSchema,
 } from '../schemas.js';
+import { logRequestCompleted } from '../request-logging.js';
 import { CONNECTION_ENDED, SseStream, type SseStreamOptions } from '../sse.js';
 
 /** Options of the chat routes. */
@@ -177,6 +179,10 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRoutesOptions> = async (app, 
       // Fastify's one line for this request is written when the response ends: give it the turn's fields.
       reply.log = reply.log.child({ turn_id: stream.turnId, resumed: stream.resumed, closed_by: sse.closedBy ?? 'server' });
       sse.end();
+      // A response closed before it finished (its client left, or was cut as a slow reader) is one Fastify never logs.
+      finished(reply.raw, (error) => {
+        if ((error as NodeJS.ErrnoException | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE') logRequestCompleted(null, request, reply);
+      });
       release();
       observer?.streamClosed();
       turns.readerLeft(stream.turnId);
