@@ -106,6 +106,27 @@ export class InstanceLease {
     return rowCount ?? 0;
   }
 
+  /**
+   * Marks `interrupted` the `streaming` turn of one conversation if its instance is dead, judged as `reap`
+   * judges (its own timeout, once this instance has been connected that long); returns its turn_id. For a send
+   * that a dead instance's turn would otherwise hold busy until the next reap.
+   */
+  async reapConversation(contextId: string): Promise<string | undefined> {
+    const timeout = 'COALESCE(i.timeout_ms, $1)';
+    const connectedFor = this.#connectedSince === undefined ? 0 : performance.now() - this.#connectedSince;
+    const { rows } = await this.#query(
+      `UPDATE turns SET status = 'interrupted', finished_at = ${DB_NOW}
+       WHERE status = 'streaming' AND turn_id IN (
+         SELECT t.turn_id FROM turns t WHERE t.context_id = $3 AND t.status = 'streaming' AND NOT EXISTS (
+           SELECT 1 FROM instances i WHERE i.instance_id = t.instance_id
+             AND (i.heartbeat_at >= ${DB_NOW} - ${timeout} OR ${timeout} > $2))
+         FOR UPDATE SKIP LOCKED)
+       RETURNING turn_id`,
+      [this.#options.timeoutMs, Math.floor(connectedFor), contextId],
+    );
+    return (rows[0] as { turn_id: string } | undefined)?.turn_id;
+  }
+
   /** Stops the heartbeat and removes the instance's row, so turns it leaves behind are reaped at once. */
   async stop(): Promise<void> {
     clearInterval(this.#timer);

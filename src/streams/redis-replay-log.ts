@@ -49,6 +49,7 @@ const CLOSE_READERS_MS = 1000;
  * An ended turn read from Redis is kept in the memory copy too, since it no longer changes.
  */
 export class RedisReplayLog implements ReplayLog {
+  readonly shared = true;
   readonly #redis: Redis;
   readonly #hub: RedisTailHub;
   readonly #local: MemoryReplayLog;

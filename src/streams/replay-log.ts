@@ -29,6 +29,8 @@ export interface LogSnapshot {
  * log sends the writes behind them); whatever needs the log's state is asynchronous.
  */
 export interface ReplayLog {
+  /** True when every instance reads this log (Redis): a turn another instance generates can be read here too. */
+  readonly shared?: boolean;
   /** Creates an empty log for a new turn, so readers can wait on it before its first event. */
   open(turnId: string): void;
   /** Appends an event and returns its position; after a `final` one the log refuses appends. */

@@ -121,7 +121,9 @@ describe('a turn whose log is still settling after its end', () => {
     const first = { message: 'first', contextId: 'c1' };
     const resolved = await turns.resolve(first, 'c1', undefined);
     if (resolved.kind !== 'new') throw new Error(`expected a new turn, got ${resolved.kind}`);
-    const turn = await turns.begin(first, resolved.reservation);
+    const begun = await turns.begin(first, resolved.reservation);
+    if (begun.kind !== 'started') throw new Error(`expected a started turn, got ${begun.kind}`);
+    const { turn } = begun;
     let settledYet = false;
     void turn.done.then(() => (settledYet = true));
     // A reader reads to the end, as the first request's stream does.
