@@ -1,6 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeOpenAI, type FakeOpenAIServer } from './support/fake-openai-server.js';
 import { startInstancesBehindNginx, type InstancesBehindNginx } from './support/instances.js';
+import { spawnServer, type SpawnedServer } from './support/spawn-server.js';
 import { hasNginx } from './support/nginx.js';
 import { createTestDatabase, hasPostgres } from './support/postgres.js';
 import { hasRedis, testRedisUrl } from './support/redis.js';
@@ -156,3 +159,48 @@ describe.skipIf(!hasPostgres() || !hasRedis() || !hasNginx())(
     });
   },
 );
+
+describe.skipIf(!hasPostgres() || !hasRedis())('a send held up by the turn of a dead instance', { timeout: 60_000 }, () => {
+  const servers: SpawnedServer[] = [];
+  afterEach(async () => {
+    for (const server of servers.splice(0)) {
+      server.child.kill('SIGKILL');
+      await server.exited;
+    }
+  });
+
+  it('reaps that turn inline and starts, without waiting for the reaper', async () => {
+    const database = await createTestDatabase('reapinline');
+    const env = { ...ENV, DATABASE_URL: database, REDIS_URL: testRedisUrl(), DEMO_RESPONSE_TOKENS: '20' };
+    // A answers slowly (it is killed mid-answer), B at once.
+    // B's own reaper judges others only once B has been connected for B's timeout (10 minutes): within this
+    // test only the inline reap can end A's turn. A is judged by its own timeout, 10 s.
+    const [onA, onB] = [
+      spawnServer({ ...env, INSTANCE_TIMEOUT_SECONDS: '10', DEMO_TOKENS_PER_SECOND: '1' }),
+      spawnServer({ ...env, INSTANCE_TIMEOUT_SECONDS: '600', DEMO_TOKENS_PER_SECOND: '0' }),
+    ];
+    servers.push(onA, onB);
+    const [a, b] = await Promise.all([onA.url, onB.url]);
+    const started = performance.now();
+    await readSse(`${a}/api/v1/chat/streaming?message=long&context_id=dead`, { until: (event) => event.json.type === 'token' });
+    onA.child.kill('SIGKILL');
+    await onA.exited;
+    const send = () => postJson(`${b}/api/v1/chat/wait`, { message: 'next', context_id: 'dead' });
+    // A's heartbeat is fresh yet: its turn holds the conversation.
+    expect((await send()).body).toMatchObject({ error_code: 'CONVERSATION_BUSY' });
+    // Once A's heartbeat is older than its timeout (and B has been up that long), the send reaps A's turn and starts.
+    await sleep(Math.max(0, 10_500 - (performance.now() - started)));
+    let answered = await send();
+    for (const deadline = performance.now() + 15_000; answered.status === 409 && performance.now() < deadline; answered = await send())
+      await sleep(250);
+    expect(answered.status).toBe(200);
+    const client = new pg.Client({ connectionString: database });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ status: string }>("SELECT status FROM turns WHERE context_id = 'dead' ORDER BY sequence");
+      expect(rows.map((row) => row.status)).toEqual(['interrupted', 'complete']);
+    } finally {
+      await client.end();
+    }
+  });
+});
