@@ -250,6 +250,88 @@ describe.skipIf(!hasRedis())('the Redis replay log', () => {
     await reading;
   });
 
+  /**
+   * A reader on a second instance whose first range read of the stream is held at `step` (before it is
+   * sent, or after its reply came) until `release()`; `held` resolves once it is. The producer writes each
+   * entry at once, and neither polls: only the handoff itself can deliver what follows.
+   */
+  async function heldReader(step: 'before' | 'after') {
+    const keyPrefix = testKeyPrefix();
+    let release!: () => void;
+    let reached!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const held = new Promise<void>((resolve) => (reached = resolve));
+    let first = true;
+    const rangeReadHook = async (at: 'before' | 'after') => {
+      if (at !== step || !first) return;
+      first = false;
+      reached();
+      await gate;
+    };
+    const producer = await connect({ keyPrefix, writeWindowMs: 0, pollMs: 60_000 });
+    const other = await connect({ keyPrefix, pollMs: 60_000, rangeReadHook });
+    return { producer, other, held, release };
+  }
+
+  /** The highest position published on a turn's live channel so far, seen by a subscriber of its own. */
+  async function publishedUpTo(channel: string): Promise<() => number> {
+    const subscriber = new Redis(testRedisUrl());
+    opened.push({ close: () => subscriber.quit() });
+    let highest = -1;
+    subscriber.on('message', (_channel: string, message: string) => {
+      const [first, entries] = JSON.parse(message) as [number, unknown[]];
+      highest = Math.max(highest, first + entries.length - 1);
+    });
+    await subscriber.subscribe(channel);
+    return () => highest;
+  }
+
+  it('delivers entries appended between the subscription and the range read once each, in order', async () => {
+    const { producer, other, held, release } = await heldReader('before');
+    const turnId = randomUUID();
+    producer.open(turnId);
+    fill(producer, turnId, 0, 3);
+    await producer.settled(turnId);
+    const published = await publishedUpTo(redisLogKeys(producer.keyPrefix, turnId).live);
+    const seen: LogEntry[] = [];
+    const reading = (async () => {
+      for await (const batch of other.read(turnId, 0)) seen.push(...batch);
+    })();
+    // Subscribed, range read not sent yet: these land in the stream AND arrive as live messages.
+    await held;
+    fill(producer, turnId, 3, 10);
+    await producer.settled(turnId);
+    await expect.poll(published).toBe(9);
+    release();
+    await expect.poll(() => seen.length).toBe(10);
+    fill(producer, turnId, 10, 20, 19);
+    await reading;
+    expect(seen).toEqual(expected(0, 20));
+  });
+
+  it('delivers live messages that arrive before the range reply is handled once each, in order', async () => {
+    const { producer, other, held, release } = await heldReader('after');
+    const turnId = randomUUID();
+    producer.open(turnId);
+    fill(producer, turnId, 0, 3);
+    await producer.settled(turnId);
+    const published = await publishedUpTo(redisLogKeys(producer.keyPrefix, turnId).live);
+    const seen: LogEntry[] = [];
+    const reading = (async () => {
+      for await (const batch of other.read(turnId, 0)) seen.push(...batch);
+    })();
+    // The range read has its reply (entries 0-2): what follows arrives only as live messages, before the reply is used.
+    await held;
+    fill(producer, turnId, 3, 10);
+    await producer.settled(turnId);
+    await expect.poll(published).toBe(9);
+    release();
+    await expect.poll(() => seen.length).toBe(10);
+    fill(producer, turnId, 10, 20, 19);
+    await reading;
+    expect(seen).toEqual(expected(0, 20));
+  });
+
   it("stops writing a turn another writer has taken over, and never brings back a turn's vanished log", async () => {
     const stopped: string[] = [];
     const [producer, other] = await twoInstances({ writeWindowMs: 0 });

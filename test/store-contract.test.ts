@@ -78,7 +78,7 @@ const newTurn = (contextId: string, overrides: Partial<NewTurn> = {}): NewTurn =
 
 const ENDED = { status: 'complete', answer: 'done', usage: undefined, timings: undefined, errorCode: undefined, tokenCount: 1 } as const;
 
-describe.each(backends)('the %s conversation store', (_name, { create, restart }) => {
+describe.each(backends)('the %s conversation store', (name, { create, restart }) => {
   let store: ConversationStore;
   /** Starts a turn and ends it, so the conversation can take the next one. */
   const answered = async (turn: NewTurn) => {
@@ -266,6 +266,29 @@ describe.each(backends)('the %s conversation store', (_name, { create, restart }
     expect(await store.markInterrupted()).toBe(1);
     expect(await store.getTurn(left.turnId)).toMatchObject({ status: 'interrupted', answer: 'half an', tokenCount: 2 });
     expect(await store.getTurn(done.turnId)).toMatchObject({ status: 'complete', answer: 'ok' });
+  });
+
+  it("reaps inline a conversation's generating turn only when the instance generating it is gone", async () => {
+    const left = await store.startTurn(newTurn('c1'));
+    await store.saveProgress(left.turnId, 'half an', 2);
+    const other = await store.startTurn(newTurn('c2'));
+    // Its instance (this one) lives: nothing to reap.
+    expect(await store.reapAbandonedTurn('c1')).toBeUndefined();
+    expect(await store.getTurn(left.turnId)).toMatchObject({ status: 'streaming' });
+    // The process that was generating them is gone. Only PostgreSQL has other instances' turns to judge;
+    // a store only one process uses leaves that to its restart's markInterrupted.
+    store = await restart(store);
+    const reaped = await store.reapAbandonedTurn('c1');
+    if (name === 'postgres') {
+      expect(reaped).toBe(left.turnId);
+      expect(await store.getTurn(left.turnId)).toMatchObject({ status: 'interrupted', answer: 'half an', tokenCount: 2 });
+      expect(await store.getTurn(other.turnId)).toMatchObject({ status: 'streaming' });
+      expect(await store.reapAbandonedTurn('c1')).toBeUndefined();
+    } else {
+      expect(reaped).toBeUndefined();
+      expect(await store.getTurn(left.turnId)).toMatchObject({ status: 'streaming' });
+    }
+    expect(await store.reapAbandonedTurn('no-such-conversation')).toBeUndefined();
   });
 
   it('keeps text exactly, Unicode and whitespace included', async () => {

@@ -168,6 +168,12 @@ export interface ConversationStore {
   endAbandonedTurn?(turnId: string): Promise<boolean>;
   /** Marks turns left `streaming` by a process that died as `interrupted`; returns how many. */
   markInterrupted(): Promise<number>;
+  /**
+   * Marks `interrupted`, now, a conversation's `streaming` turn if the instance generating it is dead (as the
+   * instances' reaper would, a moment later); returns its turn_id, or undefined when there is none or its
+   * instance lives. A store only this process uses has no other instance: it never reaps.
+   */
+  reapAbandonedTurn(contextId: string): Promise<string | undefined>;
   /** Resolves when the store answers; rejects when it cannot. */
   ping(): Promise<void>;
   close(): Promise<void>;

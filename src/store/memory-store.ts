@@ -216,6 +216,11 @@ export class MemoryConversationStore implements ConversationStore {
     return count;
   }
 
+  async reapAbandonedTurn(): Promise<string | undefined> {
+    // Only this process writes here: a turn `streaming` is this process's own, or one a restart marks.
+    return undefined;
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {}

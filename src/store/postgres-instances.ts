@@ -114,14 +114,15 @@ export class InstanceLease {
    * only by instances that have no row any more (stopped, or never recorded); returns how many. With
    * `turnId`, only that turn, and with the given `status` (a cancel whose producer is dead).
    */
-  reap(options: { goneOnly?: boolean; turnId?: string; status?: ReapStatus } = {}): Promise<number> {
+  async reap(options: { goneOnly?: boolean; turnId?: string; status?: ReapStatus } = {}): Promise<number> {
     // One reap at a time on the lease's connection: each is a transaction.
     const run = this.#reaping.then(() => this.#reapOnce(options));
     this.#reaping = run.catch(() => {});
-    return run;
+    return (await run).length;
   }
 
-  async #reapOnce(options: { goneOnly?: boolean; turnId?: string; status?: ReapStatus }): Promise<number> {
+  /** The turn ids it reaped. */
+  async #reapOnce(options: { goneOnly?: boolean; turnId?: string; contextId?: string; status?: ReapStatus }): Promise<string[]> {
     // SKIP LOCKED: a turn whose row a stalled transaction holds is left for the next beat, rather than
     // blocking the reaping of every other one. The status test of each UPDATE is the compare-and-set.
     // An instance is judged by its own timeout (a row written before migration 2 has none: by ours), and only
@@ -130,8 +131,9 @@ export class InstanceLease {
     const alive = options.goneOnly ? '' : `AND (i.heartbeat_at >= ${DB_NOW} - ${timeout} OR ${timeout} > $2)`;
     const connectedFor = this.#connectedSince === undefined ? 0 : performance.now() - this.#connectedSince;
     const parameters: unknown[] = options.goneOnly ? [] : [this.#options.timeoutMs, Math.floor(connectedFor)];
-    if (options.turnId !== undefined) parameters.push(options.turnId);
-    const oneTurn = options.turnId === undefined ? '' : `AND t.turn_id = $${parameters.length}`;
+    let oneTurn = '';
+    if (options.turnId !== undefined) oneTurn += `AND t.turn_id = $${parameters.push(options.turnId)} `;
+    if (options.contextId !== undefined) oneTurn += `AND t.context_id = $${parameters.push(options.contextId)} `;
     const status = options.status ?? 'interrupted';
     await this.#query('BEGIN');
     try {
@@ -157,7 +159,7 @@ export class InstanceLease {
               return new Map<string, { answer: string; tokenCount: number }>();
             })
           : new Map<string, { answer: string; tokenCount: number }>();
-      let reaped = 0;
+      const reaped: string[] = [];
       for (const turn of turns) {
         // The log may hold tokens the last progress save had not stored yet, or (expired) none at all.
         const fromLog = logged.get(turn.turnId);
@@ -166,16 +168,28 @@ export class InstanceLease {
           `UPDATE turns SET status = $2, finished_at = ${DB_NOW}, answer = $3, token_count = $4 WHERE turn_id = $1 AND status = 'streaming'`,
           [turn.turnId, status, toStoredText(kept.answer), kept.tokenCount],
         );
-        reaped += rowCount ?? 0;
+        if (rowCount) reaped.push(turn.turnId);
       }
       // Rows of instances dead for a day serve no one.
-      if (options.turnId === undefined) await this.#query(`DELETE FROM instances WHERE heartbeat_at < ${DB_NOW} - 86400000`);
+      if (options.turnId === undefined && options.contextId === undefined)
+        await this.#query(`DELETE FROM instances WHERE heartbeat_at < ${DB_NOW} - 86400000`);
       await this.#query('COMMIT');
       return reaped;
     } catch (error) {
       await this.#query('ROLLBACK').catch(() => {});
       throw error;
     }
+  }
+
+  /**
+   * Marks `interrupted` the `streaming` turn of one conversation if its instance is dead, judged and sealed as
+   * `reap` does; returns its turn_id. For a send that a dead instance's turn would otherwise hold busy until
+   * the next reap.
+   */
+  async reapConversation(contextId: string): Promise<string | undefined> {
+    const run = this.#reaping.then(() => this.#reapOnce({ contextId }));
+    this.#reaping = run.catch(() => {});
+    return (await run)[0];
   }
 
   /** Stops the heartbeat and removes the instance's row, so turns it leaves behind are reaped at once. */

@@ -322,6 +322,16 @@ export class PostgresConversationStore implements ConversationStore {
     }
   }
 
+  async reapAbandonedTurn(contextId: string): Promise<string | undefined> {
+    // An admin tool judges no instance.
+    if (!this.#leased) return undefined;
+    try {
+      return await this.#lease.reapConversation(contextId);
+    } catch (error) {
+      throw toPostgresStoreError(error);
+    }
+  }
+
   async ping(): Promise<void> {
     // A standby answers reads but refuses every write: it is not a store ChatWait can use.
     const { rows } = await this.#db.query<{ standby: boolean }>(

@@ -246,6 +246,11 @@ export class SqliteConversationStore implements ConversationStore {
     return this.#statements.markInterrupted!.run(Date.now()).changes;
   }
 
+  async reapAbandonedTurn(): Promise<string | undefined> {
+    // Only this process writes here: a turn `streaming` is this process's own, or one a restart marks.
+    return undefined;
+  }
+
   async ping(): Promise<void> {
     this.#flush();
     if (this.#writeFailure) {

@@ -13,6 +13,8 @@ export interface RemoteReadContext {
   closing(): boolean;
   /** Called with a function that wakes this reader when the log closes; returns how to stop being woken. */
   onClose(wake: () => void): () => void;
+  /** Test-only (see RedisReplayLogOptions.rangeReadHook): awaited before each range read and after its reply. */
+  rangeReadHook?: ((step: 'before' | 'after') => Promise<void> | void) | undefined;
 }
 
 /** The most entries one range read asks for. */
@@ -115,7 +117,9 @@ export async function* readRemote(
         inbox.repair = false;
         let read: RangeRead;
         try {
+          await context.rangeReadHook?.('before');
           read = await readRange(context.redis, keys, next);
+          await context.rangeReadHook?.('after');
           failingSince = undefined;
         } catch (error) {
           // A reader that has begun rides out a short Redis outage (the producer's flushes wait too); a new one fails at once.

@@ -31,6 +31,11 @@ export interface RedisReplayLogOptions {
   onConnectionError?: (error: Error) => void;
   /** Told when Redis refuses a turn's log (FENCED: taken over; MISSING: vanished) or its writes were given up. */
   onWriteStopped?: (turnId: string, reason: string) => void;
+  /**
+   * Test-only: awaited by a reader on another instance before each range read of the stream and after its
+   * reply, so a test can widen the backlog-to-live handoff's races (entries appended, messages arriving meanwhile).
+   */
+  rangeReadHook?: (step: 'before' | 'after') => Promise<void> | void;
 }
 
 /** Defaults of the options, in milliseconds. */
@@ -125,6 +130,7 @@ export class RedisReplayLog implements ReplayLog {
       redis: this.#redis,
       hub: this.#hub,
       pollMs: this.#options.pollMs,
+      rangeReadHook: options.rangeReadHook,
       closing: () => this.#closing,
       onClose: (wake) => {
         this.#closeWakers.add(wake);

@@ -121,7 +121,9 @@ describe('a turn whose log is still settling after its end', () => {
     const first = { message: 'first', contextId: 'c1' };
     const resolved = await turns.resolve(first, 'c1', undefined);
     if (resolved.kind !== 'new') throw new Error(`expected a new turn, got ${resolved.kind}`);
-    const turn = await turns.begin(first, resolved.reservation);
+    const begun = await turns.begin(first, resolved.reservation);
+    if (begun.kind !== 'started') throw new Error(`expected a started turn, got ${begun.kind}`);
+    const { turn } = begun;
     let settledYet = false;
     void turn.done.then(() => (settledYet = true));
     // A reader reads to the end, as the first request's stream does.
@@ -137,5 +139,82 @@ describe('a turn whose log is still settling after its end', () => {
     log.release();
     await turn.done;
     expect(turns.get(turn.turnId)).toBeUndefined();
+  });
+});
+
+describe('a send that another instance sharing the store has already started', () => {
+  /** A model that answers one token, then waits until the test lets it finish. */
+  function heldModel(): { model: ChatModel; finish: () => void } {
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    return {
+      finish,
+      model: {
+        ...model,
+        streamReply: async function* () {
+          yield { type: 'text_delta', delta: 'Hello' };
+          await finished;
+          yield { type: 'done', usage: undefined, finalOutput: 'Hello' };
+        },
+      },
+    };
+  }
+  const instance = (store: ConversationStore, answering: ChatModel) =>
+    new RunningTurns({
+      model: answering,
+      store,
+      log: new MemoryReplayLog(),
+      logger: quiet,
+      history: { maxMessages: 10, maxChars: 10_000 },
+      responseTimeoutMs: 60_000,
+      streamTtlMs: 60_000,
+    });
+  const begin = async (turns: RunningTurns, input: { message: string; contextId: string; clientMessageId?: string }) => {
+    const resolution = await turns.resolve(input, input.contextId, undefined);
+    if (resolution.kind !== 'new') throw new Error(`expected a new turn, got ${resolution.kind}`);
+    return turns.begin(input, resolution.reservation);
+  };
+
+  it('is joined (same message, or same client_message_id), a different message is busy, and a free conversation starts', async () => {
+    const store = new MemoryConversationStore();
+    const held = heldModel();
+    const [a, b] = [instance(store, held.model), instance(store, held.model)];
+    const started = await begin(a, { message: 'hi', contextId: 'c1', clientMessageId: 'send-1' });
+    if (started.kind !== 'started') throw new Error('A should generate it');
+    // B knows nothing of A's turn but what the store tells it when its own start is refused.
+    await expect(begin(b, { message: 'hi', contextId: 'c1' })).resolves.toMatchObject({
+      kind: 'ended',
+      record: { turnId: started.turn.turnId, status: 'streaming' },
+    });
+    await expect(begin(b, { message: 'something else', contextId: 'c1' })).rejects.toMatchObject({ code: 'CONVERSATION_BUSY' });
+    held.finish();
+    await started.turn.done;
+    // Ended: the same client_message_id reaching B is its stored turn; a new message starts on B.
+    await expect(b.resolve({ message: 'hi', contextId: 'c1', clientMessageId: 'send-1' }, 'c1', undefined)).resolves.toMatchObject({
+      kind: 'ended',
+      record: { turnId: started.turn.turnId, status: 'complete' },
+    });
+    const next = await begin(b, { message: 'next', contextId: 'c1' });
+    expect(next.kind).toBe('started');
+    if (next.kind === 'started') await next.turn.done;
+  });
+
+  it('starts one turn when both instances begin the same client_message_id at once', async () => {
+    const store = new MemoryConversationStore();
+    const held = heldModel();
+    const [a, b] = [instance(store, held.model), instance(store, held.model)];
+    const input = { message: 'once', contextId: 'c2', clientMessageId: 'send-2' };
+    // Both look before either starts: neither sees the other's turn until the store refuses the second.
+    const [onA, onB] = await Promise.all([a.resolve(input, 'c2', undefined), b.resolve(input, 'c2', undefined)]);
+    if (onA.kind !== 'new' || onB.kind !== 'new') throw new Error('both should begin');
+    const begun = await Promise.all([a.begin(input, onA.reservation), b.begin(input, onB.reservation)]);
+    expect(begun.map((result) => result.kind).sort()).toEqual(['ended', 'started']);
+    const generating = begun.find((result) => result.kind === 'started')!;
+    const joined = begun.find((result) => result.kind === 'ended')!;
+    if (generating.kind !== 'started' || joined.kind !== 'ended') throw new Error('unreachable');
+    expect(joined.record.turnId).toBe(generating.turn.turnId);
+    held.finish();
+    await generating.turn.done;
+    expect((await store.getConversation('c2'))!.turns).toHaveLength(1);
   });
 });

@@ -15,12 +15,19 @@ export type Resolution =
   | { kind: 'ended'; record: TurnRecord }
   | { kind: 'replay'; record: TurnRecord };
 
+/**
+ * What beginning a new turn came to: this process generates it (`started`), or another instance sharing the
+ * database had already started the same send (its client_message_id, or the same message while it generates),
+ * whose turn is joined instead (`ended`: not generating here, as a `Resolution`'s).
+ */
+export type Begun = { kind: 'started'; turn: ActiveTurn } | { kind: 'ended'; record: TurnRecord };
+
 /** A conversation's place held for a turn that is being set up. */
 interface Reservation {
   contextId: string;
   message: string;
-  turn: Promise<ActiveTurn>;
-  settle(result: Promise<ActiveTurn>): void;
+  turn: Promise<Begun>;
+  settle(result: Promise<Begun>): void;
 }
 
 /**
@@ -84,20 +91,17 @@ export class RunningTurns {
         : undefined;
     if (this.#refusal) throw this.#refusal;
     if (sent) {
-      // A key names one message: answering a different one with the first one's answer would drop it silently.
-      if (sent.userMessage !== input.message) {
-        throw new RequestError(
-          'IDEMPOTENCY_KEY_REUSED',
-          'This client_message_id was already used for a different message in this conversation. Send the new message with a new client_message_id.',
-        );
-      }
+      if (sent.userMessage !== input.message) throw reusedKeyError();
       const active = this.#active.get(sent.turnId);
       return active ? { kind: 'active', turn: active } : { kind: 'ended', record: sent };
     }
     const id = key ?? conversationKey(input.owner, randomUUID());
     const starting = this.#starting.get(id);
     // The same message sent twice at once (a double click, a retry racing the original) joins the first.
-    if (starting?.message === input.message) return { kind: 'active', turn: await starting.turn };
+    if (starting?.message === input.message) {
+      const begun = await starting.turn;
+      return begun.kind === 'started' ? { kind: 'active', turn: begun.turn } : begun;
+    }
     const active = this.#activeByContext.get(id);
     if (active?.userMessage === input.message) return { kind: 'active', turn: active };
     if (active || starting) {
@@ -122,12 +126,15 @@ export class RunningTurns {
     if (pending.has(latest.turnId)) throw pending.refusal();
   }
 
-  /** Starts the turn a `new` resolution reserved the conversation for. */
-  async begin(input: StartTurnInput, reservation: Reservation): Promise<ActiveTurn> {
+  /** Starts the turn a `new` resolution reserved the conversation for, or joins the same send another instance started. */
+  async begin(input: StartTurnInput, reservation: Reservation): Promise<Begun> {
     const turn = (async () => {
       const release = (await input.admit?.()) ?? undefined;
       try {
-        return await this.#create(input, reservation.contextId, release);
+        const begun = await this.#create(input, reservation.contextId, release);
+        // Joined: nothing generates here, so nothing holds the admission.
+        if (begun.kind === 'ended') release?.();
+        return begun;
       } catch (error) {
         release?.();
         throw error;
@@ -142,8 +149,8 @@ export class RunningTurns {
   }
 
   #reserve(contextId: string, message: string): Reservation {
-    let settle!: (result: Promise<ActiveTurn>) => void;
-    const turn = new Promise<ActiveTurn>((resolve) => (settle = resolve));
+    let settle!: (result: Promise<Begun>) => void;
+    const turn = new Promise<Begun>((resolve) => (settle = resolve));
     // A send that joins a reservation whose turn then fails to start gets that failure.
     turn.catch(() => {});
     const reservation: Reservation = { contextId, message, turn, settle };
@@ -152,7 +159,7 @@ export class RunningTurns {
   }
 
   /** Sets up and starts a turn's generation; `release` (what `admit` returned) is called when the generation ends. */
-  async #create(input: StartTurnInput, contextId: string, release: (() => void) | undefined): Promise<ActiveTurn> {
+  async #create(input: StartTurnInput, contextId: string, release: (() => void) | undefined): Promise<Begun> {
     const { store, model, log } = this.#options;
     // A log kept in Redis that does not answer refuses the turn before it is stored (fail closed): no other
     // instance could follow, resume or cancel it. Asked alongside the history read, so it adds no wait.
@@ -166,26 +173,8 @@ export class RunningTurns {
     const messages = buildContext(history, input.message, this.#options.history);
     const turnId = randomUUID();
     await logAnswers;
-    await store
-      .startTurn({
-        turnId,
-        contextId,
-        userMessage: input.message,
-        model: model.name,
-        clientMessageId: input.clientMessageId,
-        owner: input.owner ?? null,
-      })
-      .catch((error: unknown) => {
-        // Another instance sharing the database started a turn in this conversation first (the same retried
-        // send, or another message): as when this process holds it, the send is refused until that turn ends.
-        if (error instanceof TurnConflictError) throw busyError();
-        // A store out of reach may have committed the turn though its answer never came (a COMMIT whose reply was
-        // lost): a `streaming` row nothing generates would hold the conversation busy. It is marked `error` once the
-        // store answers; a turn that was never stored is refused as fenced there, and dropped. Any other refusal
-        // came from the store itself, which stored nothing.
-        if (error instanceof StoreUnavailableError) this.#options.pendingOutcomes?.add(turnId, bareErrorOutcome(error), { refusal: error });
-        throw error;
-      });
+    const elsewhere = await this.#record(input, contextId, turnId);
+    if (elsewhere) return { kind: 'ended', record: elsewhere };
     log.open(turnId);
     const controller = new AbortController();
     // A cancel asked on another instance stops it as one asked here does.
@@ -220,8 +209,69 @@ export class RunningTurns {
     turn.done.catch(() => {});
     this.#active.set(turnId, turn);
     this.#activeByContext.set(contextId, turn);
-    return turn;
+    return { kind: 'started', turn };
   }
+
+  /**
+   * Records a new turn as `streaming`; undefined once it is. The database is the arbiter between instances
+   * (scale-out.md §6.12): when another one started a turn in this conversation first, the same send is
+   * joined (its turn is returned), a turn whose instance is dead is reaped and the start tried once more,
+   * and anything else is refused as busy, as when this process holds the conversation.
+   */
+  async #record(input: StartTurnInput, contextId: string, turnId: string): Promise<TurnRecord | undefined> {
+    const { store, model } = this.#options;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await store.startTurn({
+          turnId,
+          contextId,
+          userMessage: input.message,
+          model: model.name,
+          clientMessageId: input.clientMessageId,
+          owner: input.owner ?? null,
+        });
+        return undefined;
+      } catch (error) {
+        // A store out of reach may have committed the turn though its answer never came (a COMMIT whose reply was
+        // lost): a `streaming` row nothing generates would hold the conversation busy. It is marked `error` once the
+        // store answers; a turn that was never stored is refused as fenced there, and dropped. Any other refusal
+        // came from the store itself, which stored nothing.
+        if (!(error instanceof TurnConflictError)) {
+          if (error instanceof StoreUnavailableError)
+            this.#options.pendingOutcomes?.add(turnId, bareErrorOutcome(error), { refusal: error });
+          throw error;
+        }
+      }
+      // Reaped first: a send repeated because its instance died starts afresh rather than joining a turn nobody ends.
+      if (attempt === 0 && (await store.reapAbandonedTurn(contextId)) !== undefined) continue;
+      const same = await this.#sameSend(input, contextId);
+      if (same) return same;
+      // The turn in the way ended meanwhile: the conversation is free.
+      if (attempt === 0 && (await store.latestTurn(contextId))?.status !== 'streaming') continue;
+      throw busyError();
+    }
+  }
+
+  /** The turn already started for this send in the store: by its client_message_id, or the same message generating now. */
+  async #sameSend(input: StartTurnInput, contextId: string): Promise<TurnRecord | undefined> {
+    const { store } = this.#options;
+    if (input.clientMessageId !== undefined) {
+      const sent = await store.findTurnByClientMessageId(contextId, input.clientMessageId);
+      if (sent && sent.userMessage !== input.message) throw reusedKeyError();
+      if (sent) return sent;
+    }
+    const latest = await store.latestTurn(contextId);
+    return latest?.status === 'streaming' && latest.userMessage === input.message ? latest : undefined;
+  }
+}
+
+/** The refusal of a client_message_id sent again with another message. */
+function reusedKeyError(): RequestError {
+  // A key names one message: answering a different one with the first one's answer would drop it silently.
+  return new RequestError(
+    'IDEMPOTENCY_KEY_REUSED',
+    'This client_message_id was already used for a different message in this conversation. Send the new message with a new client_message_id.',
+  );
 }
 
 /** The refusal of a send while its conversation is answering another one. */
