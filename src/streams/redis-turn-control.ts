@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { appendToRedisLog } from './redis-append-script.js';
 import { decodeRange, type RedisLogKeys } from './redis-log-format.js';
 import type { RedisTailHub } from './redis-tail-hub.js';
+import { ReplayLogUnavailable } from './replay-log.js';
 import type { SealedAnswer, TurnControl } from './turn-control.js';
 
 /** Sets a generating turn's cancel flag (only on a log that exists: a flag must not outlive its log), then tells its producer. */
@@ -95,7 +96,12 @@ export class RedisTurnControl implements TurnControl {
   }
 
   async requestCancel(turnId: string): Promise<void> {
-    await this.#redis.chatwaitRequestCancel(this.#options.keys(turnId).meta, this.#channel, turnId);
+    try {
+      await this.#redis.chatwaitRequestCancel(this.#options.keys(turnId).meta, this.#channel, turnId);
+    } catch (error) {
+      // Redis away (refused, or no answer within the command timeout): the cancel is a retryable 503, not a failure of ours.
+      throw new ReplayLogUnavailable(error);
+    }
   }
 
   async seal(turnId: string, finalData: (sealed: SealedAnswer) => string): Promise<SealedAnswer | undefined> {
