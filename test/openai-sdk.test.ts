@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeOpenAI, type FakeOpenAIServer } from './support/fake-openai-server.js';
@@ -186,6 +189,48 @@ describe('the OpenAI-compatible API with the demo model', () => {
     const listed = await fetch(`${server.url}/api/v1/conversations`, { headers: { authorization: 'Bearer sk-test-key' } });
     const { conversations } = (await listed.json()) as { conversations: { title: string }[] };
     expect(conversations.some((conversation) => conversation.title.includes('weather'))).toBe(false);
+  });
+
+  it('stores a call under the conversation id the header names, new or not', async () => {
+    const contextId = `openai-named-${Date.now()}`;
+    const { response } = await client.chat.completions
+      .create(
+        { model: 'chatwait-demo', messages: [{ role: 'user', content: 'named' }] },
+        { headers: { 'X-ChatWait-Conversation-Id': contextId } },
+      )
+      .withResponse();
+    expect(response.headers.get('x-chatwait-conversation-id')).toBe(contextId);
+    expect((await storedTurns(server, contextId, 'sk-test-key')).map((turn) => turn.user_message)).toEqual(['named']);
+    const invalid = await client.chat.completions
+      .create(
+        { model: 'chatwait-demo', messages: [{ role: 'user', content: 'x' }] },
+        { headers: { 'X-ChatWait-Conversation-Id': 'no spaces' } },
+      )
+      .catch((error: unknown) => error);
+    expect(invalid).toMatchObject({ status: 400, param: 'x-chatwait-conversation-id' });
+  });
+
+  it('documents the routes in the OpenAPI document', async () => {
+    const document = (await (await fetch(`${server.url}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { tags: string[] }>>;
+    };
+    expect(document.paths['/v1/chat/completions']!.post!.tags).toEqual(['openai']);
+    expect(document.paths['/v1/models']!.get!.tags).toEqual(['openai']);
+  });
+
+  it('runs the README example (examples/openai/chat.mjs) against the server', async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [resolve(import.meta.dirname, '../examples/openai/chat.mjs'), 'Hello example'],
+      {
+        env: { ...process.env, CHATWAIT_URL: server.url, CHATWAIT_API_KEY: 'sk-test-key' },
+      },
+    );
+    const contextId = /conversation (\S+)/.exec(stdout)![1]!;
+    const turns = await storedTurns(server, contextId, 'sk-test-key');
+    expect(turns.map((turn) => turn.user_message)).toEqual(['Hello example', 'Say it again in five words.']);
+    expect(stdout).toContain(turns[0]!.answer);
+    expect(stdout).toContain(turns[1]!.answer);
   });
 
   it('answers an unknown path under /v1 with an OpenAI 404', async () => {
