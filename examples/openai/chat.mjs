@@ -31,5 +31,5 @@ const followUp = await client.chat.completions.create(
   { model, messages: [{ role: 'user', content: 'Say it again in five words.' }] },
   { headers: { 'X-ChatWait-Conversation-Id': conversation } },
 );
-console.log(followUp.choices[0].message.content);
-console.log(`conversation ${conversation}`);
+process.stdout.write(`${followUp.choices[0].message.content}\n`);
+process.stdout.write(`conversation ${conversation}\n`);
