@@ -331,4 +331,26 @@ describe('the OpenAI-compatible API under rate limits', () => {
       await server.close();
     }
   });
+
+  it('caps the open streams of a client as the native stream does', async () => {
+    const server = await startTestServer({ MAX_STREAMS_PER_CLIENT: '1', DEMO_TOKENS_PER_SECOND: '50' });
+    try {
+      const client = new OpenAI({ apiKey: 'unused', baseURL: `${server.url}/v1`, maxRetries: 0 });
+      const open = await client.chat.completions.create({
+        model: 'chatwait-demo',
+        messages: [{ role: 'user', content: 'a' }],
+        stream: true,
+      });
+      const iterator = open[Symbol.asyncIterator]();
+      await iterator.next();
+      const refused = await client.chat.completions
+        .create({ model: 'chatwait-demo', messages: [{ role: 'user', content: 'b' }], stream: true })
+        .catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+      expect(refused).toMatchObject({ status: 429, code: 'rate_limit_exceeded' });
+      open.controller.abort();
+    } finally {
+      await server.close();
+    }
+  });
 });
