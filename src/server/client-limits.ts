@@ -8,9 +8,9 @@ import { isApiRoute } from './api-routes.js';
 /** Routes never limited: health, readiness and the page's settings. Metrics and static files are not under /api. */
 const UNLIMITED_ROUTES = new Set(['/api/v1/health', '/api/v1/health/live', '/api/v1/health/ready', '/api/v1/config']);
 /**
- * Routes the general API limit leaves alone. The streaming routes (ChatWait's and OpenAI's) cannot know before its body is read
- * whether a request resumes a stream (never limited) or sends a message; a new message is charged by
- * `admitTurn`, and its open streams are capped by `openStream`.
+ * Routes the general API limit leaves alone. The streaming routes (ChatWait's and OpenAI's) cannot know before
+ * the body is read whether a request resumes a stream (never limited) or sends a message; a new message is
+ * charged by `admitTurn`, and its open streams are capped by `openStream`.
  */
 const STREAMING_ROUTES = new Set(['/api/v1/chat/streaming', '/v1/chat/completions']);
 
