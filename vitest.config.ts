@@ -21,6 +21,7 @@ const ON_POSTGRES = [
   'test/sse-clients.test.ts',
   'test/slow-readers.test.ts',
   'test/store-failures.test.ts',
+  'test/openai-resume.test.ts',
   // Processes of their own, on a database of their own (test/support/process-store.ts).
   'test/restart.test.ts',
   'test/shutdown.test.ts',
@@ -39,6 +40,7 @@ const ON_REDIS = [
   'test/sse-clients.test.ts',
   'test/chaos.test.ts',
   'test/client-follow-turn.test.ts',
+  'test/openai-resume.test.ts',
 ];
 
 export default defineConfig({

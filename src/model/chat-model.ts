@@ -24,6 +24,8 @@ export type ModelStreamEvent =
 export interface ReplyRequest {
   messages: ChatMessage[];
   signal: AbortSignal;
+  /** This call's instructions (a client's system message) instead of the configured ones. */
+  instructions?: string | undefined;
 }
 
 /** The model behind ChatWait, whichever provider serves it. */

@@ -56,7 +56,7 @@ export function createChatModel(config: Config, tools: ReadonlyMap<string, ChatT
       // No generator of its own around the loop: one less hop for every token.
       return streamDirect({
         model,
-        instructions,
+        instructions: request.instructions ?? instructions,
         input: request.messages.map(toInputItem),
         settings,
         signal: request.signal,

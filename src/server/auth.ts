@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { RequestError } from '../errors.js';
+import { isApiRoute } from './api-routes.js';
 
 /** API routes anyone may call even when keys are on. */
 const PUBLIC_API_ROUTES = new Set(['/api/v1/health', '/api/v1/health/live', '/api/v1/health/ready', '/api/v1/config']);
@@ -16,7 +17,7 @@ export function registerApiKeyAuth(app: FastifyInstance, keys: readonly string[]
   const digests = keys.map(digest);
   app.addHook('onRequest', async (request) => {
     const route = request.routeOptions.url;
-    if (route === undefined || !route.startsWith('/api/') || PUBLIC_API_ROUTES.has(route)) return;
+    if (!isApiRoute(route) || PUBLIC_API_ROUTES.has(route)) return;
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     const presented = match ? digest(match[1]!) : undefined;

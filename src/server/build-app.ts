@@ -21,6 +21,7 @@ import { chatRoutes } from './routes/chat.js';
 import { conversationRoutes } from './routes/conversations.js';
 import { registerDocsRoutes, registerOpenApi } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
+import { openAIRoutes } from './routes/openai.js';
 import { pageConfigRoute, registerPage } from './routes/page.js';
 
 /** A valid incoming X-Request-ID is echoed; anything else is replaced by a new UUID. */
@@ -124,7 +125,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     await app.register(cors, {
       origin: config.ALLOWED_ORIGINS.includes('*') ? '*' : [...config.ALLOWED_ORIGINS],
       methods: ['GET', 'POST', 'PATCH', 'DELETE'],
-      exposedHeaders: ['X-Request-ID', 'Retry-After'],
+      exposedHeaders: ['X-Request-ID', 'Retry-After', 'X-ChatWait-Conversation-Id', 'X-ChatWait-Turn-Id'],
       maxAge: 600,
     });
   }
@@ -162,6 +163,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const limits = registerClientLimits(app, config, (kind) => metrics.rateLimited.inc({ kind }), services.limiters);
   await registerOpenApi(app, version);
   const streamObserver = registerMetrics(app, metrics);
+  const sseOptions = {
+    heartbeatMs: config.SSE_HEARTBEAT_SECONDS * 1000,
+    maxBufferedBytes: config.SSE_MAX_BUFFER_BYTES,
+    drainTimeoutMs: config.SSE_STALL_TIMEOUT_SECONDS * 1000,
+  };
 
   await app.register(healthRoutes, {
     model,
@@ -178,13 +184,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     turns,
     limits,
     observer: streamObserver,
-    sse: {
-      heartbeatMs: config.SSE_HEARTBEAT_SECONDS * 1000,
-      maxBufferedBytes: config.SSE_MAX_BUFFER_BYTES,
-      drainTimeoutMs: config.SSE_STALL_TIMEOUT_SECONDS * 1000,
-    },
+    sse: sseOptions,
   });
   await app.register(conversationRoutes, { store, turns });
+  await app.register(openAIRoutes, { prefix: '/v1', turns, store, limits, observer: streamObserver, sse: sseOptions });
   await registerDocsRoutes(app);
   await app.register(pageConfigRoute, { config, model });
   await registerPage(app, options.pageDirectory);

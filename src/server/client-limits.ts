@@ -3,15 +3,16 @@ import type { Config } from '../config.js';
 import { RequestError } from '../errors.js';
 import { API_RATE_FACTOR, type Limiters, type RateDecision } from '../limits/limiter.js';
 import { addressGroup } from './address-group.js';
+import { isApiRoute } from './api-routes.js';
 
 /** Routes never limited: health, readiness and the page's settings. Metrics and static files are not under /api. */
 const UNLIMITED_ROUTES = new Set(['/api/v1/health', '/api/v1/health/live', '/api/v1/health/ready', '/api/v1/config']);
 /**
- * Routes the general API limit leaves alone. The streaming route cannot know before its body is read
- * whether a request resumes a stream (never limited) or sends a message; a new message is charged by
- * `admitTurn`, and its open streams are capped by `openStream`.
+ * Routes the general API limit leaves alone. The streaming routes (ChatWait's and OpenAI's) cannot know before
+ * the body is read whether a request resumes a stream (never limited) or sends a message; a new message is
+ * charged by `admitTurn`, and its open streams are capped by `openStream`.
  */
-const STREAMING_ROUTES = new Set(['/api/v1/chat/streaming']);
+const STREAMING_ROUTES = new Set(['/api/v1/chat/streaming', '/v1/chat/completions']);
 
 /** The per-client limits the chat routes apply. */
 export interface ClientLimits {
@@ -44,8 +45,7 @@ export function registerClientLimits(
 
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions.url;
-    if (rpm === 0 || route === undefined || !route.startsWith('/api/') || UNLIMITED_ROUTES.has(route) || STREAMING_ROUTES.has(route))
-      return;
+    if (rpm === 0 || !isApiRoute(route) || UNLIMITED_ROUTES.has(route) || STREAMING_ROUTES.has(route)) return;
     const decision = await api.consume(clientOf(request));
     reply.headers(rateLimitHeaders(decision, burst * API_RATE_FACTOR));
     if (!decision.allowed) {

@@ -39,7 +39,8 @@ export function errorBody(error: ChatWaitError, requestId: string): ErrorBody {
   };
 }
 
-function classifyError(error: FastifyError | SchemaValidationError): ChatWaitError {
+/** The ChatWaitError any failure of a request stands for (the JSON format of both APIs is built from it). */
+export function classifyError(error: FastifyError | SchemaValidationError): ChatWaitError {
   if (error instanceof ChatWaitError) return error;
   if (error instanceof ReplayLogUnavailable) return replayLogUnavailable(error);
   if (error instanceof SchemaValidationError) {

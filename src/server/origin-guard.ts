@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { RequestError } from '../errors.js';
+import { isApiRoute } from './api-routes.js';
 
 /** Host names that always mean this machine (RFC 6761: browsers resolve `*.localhost` to loopback themselves). */
 const LOOPBACK_NAME = /^(localhost|[a-z0-9.-]+\.localhost|127(\.\d{1,3}){3}|\[::1\])$/;
@@ -86,7 +87,7 @@ function isOwnOrigin(origin: string, request: FastifyRequest, schemeKnown: boole
 /** GET paths of pages a link may lead to (the API is never one, nor a request that changes something). */
 function isPagePath(request: FastifyRequest): boolean {
   // The matched route, not the raw URL, so no encoding of the path gets around it.
-  return (request.method === 'GET' || request.method === 'HEAD') && !(request.routeOptions.url ?? '').startsWith('/api/');
+  return (request.method === 'GET' || request.method === 'HEAD') && !isApiRoute(request.routeOptions.url);
 }
 
 /** A client-sent name as quoted back in a message: at most 100 characters. */

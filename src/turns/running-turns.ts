@@ -185,6 +185,7 @@ export class RunningTurns {
       // The events and the result carry the id the client knows.
       contextId: publicContextId(contextId),
       messages,
+      instructions: input.instructions,
       signal: controller.signal,
       abort: (reason) => controller.abort(reason),
       model,

@@ -44,6 +44,8 @@ export interface GenerationOptions {
   turnId: string;
   contextId: string;
   messages: ChatMessage[];
+  /** Instructions for this turn only, instead of the model's configured ones. */
+  instructions?: string | undefined;
   signal: AbortSignal;
   abort: (reason: unknown) => void;
   model: ChatModel;
@@ -167,7 +169,7 @@ export async function runGeneration(options: GenerationOptions): Promise<TurnRes
 
   try {
     try {
-      for await (const event of model.streamReply({ messages: options.messages, signal })) {
+      for await (const event of model.streamReply({ messages: options.messages, signal, instructions: options.instructions })) {
         if (event.type === 'text_delta') {
           if (event.delta === '') continue;
           timeout.refresh();

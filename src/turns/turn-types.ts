@@ -17,6 +17,8 @@ export interface StartTurnInput {
   /** Client-managed context, used instead of the stored conversation. */
   history?: ChatMessage[] | undefined;
   clientMessageId?: string | undefined;
+  /** Instructions for this turn only, instead of the configured ones (the OpenAI-compatible API's system message). */
+  instructions?: string | undefined;
   /** Whose conversation this is: a digest of the caller's API key, or null when keys are off. */
   owner?: string | null;
   /**

@@ -50,6 +50,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
         { name: 'chat', description: 'Send messages, get answers, resume and cancel' },
         { name: 'conversations', description: 'Stored conversations and their turns' },
         { name: 'health', description: 'Health, liveness and readiness' },
+        { name: 'openai', description: "OpenAI's chat-completions API on the same turns, keys and limits; errors in OpenAI's format" },
       ],
     },
     transform: jsonSchemaTransform,
