@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { connectRedis } from '../redis-connection.js';
 import { Redis } from 'ioredis';
 import { ChatWaitError } from '../errors.js';
 import {
@@ -54,20 +55,11 @@ export class RedisLimiters implements Limiters {
   /** Connects and resolves once Redis answers; rejects naming REDIS_URL (without its password) if it does not in time. */
   static async connect(options: RedisLimitersOptions): Promise<RedisLimiters> {
     const limiters = new RedisLimiters(options);
-    const timeoutMs = options.connectTimeoutMs ?? 5000;
-    let socketError: Error | undefined;
-    limiters.#redis.once('error', (error: Error) => (socketError = error));
     try {
-      await Promise.race([
-        limiters.#redis.connect(),
-        new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs).unref()),
-      ]);
+      await connectRedis(limiters.#redis, options.url, options.connectTimeoutMs ?? 5000, ' for the rate limits');
     } catch (error) {
       await limiters.close();
-      const url = new URL(options.url);
-      url.password = '';
-      const reason = (socketError ?? (error as Error)).message.replace(/\s+/g, ' ').replace(/\.$/, '');
-      throw new Error(`Cannot reach Redis at REDIS_URL=${url.toString()} for the rate limits: ${reason}.`, { cause: error });
+      throw error;
     }
     return limiters;
   }

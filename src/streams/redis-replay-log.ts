@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { closeConnection, connectRedis } from '../redis-connection.js';
 import { MemoryReplayLog } from './memory-replay-log.js';
 import { defineLogScripts, expireSealedRedisLog } from './redis-append-script.js';
 import { decodeRange, redisLogKeys, type RedisLogKeys } from './redis-log-format.js';
@@ -77,24 +78,11 @@ export class RedisReplayLog implements ReplayLog {
   /** Connects to Redis and resolves once it answers; rejects with a message naming REDIS_URL if it does not in time. */
   static async connect(options: RedisReplayLogOptions): Promise<RedisReplayLog> {
     const log = new RedisReplayLog(options);
-    const timeoutMs = options.connectTimeoutMs ?? 5000;
-    // ioredis rejects with "Connection is closed"; the socket's own error says why.
-    let socketError: Error | undefined;
-    log.#redis.once('error', (error: Error) => (socketError = error));
     try {
-      await Promise.race([
-        log.#redis.connect(),
-        new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs).unref()),
-      ]);
+      await connectRedis(log.#redis, options.url, options.connectTimeoutMs ?? 5000);
     } catch (error) {
       await log.close();
-      const reason = (socketError ?? (error as Error)).message.replace(/\s+/g, ' ').replace(/\.$/, '');
-      throw new Error(
-        `Cannot reach Redis at REDIS_URL=${withoutPassword(options.url)}: ${reason}. Check that Redis runs and the URL is right.`,
-        {
-          cause: error,
-        },
-      );
+      throw error;
     }
     return log;
   }
@@ -349,22 +337,5 @@ async function unavailableOnFailure<T>(promise: Promise<T>): Promise<T> {
     return await promise;
   } catch (error) {
     throw new ReplayLogUnavailable(error);
-  }
-}
-
-/** Closes a connection: politely if it is up, at once if it is not (QUIT would wait for a reconnect). */
-export async function closeConnection(redis: Redis): Promise<void> {
-  if (redis.status === 'ready') await redis.quit().catch(() => undefined);
-  redis.disconnect();
-}
-
-/** A Redis URL with its password (and user name's secret part) masked, fit for an error message. */
-function withoutPassword(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'redis://…';
   }
 }
