@@ -7,6 +7,7 @@ import { createTestDatabase, hasPostgres } from './support/postgres.js';
 import { hasRedis, testRedisUrl } from './support/redis.js';
 import { parseSse, type SseEvent } from './support/sse-client.js';
 import { getJson } from './support/test-server.js';
+import { seededRandom as random } from './support/seeded-random.js';
 
 // test/chaos.test.ts across instances: two real processes on Redis + PostgreSQL behind the repository's
 // nginx (round robin, no sticky sessions). Every stream is cut at random points and resumed through nginx,
@@ -19,17 +20,6 @@ const ANSWER_TOKENS = 100;
 /** What share of the streams is cut by dropping the TCP connection (a proxy of their own), the rest by the client closing it. */
 const TCP_CUT_SHARE = 0.25;
 const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000_007);
-
-/** A small seeded generator (mulberry32), so a failing run can be replayed with CHAOS_SEED. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = Math.imul(state ^ (state >>> 15), 1 | state);
-    value = (value + Math.imul(value ^ (value >>> 7), 61 | value)) ^ value;
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What one stream will do, drawn up front from the seed (so the draws do not depend on timing). */
 interface Plan {

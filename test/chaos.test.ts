@@ -4,22 +4,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSse, type SseEvent } from './support/sse-client.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
+import { seededRandom as random } from './support/seeded-random.js';
 
 const STREAMS = 200;
 const CONCURRENCY = 40;
 const ANSWER_TOKENS = 300;
 const SEED = Number(process.env.CHAOS_SEED ?? 20261125);
-
-/** A small seeded generator (mulberry32), so a failing run can be replayed with CHAOS_SEED. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = Math.imul(state ^ (state >>> 15), 1 | state);
-    value = (value + Math.imul(value ^ (value >>> 7), 61 | value)) ^ value;
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let server: TestServer;
 beforeAll(async () => {

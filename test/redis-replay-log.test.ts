@@ -286,41 +286,22 @@ describe.skipIf(!hasRedis())('the Redis replay log', () => {
     return () => highest;
   }
 
-  it('delivers entries appended between the subscription and the range read once each, in order', async () => {
-    const { producer, other, held, release } = await heldReader('before');
-    const turnId = randomUUID();
-    producer.open(turnId);
-    fill(producer, turnId, 0, 3);
-    await producer.settled(turnId);
-    const published = await publishedUpTo(redisLogKeys(producer.keyPrefix, turnId).live);
-    const seen: LogEntry[] = [];
-    const reading = (async () => {
-      for await (const batch of other.read(turnId, 0)) seen.push(...batch);
-    })();
-    // Subscribed, range read not sent yet: these land in the stream AND arrive as live messages.
-    await held;
-    fill(producer, turnId, 3, 10);
-    await producer.settled(turnId);
-    await expect.poll(published).toBe(9);
-    release();
-    await expect.poll(() => seen.length).toBe(10);
-    fill(producer, turnId, 10, 20, 19);
-    await reading;
-    expect(seen).toEqual(expected(0, 20));
-  });
-
-  it('delivers live messages that arrive before the range reply is handled once each, in order', async () => {
-    const { producer, other, held, release } = await heldReader('after');
-    const turnId = randomUUID();
-    producer.open(turnId);
-    fill(producer, turnId, 0, 3);
-    await producer.settled(turnId);
-    const published = await publishedUpTo(redisLogKeys(producer.keyPrefix, turnId).live);
-    const seen: LogEntry[] = [];
-    const reading = (async () => {
-      for await (const batch of other.read(turnId, 0)) seen.push(...batch);
-    })();
+  it.each([
+    // Subscribed, range read not sent yet: what follows lands in the stream AND arrives as live messages.
+    ['appended between the subscription and the range read', 'before'],
     // The range read has its reply (entries 0-2): what follows arrives only as live messages, before the reply is used.
+    ['arriving as live messages before the range reply is handled', 'after'],
+  ] as const)('delivers entries %s once each, in order', async (_case, hold) => {
+    const { producer, other, held, release } = await heldReader(hold);
+    const turnId = randomUUID();
+    producer.open(turnId);
+    fill(producer, turnId, 0, 3);
+    await producer.settled(turnId);
+    const published = await publishedUpTo(redisLogKeys(producer.keyPrefix, turnId).live);
+    const seen: LogEntry[] = [];
+    const reading = (async () => {
+      for await (const batch of other.read(turnId, 0)) seen.push(...batch);
+    })();
     await held;
     fill(producer, turnId, 3, 10);
     await producer.settled(turnId);
