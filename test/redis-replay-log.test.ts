@@ -1,63 +1,29 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendToRedisLog, defineLogScripts } from '../src/streams/redis-append-script.js';
 import { redisLogKeys } from '../src/streams/redis-log-format.js';
-import type { RedisReplayLog } from '../src/streams/redis-replay-log.js';
 import { ReplayLogEvicted, ReplayLogUnavailable, type LogEntry } from '../src/streams/replay-log.js';
 import { startTcpProxy, type CuttingProxy } from './support/cutting-proxy.js';
 import { hasRedis, testKeyPrefix, testRedisUrl } from './support/redis.js';
-import { connectTestLog } from './support/redis-replay-logs.js';
+import { closedAfterEach, expectedEntries, fillLog } from './support/redis-replay-logs.js';
 import { readAll } from './support/replay-log-contract.js';
 
 // What the replay-log contract cannot see (test/replay-log-contract.test.ts runs it on Redis too):
 // what lands in Redis, from a second instance, through failures.
 
-/** Entry `position` of a test turn: text that JSON, Redis and UTF-8 must carry unchanged. */
-function entryAt(position: number): { data: string; tokenIndex: number | undefined } {
-  if (position % 7 === 6)
-    return { data: JSON.stringify({ type: 'tool_call', n: position, text: 'a\nb\r\n"c"\\ \u0000 \u2028' }), tokenIndex: undefined };
-  const token = ['héllo', '👋🏽', ' 中文', '\ud83d', 'x'.repeat(3000), '  ', ''][position % 7]!;
-  return { data: JSON.stringify({ token, token_index: position }), tokenIndex: position };
-}
-
-function expected(from: number, to: number): LogEntry[] {
-  return Array.from({ length: to - from }, (_, offset) => ({ position: from + offset, ...entryAt(from + offset) }));
-}
-
 describe.skipIf(!hasRedis())('the Redis replay log', () => {
-  const opened: { close(): Promise<unknown> }[] = [];
+  const { opened, connect, twoInstances } = closedAfterEach();
   let redis: Redis;
   beforeAll(() => {
     redis = new Redis(testRedisUrl());
     defineLogScripts(redis);
   });
-  afterEach(async () => {
-    // Last opened first: a log before the proxy it talks through.
-    for (const log of opened.splice(0).reverse()) await log.close();
-  });
   afterAll(() => redis.quit());
-
-  /** A log on the run's Redis, closed after the test. */
-  async function connect(options: Parameters<typeof connectTestLog>[0] = {}): Promise<RedisReplayLog> {
-    const log = await connectTestLog(options);
-    opened.push(log);
-    return log;
-  }
-
-  /** Two logs, as two instances sharing one Redis. */
-  async function twoInstances(options: Parameters<typeof connectTestLog>[0] = {}): Promise<[RedisReplayLog, RedisReplayLog]> {
-    const keyPrefix = testKeyPrefix();
-    return [await connect({ keyPrefix, ...options }), await connect({ keyPrefix, ...options })];
-  }
-
-  function fill(log: RedisReplayLog, turnId: string, from: number, to: number, final?: number): void {
-    for (let position = from; position < to; position++) log.append(turnId, { ...entryAt(position), final: position === final });
-  }
 
   it('writes each entry once when a flush is sent again, whole or overlapping', async () => {
     const keys = redisLogKeys(testKeyPrefix(), randomUUID());
-    const entries = expected(0, 10);
+    const entries = expectedEntries(0, 10);
     const options = { final: false, ttlMs: 60_000 };
     expect(await appendToRedisLog(redis, keys, 'me', 0, entries.slice(0, 6), options)).toMatchObject({ status: 'OK', next: 6 });
     // The reply of that flush was lost: the writer sends it again, then the next entries with a part of it.
@@ -76,14 +42,14 @@ describe.skipIf(!hasRedis())('the Redis replay log', () => {
     const turnId = randomUUID();
     log.open(turnId);
     for (let position = 0; position < 200; position++) {
-      fill(log, turnId, position, position + 1, 199);
+      fillLog(log, turnId, position, position + 1, 199);
       if (position % 20 === 10) proxy.cut();
       if (position % 5 === 0) await new Promise((resolve) => setImmediate(resolve));
     }
     await log.settled(turnId);
     // Read back by another instance straight from Redis, not through the proxy.
     const direct = await connect({ keyPrefix: log.keyPrefix });
-    expect(await readAll(direct, turnId)).toEqual(expected(0, 200));
+    expect(await readAll(direct, turnId)).toEqual(expectedEntries(0, 200));
   });
 
   it('does not hold up the end of a turn while Redis is away, and writes the rest once it is back', async () => {
@@ -93,17 +59,17 @@ describe.skipIf(!hasRedis())('the Redis replay log', () => {
     const direct = await connect({ keyPrefix: log.keyPrefix });
     const turnId = randomUUID();
     log.open(turnId);
-    fill(log, turnId, 0, 3);
+    fillLog(log, turnId, 0, 3);
     await log.settled(turnId);
     proxy.blocked = true;
     proxy.cut();
-    fill(log, turnId, 3, 6, 5);
+    fillLog(log, turnId, 3, 6, 5);
     // Resolves although Redis has not acknowledged (the turn's end awaits it): nothing is acknowledged yet.
     await log.settled(turnId);
     expect((await direct.snapshot(turnId))!.entries).toHaveLength(3);
     proxy.blocked = false;
     await expect.poll(async () => (await direct.snapshot(turnId))?.ended, { timeout: 10_000 }).toBe(true);
-    expect(await readAll(direct, turnId)).toEqual(expected(0, 6));
+    expect(await readAll(direct, turnId)).toEqual(expectedEntries(0, 6));
   });
 
   it('answers ping, has and snapshot with ReplayLogUnavailable while Redis refuses or hangs, and again once it answers', async () => {
@@ -146,7 +112,7 @@ describe.skipIf(!hasRedis())('the Redis replay log', () => {
     const reader = await connect({ url: proxy.url.replace('http:', 'redis:'), keyPrefix: producer.keyPrefix });
     const turnId = randomUUID();
     producer.open(turnId);
-    fill(producer, turnId, 0, 5);
+    fillLog(producer, turnId, 0, 5);
     await producer.settled(turnId);
     const seen: LogEntry[] = [];
     const reading = (async () => {
@@ -155,24 +121,24 @@ describe.skipIf(!hasRedis())('the Redis replay log', () => {
     await expect.poll(() => seen.length).toBe(5);
     proxy.blocked = true;
     proxy.cut();
-    fill(producer, turnId, 5, 20);
+    fillLog(producer, turnId, 5, 20);
     await new Promise((resolve) => setTimeout(resolve, 600));
     proxy.blocked = false;
-    fill(producer, turnId, 20, 30, 29);
+    fillLog(producer, turnId, 20, 30, 29);
     await reading;
-    expect(seen).toEqual(expected(0, 30));
+    expect(seen).toEqual(expectedEntries(0, 30));
   });
 
   it('hands a second instance every entry byte for byte, by range reads and by snapshot', async () => {
     const [producer, other] = await twoInstances({ writeWindowMs: 5 });
     const turnId = randomUUID();
     producer.open(turnId);
-    fill(producer, turnId, 0, 300, 299);
+    fillLog(producer, turnId, 0, 300, 299);
     await producer.settled(turnId);
     expect(await other.has(turnId)).toBe(true);
-    expect(await readAll(other, turnId)).toEqual(expected(0, 300));
-    expect(await readAll(other, turnId, 123)).toEqual(expected(123, 300));
-    expect(await other.snapshot(turnId)).toEqual({ entries: expected(0, 300), ended: true });
+    expect(await readAll(other, turnId)).toEqual(expectedEntries(0, 300));
+    expect(await readAll(other, turnId, 123)).toEqual(expectedEntries(123, 300));
+    expect(await other.snapshot(turnId)).toEqual({ entries: expectedEntries(0, 300), ended: true });
     // The same as the producer's own readers get.
     expect(await readAll(other, turnId)).toEqual(await readAll(producer, turnId));
   });
@@ -182,13 +148,13 @@ describe.skipIf(!hasRedis())('the Redis replay log', () => {
     const turnId = randomUUID();
     const keys = redisLogKeys(producer.keyPrefix, turnId);
     producer.open(turnId);
-    fill(producer, turnId, 0, 5);
+    fillLog(producer, turnId, 0, 5);
     await producer.settled(turnId);
     for (const key of [keys.log, keys.meta]) expect(await redis.pttl(key)).toBeGreaterThan(100_000);
     // A reader leaving on another instance does not shorten a turn still generating.
     other.expire(turnId, 2000);
     await expect.poll(() => redis.pttl(keys.log)).toBeGreaterThan(100_000);
-    fill(producer, turnId, 5, 6, 5);
+    fillLog(producer, turnId, 5, 6, 5);
     producer.expire(turnId, 30_000);
     await expect.poll(() => redis.pttl(keys.meta)).toBeLessThanOrEqual(30_000);
     for (const key of [keys.log, keys.meta]) expect(await redis.pttl(key)).toBeGreaterThan(20_000);
@@ -198,121 +164,6 @@ describe.skipIf(!hasRedis())('the Redis replay log', () => {
     expect(await redis.pttl(keys.meta)).toBeGreaterThan(5_000);
   });
 
-  it('lets a reader on a second instance follow the live tail to the end, also across a reconnect of its subscriber', async () => {
-    // No periodic read of the stream: only the catch-up after the reconnect can fill what was missed.
-    const [producer, other] = await twoInstances({ writeWindowMs: 3, pollMs: 60_000 });
-    const turnId = randomUUID();
-    producer.open(turnId);
-    fill(producer, turnId, 0, 10);
-    await producer.settled(turnId);
-    const seen: LogEntry[] = [];
-    const reading = (async () => {
-      for await (const batch of other.read(turnId, 4)) seen.push(...batch);
-    })();
-    let position = 10;
-    for (; position < 150; position += 10) {
-      fill(producer, turnId, position, position + 10);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    await expect.poll(() => seen.length).toBe(146);
-    // Every subscriber connection dropped: what is published meanwhile is read from the stream after the reconnect.
-    await redis.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
-    fill(producer, turnId, 150, 200, 199);
-    await expect.poll(() => seen.length, { timeout: 5000 }).toBe(196);
-    await reading;
-    expect(seen).toEqual(expected(4, 200));
-  });
-
-  it('reads a gap in the live messages from the stream, never skipping nor trusting what is out of order', async () => {
-    const [producer, other] = await twoInstances({ writeWindowMs: 0, pollMs: 60_000 });
-    const turnId = randomUUID();
-    const keys = redisLogKeys(producer.keyPrefix, turnId);
-    producer.open(turnId);
-    fill(producer, turnId, 0, 3);
-    await producer.settled(turnId);
-    const seen: LogEntry[] = [];
-    const reading = (async () => {
-      for await (const batch of other.read(turnId, 0)) seen.push(...batch);
-    })();
-    await expect.poll(() => seen.length).toBe(3);
-    // A message ahead of the reader (as if the ones between were lost), with what the stream does not hold.
-    await redis.publish(keys.live, JSON.stringify([6, [['{"forged":true}', null, 0]]]));
-    // Written to the stream behind the channel's back: only a read of the stream can give them.
-    for (const { position, data, tokenIndex } of expected(3, 8)) {
-      const index = tokenIndex === undefined ? [] : ['i', String(tokenIndex)];
-      await redis.xadd(keys.log, `0-${position + 1}`, 'd', data, ...index);
-    }
-    await redis.hset(keys.meta, 'next', 8);
-    await redis.publish(keys.live, JSON.stringify([9, [['{"forged":true}', null, 1]]]));
-    await expect.poll(() => seen.length).toBe(8);
-    expect(seen).toEqual(expected(0, 8));
-    await other.close();
-    await reading;
-  });
-
-  /**
-   * A reader on a second instance whose first range read of the stream is held at `step` (before it is
-   * sent, or after its reply came) until `release()`; `held` resolves once it is. The producer writes each
-   * entry at once, and neither polls: only the handoff itself can deliver what follows.
-   */
-  async function heldReader(step: 'before' | 'after') {
-    const keyPrefix = testKeyPrefix();
-    let release!: () => void;
-    let reached!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const held = new Promise<void>((resolve) => (reached = resolve));
-    let first = true;
-    const rangeReadHook = async (at: 'before' | 'after') => {
-      if (at !== step || !first) return;
-      first = false;
-      reached();
-      await gate;
-    };
-    const producer = await connect({ keyPrefix, writeWindowMs: 0, pollMs: 60_000 });
-    const other = await connect({ keyPrefix, pollMs: 60_000, rangeReadHook });
-    return { producer, other, held, release };
-  }
-
-  /** The highest position published on a turn's live channel so far, seen by a subscriber of its own. */
-  async function publishedUpTo(channel: string): Promise<() => number> {
-    const subscriber = new Redis(testRedisUrl());
-    opened.push({ close: () => subscriber.quit() });
-    let highest = -1;
-    subscriber.on('message', (_channel: string, message: string) => {
-      const [first, entries] = JSON.parse(message) as [number, unknown[]];
-      highest = Math.max(highest, first + entries.length - 1);
-    });
-    await subscriber.subscribe(channel);
-    return () => highest;
-  }
-
-  it.each([
-    // Subscribed, range read not sent yet: what follows lands in the stream AND arrives as live messages.
-    ['appended between the subscription and the range read', 'before'],
-    // The range read has its reply (entries 0-2): what follows arrives only as live messages, before the reply is used.
-    ['arriving as live messages before the range reply is handled', 'after'],
-  ] as const)('delivers entries %s once each, in order', async (_case, hold) => {
-    const { producer, other, held, release } = await heldReader(hold);
-    const turnId = randomUUID();
-    producer.open(turnId);
-    fill(producer, turnId, 0, 3);
-    await producer.settled(turnId);
-    const published = await publishedUpTo(redisLogKeys(producer.keyPrefix, turnId).live);
-    const seen: LogEntry[] = [];
-    const reading = (async () => {
-      for await (const batch of other.read(turnId, 0)) seen.push(...batch);
-    })();
-    await held;
-    fill(producer, turnId, 3, 10);
-    await producer.settled(turnId);
-    await expect.poll(published).toBe(9);
-    release();
-    await expect.poll(() => seen.length).toBe(10);
-    fill(producer, turnId, 10, 20, 19);
-    await reading;
-    expect(seen).toEqual(expected(0, 20));
-  });
-
   it("stops writing a turn another writer has taken over, and never brings back a turn's vanished log", async () => {
     const stopped: string[] = [];
     const [producer, other] = await twoInstances({ writeWindowMs: 0 });
@@ -320,11 +171,11 @@ describe.skipIf(!hasRedis())('the Redis replay log', () => {
     const turnId = randomUUID();
     const keys = redisLogKeys(producer.keyPrefix, turnId);
     taken.open(turnId);
-    fill(taken, turnId, 0, 3);
+    fillLog(taken, turnId, 0, 3);
     await taken.settled(turnId);
     // A reaper on another instance sealed it as its own.
     await redis.hset(keys.meta, 'owner', 'reaper', 'sealed', '1');
-    fill(taken, turnId, 3, 6, 5);
+    fillLog(taken, turnId, 3, 6, 5);
     await taken.settled(turnId);
     expect(stopped).toEqual(['FENCED']);
     expect(await redis.xlen(keys.log)).toBe(3);
@@ -333,7 +184,7 @@ describe.skipIf(!hasRedis())('the Redis replay log', () => {
     const gone = randomUUID();
     const goneKeys = redisLogKeys(producer.keyPrefix, gone);
     producer.open(gone);
-    fill(producer, gone, 0, 3);
+    fillLog(producer, gone, 0, 3);
     await producer.settled(gone);
     const seen: LogEntry[] = [];
     const reading = (async () => {
@@ -341,12 +192,12 @@ describe.skipIf(!hasRedis())('the Redis replay log', () => {
     })();
     await expect.poll(() => seen.length).toBe(3);
     await redis.del(goneKeys.log, goneKeys.meta);
-    fill(producer, gone, 3, 6, 5);
+    fillLog(producer, gone, 3, 6, 5);
     await producer.settled(gone);
     expect(await redis.exists(goneKeys.log, goneKeys.meta)).toBe(0);
     await expect(reading).rejects.toBeInstanceOf(ReplayLogEvicted);
     // The producer's own readers still get the whole turn.
-    expect(await readAll(producer, gone)).toEqual(expected(0, 6));
+    expect(await readAll(producer, gone)).toEqual(expectedEntries(0, 6));
   });
 
   it('sends a burst of entries in a few flushes, one script call each', async () => {
@@ -363,7 +214,7 @@ describe.skipIf(!hasRedis())('the Redis replay log', () => {
     monitor.on('monitor', (_time: string, args: string[]) => {
       if (args.includes(keys.meta)) flushes.push(args[0]!.toLowerCase());
     });
-    fill(log, turnId, 0, 100, 99);
+    fillLog(log, turnId, 0, 100, 99);
     await log.settled(turnId);
     expect(await redis.xlen(keys.log)).toBe(100);
     const scripts = () => flushes.filter((command) => command === 'evalsha' || command === 'eval').length;

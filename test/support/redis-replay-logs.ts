@@ -1,3 +1,4 @@
+import { afterEach } from 'vitest';
 import type { LogEntry, LogSnapshot, NewLogEntry, ReplayLog } from '../../src/streams/replay-log.js';
 import { RedisReplayLog, type RedisReplayLogOptions } from '../../src/streams/redis-replay-log.js';
 import { testKeyPrefix, testRedisUrl } from './redis.js';
@@ -91,4 +92,44 @@ export class PairedReplayLog implements ReplayLog {
     await this.producer.close();
     await this.reader.close();
   }
+}
+
+/** Entry `position` of a test turn: text that JSON, Redis and UTF-8 must carry unchanged. */
+export function entryAt(position: number): { data: string; tokenIndex: number | undefined } {
+  if (position % 7 === 6)
+    return { data: JSON.stringify({ type: 'tool_call', n: position, text: 'a\nb\r\n"c"\\ \u0000 \u2028' }), tokenIndex: undefined };
+  const token = ['héllo', '👋🏽', ' 中文', '\ud83d', 'x'.repeat(3000), '  ', ''][position % 7]!;
+  return { data: JSON.stringify({ token, token_index: position }), tokenIndex: position };
+}
+
+/** The entries `from` to `to` (excluded) as a reader gets them. */
+export function expectedEntries(from: number, to: number): LogEntry[] {
+  return Array.from({ length: to - from }, (_, offset) => ({ position: from + offset, ...entryAt(from + offset) }));
+}
+
+/** Appends entries `from` to `to` (excluded) of the test turn, `final` the last one if given. */
+export function fillLog(log: ReplayLog, turnId: string, from: number, to: number, final?: number): void {
+  for (let position = from; position < to; position++) log.append(turnId, { ...entryAt(position), final: position === final });
+}
+
+/** Logs (and anything else with `close`) a test opens, closed after each test, last opened first (a log before the proxy it talks through). */
+export function closedAfterEach(): {
+  opened: { close(): Promise<unknown> }[];
+  connect(options?: Partial<RedisReplayLogOptions>): Promise<RedisReplayLog>;
+  twoInstances(options?: Partial<RedisReplayLogOptions>): Promise<[RedisReplayLog, RedisReplayLog]>;
+} {
+  const opened: { close(): Promise<unknown> }[] = [];
+  afterEach(async () => {
+    for (const log of opened.splice(0).reverse()) await log.close();
+  });
+  const connect = async (options: Partial<RedisReplayLogOptions> = {}) => {
+    const log = await connectTestLog(options);
+    opened.push(log);
+    return log;
+  };
+  const twoInstances = async (options: Partial<RedisReplayLogOptions> = {}): Promise<[RedisReplayLog, RedisReplayLog]> => {
+    const keyPrefix = testKeyPrefix();
+    return [await connect({ keyPrefix, ...options }), await connect({ keyPrefix, ...options })];
+  };
+  return { opened, connect, twoInstances };
 }
