@@ -1,5 +1,6 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIRST_EVENT_HOLD_MS } from '../src/server/openai-first-event.js';
 import { startFakeOpenAI, type FakeOpenAIServer } from './support/fake-openai-server.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
@@ -131,6 +132,36 @@ describe('the OpenAI-compatible API when its provider fails', () => {
     const stored = await fetch(`${server.url}/api/v1/conversations/${contextId}`);
     const { turns } = (await stored.json()) as { turns: { turn_id: string; status: string }[] };
     expect(turns).toEqual([expect.objectContaining({ turn_id: headers.get('x-chatwait-turn-id'), status: 'error' })]);
+  });
+});
+
+describe('the OpenAI-compatible API when its provider fails after the headers were held', () => {
+  it('streams past the hold and ends a later failure before any token with an error event', async () => {
+    const fake = await startFakeOpenAI();
+    // The answer times out a second after the headers stopped waiting for the first event.
+    const server = await startTestServer({
+      OPENAI_BASE_URL: fake.baseUrl,
+      OPENAI_MODEL: 'fake-model',
+      RESPONSE_TIMEOUT_SECONDS: String(FIRST_EVENT_HOLD_MS / 1000 + 1),
+    });
+    try {
+      fake.enqueue({ kind: 'hang' });
+      const client = new OpenAI({ apiKey: 'unused', baseURL: `${server.url}/v1`, maxRetries: 0 });
+      const { data: stream, response } = await client.chat.completions
+        .create({ model: 'fake-model', messages: [{ role: 'user', content: 'Hang' }], stream: true })
+        .withResponse();
+      expect(response.status).toBe(200);
+      const received: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
+      const failure = await (async () => {
+        for await (const chunk of stream) received.push(chunk);
+      })().catch((error: unknown) => error);
+      expect(received.map((chunk) => chunk.choices[0]!.delta)).toEqual([{ role: 'assistant', content: '' }]);
+      expect(failure).toBeInstanceOf(OpenAI.APIError);
+      expect(failure).toMatchObject({ type: 'server_error', code: 'upstream_timeout' });
+    } finally {
+      await server.close();
+      await fake.close();
+    }
   });
 });
 
