@@ -51,11 +51,13 @@ export const openAIFinishReasonSchema = z.enum(['stop', 'length', 'content_filte
 export type OpenAIFinishReason = z.infer<typeof openAIFinishReasonSchema>;
 
 /** Token counts in OpenAI's names. */
-export const openAIUsageSchema = z.object({
-  prompt_tokens: z.number().int().nonnegative(),
-  completion_tokens: z.number().int().nonnegative(),
-  total_tokens: z.number().int().nonnegative(),
-});
+export const openAIUsageSchema = z
+  .object({
+    prompt_tokens: z.number().int().nonnegative(),
+    completion_tokens: z.number().int().nonnegative(),
+    total_tokens: z.number().int().nonnegative(),
+  })
+  .describe("The model's counts; when it reported none, `completion_tokens` is the answer's `token_count` and `prompt_tokens` is 0.");
 /** Token counts in OpenAI's names. */
 export type OpenAIUsage = z.infer<typeof openAIUsageSchema>;
 
@@ -79,7 +81,7 @@ export const chatCompletionSchema = z.object({
       chatwait_finish_reason: chatwaitFinishReason,
     }),
   ),
-  usage: openAIUsageSchema.optional(),
+  usage: openAIUsageSchema,
 });
 /** The answer of a request without `stream`. */
 export type ChatCompletion = z.infer<typeof chatCompletionSchema>;

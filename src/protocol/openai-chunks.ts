@@ -20,8 +20,8 @@ export interface ChunkFormat {
   content(delta: string): string;
   /** The empty delta with the answer's `finish_reason` (ChatWait's, translated). */
   finish(finishReason: string): string;
-  /** The last chunk with `stream_options.include_usage`: no choices, the usage (null when the model reported none). */
-  usage(usage: TokenUsage | null | undefined): string;
+  /** The last chunk with `stream_options.include_usage`: no choices, the usage (see `toOpenAIUsage`). */
+  usage(usage: TokenUsage | null | undefined, tokenCount: number): string;
 }
 
 /** The `id` of an answer's completion and chunks. */
@@ -38,8 +38,13 @@ export function toOpenAIFinish(finishReason: string): { finish_reason: OpenAIFin
   return finishReason === 'cancelled' ? { finish_reason: 'stop', chatwait_finish_reason: 'cancelled' } : { finish_reason: 'stop' };
 }
 
-/** A turn's usage in OpenAI's names. */
-export function toOpenAIUsage(usage: TokenUsage): OpenAIUsage {
+/**
+ * A turn's usage in OpenAI's names. OpenAI always sends one: when the model reported none, the answer's
+ * `token_count` (the deltas it streamed, as ChatWait's own API counts them) stands for its completion
+ * tokens, and the prompt's are 0 (not known).
+ */
+export function toOpenAIUsage(usage: TokenUsage | null | undefined, tokenCount: number): OpenAIUsage {
+  if (!usage) return { prompt_tokens: 0, completion_tokens: tokenCount, total_tokens: tokenCount };
   return { prompt_tokens: usage.input_tokens, completion_tokens: usage.output_tokens, total_tokens: usage.total_tokens };
 }
 
@@ -52,7 +57,7 @@ export function chunkFormat(identity: CompletionIdentity, includeUsage: boolean)
     role: () => choice('{"role":"assistant","content":""}', '"finish_reason":null'),
     content: (delta) => choice(`{"content":${JSON.stringify(delta)}}`, '"finish_reason":null'),
     finish: (finishReason) => choice('{}', JSON.stringify(toOpenAIFinish(finishReason)).slice(1, -1)),
-    usage: (usage) => `${head}[],"usage":${usage ? JSON.stringify(toOpenAIUsage(usage)) : 'null'}}`,
+    usage: (usage, tokenCount) => `${head}[],"usage":${JSON.stringify(toOpenAIUsage(usage, tokenCount))}}`,
   };
 }
 
@@ -62,6 +67,7 @@ export function completionBody(
   answer: string,
   finishReason: string,
   usage: TokenUsage | undefined,
+  tokenCount: number,
 ): ChatCompletion {
   return {
     id: completionId(identity.turnId),
@@ -71,7 +77,7 @@ export function completionBody(
     choices: [
       { index: 0, message: { role: 'assistant', content: answer, refusal: null }, logprobs: null, ...toOpenAIFinish(finishReason) },
     ],
-    ...(usage ? { usage: toOpenAIUsage(usage) } : {}),
+    usage: toOpenAIUsage(usage, tokenCount),
   };
 }
 

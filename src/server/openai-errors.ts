@@ -11,8 +11,9 @@ import { classifyError } from './error-handler.js';
 export function toOpenAIError(error: ChatWaitError): OpenAIError {
   const param = paramOf(error);
   if (error.code === 'UNAUTHORIZED') return openAIErrorBody(error.message, 'invalid_request_error', null, 'invalid_api_key');
+  // OpenAI names no param for an unknown model (`param: null`), only the code.
   if (error.code === 'NOT_FOUND' && param === 'model')
-    return openAIErrorBody(error.message, 'invalid_request_error', param, 'model_not_found');
+    return openAIErrorBody(error.message, 'invalid_request_error', null, 'model_not_found');
   if (error.code === 'RATE_LIMITED' || error.code === 'TOO_MANY_GENERATING_TURNS') {
     return openAIErrorBody(error.message, 'requests', null, 'rate_limit_exceeded');
   }

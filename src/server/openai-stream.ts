@@ -23,7 +23,7 @@ export interface CompletionRelayOptions {
 /** The native events the relay reads, as their JSON holds them. */
 type NativeEvent =
   | { type: 'token'; token: string }
-  | { type: 'end'; finish_reason: string; usage: TokenUsage | null }
+  | { type: 'end'; finish_reason: string; usage: TokenUsage | null; token_count: number }
   | { type: 'error'; error_code: string; message: string }
   | { type: 'resync'; final_output: string }
   | { type: 'tool_call' | 'tool_result' };
@@ -52,7 +52,7 @@ export async function relayCompletion(sse: SseStream, stream: TurnStream, option
         if (!held) drained = send(entry.position, format.content(event.token));
       } else if (event.type === 'end') {
         if (!held) await send(entry.position, format.finish(event.finish_reason));
-        await sse.sendFramed(`${options.includeUsage ? `data: ${format.usage(event.usage)}\n\n` : ''}data: [DONE]\n\n`);
+        await sse.sendFramed(`${options.includeUsage ? `data: ${format.usage(event.usage, event.token_count)}\n\n` : ''}data: [DONE]\n\n`);
         return;
       } else if (event.type === 'error') {
         await send(entry.position, JSON.stringify(errorEventBody(event.error_code, event.message)));

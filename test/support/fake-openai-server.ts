@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 
 /** What the fake model does for one request. */
 export type FakeReply =
-  /** Streams these content deltas (chat.completion.chunk), then finish_reason, usage and [DONE]. */
-  | { kind: 'stream'; tokens: string[]; delayMs?: number }
+  /** Streams these content deltas (chat.completion.chunk), then finish_reason, usage (unless `noUsage`) and [DONE]. */
+  | { kind: 'stream'; tokens: string[]; delayMs?: number; noUsage?: boolean }
   /** Answers with this HTTP status and an error body: OpenAI's shape with `message` (if given), or `body` as it is. */
   | { kind: 'status'; status: number; headers?: Record<string, string>; message?: string; body?: string }
   /** Streams these deltas, then destroys the connection without finishing. */
@@ -187,7 +187,7 @@ export async function startFakeOpenAI(): Promise<FakeOpenAIServer> {
     }
     if (reply.kind === 'hang') return;
     response.write(chunk(id, model, {}, 'stop'));
-    response.write(usageChunk(id, model, tokens.length));
+    if (reply.kind !== 'stream' || !reply.noUsage) response.write(usageChunk(id, model, tokens.length));
     response.end('data: [DONE]\n\n');
   }
 

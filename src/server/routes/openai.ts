@@ -21,6 +21,7 @@ import type { ResumePoint, TurnManager, TurnStream } from '../../turns/turn-mana
 import type { ClientLimits } from '../client-limits.js';
 import { registerOpenAIErrorHandlers } from '../openai-errors.js';
 import { toCompletionTurn, type CompletionTurn } from '../openai-request.js';
+import { FIRST_EVENT_HOLD_MS, holdFirstEvent } from '../openai-first-event.js';
 import { relayCompletion } from '../openai-stream.js';
 import { CONNECTION_ENDED, SseStream, type SseStreamOptions } from '../sse.js';
 import type { StreamObserver } from './chat.js';
@@ -29,6 +30,12 @@ import type { StreamObserver } from './chat.js';
 export const CONVERSATION_HEADER = 'x-chatwait-conversation-id';
 /** The response header naming the turn a call started or joined. */
 export const TURN_HEADER = 'x-chatwait-turn-id';
+
+/**
+ * The `created` of every model `/v1/models` lists: a constant (the day of ChatWait's first commit,
+ * 2026-11-25 UTC, in Unix seconds), so every instance behind a load balancer lists the same model alike.
+ */
+export const MODEL_CREATED = 1_795_564_800;
 
 /** Options of the OpenAI-compatible routes. */
 export interface OpenAIRoutesOptions {
@@ -74,7 +81,7 @@ export const openAIRoutes: FastifyPluginAsyncZod<OpenAIRoutesOptions> = async (
 ) => {
   registerOpenAIErrorHandlers(app);
   const model = turns.model.name;
-  const listed: OpenAIModel = { id: model, object: 'model', created: Math.floor(Date.now() / 1000), owned_by: 'chatwait' };
+  const listed: OpenAIModel = { id: model, object: 'model', created: MODEL_CREATED, owned_by: 'chatwait' };
 
   app.get(
     '/models',
@@ -144,7 +151,7 @@ export const openAIRoutes: FastifyPluginAsyncZod<OpenAIRoutesOptions> = async (
       const result = await handle.done;
       const identity = { turnId: result.turnId, created: await createdOf(result.turnId), model: result.model };
       reply.type('application/json; charset=utf-8');
-      return completionBody(identity, result.answer, result.finishReason, result.usage);
+      return completionBody(identity, result.answer, result.finishReason, result.usage, result.tokenCount);
     },
   );
 
@@ -186,16 +193,37 @@ export const openAIRoutes: FastifyPluginAsyncZod<OpenAIRoutesOptions> = async (
     }
     if (stream.resumed && from.kind === 'event_id') observer?.resumed('last_event_id');
     reply.header(CONVERSATION_HEADER, stream.contextId).header(TURN_HEADER, stream.turnId);
+    let { events } = stream;
+    if (!stream.resumed) {
+      // A new turn that fails before its first token answers with the failure's status, as OpenAI does.
+      let failure: unknown;
+      try {
+        const held = await holdFirstEvent(events, FIRST_EVENT_HOLD_MS, connection.signal);
+        events = held.events;
+        failure = held.failure;
+      } catch (error) {
+        failure = error;
+      }
+      if (failure) {
+        release();
+        turns.readerLeft(stream.turnId);
+        throw failure;
+      }
+    }
     reply.hijack();
     const sse = new SseStream(reply.raw, { ...sseOptions, headers: reply.getHeaders() });
     sse.signal.addEventListener('abort', () => connection.abort(CONNECTION_ENDED), { once: true });
     observer?.streamOpened();
     try {
-      await relayCompletion(sse, stream, {
-        format: chunkFormat(identity, body.stream_options?.include_usage === true),
-        includeUsage: body.stream_options?.include_usage === true,
-        resumedAfter: from.kind === 'event_id' ? from.position : undefined,
-      });
+      await relayCompletion(
+        sse,
+        { ...stream, events },
+        {
+          format: chunkFormat(identity, body.stream_options?.include_usage === true),
+          includeUsage: body.stream_options?.include_usage === true,
+          resumedAfter: from.kind === 'event_id' ? from.position : undefined,
+        },
+      );
     } catch (error) {
       request.log.error({ err: error, turn_id: stream.turnId }, 'streaming a completion failed');
       if (!sse.signal.aborted) {
