@@ -121,17 +121,20 @@ describe.skipIf(!hasPostgres())('instances sharing one PostgreSQL', () => {
     await alive.startTurn(turn('alive', 'c4'));
     await gone.close();
     const steps: [string, string][] = [];
+    // No heartbeat after the first, so no reap of its own: the cancel below must find its turn still `streaming`.
     const reaper = await PostgresConversationStore.open(url, {
       instanceTimeoutMs: 1,
+      heartbeatMs: 3_600_000,
       onReaping: (turns, status) => {
         for (const reaped of turns) steps.push([reaped.turnId, status]);
-        return Promise.resolve(
-          new Map([
+        return Promise.resolve({
+          logged: new Map([
             ['longer-in-log', { answer: 'half and more', tokenCount: 3 }],
             ['shorter-in-log', { answer: 'saved', tokenCount: 1 }],
             ['cancel-me', { answer: 'so far, and on', tokenCount: 4 }],
           ]),
-        );
+          unsealed: new Set<string>(),
+        });
       },
     });
     open.push(reaper);
@@ -239,5 +242,78 @@ describe.skipIf(!hasPostgres())('instances sharing one PostgreSQL', () => {
     await sleep(Math.max(0, quickOpened + 5000 - performance.now()));
     expect((await quick.getTurn('patient-turn'))!.status).toBe('streaming');
     expect(reaped.reduce((a, b) => a + b, 0)).toBe(1);
+  });
+
+  it('keeps its heartbeat going, outside the transaction, while a reap waits on a slow seal', async () => {
+    const url = await createTestDatabase('slowseal');
+    const gone = await PostgresConversationStore.open(url, { instanceTimeoutMs: 60_000 });
+    await gone.startTurn(turn('slow-seal', 'c-slow'));
+    await gone.close();
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let entered = () => {};
+    const sealing = new Promise<void>((resolve) => (entered = resolve));
+    const errors: unknown[] = [];
+    // A long timeout: no reap of the heartbeat's own here, only the one asked below.
+    const store = await PostgresConversationStore.open(url, {
+      instanceTimeoutMs: 60_000,
+      heartbeatMs: 100,
+      onInstanceError: (error) => errors.push(error),
+      onReaping: async () => {
+        entered();
+        await held;
+        return { logged: new Map(), unsealed: new Set<string>() };
+      },
+    });
+    open.push(store);
+    const admin = await connect(url);
+    try {
+      const ending = store.endAbandonedTurn('slow-seal');
+      await sealing;
+      const before = await instanceRow(admin, store.instanceId);
+      await sleep(1000);
+      // Committed and seen by others while the reap's transaction still waits.
+      const during = await instanceRow(admin, store.instanceId);
+      expect(during.heartbeat_at - before.heartbeat_at).toBeGreaterThanOrEqual(300);
+      release();
+      expect(await ending).toBe(true);
+      expect(await store.getTurn('slow-seal')).toMatchObject({ status: 'cancelled' });
+      expect(errors).toEqual([]);
+    } finally {
+      release();
+      await admin.end();
+    }
+  });
+
+  it('leaves a turn whose log it could not seal streaming for the next reap, and marks a turn as its log already ended', async () => {
+    const url = await createTestDatabase('halfseal');
+    const gone = await PostgresConversationStore.open(url, { instanceTimeoutMs: 60_000 });
+    await gone.startTurn(turn('half-sealed', 'c1'));
+    await gone.startTurn(turn('cancelled-in-log', 'c2'));
+    await gone.saveProgress('cancelled-in-log', 'so far', 2);
+    await gone.startTurn(turn('step-failed', 'c3'));
+    await gone.close();
+    let sealFailures = 1;
+    const reaper = await PostgresConversationStore.open(url, {
+      instanceTimeoutMs: 60_000,
+      onReaping: async ([reaped]) => {
+        if (reaped!.turnId === 'step-failed' && sealFailures-- > 0) throw new Error('the step failed');
+        // Redis failed mid-seal once; the other log was ended `cancelled` by a reap whose update was lost.
+        if (reaped!.turnId === 'half-sealed' && sealFailures-- > 0) return { logged: new Map(), unsealed: new Set(['half-sealed']) };
+        const endedAs = reaped!.turnId === 'cancelled-in-log' ? ('cancelled' as const) : undefined;
+        return { logged: new Map([[reaped!.turnId, { answer: 'from the log', tokenCount: 3, endedAs }]]), unsealed: new Set<string>() };
+      },
+    });
+    open.push(reaper);
+    expect(await reaper.reapAbandonedTurn('c1')).toBeUndefined();
+    expect(await reaper.getTurn('half-sealed')).toMatchObject({ status: 'streaming' });
+    expect(await reaper.reapAbandonedTurn('c1')).toBe('half-sealed');
+    expect(await reaper.getTurn('half-sealed')).toMatchObject({ status: 'interrupted', answer: 'from the log' });
+    expect(await reaper.reapAbandonedTurn('c2')).toBe('cancelled-in-log');
+    expect(await reaper.getTurn('cancelled-in-log')).toMatchObject({ status: 'cancelled', answer: 'from the log', tokenCount: 3 });
+    sealFailures = 1;
+    expect(await reaper.reapAbandonedTurn('c3')).toBeUndefined();
+    expect(await reaper.getTurn('step-failed')).toMatchObject({ status: 'streaming' });
+    expect(await reaper.reapAbandonedTurn('c3')).toBe('step-failed');
   });
 });

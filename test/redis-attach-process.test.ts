@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { redisLogKeys } from '../src/streams/redis-log-format.js';
 import { startFakeOpenAI, type FakeOpenAIServer } from './support/fake-openai-server.js';
 import { startInstancesBehindNginx, type InstancesBehindNginx } from './support/instances.js';
 import { spawnServer, type SpawnedServer } from './support/spawn-server.js';
@@ -182,7 +184,10 @@ describe.skipIf(!hasPostgres() || !hasRedis())('a send held up by the turn of a 
     servers.push(onA, onB);
     const [a, b] = await Promise.all([onA.url, onB.url]);
     const started = performance.now();
-    await readSse(`${a}/api/v1/chat/streaming?message=long&context_id=dead`, { until: (event) => event.json.type === 'token' });
+    const dying = await readSse(`${a}/api/v1/chat/streaming?message=long&context_id=dead`, {
+      until: (event) => event.json.type === 'token',
+    });
+    const deadTurnId = String(dying.events[0]!.json.turn_id);
     onA.child.kill('SIGKILL');
     await onA.exited;
     const send = () => postJson(`${b}/api/v1/chat/wait`, { message: 'next', context_id: 'dead' });
@@ -201,6 +206,17 @@ describe.skipIf(!hasPostgres() || !hasRedis())('a send held up by the turn of a 
       expect(rows.map((row) => row.status)).toEqual(['interrupted', 'complete']);
     } finally {
       await client.end();
+    }
+    // The inline reap sealed A's log too: readers on other instances get its one final event.
+    const redis = new Redis(testRedisUrl());
+    try {
+      const entries = (await redis.xrange(redisLogKeys('cw:', deadTurnId).log, '-', '+')) as [string, string[]][];
+      const finals = entries.filter(([, fields]) => fields.includes('f'));
+      expect(finals).toHaveLength(1);
+      expect(entries.at(-1)).toBe(finals[0]);
+      expect(JSON.parse(finals[0]![1][1]!)).toMatchObject({ type: 'error', error_code: 'SHUTTING_DOWN', turn_id: deadTurnId });
+    } finally {
+      redis.disconnect();
     }
   });
 });

@@ -1,8 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
+import { sealStepFor } from '../src/app/seal-abandoned-turns.js';
+import type { Logger } from '../src/observability/logger.js';
+import type { ReapedTurn } from '../src/store/postgres-instances.js';
 import { redisLogKeys } from '../src/streams/redis-log-format.js';
 import type { RedisReplayLog } from '../src/streams/redis-replay-log.js';
+import { RedisTailHub } from '../src/streams/redis-tail-hub.js';
+import { RedisTurnControl } from '../src/streams/redis-turn-control.js';
 import { hasRedis, testKeyPrefix, testRedisUrl } from './support/redis.js';
 import { connectTestLog } from './support/redis-replay-logs.js';
 
@@ -80,5 +85,68 @@ describe.skipIf(!hasRedis())('cancels and seals across instances in Redis', () =
     expect(await redis.hget(redisLogKeys(prefix, turnId).meta, 'sealed')).toBe('1');
     expect(await redis.pttl(redisLogKeys(prefix, turnId).log)).toBeGreaterThan(0);
     expect(await sealer.seal(randomUUID(), () => final)).toBeUndefined();
+  });
+
+  it('leaves a log whose seal failed half-way for the next reap, which ends it once; a log already ended tells how', async () => {
+    const [producer, , redis, prefix] = await twoInstances();
+    // The sealing instance's Redis fails once, right after the seal took the log over (its XRANGE).
+    const flaky = new Redis(testRedisUrl());
+    const hub = new RedisTailHub(() => new Redis(testRedisUrl()));
+    const control = new RedisTurnControl({ redis: flaky, hub, prefix, keys: (id) => redisLogKeys(prefix, id), sealedTtlMs: 60_000 });
+    opened.push(control, hub, { close: async () => flaky.disconnect() });
+    const xrange = flaky.xrange.bind(flaky);
+    let failures = 1;
+    flaky.xrange = ((...args: Parameters<typeof xrange>) =>
+      failures-- > 0 ? Promise.reject(new Error('Connection is closed.')) : xrange(...args)) as typeof flaky.xrange;
+    const warned: string[] = [];
+    const logger: Logger = { info: () => {}, error: () => {}, debug: () => {}, warn: (_fields, message) => warned.push(String(message)) };
+    const step = sealStepFor(control, logger);
+    const reaped = (turnId: string): ReapedTurn => ({
+      turnId,
+      contextId: 'c',
+      model: 'm',
+      createdAt: Date.now(),
+      answer: '',
+      tokenCount: 0,
+    });
+    const finals = async (turnId: string) =>
+      ((await redis.xrange(redisLogKeys(prefix, turnId).log, '-', '+')) as [string, string[]][]).filter(([, fields]) =>
+        fields.includes('f'),
+      );
+
+    const turnId = randomUUID();
+    producer.open(turnId);
+    producer.append(turnId, token('half ', 0));
+    producer.append(turnId, token('way', 1));
+    await producer.settled(turnId);
+    const failed = await step([reaped(turnId)], 'interrupted');
+    expect(failed).toEqual({ logged: new Map(), unsealed: new Set([turnId]) });
+    expect(warned).toHaveLength(1);
+    // Half-way: the producer is fenced out, and the log has no final entry yet.
+    producer.append(turnId, token(' more', 2));
+    await producer.settled(turnId);
+    expect(await finals(turnId)).toEqual([]);
+    expect(await redis.xlen(redisLogKeys(prefix, turnId).log)).toBe(2);
+
+    // The next reap takes it over again and ends it, once.
+    const retried = await step([reaped(turnId)], 'interrupted');
+    expect(retried.unsealed).toEqual(new Set());
+    expect(retried.logged.get(turnId)).toEqual({ answer: 'half way', tokenCount: 2, endedAs: undefined });
+    const [[, fields]] = (await finals(turnId)) as [[string, string[]]];
+    expect(JSON.parse(fields[1]!)).toMatchObject({ type: 'error', error_code: 'SHUTTING_DOWN' });
+    // Sealed once more (its reap's update lost), it tells the store how it ended and writes nothing.
+    expect((await step([reaped(turnId)], 'cancelled')).logged.get(turnId)).toMatchObject({ endedAs: 'interrupted' });
+    expect(await finals(turnId)).toHaveLength(1);
+
+    const cancelled = randomUUID();
+    producer.open(cancelled);
+    producer.append(cancelled, token('so far', 0));
+    await producer.settled(cancelled);
+    expect((await step([reaped(cancelled)], 'cancelled')).logged.get(cancelled)).toMatchObject({ answer: 'so far', endedAs: undefined });
+    expect((await step([reaped(cancelled)], 'interrupted')).logged.get(cancelled)).toMatchObject({
+      answer: 'so far',
+      endedAs: 'cancelled',
+    });
+    expect(await finals(cancelled)).toHaveLength(1);
   });
 });

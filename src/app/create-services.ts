@@ -67,7 +67,7 @@ export async function createServices(config: Config, options: ServicesOptions = 
         onIdleError: (error) => logger.warn({ err: error }, 'a database connection failed while idle; the pool opens another'),
         onInstanceError: (error) => logger.warn({ err: error }, "could not write this instance's heartbeat to the database"),
         onReaped: (turns) => logger.warn({ turns }, 'marked turns of instances that stopped answering as interrupted'),
-        onReaping: (turns, status) => bound.sealStep?.(turns, status) ?? Promise.resolve(new Map()),
+        onReaping: (turns, status) => bound.sealStep?.(turns, status) ?? Promise.resolve({ logged: new Map(), unsealed: new Set() }),
         onFenced: (turnId) =>
           logger.warn(
             { turn_id: turnId },

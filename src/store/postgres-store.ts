@@ -5,7 +5,6 @@ import {
   decodeTurnCursor,
   encodeCursor,
   encodeTurnCursor,
-  titleFromMessage,
   TurnFencedError,
   type ConversationPage,
   type ConversationRecord,
@@ -19,12 +18,10 @@ import {
   type TurnRecord,
 } from './conversation-store.js';
 import { SUMMARY_COLUMNS, toSummary, toTurn, type ConversationRow, type TurnRow } from './sql-rows.js';
-
-/** A turn row's record, its texts decoded (see postgres-text.ts). */
-const fromRow = (row: TurnRow) => toTurn(row, fromStoredText);
 import { InstanceLease } from './postgres-instances.js';
 import { migratePostgres } from './postgres-migrations.js';
-import { fromStoredText, toStoredText } from './postgres-text.js';
+import { fromStoredText } from './postgres-text.js';
+import { insertTurn, updateProgress, writeOutcome } from './postgres-turn-writes.js';
 import { EXPORT_CONCURRENCY, importPostgresConversation, postgresConversationIds, readInOrder } from './postgres-transfer.js';
 import { BoundedPool } from './postgres-bounded.js';
 import {
@@ -35,6 +32,9 @@ import {
   toPostgresStoreError,
   type PostgresStoreOptions,
 } from './postgres-pool.js';
+
+/** A turn row's record, its texts decoded (see postgres-text.ts). */
+const fromRow = (row: TurnRow) => toTurn(row, fromStoredText);
 
 /** How long one conversation's import (store:copy) may take in all. */
 const IMPORT_BUDGET_MS = 60_000;
@@ -105,18 +105,7 @@ export class PostgresConversationStore implements ConversationStore {
 
   async startTurn(turn: NewTurn): Promise<TurnRecord> {
     const now = this.#now();
-    await this.#db.transaction(async (client) => {
-      // The upsert locks the conversation's row: two turns starting at once in one conversation take their sequence numbers in turn.
-      await client.query(
-        'INSERT INTO conversations (context_id, owner, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (context_id) DO UPDATE SET updated_at = EXCLUDED.updated_at',
-        [turn.contextId, turn.owner, titleFromMessage(turn.userMessage), now],
-      );
-      await client.query(
-        `INSERT INTO turns (turn_id, context_id, sequence, user_message, status, model, created_at, client_message_id, instance_id)
-         VALUES ($1, $2, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM turns WHERE context_id = $2), $3, 'streaming', $4, $5, $6, $7)`,
-        [turn.turnId, turn.contextId, toStoredText(turn.userMessage), turn.model, now, turn.clientMessageId ?? null, this.#instanceId],
-      );
-    });
+    await insertTurn(this.#db, turn, this.#instanceId, now);
     const { owner: _owner, ...fields } = turn;
     return {
       ...fields,
@@ -133,55 +122,11 @@ export class PostgresConversationStore implements ConversationStore {
   }
 
   async saveProgress(turnId: string, answer: string, tokenCount: number, toolSteps?: readonly ToolStep[]): Promise<void> {
-    const { rowCount } =
-      toolSteps && toolSteps.length > 0
-        ? await this.#db.query(
-            "UPDATE turns SET answer = $1, token_count = $2, tool_steps = $3 WHERE turn_id = $4 AND status = 'streaming' AND instance_id = $5",
-            [toStoredText(answer), tokenCount, JSON.stringify(toolSteps), turnId, this.#instanceId],
-          )
-        : await this.#db.query(
-            "UPDATE turns SET answer = $1, token_count = $2 WHERE turn_id = $3 AND status = 'streaming' AND instance_id = $4",
-            [toStoredText(answer), tokenCount, turnId, this.#instanceId],
-          );
-    if (rowCount === 0) this.#fenced(turnId);
+    if (!(await updateProgress(this.#db, this.#instanceId, turnId, { answer, tokenCount, toolSteps }))) this.#fenced(turnId);
   }
 
   async finishTurn(turnId: string, outcome: TurnOutcome): Promise<void> {
-    const now = this.#now();
-    const steps = outcome.toolSteps && outcome.toolSteps.length > 0 ? JSON.stringify(outcome.toolSteps) : null;
-    let fenced = false;
-    await this.#db.transaction(async (client) => {
-      // The conversation's row first, as startTurn and a delete lock it: the same order everywhere, so no deadlock.
-      await client.query('SELECT 1 FROM conversations WHERE context_id = (SELECT context_id FROM turns WHERE turn_id = $1) FOR UPDATE', [
-        turnId,
-      ]);
-      // Fenced: only while the turn is still this instance's and still generating. A producer that was
-      // reaped (paused, or cut off from the database, past the instance timeout) cannot overwrite the verdict.
-      const updated = await client.query(
-        `UPDATE turns SET status = $1, answer = $2, usage = $3, timings = $4, error_code = $5, token_count = $6, finished_at = $7,
-           tool_steps = COALESCE($8, tool_steps) WHERE turn_id = $9 AND status = 'streaming' AND instance_id = $10`,
-        [
-          outcome.status,
-          toStoredText(outcome.answer),
-          outcome.usage ? JSON.stringify(outcome.usage) : null,
-          outcome.timings ? JSON.stringify(outcome.timings) : null,
-          outcome.errorCode ?? null,
-          outcome.tokenCount,
-          now,
-          steps,
-          turnId,
-          this.#instanceId,
-        ],
-      );
-      // Not thrown here: the (empty) transaction commits, and the refusal is told once it has.
-      fenced = updated.rowCount === 0;
-      if (fenced) return;
-      await client.query('UPDATE conversations SET updated_at = $1 WHERE context_id = (SELECT context_id FROM turns WHERE turn_id = $2)', [
-        now,
-        turnId,
-      ]);
-    });
-    if (fenced) this.#fenced(turnId);
+    if (!(await writeOutcome(this.#db, this.#instanceId, turnId, outcome, this.#now()))) this.#fenced(turnId);
   }
 
   async getTurn(turnId: string): Promise<TurnRecord | undefined> {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { appendToRedisLog } from './redis-append-script.js';
+import { appendToRedisLog, defineLogScripts } from './redis-append-script.js';
 import { decodeRange, type RedisLogKeys } from './redis-log-format.js';
 import type { RedisTailHub } from './redis-tail-hub.js';
 import { ReplayLogUnavailable } from './replay-log.js';
@@ -65,6 +65,8 @@ export class RedisTurnControl implements TurnControl {
     this.#redis = options.redis as ControlRedis;
     this.#redis.defineCommand('chatwaitRequestCancel', { numberOfKeys: 1, lua: REQUEST_CANCEL_LUA });
     this.#redis.defineCommand('chatwaitTakeOver', { numberOfKeys: 1, lua: TAKE_OVER_LUA });
+    // A seal appends its final entry with the log's own script.
+    defineLogScripts(this.#redis);
     this.#channel = `${options.prefix}ctl`;
     this.#poll = setInterval(() => void this.#pollFlags(), options.pollMs ?? 1000);
     this.#poll.unref();
@@ -112,7 +114,11 @@ export class RedisTurnControl implements TurnControl {
     if (taken === 'MISSING') return undefined;
     const { entries, finalPosition } = decodeRange((await this.#redis.xrange(keys.log, '-', '+')) as [string, string[]][]);
     const sealed = answerOf(entries);
-    if (taken === 'SEALED' || finalPosition !== undefined) return sealed;
+    // Ended already (by its producer, or by an earlier seal whose reap did not get to mark the turn): what it ended with stands.
+    if (taken === 'SEALED' || finalPosition !== undefined) {
+      const final = entries.find((entry) => entry.position === finalPosition);
+      return { ...sealed, endedWith: final?.data };
+    }
     const next = entries.length === 0 ? 0 : entries.at(-1)!.position + 1;
     const data = finalData(sealed);
     const result = await appendToRedisLog(this.#redis, keys, writer, next, [{ data, tokenIndex: undefined }], {

@@ -2,6 +2,8 @@
 export interface SealedAnswer {
   answer: string;
   tokenCount: number;
+  /** The data of the log's final entry when it had ended before this seal (this seal then wrote none). */
+  endedWith?: string | undefined;
 }
 
 /**
