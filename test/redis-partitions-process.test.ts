@@ -227,10 +227,10 @@ describe.skipIf(!hasRedis() || !hasPostgres() || !hasNginx())(
         for (const proxy of proxies) proxy.blocked = false;
       }
       const result = await local;
-      // The turn ran past the first moment B's reaper could have judged A (a whole timeout connected, then a beat).
-      expect(Date.now() - healedB).toBeGreaterThan((TIMEOUT_SECONDS + TIMEOUT_SECONDS / 3) * 1000);
       const end = result.events.at(-1)!.json;
       expect(end).toMatchObject({ type: 'end', finish_reason: 'stop' });
+      // The turn ran past the first moment B's reaper could have judged A (a whole timeout connected, then a beat).
+      expect(Date.now() - healedB).toBeGreaterThan((TIMEOUT_SECONDS + TIMEOUT_SECONDS / 3) * 1000);
       expect(indexes(result.events)).toEqual(upTo(end.token_count));
       await expect.poll(async () => (await storedTurn(b, 'long', turnId)).status, { timeout: 10_000, interval: 200 }).toBe('complete');
       expect((await storedTurn(a, 'long', turnId)).answer).toBe(end.final_output);
