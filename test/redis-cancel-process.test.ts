@@ -1,4 +1,8 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalRedis } from '../scripts/local-redis.mjs';
 import { startFakeOpenAI, type FakeOpenAIServer } from './support/fake-openai-server.js';
@@ -16,12 +20,25 @@ import { getJson, postJson } from './support/test-server.js';
 /** 300 tokens, 20 ms apart: six seconds of answer, far longer than any cancel here takes. */
 const LONG = Array.from({ length: 300 }, (_, index) => `w${index} `);
 
+/** A tool plugin that takes twenty seconds, unless its turn is cancelled (it is handed the turn's signal). */
+const SLOW_TOOL = `export default {
+  name: 'slow_lookup',
+  description: 'Looks something up, slowly.',
+  parameters: { type: 'object', properties: {} },
+  execute: () => new Promise((resolve) => setTimeout(() => resolve('found it'), 20000)),
+};
+`;
+
 describe.skipIf(!hasNginx() || !hasPostgres() || !hasRedis())('cancel from any instance', { timeout: 60_000 }, () => {
   let fake: FakeOpenAIServer;
   let cluster: InstancesBehindNginx;
   let redis: Awaited<ReturnType<typeof startLocalRedis>>;
   let client: Redis;
+  let database: string;
   beforeAll(async () => {
+    const tools = mkdtempSync(join(tmpdir(), 'chatwait-cancel-tools-'));
+    writeFileSync(join(tools, 'slow-lookup.mjs'), SLOW_TOOL);
+    database = await createTestDatabase('cancel');
     fake = await startFakeOpenAI();
     // Its own Redis: a test here kills every subscriber connection of it.
     redis = await startLocalRedis();
@@ -30,7 +47,9 @@ describe.skipIf(!hasNginx() || !hasPostgres() || !hasRedis())('cancel from any i
       LLM_PROVIDER: 'openai',
       OPENAI_BASE_URL: fake.baseUrl,
       OPENAI_API_KEY: 'test',
-      DATABASE_URL: await createTestDatabase('cancel'),
+      DATABASE_URL: database,
+      TOOLS_DIR: tools,
+      TOOL_TIMEOUT_SECONDS: '60',
       REDIS_URL: redis.url,
       INSTANCE_TIMEOUT_SECONDS: '10',
       SHUTDOWN_DRAIN_SECONDS: '0',
@@ -117,13 +136,40 @@ describe.skipIf(!hasNginx() || !hasPostgres() || !hasRedis())('cancel from any i
   it("cancels A's running turn when B deletes its conversation", async () => {
     const closedBefore = fake.closedConnections();
     fake.enqueue({ kind: 'stream', tokens: LONG, delayMs: 20 });
-    const { contextId } = await startOn(0, 'delete me from B');
+    const { turnId, contextId } = await startOn(0, 'delete me from B');
     const deleted = await fetch(`${cluster.urls[1]}/api/v1/conversations/${contextId}`, { method: 'DELETE' });
     expect(deleted.status).toBe(204);
     expect(await closedConnections(closedBefore + 1)).toBe(closedBefore + 1);
     expect((await getJson(`${cluster.url}/api/v1/conversations/${contextId}`)).status).toBe(404);
-    // The conversation is free on both: a new one starts and ends normally.
-    fake.enqueue({ kind: 'stream', tokens: ['fresh'] });
-    expect((await postJson(`${cluster.url}/api/v1/chat/wait`, { message: 'after the delete' })).status).toBe(200);
+    // Nothing of the turn is left `streaming` in the store: its row went with the conversation.
+    const db = new pg.Client({ connectionString: database });
+    await db.connect();
+    try {
+      expect((await db.query('SELECT status FROM turns WHERE turn_id = $1', [turnId])).rows).toEqual([]);
+    } finally {
+      await db.end();
+    }
+    // A's log of it (a delete leaves the log to its TTL) has exactly one final entry: the cancelled end, written before the delete.
+    const finals = ((await client.xrange(`cw:t:{${turnId}}:log`, '-', '+')) as [string, string[]][]).filter(([, fields]) =>
+      fields.some((field, index) => index % 2 === 0 && field === 'f'),
+    );
+    expect(finals).toHaveLength(1);
+    const data = finals[0]![1][finals[0]![1].indexOf('d') + 1]!;
+    expect(JSON.parse(data)).toMatchObject({ type: 'end', finish_reason: 'cancelled' });
+  });
+
+  it('cancels from B a turn whose tool is running on A: `cancelled` within 2 s of the request (scale-out.md §7.4)', async () => {
+    fake.enqueue({ kind: 'tool_calls', calls: [{ id: 'call_slow', name: 'slow_lookup', arguments: ['{}'] }] });
+    const opened = await readSse(`${cluster.urls[0]}/api/v1/chat/streaming?message=look%20it%20up%20slowly`, {
+      until: (event) => event.json.type === 'tool_call',
+    });
+    expect(opened.events.at(-1)!.json).toMatchObject({ type: 'tool_call', name: 'slow_lookup' });
+    const { turn_id: turnId, context_id: contextId } = opened.events[0]!.json as { turn_id: string; context_id: string };
+    const sent = Date.now();
+    const cancelled = await postJson(`${cluster.urls[1]}/api/v1/chat/turns/${turnId}/cancel`, {});
+    const tookMs = Date.now() - sent;
+    expect(cancelled.body).toMatchObject({ turn_id: turnId, status: 'cancelled' });
+    expect(tookMs).toBeLessThan(2000);
+    expect(await storedTurn(contextId, turnId)).toMatchObject({ status: 'cancelled' });
   });
 });

@@ -179,12 +179,21 @@ describe("a send while its conversation's last outcome waits for the store", () 
     });
     expect(resumed.events.map((event) => event.json.type)).toEqual(['start', 'error']);
     expect(resumed.events.at(-1)!.json).toMatchObject({ error_code: 'STORE_UNAVAILABLE', retryable: true, turn_id: turnId });
+    // A cancel of it: it ended, its outcome not stored yet, so the store's 503 at once (never `streaming`, nor a wait).
+    const cancel = await postJson(`${server.url}/api/v1/chat/turns/${turnId}/cancel`, {});
+    expect(cancel.status).toBe(503);
+    expect(cancel.body).toMatchObject({ error_code: 'STORE_UNAVAILABLE', retryable: true });
 
     // Writes work again: the new message itself gets the pending outcome stored first, then starts.
     disk.full = false;
     const answered = await postJson(`${server.url}/api/v1/chat/wait`, { ...other, message: 'another question, 5 tokens' });
     expect(answered.status).toBe(200);
     expect((await real.getConversation('still-pending'))!.turns.map((turn) => turn.status)).toEqual(['complete', 'complete']);
+    // Stored now: the cancel is answered with how it really ended.
+    expect((await postJson(`${server.url}/api/v1/chat/turns/${turnId}/cancel`, {})).body).toMatchObject({
+      turn_id: turnId,
+      status: 'complete',
+    });
   });
 });
 
