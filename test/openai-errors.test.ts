@@ -1,7 +1,8 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIRST_EVENT_HOLD_MS } from '../src/server/openai-first-event.js';
-import { startFakeOpenAI, type FakeOpenAIServer } from './support/fake-openai-server.js';
+import { startFakeOpenAI } from './support/fake-openai-server.js';
+import { openAIInFrontOfFake } from './support/openai-fixture.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
 // The OpenAI-compatible API's failures through OpenAI's own SDK: the error bodies and statuses, a provider
@@ -72,28 +73,11 @@ describe('the OpenAI-compatible API refusing requests', () => {
 });
 
 describe('the OpenAI-compatible API when its provider fails', () => {
-  let fake: FakeOpenAIServer;
-  let server: TestServer;
-  let client: OpenAI;
-
-  beforeAll(async () => {
-    fake = await startFakeOpenAI();
-    server = await startTestServer({
-      OPENAI_BASE_URL: fake.baseUrl,
-      OPENAI_MODEL: 'fake-model',
-      SYSTEM_PROMPT: 'Configured prompt.',
-      TOOLS: 'none',
-    });
-    client = new OpenAI({ apiKey: 'unused', baseURL: `${server.url}/v1`, maxRetries: 0 });
-  });
-  afterAll(async () => {
-    await server.close();
-    await fake.close();
-  });
+  const fixture = openAIInFrontOfFake();
 
   it('ends a stream whose provider fails mid-answer with an OpenAI error event the SDK throws', async () => {
-    fake.enqueue({ kind: 'broken', tokens: ['Half', ' an'] });
-    const stream = await client.chat.completions.create({
+    fixture.fake.enqueue({ kind: 'broken', tokens: ['Half', ' an'] });
+    const stream = await fixture.client.chat.completions.create({
       model: 'fake-model',
       messages: [{ role: 'user', content: 'Break' }],
       stream: true,
@@ -108,8 +92,8 @@ describe('the OpenAI-compatible API when its provider fails', () => {
   });
 
   it('answers a provider failure before the first token with its status in OpenAI format', async () => {
-    fake.enqueue({ kind: 'status', status: 401, message: 'bad provider key' });
-    const failure = await client.chat.completions
+    fixture.fake.enqueue({ kind: 'status', status: 401, message: 'bad provider key' });
+    const failure = await fixture.client.chat.completions
       .create({ model: 'fake-model', messages: [{ role: 'user', content: 'Fail' }] })
       .catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(OpenAI.APIError);
@@ -117,8 +101,8 @@ describe('the OpenAI-compatible API when its provider fails', () => {
   });
 
   it('answers a streamed request whose provider fails before the first token with the status, not an error event', async () => {
-    fake.enqueue({ kind: 'status', status: 403, message: 'no access to this model' });
-    const failure = await client.chat.completions
+    fixture.fake.enqueue({ kind: 'status', status: 403, message: 'no access to this model' });
+    const failure = await fixture.client.chat.completions
       .create({ model: 'fake-model', messages: [{ role: 'user', content: 'Fail streaming' }], stream: true })
       .withResponse()
       .catch((error: unknown) => error);
@@ -129,7 +113,7 @@ describe('the OpenAI-compatible API when its provider fails', () => {
     expect(headers.get('x-should-retry')).toBe('false');
     // The turn is stored, failed, under the conversation the headers name.
     const contextId = headers.get('x-chatwait-conversation-id')!;
-    const stored = await fetch(`${server.url}/api/v1/conversations/${contextId}`);
+    const stored = await fetch(`${fixture.server.url}/api/v1/conversations/${contextId}`);
     const { turns } = (await stored.json()) as { turns: { turn_id: string; status: string }[] };
     expect(turns).toEqual([expect.objectContaining({ turn_id: headers.get('x-chatwait-turn-id'), status: 'error' })]);
   });

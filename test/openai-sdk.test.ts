@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODEL_CREATED } from '../src/server/routes/openai.js';
-import { startFakeOpenAI, type FakeOpenAIServer } from './support/fake-openai-server.js';
+import { openAIInFrontOfFake } from './support/openai-fixture.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
 // The OpenAI-compatible API through OpenAI's own SDK, against a real listening ChatWait.
@@ -190,28 +190,11 @@ describe('the OpenAI-compatible API with the demo model', () => {
 });
 
 describe('the OpenAI-compatible API in front of a provider', () => {
-  let fake: FakeOpenAIServer;
-  let server: TestServer;
-  let client: OpenAI;
-
-  beforeAll(async () => {
-    fake = await startFakeOpenAI();
-    server = await startTestServer({
-      OPENAI_BASE_URL: fake.baseUrl,
-      OPENAI_MODEL: 'fake-model',
-      SYSTEM_PROMPT: 'Configured prompt.',
-      TOOLS: 'none',
-    });
-    client = new OpenAI({ apiKey: 'unused', baseURL: `${server.url}/v1`, maxRetries: 0 });
-  });
-  afterAll(async () => {
-    await server.close();
-    await fake.close();
-  });
+  const fixture = openAIInFrontOfFake();
 
   it('sends the system message as the turn instructions and the earlier messages as its history, for that turn only', async () => {
-    fake.enqueue({ kind: 'stream', tokens: ['Bonjour', '!'] }, { kind: 'stream', tokens: ['Hi'] });
-    const answer = await client.chat.completions.create({
+    fixture.fake.enqueue({ kind: 'stream', tokens: ['Bonjour', '!'] }, { kind: 'stream', tokens: ['Hi'] });
+    const answer = await fixture.client.chat.completions.create({
       model: 'fake-model',
       messages: [
         { role: 'system', content: 'Answer in French.' },
@@ -222,30 +205,30 @@ describe('the OpenAI-compatible API in front of a provider', () => {
       ],
     });
     expect(answer.choices[0]!.message.content).toBe('Bonjour!');
-    expect(fake.requests.at(-1)!.body.messages).toEqual([
+    expect(fixture.fake.requests.at(-1)!.body.messages).toEqual([
       { role: 'system', content: 'Answer in French.\n\nBe brief.' },
       { role: 'user', content: 'Hi' },
       { role: 'assistant', content: 'Salut' },
       { role: 'user', content: 'How are you?' },
     ]);
     // ChatWait's own routes keep the configured instructions.
-    const native = await fetch(`${server.url}/api/v1/chat/wait`, {
+    const native = await fetch(`${fixture.server.url}/api/v1/chat/wait`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ message: 'Hello' }),
     });
     expect(native.status).toBe(200);
-    expect(fake.requests.at(-1)!.body.messages![0]).toEqual({ role: 'system', content: 'Configured prompt.' });
+    expect(fixture.fake.requests.at(-1)!.body.messages![0]).toEqual({ role: 'system', content: 'Configured prompt.' });
   });
 
   it("sends a usage object when the provider reports none: the answer's token_count as completion tokens", async () => {
-    fake.enqueue(
+    fixture.fake.enqueue(
       { kind: 'stream', tokens: ['No', ' usage', '.'], noUsage: true },
       { kind: 'stream', tokens: ['Still', ' none'], noUsage: true },
     );
-    const answer = await client.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'Count' }] });
+    const answer = await fixture.client.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'Count' }] });
     expect(answer.usage).toEqual({ prompt_tokens: 0, completion_tokens: 3, total_tokens: 3 });
-    const stream = await client.chat.completions.create({
+    const stream = await fixture.client.chat.completions.create({
       model: 'fake-model',
       messages: [{ role: 'user', content: 'Count again' }],
       stream: true,
