@@ -41,17 +41,22 @@ const model: ChatModel = {
   checkHealth: async () => ({ status: 'ok', misconfigured: false }),
 };
 
-async function send(store: ConversationStore, pending: PendingOutcomes) {
-  const turns = new RunningTurns({
-    model,
+/** RunningTurns on `store` and a log in memory, answered by `answering`. */
+function runningTurnsOn(store: ConversationStore, answering: ChatModel, pendingOutcomes?: PendingOutcomes): RunningTurns {
+  return new RunningTurns({
+    model: answering,
     store,
     log: new MemoryReplayLog(),
     logger: quiet,
     history: { maxMessages: 10, maxChars: 10_000 },
     responseTimeoutMs: 60_000,
     streamTtlMs: 60_000,
-    pendingOutcomes: pending,
+    pendingOutcomes,
   });
+}
+
+async function send(store: ConversationStore, pending: PendingOutcomes) {
+  const turns = runningTurnsOn(store, model, pending);
   const input = { message: 'hi', contextId: 'c1' };
   const resolution = await turns.resolve(input, 'c1', undefined);
   if (resolution.kind !== 'new') throw new Error(`expected a new turn, got ${resolution.kind}`);
@@ -159,16 +164,7 @@ describe('a send that another instance sharing the store has already started', (
       },
     };
   }
-  const instance = (store: ConversationStore, answering: ChatModel) =>
-    new RunningTurns({
-      model: answering,
-      store,
-      log: new MemoryReplayLog(),
-      logger: quiet,
-      history: { maxMessages: 10, maxChars: 10_000 },
-      responseTimeoutMs: 60_000,
-      streamTtlMs: 60_000,
-    });
+  const instance = (store: ConversationStore, answering: ChatModel) => runningTurnsOn(store, answering);
   const begin = async (turns: RunningTurns, input: { message: string; contextId: string; clientMessageId?: string }) => {
     const resolution = await turns.resolve(input, input.contextId, undefined);
     if (resolution.kind !== 'new') throw new Error(`expected a new turn, got ${resolution.kind}`);
